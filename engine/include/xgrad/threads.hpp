@@ -1,0 +1,11 @@
+// The one thread setting of xgrad: the number of threads OpenBLAS may use.
+// Inside one training run OpenBLAS owns the cores; a parallel sweep sets 1 here and
+// runs its own workers instead (two pools on two cores fight, docs/performance.md).
+#pragma once
+
+namespace xgrad {
+/// Sets the BLAS thread count (n >= 1; throws std::invalid_argument otherwise).
+void set_threads(int n);
+/// The BLAS thread count in force.
+int threads();
+}  // namespace xgrad

@@ -1,0 +1,279 @@
+// Elementwise ops: broadcasting arithmetic, functions and activations.
+// Each forward is followed by its backward rule; `g` is the output's gradient,
+// `y` the output, `a`/`b` the inputs (docs/engine.md has the same table in math).
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "op_support.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xgrad {
+namespace detail {
+namespace {
+
+template <class T, class Forward>
+Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0)) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
+  const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
+  Node<T>& n = tape.node(i);
+  n.alpha = alpha;
+  n.beta = beta;
+  xt::noalias(n.value) = forward(tape.value_of(ia));
+  return finish(tape, i);
+}
+
+template <class T, class Forward>
+Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forward) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::uint32_t ib = tape.index_of(b, op_name(op));
+  const auto [rows, cols] = broadcast_shape(op, tape.value_of(ia), tape.value_of(ib));
+  const std::uint32_t i = tape.record(op, ia, ib, rows, cols);
+  xt::noalias(tape.node(i).value) = forward(tape.value_of(ia), tape.value_of(ib));
+  return finish(tape, i);
+}
+
+}  // namespace
+
+// ---- add: y = a + b;  da = g, db = g (summed over broadcast axes)
+template <class T>
+void backward_add(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, t.grad_of(i), i);
+  accumulate(t, n.rhs, t.grad_of(i), i);
+}
+// ---- sub: y = a - b;  da = g, db = -g
+template <class T>
+void backward_sub(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, t.grad_of(i), i);
+  accumulate(t, n.rhs, -t.grad_of(i), i);
+}
+// ---- mul: y = a * b;  da = g b, db = g a
+template <class T>
+void backward_mul(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& g = t.grad_of(i);
+  accumulate(t, n.lhs, g * t.value_of(n.rhs), i);
+  accumulate(t, n.rhs, g * t.value_of(n.lhs), i);
+}
+// ---- div: y = a / b;  da = g / b, db = -g y / b
+template <class T>
+void backward_div(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& g = t.grad_of(i);
+  const Matrix<T>& b = t.value_of(n.rhs);
+  accumulate(t, n.lhs, g / b, i);
+  accumulate(t, n.rhs, -g * t.value_of(i) / b, i);
+}
+// ---- neg: y = -a;  da = -g
+template <class T>
+void backward_neg(Tape<T>& t, std::uint32_t i) {
+  accumulate(t, t.node(i).lhs, -t.grad_of(i), i);
+}
+// ---- affine: y = alpha a + beta;  da = alpha g
+template <class T>
+void backward_affine(Tape<T>& t, std::uint32_t i) {
+  accumulate(t, t.node(i).lhs, t.node(i).alpha * t.grad_of(i), i);
+}
+// ---- scalar_div: y = alpha / a;  da = -g y / a
+template <class T>
+void backward_scalar_div(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, -t.grad_of(i) * t.value_of(i) / t.value_of(n.lhs), i);
+}
+// ---- pow: y = a^alpha;  da = g alpha a^(alpha-1)
+template <class T>
+void backward_pow(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, t.grad_of(i) * n.alpha * xt::pow(t.value_of(n.lhs), n.alpha - T(1)), i);
+}
+// ---- square: y = a^2;  da = 2 g a
+template <class T>
+void backward_square(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, T(2) * t.grad_of(i) * t.value_of(n.lhs), i);
+}
+// ---- sqrt: y = sqrt(a);  da = g / (2 y)
+template <class T>
+void backward_sqrt(Tape<T>& t, std::uint32_t i) {
+  accumulate(t, t.node(i).lhs, t.grad_of(i) / (T(2) * t.value_of(i)), i);
+}
+// ---- exp: y = e^a;  da = g y
+template <class T>
+void backward_exp(Tape<T>& t, std::uint32_t i) {
+  accumulate(t, t.node(i).lhs, t.grad_of(i) * t.value_of(i), i);
+}
+// ---- log: y = ln a;  da = g / a
+template <class T>
+void backward_log(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, t.grad_of(i) / t.value_of(n.lhs), i);
+}
+// ---- abs: y = |a|;  da = g sgn(a)  (0 at a = 0)
+template <class T>
+void backward_abs(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, t.grad_of(i) * xt::sign(t.value_of(n.lhs)), i);
+}
+// ---- sigmoid: y = 1 / (1 + e^-a);  da = g y (1 - y)
+//      (e^-a overflows to inf for a << 0 and y becomes exactly 0: no NaN)
+template <class T>
+void backward_sigmoid(Tape<T>& t, std::uint32_t i) {
+  const Matrix<T>& y = t.value_of(i);
+  accumulate(t, t.node(i).lhs, t.grad_of(i) * y * (T(1) - y), i);
+}
+// ---- tanh: y = tanh a;  da = g (1 - y^2)
+template <class T>
+void backward_tanh(Tape<T>& t, std::uint32_t i) {
+  const Matrix<T>& y = t.value_of(i);
+  accumulate(t, t.node(i).lhs, t.grad_of(i) * (T(1) - y * y), i);
+}
+// ---- relu: y = max(a, 0);  da = g [a > 0]
+template <class T>
+void backward_relu(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  accumulate(t, n.lhs, xt::where(t.value_of(n.lhs) > T(0), t.grad_of(i), T(0)), i);
+}
+// ---- leaky_relu: y = a if a > 0 else alpha a;  da = g if a > 0 else alpha g
+template <class T>
+void backward_leaky_relu(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& g = t.grad_of(i);
+  accumulate(t, n.lhs, xt::where(t.value_of(n.lhs) > T(0), g, n.alpha * g), i);
+}
+// ---- elu: y = a if a > 0 else alpha (e^a - 1);  da = g if a > 0 else g (y + alpha)
+template <class T>
+void backward_elu(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& g = t.grad_of(i);
+  accumulate(t, n.lhs, xt::where(t.value_of(n.lhs) > T(0), g, g * (t.value_of(i) + n.alpha)), i);
+}
+
+XGRAD_INSTANTIATE_BACKWARD(add)
+XGRAD_INSTANTIATE_BACKWARD(sub)
+XGRAD_INSTANTIATE_BACKWARD(mul)
+XGRAD_INSTANTIATE_BACKWARD(div)
+XGRAD_INSTANTIATE_BACKWARD(neg)
+XGRAD_INSTANTIATE_BACKWARD(affine)
+XGRAD_INSTANTIATE_BACKWARD(scalar_div)
+XGRAD_INSTANTIATE_BACKWARD(pow)
+XGRAD_INSTANTIATE_BACKWARD(square)
+XGRAD_INSTANTIATE_BACKWARD(sqrt)
+XGRAD_INSTANTIATE_BACKWARD(exp)
+XGRAD_INSTANTIATE_BACKWARD(log)
+XGRAD_INSTANTIATE_BACKWARD(abs)
+XGRAD_INSTANTIATE_BACKWARD(sigmoid)
+XGRAD_INSTANTIATE_BACKWARD(tanh)
+XGRAD_INSTANTIATE_BACKWARD(relu)
+XGRAD_INSTANTIATE_BACKWARD(leaky_relu)
+XGRAD_INSTANTIATE_BACKWARD(elu)
+
+}  // namespace detail
+
+using detail::binary;
+using detail::unary;
+
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Op::Add, a, b, [](const auto& x, const auto& y) { return x + y; });
+}
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Op::Sub, a, b, [](const auto& x, const auto& y) { return x - y; });
+}
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Op::Mul, a, b, [](const auto& x, const auto& y) { return x * y; });
+}
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Op::Div, a, b, [](const auto& x, const auto& y) { return x / y; });
+}
+template <class T>
+Tensor<T> neg(const Tensor<T>& a) {
+  return unary(Op::Neg, a, [](const auto& x) { return -x; });
+}
+template <class T>
+Tensor<T> affine(const Tensor<T>& a, Scalar<T> scale, Scalar<T> shift) {
+  return unary(Op::Affine, a, [=](const auto& x) { return scale * x + shift; }, scale, shift);
+}
+template <class T>
+Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a) {
+  return unary(Op::ScalarDiv, a, [=](const auto& x) { return numerator / x; }, numerator);
+}
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent) {
+  return unary(Op::Pow, a, [=](const auto& x) { return xt::pow(x, exponent); }, exponent);
+}
+template <class T>
+Tensor<T> square(const Tensor<T>& a) {
+  return unary(Op::Square, a, [](const auto& x) { return x * x; });
+}
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& a) {
+  return unary(Op::Sqrt, a, [](const auto& x) { return xt::sqrt(x); });
+}
+template <class T>
+Tensor<T> exp(const Tensor<T>& a) {
+  return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
+}
+template <class T>
+Tensor<T> log(const Tensor<T>& a) {
+  return unary(Op::Log, a, [](const auto& x) { return xt::log(x); });
+}
+template <class T>
+Tensor<T> abs(const Tensor<T>& a) {
+  return unary(Op::Abs, a, [](const auto& x) { return xt::abs(x); });
+}
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& a) {
+  return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+}
+template <class T>
+Tensor<T> tanh(const Tensor<T>& a) {
+  return unary(Op::Tanh, a, [](const auto& x) { return xt::tanh(x); });
+}
+template <class T>
+Tensor<T> relu(const Tensor<T>& a) {
+  return unary(Op::Relu, a, [](const auto& x) { return xt::maximum(x, T(0)); });
+}
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha) {
+  return unary(Op::LeakyRelu, a, [=](const auto& x) { return xt::where(x > T(0), x, alpha * x); },
+               alpha);
+}
+template <class T>
+Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha) {
+  return unary(Op::Elu, a,
+               [=](const auto& x) { return xt::where(x > T(0), x, alpha * xt::expm1(x)); },
+               alpha);
+}
+
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                 \
+  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);           \
+  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);           \
+  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&);           \
+  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&);           \
+  template Tensor<T> neg(const Tensor<T>&);                             \
+  template Tensor<T> affine(const Tensor<T>&, Scalar<T>, Scalar<T>);    \
+  template Tensor<T> scalar_div(Scalar<T>, const Tensor<T>&);           \
+  template Tensor<T> pow(const Tensor<T>&, Scalar<T>);                  \
+  template Tensor<T> square(const Tensor<T>&);                          \
+  template Tensor<T> sqrt(const Tensor<T>&);                            \
+  template Tensor<T> exp(const Tensor<T>&);                             \
+  template Tensor<T> log(const Tensor<T>&);                             \
+  template Tensor<T> abs(const Tensor<T>&);                             \
+  template Tensor<T> sigmoid(const Tensor<T>&);                         \
+  template Tensor<T> tanh(const Tensor<T>&);                            \
+  template Tensor<T> relu(const Tensor<T>&);                            \
+  template Tensor<T> leaky_relu(const Tensor<T>&, Scalar<T>);           \
+  template Tensor<T> elu(const Tensor<T>&, Scalar<T>);
+XGRAD_INSTANTIATE_ELEMENTWISE(float)
+XGRAD_INSTANTIATE_ELEMENTWISE(double)
+
+}  // namespace xgrad

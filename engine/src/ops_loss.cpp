@@ -1,0 +1,135 @@
+// Fused, numerically stable losses. Each returns a 1x1 mean; logits of +-1000 give a
+// finite loss and gradient (tests/engine/test_losses.cpp).
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+
+#include "op_support.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xgrad {
+namespace detail {
+namespace {
+
+template <class T>
+std::uint32_t record_loss(Op op, const Tensor<T>& a, const Tensor<T>& b, bool same_shape) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::uint32_t ib = tape.index_of(b, op_name(op));
+  const Matrix<T>& va = tape.value_of(ia);
+  const Matrix<T>& vb = tape.value_of(ib);
+  if (same_shape && va.shape() != vb.shape()) {
+    throw std::invalid_argument(std::string(op_name(op)) + ": prediction is " +
+                                shape_string(va) + " but target is " + shape_string(vb));
+  }
+  if (va.size() == 0) {
+    throw std::invalid_argument(std::string(op_name(op)) + ": empty input " + shape_string(va));
+  }
+  return tape.record(op, ia, ib, 1, 1);
+}
+
+}  // namespace
+
+// ---- mse_loss: L = 1/N sum (a - b)^2;  da = 2 g (a - b) / N, db = -da
+template <class T>
+void backward_mse_loss(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& a = t.value_of(n.lhs);
+  const Matrix<T>& b = t.value_of(n.rhs);
+  const T k = T(2) * t.grad_of(i)(0, 0) / static_cast<T>(a.size());
+  accumulate(t, n.lhs, k * (a - b), i);
+  accumulate(t, n.rhs, k * (b - a), i);
+}
+// ---- bce_with_logits: L = 1/N sum max(z,0) - z y + log(1 + e^-|z|)
+//      dz = g (sigmoid(z) - y) / N,  dy = -g z / N
+template <class T>
+void backward_bce_with_logits(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& z = t.value_of(n.lhs);
+  const Matrix<T>& y = t.value_of(n.rhs);
+  const T k = t.grad_of(i)(0, 0) / static_cast<T>(z.size());
+  accumulate(t, n.lhs, k * (T(1) / (T(1) + xt::exp(-z)) - y), i);
+  accumulate(t, n.rhs, -k * z, i);
+}
+// ---- softmax_cross_entropy: L = -1/n sum_rows sum_k y_k log p_k, p = softmax(z)
+//      dz = g (p sum_k y_k - y) / n  (= (p - y)/n for one-hot rows),  dy = -g log p / n
+//      `saved` holds log p from the forward pass.
+template <class T>
+void backward_softmax_cross_entropy(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  const Matrix<T>& log_p = n.saved;
+  const Matrix<T>& y = t.value_of(n.rhs);
+  const std::size_t rows = y.shape(0), cols = y.shape(1);
+  const T k = t.grad_of(i)(0, 0) / static_cast<T>(rows);
+  if (t.node(n.lhs).requires_grad) {
+    Matrix<T>& dz = t.grad_of(n.lhs);
+    for (std::size_t p = 0; p < rows; ++p) {
+      T y_total = 0;
+      for (std::size_t q = 0; q < cols; ++q) y_total += y(p, q);
+      for (std::size_t q = 0; q < cols; ++q) {
+        dz(p, q) += k * (std::exp(log_p(p, q)) * y_total - y(p, q));
+      }
+    }
+    t.node(n.lhs).grad_touched = true;
+  }
+  accumulate(t, n.rhs, -k * log_p, i);
+}
+
+XGRAD_INSTANTIATE_BACKWARD(mse_loss)
+XGRAD_INSTANTIATE_BACKWARD(bce_with_logits)
+XGRAD_INSTANTIATE_BACKWARD(softmax_cross_entropy)
+
+}  // namespace detail
+
+template <class T>
+Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
+  Tape<T>& tape = prediction.tape();
+  const std::uint32_t i = detail::record_loss(Op::MseLoss, prediction, target, true);
+  const Matrix<T>& a = tape.value_of(prediction.index());
+  const Matrix<T>& b = tape.value_of(target.index());
+  tape.node(i).value(0, 0) = xt::sum(xt::square(a - b))() / static_cast<T>(a.size());
+  return detail::finish(tape, i);
+}
+
+template <class T>
+Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target) {
+  Tape<T>& tape = logits.tape();
+  const std::uint32_t i = detail::record_loss(Op::BceWithLogitsLoss, logits, target, true);
+  const Matrix<T>& z = tape.value_of(logits.index());
+  const Matrix<T>& y = tape.value_of(target.index());
+  tape.node(i).value(0, 0) =
+      xt::sum(xt::maximum(z, T(0)) - z * y + xt::log1p(xt::exp(-xt::abs(z))))() /
+      static_cast<T>(z.size());
+  return detail::finish(tape, i);
+}
+
+template <class T>
+Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target) {
+  Tape<T>& tape = logits.tape();
+  const std::uint32_t i = detail::record_loss(Op::SoftmaxCrossEntropy, logits, target, true);
+  const Matrix<T>& z = tape.value_of(logits.index());
+  const Matrix<T>& y = tape.value_of(target.index());
+  const std::size_t rows = z.shape(0), cols = z.shape(1);
+  detail::Node<T>& n = tape.node(i);
+  detail::reshape_reuse(n.saved, rows, cols);
+  T total = 0;
+  for (std::size_t p = 0; p < rows; ++p) {
+    T m;
+    const T lse = detail::row_log_normaliser(&z(p, 0), cols, m);
+    for (std::size_t q = 0; q < cols; ++q) {
+      n.saved(p, q) = z(p, q) - m - lse;
+      total -= y(p, q) * n.saved(p, q);
+    }
+  }
+  n.value(0, 0) = total / static_cast<T>(rows);
+  return detail::finish(tape, i);
+}
+
+#define XGRAD_INSTANTIATE_LOSS(T)                                                  \
+  template Tensor<T> mse_loss(const Tensor<T>&, const Tensor<T>&);                \
+  template Tensor<T> bce_with_logits(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> softmax_cross_entropy(const Tensor<T>&, const Tensor<T>&);
+XGRAD_INSTANTIATE_LOSS(float)
+XGRAD_INSTANTIATE_LOSS(double)
+
+}  // namespace xgrad

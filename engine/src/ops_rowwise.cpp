@@ -1,0 +1,167 @@
+// Reductions, transpose and the row-wise softmax family.
+#include <algorithm>
+#include <cmath>
+
+#include <xtensor/xmanipulation.hpp>
+
+#include "op_support.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xgrad {
+namespace detail {
+namespace {
+
+std::pair<std::size_t, std::size_t> reduced_shape(std::size_t rows, std::size_t cols, int axis) {
+  if (axis == 0) return {1, cols};
+  if (axis == 1) return {rows, 1};
+  return {1, 1};
+}
+
+template <class T>
+Tensor<T> reduce(Op op, const Tensor<T>& a, Axis axis, T scale_by_count) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
+  const int ax = static_cast<int>(axis);
+  const auto [r, c] = reduced_shape(rows, cols, ax);
+  const std::uint32_t i = tape.record(op, ia, kNoParent, r, c);
+  Node<T>& n = tape.node(i);
+  n.axis = ax;
+  // mean = sum / count; count is the number of elements summed into each output.
+  const T count = static_cast<T>(ax == 0 ? rows : ax == 1 ? cols : rows * cols);
+  n.alpha = scale_by_count != T(0) ? T(1) / count : T(1);
+  n.value.fill(T(0));
+  const Matrix<T>& x = tape.value_of(ia);
+  for (std::size_t p = 0; p < rows; ++p) {
+    for (std::size_t q = 0; q < cols; ++q) {
+      n.value(ax == 1 ? p : 0, ax == 0 ? q : 0) += x(p, q);
+    }
+  }
+  n.value *= n.alpha;
+  return finish(tape, i);
+}
+
+template <class T>
+Tensor<T> rowwise(Op op, const Tensor<T>& a) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
+  const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
+  const T* x = tape.value_of(ia).data();
+  T* y = tape.node(i).value.data();
+  for (std::size_t p = 0; p < rows; ++p) {
+    T m;
+    const T lse = row_log_normaliser(x + p * cols, cols, m);
+    for (std::size_t q = 0; q < cols; ++q) {
+      const T log_p = x[p * cols + q] - m - lse;
+      y[p * cols + q] = op == Op::Softmax ? std::exp(log_p) : log_p;
+    }
+  }
+  return finish(tape, i);
+}
+
+}  // namespace
+
+// ---- sum (axis): y = sum of a over the axis;  da = g broadcast back
+template <class T>
+void backward_sum(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  if (!t.node(n.lhs).requires_grad) return;
+  Matrix<T>& da = t.grad_of(n.lhs);
+  const Matrix<T>& g = t.grad_of(i);
+  const T scale = n.alpha;
+  if (n.axis == -1) {
+    da += scale * g(0, 0);
+  } else {
+    xt::noalias(da) += scale * g;  // 1xC or Rx1 broadcasts over da
+  }
+  t.node(n.lhs).grad_touched = true;
+}
+// ---- mean (axis): y = sum / count;  da = g / count broadcast back (alpha holds 1/count)
+template <class T>
+void backward_mean(Tape<T>& t, std::uint32_t i) {
+  backward_sum(t, i);
+}
+// ---- transpose: y = a^T;  da = g^T
+template <class T>
+void backward_transpose(Tape<T>& t, std::uint32_t i) {
+  accumulate(t, t.node(i).lhs, xt::transpose(t.grad_of(i)), i);
+}
+// ---- softmax (rows): y_j = e^{a_j} / sum_k e^{a_k};  da = y (g - sum_k g_k y_k)
+template <class T>
+void backward_softmax(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  if (!t.node(n.lhs).requires_grad) return;
+  const Matrix<T>& y = t.value_of(i);
+  const Matrix<T>& g = t.grad_of(i);
+  Matrix<T>& da = t.grad_of(n.lhs);
+  const std::size_t rows = y.shape(0), cols = y.shape(1);
+  for (std::size_t p = 0; p < rows; ++p) {
+    T dot = 0;
+    for (std::size_t q = 0; q < cols; ++q) dot += g(p, q) * y(p, q);
+    for (std::size_t q = 0; q < cols; ++q) da(p, q) += y(p, q) * (g(p, q) - dot);
+  }
+  t.node(n.lhs).grad_touched = true;
+}
+// ---- log_softmax (rows): y = a - max - log sum e^{a - max};  da = g - e^y sum_k g_k
+template <class T>
+void backward_log_softmax(Tape<T>& t, std::uint32_t i) {
+  const Node<T>& n = t.node(i);
+  if (!t.node(n.lhs).requires_grad) return;
+  const Matrix<T>& y = t.value_of(i);
+  const Matrix<T>& g = t.grad_of(i);
+  Matrix<T>& da = t.grad_of(n.lhs);
+  const std::size_t rows = y.shape(0), cols = y.shape(1);
+  for (std::size_t p = 0; p < rows; ++p) {
+    T total = 0;
+    for (std::size_t q = 0; q < cols; ++q) total += g(p, q);
+    for (std::size_t q = 0; q < cols; ++q) da(p, q) += g(p, q) - std::exp(y(p, q)) * total;
+  }
+  t.node(n.lhs).grad_touched = true;
+}
+
+XGRAD_INSTANTIATE_BACKWARD(sum)
+XGRAD_INSTANTIATE_BACKWARD(mean)
+XGRAD_INSTANTIATE_BACKWARD(transpose)
+XGRAD_INSTANTIATE_BACKWARD(softmax)
+XGRAD_INSTANTIATE_BACKWARD(log_softmax)
+
+}  // namespace detail
+
+template <class T>
+Tensor<T> sum(const Tensor<T>& a, Axis axis) {
+  return detail::reduce(Op::Sum, a, axis, T(0));
+}
+template <class T>
+Tensor<T> mean(const Tensor<T>& a, Axis axis) {
+  return detail::reduce(Op::Mean, a, axis, T(1));
+}
+template <class T>
+Tensor<T> transpose(const Tensor<T>& a) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, "transpose");
+  const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
+  const std::uint32_t i = tape.record(Op::Transpose, ia, detail::kNoParent, cols, rows);
+  // Distinct buffers: the noalias(d) = transpose(d) trap of xtensor cannot occur.
+  xt::noalias(tape.node(i).value) = xt::transpose(tape.value_of(ia));
+  return detail::finish(tape, i);
+}
+template <class T>
+Tensor<T> softmax(const Tensor<T>& a) {
+  return detail::rowwise(Op::Softmax, a);
+}
+template <class T>
+Tensor<T> log_softmax(const Tensor<T>& a) {
+  return detail::rowwise(Op::LogSoftmax, a);
+}
+
+#define XGRAD_INSTANTIATE_ROWWISE(T)                  \
+  template Tensor<T> sum(const Tensor<T>&, Axis);     \
+  template Tensor<T> mean(const Tensor<T>&, Axis);    \
+  template Tensor<T> transpose(const Tensor<T>&);     \
+  template Tensor<T> softmax(const Tensor<T>&);       \
+  template Tensor<T> log_softmax(const Tensor<T>&);
+XGRAD_INSTANTIATE_ROWWISE(float)
+XGRAD_INSTANTIATE_ROWWISE(double)
+
+}  // namespace xgrad

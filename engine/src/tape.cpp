@@ -1,0 +1,292 @@
+// Recording, handles, parameters and the reverse walk.
+#include "xgrad/tape.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "op_table.hpp"
+
+namespace xgrad {
+
+std::string shape_string(std::size_t rows, std::size_t cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+namespace detail {
+/// Resizes only when the shape changes, so same-shape steps reuse the buffer.
+template <class T>
+void reshape_reuse(Matrix<T>& m, std::size_t rows, std::size_t cols) {
+  if (m.dimension() != 2 || m.shape(0) != rows || m.shape(1) != cols) {
+    m.resize({rows, cols});
+  }
+}
+template void reshape_reuse(Matrix<float>&, std::size_t, std::size_t);
+template void reshape_reuse(Matrix<double>&, std::size_t, std::size_t);
+}  // namespace detail
+
+// ---------------------------------------------------------------- Parameter
+template <class T>
+Parameter<T>::Parameter(Matrix<T> value, std::string name)
+    : data_(std::make_shared<Data>()) {
+  data_->grad = xt::zeros<T>(value.shape());
+  data_->value = std::move(value);
+  data_->name = std::move(name);
+}
+
+template <class T>
+typename Parameter<T>::Data& Parameter<T>::data() const {
+  if (!data_) throw std::logic_error("xgrad::Parameter: used before it was given a value");
+  return *data_;
+}
+
+template <class T>
+void Parameter<T>::zero_grad() {
+  Data& d = data();
+  detail::reshape_reuse(d.grad, d.value.shape(0), d.value.shape(1));
+  d.grad.fill(T(0));
+}
+
+// ---------------------------------------------------------------- Tensor
+template <class T>
+Tape<T>& Tensor<T>::tape() const {
+  if (tape_ == nullptr) throw std::logic_error("xgrad::Tensor: empty handle (default-constructed)");
+  return *tape_;
+}
+
+template <class T>
+const Matrix<T>& Tensor<T>::value() const {
+  Tape<T>& t = tape();
+  return t.value_of(t.index_of(*this, "value"));
+}
+
+template <class T>
+const Matrix<T>& Tensor<T>::grad() const {
+  Tape<T>& t = tape();
+  const std::uint32_t i = t.index_of(*this, "grad");
+  if (!t.node(i).requires_grad) {
+    throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) +
+                           " (" + op_name(t.node(i).op) + ") does not require a gradient");
+  }
+  return t.grad_of(i);
+}
+
+template <class T>
+bool Tensor<T>::requires_grad() const {
+  Tape<T>& t = tape();
+  return t.node(t.index_of(*this, "requires_grad")).requires_grad;
+}
+
+template <class T>
+T Tensor<T>::item() const {
+  const Matrix<T>& v = value();
+  if (v.size() != 1) {
+    throw std::invalid_argument("xgrad::Tensor::item: tensor is " + shape_string(v) +
+                                ", item() needs 1x1");
+  }
+  return v(0, 0);
+}
+
+// ---------------------------------------------------------------- Tape
+template <class T>
+std::uint32_t Tape<T>::index_of(const Tensor<T>& t, const char* op) const {
+  if (t.tape_ != this) {
+    throw std::invalid_argument(std::string(op) + ": tensor belongs to " +
+                                (t.tape_ ? "another tape" : "no tape (empty handle)"));
+  }
+  if (t.generation_ != generation_ || t.index_ >= used_) {
+    throw std::logic_error(std::string(op) + ": tensor #" + std::to_string(t.index_) +
+                           " is from a cleared tape (generation " +
+                           std::to_string(t.generation_) + ", tape is at generation " +
+                           std::to_string(generation_) + ")");
+  }
+  return t.index_;
+}
+
+template <class T>
+Matrix<T>& Tape<T>::value_of(std::uint32_t i) {
+  detail::Node<T>& n = nodes_[i];
+  return n.param ? n.param->value : n.value;
+}
+
+template <class T>
+Matrix<T>& Tape<T>::grad_of(std::uint32_t i) {
+  detail::Node<T>& n = nodes_[i];
+  return n.param ? n.param->grad : n.grad;
+}
+
+template <class T>
+std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
+                              std::size_t cols) {
+  if (released_) {
+    // A new forward after a released backward: the old graph is dead, start over
+    // silently would hide bugs, so say what to do.
+    throw std::logic_error(std::string(op_name(op)) +
+                           ": the tape's graph was released by backward(); call "
+                           "tape.clear() before recording the next step");
+  }
+  if (used_ == nodes_.size()) nodes_.emplace_back();
+  detail::Node<T>& n = nodes_[used_];
+  const bool parent_needs = (lhs != detail::kNoParent && nodes_[lhs].requires_grad) ||
+                            (rhs != detail::kNoParent && nodes_[rhs].requires_grad);
+  n.op = op;
+  n.requires_grad = grad_enabled_ && parent_needs;
+  n.grad_touched = false;
+  // Under NoGradGuard nothing is recorded for backward: no parents are kept.
+  n.lhs = n.requires_grad ? lhs : detail::kNoParent;
+  n.rhs = n.requires_grad ? rhs : detail::kNoParent;
+  n.alpha = T(0);
+  n.beta = T(0);
+  n.axis = -1;
+  n.param.reset();
+  detail::reshape_reuse(n.value, rows, cols);
+  return static_cast<std::uint32_t>(used_++);
+}
+
+template <class T>
+Tensor<T> Tape<T>::constant(const Matrix<T>& value) {
+  const std::uint32_t i = record(Op::Constant, detail::kNoParent, detail::kNoParent,
+                                 value.shape(0), value.shape(1));
+  nodes_[i].value = value;  // same shape: copies into the existing buffer
+  return handle(i);
+}
+
+template <class T>
+Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::size_t>& rows,
+                               std::size_t begin, std::size_t end) {
+  if (begin > end || end > rows.size()) {
+    throw std::out_of_range("gather_rows: range [" + std::to_string(begin) + ", " +
+                            std::to_string(end) + ") outside an index list of " +
+                            std::to_string(rows.size()));
+  }
+  const std::size_t cols = data.shape(1);
+  const std::uint32_t i = record(Op::Constant, detail::kNoParent, detail::kNoParent,
+                                 end - begin, cols);
+  T* out = nodes_[i].value.data();
+  const T* in = data.data();
+  for (std::size_t r = begin; r < end; ++r) {
+    const std::size_t src = rows[r];
+    if (src >= data.shape(0)) {
+      throw std::out_of_range("gather_rows: row index " + std::to_string(src) +
+                              " outside data with " + std::to_string(data.shape(0)) + " rows");
+    }
+    std::copy(in + src * cols, in + (src + 1) * cols, out + (r - begin) * cols);
+  }
+  return handle(i);
+}
+
+template <class T>
+Tensor<T> Tape<T>::variable(const Matrix<T>& value) {
+  Tensor<T> t = constant(value);
+  detail::Node<T>& n = nodes_[t.index_];
+  n.op = Op::Variable;
+  n.requires_grad = grad_enabled_;
+  return t;
+}
+
+template <class T>
+Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
+  const Matrix<T>& v = p.value();
+  if (v.dimension() != 2) throw std::invalid_argument("parameter: value is not 2-D");
+  const std::uint32_t i = record(Op::Parameter, detail::kNoParent, detail::kNoParent, 0, 0);
+  detail::Node<T>& n = nodes_[i];
+  n.param = p.data_;
+  n.requires_grad = grad_enabled_;
+  if (n.requires_grad && (p.grad().dimension() != 2 || p.grad().shape() != v.shape())) {
+    // A user replaced value() with another shape: keep grad consistent with it.
+    n.param->grad = xt::zeros<T>(v.shape());
+  }
+  return handle(i);
+}
+
+template <class T>
+void Tape<T>::backward(const Tensor<T>& root, BackwardOptions options) {
+  const std::uint32_t r = index_of(root, "backward");
+  const Matrix<T>& v = value_of(r);
+  if (v.size() != 1) {
+    throw std::invalid_argument("backward: root is " + shape_string(v) +
+                                ", not a scalar; pass a seed gradient of that shape");
+  }
+  Matrix<T> seed = xt::ones<T>({std::size_t(1), std::size_t(1)});
+  backward(root, seed, options);
+}
+
+template <class T>
+void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOptions options) {
+  const std::uint32_t r = index_of(root, "backward");
+  if (released_) {
+    throw std::logic_error(
+        "backward: the graph was already released by an earlier backward(); pass "
+        "BackwardOptions{.keep_graph = true} to the first call to walk it twice");
+  }
+  if (!nodes_[r].requires_grad) {
+    throw std::invalid_argument(std::string("backward: root (") + op_name(nodes_[r].op) +
+                                ") does not depend on anything that requires a gradient");
+  }
+  const Matrix<T>& v = value_of(r);
+  if (seed.dimension() != 2 || seed.shape() != v.shape()) {
+    throw std::invalid_argument("backward: seed gradient is " +
+                                shape_string(seed.shape(0), seed.dimension() > 1 ? seed.shape(1) : 1) +
+                                " but the root is " + shape_string(v));
+  }
+  // Gradients of tape-owned nodes are recomputed by every backward; parameters
+  // accumulate into their own grad() until zero_grad().
+  for (std::uint32_t i = 0; i <= r; ++i) {
+    detail::Node<T>& n = nodes_[i];
+    n.grad_touched = false;
+    if (!n.requires_grad || n.param) continue;
+    detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
+    n.grad.fill(T(0));
+  }
+  grad_of(r) += seed;
+  nodes_[r].grad_touched = true;
+  for (std::uint32_t i = r + 1; i-- > 0;) {
+    const detail::Node<T>& n = nodes_[i];
+    if (!n.requires_grad || !n.grad_touched || n.lhs == detail::kNoParent) continue;
+    if (check_finite_) check_node_finite(i, true);
+    detail::backward_rule<T>(n.op)(*this, i);
+  }
+  if (check_finite_) {
+    for (std::uint32_t i = 0; i <= r; ++i) {
+      if (nodes_[i].requires_grad && nodes_[i].lhs == detail::kNoParent) check_node_finite(i, true);
+    }
+  }
+  released_ = !options.keep_graph;
+}
+
+template <class T>
+void Tape<T>::clear() {
+  // Parameters are released so the tape does not keep a dropped network alive.
+  for (std::size_t i = 0; i < used_; ++i) nodes_[i].param.reset();
+  used_ = 0;
+  ++generation_;
+  released_ = false;
+}
+
+template <class T>
+void Tape<T>::check_node_finite(std::uint32_t i, bool gradient) const {
+  const detail::Node<T>& n = nodes_[i];
+  const Matrix<T>& m = gradient ? (n.param ? n.param->grad : n.grad)
+                                : (n.param ? n.param->value : n.value);
+  const T* p = m.data();
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    if (!std::isfinite(p[k])) {
+      const std::size_t cols = m.shape(1);
+      std::ostringstream msg;
+      msg << op_name(n.op) << " (tensor #" << i << ", " << shape_string(m) << ") produced "
+          << (std::isnan(p[k]) ? "NaN" : "Inf") << " in its "
+          << (gradient ? "gradient" : "output") << " at (" << k / cols << ", " << k % cols
+          << ")";
+      throw std::domain_error(msg.str());
+    }
+  }
+}
+
+template class Parameter<float>;
+template class Parameter<double>;
+template class Tensor<float>;
+template class Tensor<double>;
+template class Tape<float>;
+template class Tape<double>;
+
+}  // namespace xgrad
