@@ -32,6 +32,14 @@ struct CostSpec {
   static CostKind parse_cost(const std::string& text);
 };
 
+/// "mse", "bce", "cross_entropy": the name parse_cost reads back.
+std::string cost_name(CostKind cost);
+/// Throws std::invalid_argument naming both when `output` does not fit `cost`
+/// (bce needs sigmoid, cross_entropy needs softmax; mse takes any).
+void check_cost_fits(CostKind cost, const Activation& output);
+/// Throws std::invalid_argument for a negative or non-finite lambda or an unknown penalty.
+void check_regularisation(const Regularisation& reg);
+
 /// The data cost C(a^L, y) of a batch, fused with the output activation where the
 /// cost requires one (softmax + cross-entropy, sigmoid + BCE); throws
 /// std::invalid_argument when the network's output activation does not fit the cost.
@@ -43,7 +51,7 @@ Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x,
 template <class T>
 Tensor<T> penalty(Tape<T>& tape, const Network<T>& net, const Regularisation& reg);
 
-/// What training minimises: data_cost + penalty.
+/// What training minimises: data_cost + penalty (no penalty nodes when lambda is 0).
 template <class T>
 Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
                     const CostSpec& spec);

@@ -54,4 +54,7 @@ class Network {
   std::vector<Dense<T>> layers_;
 };
 
+extern template class Network<float>;
+extern template class Network<double>;
+
 }  // namespace xgrad::nn
