@@ -1,0 +1,145 @@
+// The IDX reader: the regression corpus of bad files, and the real MNIST.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "idx.hpp"
+
+using namespace xgrad::mnist;
+
+namespace {
+
+bool have_mnist() {
+  return !find_file(XGRAD_MNIST_DIR, "train-images-idx3-ubyte").empty() &&
+         !find_file(XGRAD_MNIST_DIR, "t10k-labels-idx1-ubyte").empty();
+}
+
+const TrainTest& mnist() {
+  static const TrainTest data = load_dir(XGRAD_MNIST_DIR, "MNIST", "(test data)");
+  return data;
+}
+
+// Reads a corpus file as the manifest says: "images" (MNIST images), "labels", or
+// "any" (generic IDX). Returns "OK" or the error message.
+std::string outcome(const std::string& file, const std::string& kind) {
+  const std::string path = std::string(XGRAD_MNIST_CORPUS) + "/" + file;
+  try {
+    if (kind == "images") {
+      read_images(path);
+    } else if (kind == "labels") {
+      read_labels(path);
+    } else {
+      read_idx(path, IdxExpect{});
+    }
+    return "OK";
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every file of the bad-IDX corpus gives its error, naming the file") {
+  std::ifstream manifest(std::string(XGRAD_MNIST_CORPUS) + "/EXPECTED.tsv");
+  REQUIRE(manifest);
+  std::string line;
+  int cases = 0, bad = 0;
+  while (std::getline(manifest, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string file, kind, expected;
+    std::getline(fields, file, '\t');
+    std::getline(fields, kind, '\t');
+    std::getline(fields, expected);
+    CAPTURE(file);
+    const std::string got = outcome(file, kind);
+    if (expected == "OK") {
+      CHECK(got == "OK");
+    } else {
+      ++bad;
+      CHECK(got.find(expected) != std::string::npos);
+      CHECK(got.find(file) != std::string::npos);  // the message names the file
+    }
+    ++cases;
+  }
+  CHECK(cases >= 29);
+  CHECK(bad >= 25);
+}
+
+TEST_CASE("parse_idx reads raw and gzip bytes to the same array") {
+  const std::uint8_t raw[] = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6};
+  const IdxArray a = parse_idx(raw, sizeof raw, "mem", IdxExpect{});
+  CHECK(a.dims == std::vector<std::uint32_t>{2, 3});
+  CHECK(a.data == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+  IdxExpect tight;
+  tight.max_bytes = 5;
+  CHECK_THROWS_WITH_AS(parse_idx(raw, sizeof raw, "mem", tight),
+                       doctest::Contains("more than the limit of 5 bytes"), std::runtime_error);
+}
+
+TEST_CASE("a missing data set says how to get it") {
+  CHECK_THROWS_WITH_AS(load_dir("/nonexistent/mnist", "MNIST", "Run download_mnist.sh."),
+                       doctest::Contains("MNIST not found: /nonexistent/mnist/train-images"),
+                       std::runtime_error);
+  CHECK_THROWS_WITH_AS(read_images("/nonexistent/x.idx"), doctest::Contains("cannot open"),
+                       std::runtime_error);
+}
+
+TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
+  if (!have_mnist()) {
+    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR " (set XGRAD_MNIST_DIR)");
+    return;
+  }
+  const TrainTest& d = mnist();
+  CHECK(d.train.size() == 60000);
+  CHECK(d.test.size() == 10000);
+  CHECK(d.train.images.rows == 28);
+  CHECK(d.train.images.cols == 28);
+  CHECK(d.train.images.pixels.size() == 60000u * 784u);
+  CHECK(d.test.images.pixels.size() == 10000u * 784u);
+  std::size_t counts[10] = {};
+  for (auto l : d.train.labels) ++counts[l];
+  const std::size_t expected[10] = {5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949};
+  for (int k = 0; k < 10; ++k) {
+    CAPTURE(k);
+    CHECK(counts[k] == expected[k]);
+  }
+  std::size_t test_counts[10] = {};
+  for (auto l : d.test.labels) ++test_counts[l];
+  CHECK(test_counts[0] == 980);
+  CHECK(test_counts[9] == 1009);
+  // Sum in 64 bits: the uint8 sum overflows int (DESIGN.md §6).
+  const double mean = double(std::accumulate(d.train.images.pixels.begin(),
+                                             d.train.images.pixels.end(), 0ull)) /
+                      double(d.train.images.pixels.size());
+  CHECK(mean == doctest::Approx(33.318).epsilon(1e-4));
+  CHECK(d.train.labels[0] == 5);  // the famous first training digit
+  CHECK(d.test.labels[0] == 7);
+}
+
+TEST_CASE("pooled 80/20 split: sizes, seeded, a permutation of all 70,000") {
+  if (!have_mnist()) {
+    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
+    return;
+  }
+  const TrainTest p = pooled_split(mnist(), 0.2, 42);
+  CHECK(p.train.size() == 56000);
+  CHECK(p.test.size() == 14000);
+  std::size_t counts[10] = {};
+  for (auto l : p.train.labels) ++counts[l];
+  for (auto l : p.test.labels) ++counts[l];
+  CHECK(counts[0] == 5923 + 980);
+  CHECK(counts[1] == 6742 + 1135);
+  const TrainTest again = pooled_split(mnist(), 0.2, 42);
+  CHECK(again.test.labels == p.test.labels);
+  CHECK(again.train.images.pixels == p.train.images.pixels);
+  const TrainTest other = pooled_split(mnist(), 0.2, 43);
+  CHECK(other.test.labels != p.test.labels);
+}
