@@ -1,0 +1,66 @@
+// The linear baselines of the reports: polynomial OLS, Ridge and Lasso.
+//
+// Conventions (those of scikit-learn, which reports 000 and 001 used for their baselines):
+//   OLS    min ||y - X b||^2                               via LAPACK dgelsd (SVD), never an
+//                                                          explicit inverse of X^T X
+//   Ridge  min ||y - X b||^2 + lambda ||b||_2^2            via a linear solve of
+//                                                          (X^T X + lambda I) b = X^T y
+//   Lasso  min 1/(2n) ||y - X b||^2 + lambda ||b||_1       via cyclic coordinate descent
+// The intercept is never penalised: fit_linear() standardises the feature columns on the
+// training part, centres y and adds the training mean of y back as the intercept.
+#pragma once
+
+#include <string>
+
+#include <xtensor/xtensor.hpp>
+
+#include "data.hpp"
+
+namespace runge {
+
+using Vector = xt::xtensor<double, 1>;
+
+/// Polynomial features without the constant column. 1-D input: x, x^2, ..., x^p.
+/// 2-D input: x^i y^j for 1 <= i + j <= p, ordered by total degree, then by j.
+Matrix polynomial_features(const Matrix& x, int degree);
+
+/// Least squares through LAPACK dgelsd (minimum-norm solution when rank-deficient).
+Vector ols_lstsq(const Matrix& X, const Matrix& y);
+/// Ridge closed form through a symmetric positive definite solve.
+Vector ridge_solve(const Matrix& X, const Matrix& y, double lambda);
+
+struct LassoOptions {
+  int max_iterations = 100000;  // full sweeps over the coordinates
+  double tolerance = 1e-10;     // stop when the largest coefficient change < tol * max|b|
+};
+struct LassoResult {
+  Vector coef;
+  int iterations = 0;
+  bool converged = false;
+};
+/// Coordinate descent with soft-thresholding (Friedman, Hastie & Tibshirani 2010).
+LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
+                     const LassoOptions& options = {});
+
+enum class LinearMethod { OLS, Ridge, Lasso };
+/// "ols", "ridge", "lasso"; throws std::invalid_argument naming --method otherwise.
+LinearMethod parse_linear_method(const std::string& text);
+const char* linear_method_name(LinearMethod m);
+
+struct LinearModel {
+  LinearMethod method = LinearMethod::OLS;
+  int degree = 12;
+  double lambda = 0.0;
+  StandardScaler scaler;  // of the polynomial features, fitted on the training part
+  double intercept = 0.0;
+  Vector coef;            // in standardised-feature space
+  bool converged = true;  // Lasso only
+
+  Matrix predict(const Matrix& x) const;
+};
+
+/// Polynomial features of degree `degree`, scaled on `train`, then the chosen solver.
+LinearModel fit_linear(const Dataset& train, LinearMethod method, int degree, double lambda,
+                       const LassoOptions& lasso = {});
+
+}  // namespace runge
