@@ -1,0 +1,136 @@
+// Specification: matmul, transpose, the reductions and the row-wise softmax family
+// differentiate correctly (gradcheck in float64) on every shape class.
+#include "engine_test_util.hpp"
+
+using namespace xgrad_test;
+
+TEST_CASE("matmul differentiates correctly for matrices and vectors") {
+  struct Dims {
+    std::size_t m, k, n;
+  };
+  // Full product, inner product (1xK . Kx1), outer product (Mx1 . 1xN), scalar times row,
+  // matrix times column.
+  const Dims dims[] = {{3, 4, 5}, {1, 4, 1}, {4, 1, 3}, {1, 1, 3}, {5, 3, 1}, {2, 7, 2}};
+  std::uint64_t seed = 10;
+  for (const Dims& d : dims) {
+    check_op_gradients("matmul", [](const Inputs& x) { return xgrad::matmul(x[0], x[1]); },
+                       {random_matrix(d.m, d.k, seed), random_matrix(d.k, d.n, seed + 1)});
+    seed += 2;
+  }
+}
+
+TEST_CASE("matmul of a tensor with itself gets both contributions") {
+  check_op_gradients("matmul(a, a)", [](const Inputs& x) { return xgrad::matmul(x[0], x[0]); },
+                     {random_matrix(3, 3, 20)});
+  check_op_gradients("matmul(a, a^T)",
+                     [](const Inputs& x) { return xgrad::matmul(x[0], xgrad::transpose(x[0])); },
+                     {random_matrix(3, 5, 21)});
+}
+
+TEST_CASE("matmul computes the product") {
+  Tape tape;
+  const Matrix<double> av = random_matrix(3, 4, 1), bv = random_matrix(4, 2, 2);
+  const Tensor y = xgrad::matmul(tape.constant(av), tape.constant(bv));
+  REQUIRE(y.rows() == 3);
+  REQUIRE(y.cols() == 2);
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (std::size_t j = 0; j < 2; ++j) {
+      double s = 0;
+      for (std::size_t q = 0; q < 4; ++q) s += av(i, q) * bv(q, j);
+      CHECK(y.value()(i, j) == doctest::Approx(s).epsilon(1e-14));
+    }
+  }
+}
+
+TEST_CASE("transpose differentiates correctly") {
+  std::uint64_t seed = 30;
+  for (const auto& [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1, 5}, {4, 1}, {3, 4}}) {
+    check_op_gradients("transpose", [](const Inputs& x) { return xgrad::transpose(x[0]); },
+                       {random_matrix(r, c, seed++)});
+  }
+}
+
+TEST_CASE("sum and mean differentiate correctly over everything and along each axis") {
+  const std::pair<std::size_t, std::size_t> shapes[] = {{1, 1}, {1, 5}, {4, 1}, {3, 4}};
+  const std::pair<xgrad::Axis, const char*> axes[] = {
+      {xgrad::Axis::All, "all"}, {xgrad::Axis::Rows, "rows"}, {xgrad::Axis::Cols, "cols"}};
+  std::uint64_t seed = 40;
+  for (const auto& [r, c] : shapes) {
+    for (const auto& [axis, axis_name] : axes) {
+      const xgrad::Axis ax = axis;
+      check_op_gradients(std::string("sum over ") + axis_name,
+                         [ax](const Inputs& x) { return xgrad::sum(x[0], ax); },
+                         {random_matrix(r, c, seed++)});
+      check_op_gradients(std::string("mean over ") + axis_name,
+                         [ax](const Inputs& x) { return xgrad::mean(x[0], ax); },
+                         {random_matrix(r, c, seed++)});
+    }
+  }
+}
+
+TEST_CASE("sum and mean have the reduced shape and value") {
+  Tape tape;
+  const Matrix<double> v = random_matrix(3, 4, 50);
+  const Tensor x = tape.constant(v);
+  const Tensor all = xgrad::sum(x), rows = xgrad::sum(x, xgrad::Axis::Rows),
+               cols = xgrad::mean(x, xgrad::Axis::Cols), avg = xgrad::mean(x);
+  CHECK(all.rows() == 1);
+  CHECK(all.cols() == 1);
+  CHECK(rows.rows() == 1);
+  CHECK(rows.cols() == 4);
+  CHECK(cols.rows() == 3);
+  CHECK(cols.cols() == 1);
+  double total = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    double row_total = 0;
+    for (std::size_t j = 0; j < 4; ++j) row_total += v(i, j);
+    CHECK(cols.value()(i, 0) == doctest::Approx(row_total / 4));
+    total += row_total;
+  }
+  for (std::size_t j = 0; j < 4; ++j) {
+    CHECK(rows.value()(0, j) == doctest::Approx(v(0, j) + v(1, j) + v(2, j)));
+  }
+  CHECK(all.item() == doctest::Approx(total));
+  CHECK(avg.item() == doctest::Approx(total / 12));
+}
+
+TEST_CASE("softmax and log_softmax differentiate correctly on every shape") {
+  const std::pair<std::size_t, std::size_t> shapes[] = {{1, 1}, {1, 5}, {4, 1}, {3, 4}};
+  std::uint64_t seed = 60;
+  for (const auto& [r, c] : shapes) {
+    check_op_gradients("softmax", [](const Inputs& x) { return xgrad::softmax(x[0]); },
+                       {random_matrix(r, c, seed++)});
+    check_op_gradients("log_softmax", [](const Inputs& x) { return xgrad::log_softmax(x[0]); },
+                       {random_matrix(r, c, seed++)});
+  }
+}
+
+TEST_CASE("softmax rows sum to one and survive logits of 1000") {
+  Tape tape;
+  Matrix<double> z = random_matrix(3, 4, 70);
+  z(0, 1) = 1000;
+  z(1, 2) = -1000;
+  z(2, 0) = 1000;
+  z(2, 3) = 1000;
+  const Tensor x = tape.variable(z);
+  const Tensor p = xgrad::softmax(x);
+  const Tensor lp = xgrad::log_softmax(x);
+  for (std::size_t i = 0; i < 3; ++i) {
+    double row = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      CHECK(std::isfinite(p.value()(i, j)));
+      CHECK(std::isfinite(lp.value()(i, j)));
+      if (p.value()(i, j) > 1e-200) {
+        CHECK(lp.value()(i, j) == doctest::Approx(std::log(p.value()(i, j))));
+      } else {
+        // p underflowed to 0, log_softmax still holds the finite, very negative log.
+        CHECK(lp.value()(i, j) < -900);
+      }
+      row += p.value()(i, j);
+    }
+    CHECK(row == doctest::Approx(1.0));
+  }
+  CHECK(p.value()(0, 1) == doctest::Approx(1.0));
+  CHECK(p.value()(2, 0) == doctest::Approx(0.5));
+  CHECK(p.value()(2, 3) == doctest::Approx(0.5));
+}
