@@ -1,0 +1,159 @@
+// Callbacks: behaviour attached to a training run, kept apart from the model. The
+// progress line and early stopping are callbacks; so can be checkpoints or logging.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "xgrad/nn/history.hpp"
+#include "xgrad/nn/network.hpp"
+#include "xgrad/nn/optimiser.hpp"
+
+namespace xgrad::nn {
+
+/// Copies of parameter values: save() copies in (allocating only the first time),
+/// restore() copies back into the same storage the network and optimiser share.
+template <class T>
+class ParameterSnapshot {
+ public:
+  void save(const std::vector<Parameter<T>>& parameters);
+  /// Throws std::logic_error when empty or when the shapes differ from the saved ones.
+  void restore(std::vector<Parameter<T>>& parameters) const;
+  bool empty() const { return values_.empty(); }
+  const std::vector<Matrix<T>>& values() const { return values_; }
+
+ private:
+  std::vector<Matrix<T>> values_;
+};
+
+/// True when every parameter value is finite.
+template <class T>
+bool all_finite(const std::vector<Parameter<T>>& parameters);
+
+/// What a callback sees and may change during Trainer::fit.
+template <class T>
+struct TrainingState {
+  TrainingState(Network<T>& net, std::vector<Parameter<T>>& params, Optimiser<T>& opt, History& h)
+      : network(net), parameters(params), optimiser(opt), history(h) {}
+  Network<T>& network;
+  std::vector<Parameter<T>>& parameters;
+  Optimiser<T>& optimiser;
+  History& history;
+  std::size_t epoch = 0;   // 1-based, the current (or just finished) epoch
+  std::size_t epochs = 0;  // planned
+  std::size_t batch = 0;   // 0-based within the epoch, the batch just finished
+  std::size_t batches = 0;           // per epoch
+  std::size_t rows = 0;              // training rows
+  std::size_t samples_in_epoch = 0;  // rows trained on so far this epoch
+  double running_loss = 0;           // mean batch objective so far this epoch
+  double seconds = 0;                // since fit() began
+  double train_seconds = 0;          // since fit() began, evaluation excluded
+  bool has_validation = false;
+  bool stop_requested = false;
+  StopReason stop = StopReason::Completed;
+  std::string stop_message;
+
+  /// Ends training after the current epoch's callbacks (or at once from on_batch_end).
+  void request_stop(StopReason why, std::string message) {
+    stop_requested = true;
+    stop = why;
+    stop_message = std::move(message);
+  }
+};
+
+template <class T>
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(TrainingState<T>&) {}
+  virtual void on_epoch_begin(TrainingState<T>&) {}
+  /// After each optimiser step: keep it cheap, it runs hundreds of times per epoch.
+  virtual void on_batch_end(TrainingState<T>&) {}
+  /// After the epoch's record was appended to the history.
+  virtual void on_epoch_end(TrainingState<T>&) {}
+  virtual void on_train_end(TrainingState<T>&) {}
+};
+
+/// A callback from functions (any may be empty).
+template <class T>
+class LambdaCallback : public Callback<T> {
+ public:
+  using Fn = std::function<void(TrainingState<T>&)>;
+  Fn train_begin, epoch_begin, batch_end, epoch_end, train_end;
+  void on_train_begin(TrainingState<T>& s) override { if (train_begin) train_begin(s); }
+  void on_epoch_begin(TrainingState<T>& s) override { if (epoch_begin) epoch_begin(s); }
+  void on_batch_end(TrainingState<T>& s) override { if (batch_end) batch_end(s); }
+  void on_epoch_end(TrainingState<T>& s) override { if (epoch_end) epoch_end(s); }
+  void on_train_end(TrainingState<T>& s) override { if (train_end) train_end(s); }
+};
+
+/// The quantity early stopping watches.
+enum class Monitor { TrainLoss, ValLoss, TrainMetric, ValMetric };
+/// "train_loss", "val_loss", "train_metric", "val_metric"; throws otherwise.
+Monitor parse_monitor(const std::string& text);
+const char* monitor_name(Monitor monitor);
+
+/// Stops when the monitored value has not improved by more than min_delta for
+/// `patience` epochs, and (restore_best) puts the best epoch's parameters back at the
+/// end of training, whether it stopped early or ran all epochs. Losses improve
+/// downwards; metrics in the direction of metric_higher_is_better().
+template <class T>
+class EarlyStopping : public Callback<T> {
+ public:
+  explicit EarlyStopping(Monitor monitor = Monitor::ValLoss, std::size_t patience = 10,
+                         double min_delta = 0.0, bool restore_best = true);
+  void on_train_begin(TrainingState<T>& s) override;
+  void on_epoch_end(TrainingState<T>& s) override;
+  void on_train_end(TrainingState<T>& s) override;
+  std::size_t best_epoch() const { return best_epoch_; }
+  double best_value() const { return best_; }
+
+ private:
+  Monitor monitor_;
+  std::size_t patience_;
+  double min_delta_;
+  bool restore_best_;
+  bool higher_is_better_ = false;
+  double best_ = 0;
+  std::size_t best_epoch_ = 0;
+  std::size_t waited_ = 0;
+  ParameterSnapshot<T> best_parameters_;
+};
+
+/// The one-line progress display: epoch, batch, running loss, the last epoch's
+/// validation figures, samples/s and time left, rewritten in place ('\r') on a
+/// terminal, one line per epoch otherwise. It stays silent on short runs: nothing is
+/// printed before `delay_seconds` have passed.
+template <class T>
+class ProgressLine : public Callback<T> {
+ public:
+  /// out = nullptr means std::cerr.
+  explicit ProgressLine(std::ostream* out = nullptr, double delay_seconds = 2.0,
+                        double refresh_seconds = 0.5);
+  void on_train_begin(TrainingState<T>& s) override;
+  void on_batch_end(TrainingState<T>& s) override;
+  void on_epoch_end(TrainingState<T>& s) override;
+  void on_train_end(TrainingState<T>& s) override;
+
+ private:
+  void print(const TrainingState<T>& s, bool epoch_done);
+  std::ostream* out_;
+  double delay_, refresh_;
+  bool terminal_ = false;
+  bool printed_ = false;
+  double last_print_ = 0;
+  std::size_t last_width_ = 0;
+};
+
+extern template class ParameterSnapshot<float>;
+extern template class ParameterSnapshot<double>;
+extern template class EarlyStopping<float>;
+extern template class EarlyStopping<double>;
+extern template class ProgressLine<float>;
+extern template class ProgressLine<double>;
+
+}  // namespace xgrad::nn

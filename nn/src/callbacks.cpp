@@ -1,0 +1,255 @@
+// Parameter snapshots, early stopping and the progress line.
+#include "xgrad/nn/callbacks.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+namespace xgrad::nn {
+
+// ---------------------------------------------------------------- snapshots
+template <class T>
+void ParameterSnapshot<T>::save(const std::vector<Parameter<T>>& parameters) {
+  values_.resize(parameters.size());
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const Matrix<T>& v = parameters[i].value();
+    if (values_[i].dimension() != 2 || values_[i].shape() != v.shape()) {
+      values_[i] = v;  // first save (or a new shape): allocates
+    } else {
+      std::copy(v.data(), v.data() + v.size(), values_[i].data());
+    }
+  }
+}
+
+template <class T>
+void ParameterSnapshot<T>::restore(std::vector<Parameter<T>>& parameters) const {
+  if (values_.empty()) throw std::logic_error("ParameterSnapshot::restore: nothing saved");
+  if (values_.size() != parameters.size()) {
+    throw std::logic_error("ParameterSnapshot::restore: saved " + std::to_string(values_.size()) +
+                           " parameters, asked to restore " + std::to_string(parameters.size()));
+  }
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    Matrix<T>& v = parameters[i].value();
+    if (v.shape() != values_[i].shape()) {
+      throw std::logic_error("ParameterSnapshot::restore: parameter #" + std::to_string(i) +
+                             " is " + shape_string(v) + ", saved " + shape_string(values_[i]));
+    }
+    std::copy(values_[i].data(), values_[i].data() + v.size(), v.data());
+  }
+}
+
+template <class T>
+bool all_finite(const std::vector<Parameter<T>>& parameters) {
+  for (const Parameter<T>& p : parameters) {
+    const T* v = p.value().data();
+    // Summing v·0 is NaN exactly when some v is NaN or ±Inf, and vectorises.
+    T probe = T(0);
+    for (std::size_t i = 0; i < p.size(); ++i) probe += v[i] * T(0);
+    if (probe != T(0)) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- early stopping
+Monitor parse_monitor(const std::string& text) {
+  if (text == "train_loss") return Monitor::TrainLoss;
+  if (text == "val_loss") return Monitor::ValLoss;
+  if (text == "train_metric") return Monitor::TrainMetric;
+  if (text == "val_metric") return Monitor::ValMetric;
+  throw std::invalid_argument("early stopping: unknown monitor '" + text +
+                              "' (expected train_loss, val_loss, train_metric or val_metric)");
+}
+
+const char* monitor_name(Monitor monitor) {
+  switch (monitor) {
+    case Monitor::TrainLoss: return "train_loss";
+    case Monitor::ValLoss: return "val_loss";
+    case Monitor::TrainMetric: return "train_metric";
+    case Monitor::ValMetric: return "val_metric";
+  }
+  return "?";
+}
+
+namespace {
+double monitored(Monitor m, const EpochRecord& r) {
+  switch (m) {
+    case Monitor::TrainLoss: return r.train_loss;
+    case Monitor::ValLoss: return r.val_loss;
+    case Monitor::TrainMetric: return r.train_metric;
+    case Monitor::ValMetric: return r.val_metric;
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+}  // namespace
+
+template <class T>
+EarlyStopping<T>::EarlyStopping(Monitor monitor, std::size_t patience, double min_delta,
+                                bool restore_best)
+    : monitor_(monitor), patience_(patience), min_delta_(min_delta), restore_best_(restore_best) {
+  if (patience == 0) throw std::invalid_argument("early stopping: patience 0 epochs");
+  if (!(min_delta >= 0.0)) {
+    std::ostringstream msg;
+    msg << "early stopping: min_delta = " << min_delta << " must be >= 0";
+    throw std::invalid_argument(msg.str());
+  }
+}
+
+template <class T>
+void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
+  const bool is_metric = monitor_ == Monitor::TrainMetric || monitor_ == Monitor::ValMetric;
+  if (is_metric && s.history.metric == MetricKind::None) {
+    throw std::invalid_argument(std::string("early stopping on ") + monitor_name(monitor_) +
+                                ", but the trainer computes no metric");
+  }
+  if ((monitor_ == Monitor::ValLoss || monitor_ == Monitor::ValMetric) && !s.has_validation) {
+    throw std::invalid_argument(std::string("early stopping on ") + monitor_name(monitor_) +
+                                ", but fit() got no validation data");
+  }
+  higher_is_better_ = is_metric && metric_higher_is_better(s.history.metric);
+  best_ = higher_is_better_ ? -std::numeric_limits<double>::infinity()
+                            : std::numeric_limits<double>::infinity();
+  best_epoch_ = 0;
+  waited_ = 0;
+  best_parameters_.save(s.parameters);  // epoch 0: the initial parameters
+}
+
+template <class T>
+void EarlyStopping<T>::on_epoch_end(TrainingState<T>& s) {
+  const double v = monitored(monitor_, s.history.back());
+  if (std::isnan(v)) {
+    if (monitor_ == Monitor::TrainMetric) {
+      throw std::invalid_argument(
+          "early stopping on train_metric needs TrainerOptions::evaluate_train");
+    }
+    return;  // a diverged epoch: the trainer's non-finite check handles it
+  }
+  const bool better = higher_is_better_ ? v > best_ + min_delta_ : v < best_ - min_delta_;
+  if (better) {
+    best_ = v;
+    best_epoch_ = s.epoch;
+    waited_ = 0;
+    if (restore_best_) best_parameters_.save(s.parameters);
+    return;
+  }
+  if (++waited_ >= patience_) {
+    std::ostringstream msg;
+    msg << "early stopping: " << monitor_name(monitor_) << " did not improve for " << waited_
+        << " epochs (best " << best_ << " at epoch " << best_epoch_ << ")";
+    s.request_stop(StopReason::EarlyStopping, msg.str());
+    s.history.epochs.back().event = "early_stop";
+  }
+}
+
+template <class T>
+void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
+  // A run that diverged already restored its last good parameters; the best epoch's
+  // are at least as good, so restoring them is right in every case.
+  if (!restore_best_ || s.history.epochs.empty()) return;
+  if (best_epoch_ == 0 && std::isinf(best_)) return;  // no epoch produced a value
+  best_parameters_.restore(s.parameters);
+  s.history.restored_epoch = static_cast<long>(best_epoch_);
+  std::string& event = s.history.epochs.back().event;
+  // A diverged run already noted its own restore; replace that with the final one.
+  const auto at = event.find(" restored_epoch=");
+  if (at != std::string::npos) event.erase(at);
+  event += (event.empty() ? "" : " ") + std::string("restored_epoch=") +
+           std::to_string(best_epoch_);
+}
+
+// ---------------------------------------------------------------- progress line
+template <class T>
+ProgressLine<T>::ProgressLine(std::ostream* out, double delay_seconds, double refresh_seconds)
+    : out_(out ? out : &std::cerr), delay_(delay_seconds), refresh_(refresh_seconds) {}
+
+template <class T>
+void ProgressLine<T>::on_train_begin(TrainingState<T>&) {
+  // Rewrite in place only on a terminal; a log file gets one line per epoch instead.
+  terminal_ = (out_ == &std::cerr && ::isatty(2)) || (out_ == &std::cout && ::isatty(1));
+  printed_ = false;
+  last_print_ = 0;
+  last_width_ = 0;
+}
+
+namespace {
+std::string clock_text(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
+  const long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", s / 60, s % 60);
+  }
+  return buf;
+}
+}  // namespace
+
+template <class T>
+void ProgressLine<T>::print(const TrainingState<T>& s, bool epoch_done) {
+  std::ostringstream line;
+  line << "epoch " << s.epoch << '/' << s.epochs;
+  if (!epoch_done) line << "  batch " << (s.batch + 1) << '/' << s.batches;
+  line << std::setprecision(4) << "  loss " << s.running_loss;
+  if (!s.history.epochs.empty()) {
+    const EpochRecord& r = s.history.back();
+    const char* m = metric_name(s.history.metric);
+    if (!std::isnan(r.train_metric)) line << "  " << m << ' ' << r.train_metric;
+    if (!std::isnan(r.val_loss)) line << "  val_loss " << r.val_loss;
+    if (!std::isnan(r.val_metric)) line << "  val_" << m << ' ' << r.val_metric;
+  }
+  const double done = static_cast<double>((s.epoch - 1) * s.rows + s.samples_in_epoch);
+  const double total = static_cast<double>(s.epochs * s.rows);
+  const double rate = s.train_seconds > 0 ? done / s.train_seconds : 0;
+  line << "  " << std::setprecision(0) << std::fixed << rate << " samples/s";
+  // Time left from the overall rate, evaluation time included.
+  const double left = done > 0 ? s.seconds / done * (total - done) : -1;
+  line << "  left " << clock_text(left);
+  std::string text = line.str();
+  if (terminal_) {
+    const std::size_t width = text.size();
+    if (width < last_width_) text.append(last_width_ - width, ' ');  // erase the old tail
+    last_width_ = width;
+    *out_ << '\r' << text << std::flush;
+  } else {
+    *out_ << text << '\n' << std::flush;
+  }
+  printed_ = true;
+  last_print_ = s.seconds;
+}
+
+template <class T>
+void ProgressLine<T>::on_batch_end(TrainingState<T>& s) {
+  if (!terminal_ || s.seconds < delay_ || s.seconds - last_print_ < refresh_) return;
+  print(s, false);
+}
+
+template <class T>
+void ProgressLine<T>::on_epoch_end(TrainingState<T>& s) {
+  if (s.seconds < delay_) return;
+  print(s, true);
+}
+
+template <class T>
+void ProgressLine<T>::on_train_end(TrainingState<T>& s) {
+  if (!printed_) return;
+  if (terminal_) *out_ << '\n';
+  if (s.history.stop != StopReason::Completed) *out_ << s.history.message << '\n';
+  *out_ << std::flush;
+}
+
+template class ParameterSnapshot<float>;
+template class ParameterSnapshot<double>;
+template bool all_finite(const std::vector<Parameter<float>>&);
+template bool all_finite(const std::vector<Parameter<double>>&);
+template class EarlyStopping<float>;
+template class EarlyStopping<double>;
+template class ProgressLine<float>;
+template class ProgressLine<double>;
+
+}  // namespace xgrad::nn

@@ -1,0 +1,267 @@
+// The training loop, evaluation and the non-finite guard.
+#include "xgrad/nn/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "xgrad/nn/data.hpp"
+
+namespace xgrad::nn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+template <class T>
+void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, const char* what) {
+  if (x.shape(0) != y.shape(0)) {
+    throw std::invalid_argument(std::string(what) + ": x is " + shape_string(x) + " but y is " +
+                                shape_string(y) + " (row counts differ)");
+  }
+  if (x.shape(0) == 0) throw std::invalid_argument(std::string(what) + ": no rows");
+  if (x.shape(1) != net.inputs()) {
+    throw std::invalid_argument(std::string(what) + ": x is " + shape_string(x) +
+                                " but the network takes " + std::to_string(net.inputs()) +
+                                " inputs");
+  }
+  if (y.shape(1) != net.outputs()) {
+    throw std::invalid_argument(std::string(what) + ": y is " + shape_string(y) +
+                                " but the network has " + std::to_string(net.outputs()) +
+                                " outputs");
+  }
+}
+
+}  // namespace
+
+void TrainerOptions::validate() const {
+  if (epochs == 0) throw std::invalid_argument("trainer: epochs = 0");
+  if (eval_batch_size == 0) throw std::invalid_argument("trainer: eval_batch_size = 0");
+  if (schedule) schedule->validate();
+}
+
+template <class T>
+Trainer<T>::Trainer(Network<T>& network, Optimiser<T>& optimiser, const CostSpec& cost,
+                    const TrainerOptions& options)
+    : network_(network),
+      optimiser_(optimiser),
+      cost_(cost),
+      options_(options),
+      parameters_(network.parameters()) {
+  options_.validate();
+  const auto& theirs = optimiser_.parameters();
+  bool same = theirs.size() == parameters_.size();
+  for (std::size_t i = 0; same && i < theirs.size(); ++i) same = theirs[i].same_as(parameters_[i]);
+  if (!same) {
+    throw std::invalid_argument("trainer: the optimiser updates " + std::to_string(theirs.size()) +
+                                " parameters that are not the network's " +
+                                std::to_string(parameters_.size()) +
+                                " (make it from network.parameters())");
+  }
+}
+
+template <class T>
+Trainer<T>& Trainer<T>::add_callback(std::shared_ptr<Callback<T>> callback) {
+  if (!callback) throw std::invalid_argument("trainer: null callback");
+  callbacks_.push_back(std::move(callback));
+  return *this;
+}
+
+template <class T>
+Evaluation Trainer<T>::evaluate(const Matrix<T>& x, const Matrix<T>& y) {
+  check_data(network_, x, y, "evaluate");
+  const std::size_t n = x.shape(0);
+  if (eval_rows_.size() != n) eval_rows_ = iota_indices(n);
+  NoGradGuard<T> no_grad(eval_tape_);
+  // The data costs are means over rows (times a fixed column count), so the batch
+  // means weighted by their rows give the mean over the whole set.
+  double sum = 0;
+  for (std::size_t b = 0; b < n; b += options_.eval_batch_size) {
+    const std::size_t e = std::min(n, b + options_.eval_batch_size);
+    eval_tape_.clear();
+    const Tensor<T> X = eval_tape_.gather_rows(x, eval_rows_, b, e);
+    const Tensor<T> Y = eval_tape_.gather_rows(y, eval_rows_, b, e);
+    sum += static_cast<double>(data_cost(eval_tape_, network_, X, Y, cost_.cost).item()) *
+           static_cast<double>(e - b);
+  }
+  Evaluation ev;
+  ev.loss = sum / static_cast<double>(n);
+  if (cost_.regularisation.penalty != Penalty::None) {
+    eval_tape_.clear();
+    ev.loss += static_cast<double>(penalty(eval_tape_, network_, cost_.regularisation).item());
+  }
+  eval_tape_.clear();
+  ev.metric = options_.metric == MetricKind::None
+                  ? kNaN
+                  : evaluate_metric(options_.metric,
+                                    network_.predict(x, options_.eval_batch_size), y);
+  return ev;
+}
+
+template <class T>
+const History& Trainer<T>::fit(const Matrix<T>& x, const Matrix<T>& y) {
+  return run(x, y, nullptr, nullptr);
+}
+
+template <class T>
+const History& Trainer<T>::fit(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& x_val,
+                               const Matrix<T>& y_val) {
+  return run(x, y, &x_val, &y_val);
+}
+
+template <class T>
+const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>* x_val,
+                               const Matrix<T>* y_val) {
+  check_data(network_, x, y, "fit");
+  if (x_val) check_data(network_, *x_val, *y_val, "fit (validation data)");
+  const std::size_t n = x.shape(0);
+  const bool full_batch = optimiser_.full_batch() || options_.batch_size == 0;
+  BatchSampler sampler(n, full_batch ? 0 : options_.batch_size, options_.shuffle && !full_batch,
+                       options_.seed);
+  const std::size_t m = sampler.batches();
+
+  std::vector<std::shared_ptr<Callback<T>>> callbacks = callbacks_;
+  if (options_.progress) callbacks.push_back(std::make_shared<ProgressLine<T>>());
+
+  history_ = History{};
+  history_.metric = options_.metric;
+  TrainingState<T> state{network_, parameters_, optimiser_, history_};
+  state.epochs = options_.epochs;
+  state.batches = m;
+  state.rows = n;
+  state.has_validation = x_val != nullptr;
+
+  // The last parameters known to be finite with a finite loss: restored on divergence.
+  ParameterSnapshot<T> last_good;
+  last_good.save(parameters_);
+  std::size_t last_good_epoch = 0;
+  auto diverge = [&](EpochRecord& r, const std::string& what) {
+    last_good.restore(parameters_);
+    optimiser_.reset_state();  // its moments hold the non-finite values
+    optimiser_.zero_grad();
+    std::ostringstream msg;
+    msg << "training stopped: " << what << "; parameters restored to "
+        << (last_good_epoch == 0 ? std::string("the initial ones")
+                                 : "the end of epoch " + std::to_string(last_good_epoch));
+    history_.restored_epoch = static_cast<long>(last_good_epoch);
+    r.event = "non_finite restored_epoch=" + std::to_string(last_good_epoch);
+    state.request_stop(StopReason::NonFinite, msg.str());
+  };
+
+  const Clock::time_point start = Clock::now();
+  double train_seconds = 0;
+  optimiser_.zero_grad();
+  for (auto& cb : callbacks) cb->on_train_begin(state);
+
+  for (std::size_t e = 0; e < options_.epochs && !state.stop_requested; ++e) {
+    state.epoch = e + 1;
+    state.batch = 0;
+    state.samples_in_epoch = 0;
+    state.running_loss = 0;
+    for (auto& cb : callbacks) cb->on_epoch_begin(state);
+    sampler.new_epoch();
+    const Clock::time_point epoch_start = Clock::now();
+    EpochRecord r;
+    r.epoch = e + 1;
+    r.train_metric = r.val_loss = r.val_metric = kNaN;
+    double loss_sum = 0;
+    std::size_t seen = 0;
+    bool diverged = false;
+    for (std::size_t b = 0; b < m; ++b) {
+      const auto [begin, end] = sampler.batch(b);
+      Tape<T>& tape = end - begin == sampler.batch_size() ? tape_ : tail_tape_;
+      if (options_.schedule) optimiser_.set_learning_rate((*options_.schedule)(e, b, m));
+      if (b == 0) r.learning_rate = optimiser_.learning_rate();
+      tape.clear();
+      const Tensor<T> X = tape.gather_rows(x, sampler.order(), begin, end);
+      const Tensor<T> Y = tape.gather_rows(y, sampler.order(), begin, end);
+      const Tensor<T> loss = objective(tape, network_, X, Y, cost_);
+      const double l = static_cast<double>(loss.item());
+      if (!std::isfinite(l)) {
+        r.train_loss = l;
+        std::ostringstream what;
+        what << "the loss became " << l << " at epoch " << (e + 1) << ", step " << (b + 1)
+             << " of " << m;
+        diverge(r, what.str());
+        diverged = true;
+        break;
+      }
+      tape.backward(loss);
+      optimiser_.step();
+      optimiser_.zero_grad();
+      loss_sum += l * static_cast<double>(end - begin);
+      seen += end - begin;
+      state.batch = b;
+      state.samples_in_epoch = seen;
+      state.running_loss = loss_sum / static_cast<double>(seen);
+      state.seconds = since(start);
+      state.train_seconds = train_seconds + since(epoch_start);
+      for (auto& cb : callbacks) cb->on_batch_end(state);
+      if (state.stop_requested) break;
+    }
+    const double epoch_train_seconds = since(epoch_start);
+    train_seconds += epoch_train_seconds;
+    r.samples_per_second =
+        epoch_train_seconds > 0 ? static_cast<double>(seen) / epoch_train_seconds : kNaN;
+    if (!diverged) {
+      r.train_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : kNaN;
+      if (options_.evaluate_train) {
+        const Evaluation ev = evaluate(x, y);
+        r.train_loss = ev.loss;
+        r.train_metric = ev.metric;
+      }
+      if (x_val) {
+        const Evaluation ev = evaluate(*x_val, *y_val);
+        r.val_loss = ev.loss;
+        r.val_metric = ev.metric;
+      }
+      // The last step's update may have overflowed without a loss showing it yet.
+      const bool finite = all_finite(parameters_) && std::isfinite(r.train_loss) &&
+                          (!x_val || std::isfinite(r.val_loss));
+      if (!finite) {
+        std::ostringstream what;
+        what << "non-finite " << (all_finite(parameters_) ? "loss" : "parameters")
+             << " at the end of epoch " << (e + 1) << " (train loss " << r.train_loss
+             << ", validation loss " << r.val_loss << ")";
+        diverge(r, what.str());
+        diverged = true;
+      } else {
+        last_good.save(parameters_);
+        last_good_epoch = e + 1;
+      }
+    }
+    r.seconds = since(epoch_start);
+    history_.epochs.push_back(r);
+    state.seconds = since(start);
+    state.train_seconds = train_seconds;
+    // A diverged epoch gets no on_epoch_end: there is nothing valid to act on.
+    if (!diverged) {
+      for (auto& cb : callbacks) cb->on_epoch_end(state);
+    }
+  }
+
+  if (state.stop_requested) {
+    history_.stop = state.stop;
+    history_.message = state.stop_message;
+    if (history_.epochs.back().event.empty()) {
+      history_.epochs.back().event = stop_reason_name(state.stop);
+    }
+  } else {
+    history_.stop = StopReason::Completed;
+    history_.message = "completed " + std::to_string(options_.epochs) + " epochs";
+  }
+  state.seconds = since(start);
+  for (auto& cb : callbacks) cb->on_train_end(state);
+  return history_;
+}
+
+template class Trainer<float>;
+template class Trainer<double>;
+
+}  // namespace xgrad::nn
