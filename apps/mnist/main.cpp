@@ -1,0 +1,501 @@
+// mnist: the digit-classification study of the reports on xgrad, one command each for
+// training, evaluation, prediction and sweeps. `mnist` alone trains the default recipe.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iomanip>
+#include <sstream>
+
+#include "idx.hpp"
+#include "study.hpp"
+#include "sweep.hpp"
+#include "xgrad/threads.hpp"
+
+namespace fs = std::filesystem;
+using namespace xgrad::mnist;
+
+namespace {
+
+const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
+const char* kMnistFiles = "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                          "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]";
+
+std::string default_data_dir() {
+  const char* env = std::getenv("XGRAD_MNIST_DIR");
+  return env && *env ? env : "data/mnist";
+}
+
+struct DataOptions {
+  std::string dataset = "auto";
+  std::string dir = default_data_dir();
+  std::string fashion_dir = kFashionDir;
+  std::string protocol = "standard";
+  double test_fraction = 0.2;
+  std::uint64_t split_seed = 42;
+  std::size_t train_limit = 0;
+  std::size_t test_limit = 0;
+};
+
+void add_data_options(CLI::App* app, DataOptions& d) {
+  app->add_option("--dataset", d.dataset,
+                  "mnist, fashion-mnist, or auto: MNIST when --data has it, otherwise say so "
+                  "and use Fashion-MNIST")
+      ->check(CLI::IsMember({"auto", "mnist", "fashion-mnist"}))
+      ->capture_default_str();
+  app->add_option("--data", d.dir,
+                  "folder with the four MNIST IDX files (raw or .gz); $XGRAD_MNIST_DIR "
+                  "overrides the default")
+      ->capture_default_str();
+  app->add_option("--fashion-dir", d.fashion_dir,
+                  "folder with Fashion-MNIST (Debian package dataset-fashion-mnist)")
+      ->capture_default_str();
+  app->add_option("--protocol", d.protocol,
+                  "standard: 60,000 train / 10,000 test; pooled: the reports' 70,000 pooled "
+                  "and split by --test-fraction with --split-seed")
+      ->check(CLI::IsMember({"standard", "pooled"}))
+      ->capture_default_str();
+  app->add_option("--test-fraction", d.test_fraction, "test share of the pooled protocol")
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
+  app->add_option("--split-seed", d.split_seed, "seed of the pooled split")->capture_default_str();
+  app->add_option("--train-limit", d.train_limit,
+                  "use only the first N training images (0 = all; for quick runs)")
+      ->capture_default_str();
+  app->add_option("--test-limit", d.test_limit, "use only the first N test images (0 = all)")
+      ->capture_default_str();
+}
+
+// Every line names the data set, so a log can never be mistaken for the other one.
+struct Say {
+  std::string name;
+  void operator()(const std::string& line) const { std::cout << "[" << name << "] " << line << std::endl; }
+};
+
+TrainTest load_data(const DataOptions& d, Say& say) {
+  const std::string mnist_how =
+      "Get it with `apps/mnist/download_mnist.sh " + d.dir +
+      "` (downloads and checks md5; needs network), or pass --data DIR with the files " +
+      kMnistFiles + ".";
+  const std::string fashion_how =
+      "Install it with `apt install dataset-fashion-mnist` or pass --fashion-dir DIR.";
+  TrainTest t;
+  if (d.dataset == "mnist") {
+    t = load_dir(d.dir, "MNIST", mnist_how);
+  } else if (d.dataset == "fashion-mnist") {
+    t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
+  } else if (!find_file(d.dir, "train-images-idx3-ubyte").empty()) {
+    t = load_dir(d.dir, "MNIST", mnist_how);
+  } else {
+    // Not silent: the substitution is announced, and every later line names the set.
+    std::cout << "[Fashion-MNIST] MNIST is not in '" << d.dir
+              << "' (no train-images-idx3-ubyte[.gz]). " << mnist_how << std::endl
+              << "[Fashion-MNIST] Training on Fashion-MNIST from " << d.fashion_dir
+              << " instead; use --dataset mnist to make a missing MNIST an error." << std::endl;
+    t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
+  }
+  say.name = t.name;
+  if (d.protocol == "pooled") {
+    t = pooled_split(t, d.test_fraction, d.split_seed);
+    say.name = t.name;
+  }
+  if (d.train_limit) t.train = head(t.train, d.train_limit);
+  if (d.test_limit) t.test = head(t.test, d.test_limit);
+  say(std::to_string(t.train.size()) + " training and " + std::to_string(t.test.size()) +
+      " test images (" + d.protocol + " protocol)");
+  return t;
+}
+
+void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threads) {
+  app->add_option("--layers", r.hidden, "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
+      ->expected(0, 64)
+      ->default_str("512");
+  app->add_flag_callback("--logistic", [&r] { r.hidden.clear(); },
+                         "no hidden layer: softmax (multinomial logistic) regression, same trainer");
+  app->add_option("--activation", r.activation,
+                  "hidden activation: sigmoid, tanh, relu, leaky_relu[:alpha], elu[:alpha], identity")
+      ->capture_default_str();
+  app->add_option("--init", r.init,
+                  "weights: standard_normal, normal:SIGMA, glorot_uniform, glorot_normal, "
+                  "he_normal, he_uniform (default: he_normal for relu-like, else glorot_uniform)");
+  app->add_option("--optimiser,--optimizer", r.optimiser,
+                  "gd, sgd, momentum, adagrad, rmsprop, adam, with options: "
+                  "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'")
+      ->capture_default_str();
+  app->add_option("--lr", r.learning_rate, "learning rate (constant unless --schedule)")
+      ->capture_default_str();
+  app->add_option("--schedule", r.schedule,
+                  "learning-rate schedule, replaces --lr: constant:ETA, exponential:ETA,GAMMA "
+                  "(per epoch), step:ETA,DROP,EVERY, epoch_decay:ETA, inverse_time:T0,T1 "
+                  "(default: constant --lr)");
+  app->add_option("--penalty", r.penalty,
+                  "regularisation: none, l1 (lambda*sum|W|), l2 (lambda*sum W^2), weights only; "
+                  "report 001's lambda/(2n) convention = its lambda / (2 n) here")
+      ->check(CLI::IsMember({"none", "l1", "l2"}))
+      ->capture_default_str();
+  app->add_option("--lambda", r.lambda, "regularisation strength")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--dropout", r.dropout, "dropout rate of hidden units while training")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str();
+  app->add_option("--input-dropout", r.input_dropout, "dropout rate of input pixels")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str();
+  app->add_option("--batch", r.batch_size, "minibatch size")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app->add_option("--epochs", r.epochs, "passes over the training set")->check(CLI::Range(1, 100000))->capture_default_str();
+  app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
+  app->add_option("--dtype", dtype, "float32 or float64")
+      ->check(CLI::IsMember({"float32", "float64"}))
+      ->capture_default_str();
+  app->add_option("--threads", threads, "BLAS threads (the one owner of parallelism in a run)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+}
+
+void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
+  {
+    std::ofstream f(dir + "/confusion_counts.csv");
+    f << "true\\predicted";
+    for (int k = 0; k < 10; ++k) f << "," << k;
+    f << "\n";
+    for (int t = 0; t < 10; ++t) {
+      f << t;
+      for (int k = 0; k < 10; ++k) f << "," << e.confusion[t][k];
+      f << "\n";
+    }
+  }
+  const auto pct = row_percentages(e.confusion);
+  {
+    std::ofstream f(dir + "/confusion_percent.csv");
+    f << "true\\predicted";
+    for (int k = 0; k < 10; ++k) f << "," << k;
+    f << "\n";
+    for (int t = 0; t < 10; ++t) {
+      f << t;
+      char buf[32];
+      for (int k = 0; k < 10; ++k) {
+        std::snprintf(buf, sizeof buf, ",%.3f", pct[t][k]);
+        f << buf;
+      }
+      f << "\n";
+    }
+  }
+  say("confusion matrix (rows: true digit, columns: predicted; counts):");
+  std::ostringstream head;
+  head << "     ";
+  for (int k = 0; k < 10; ++k) head << std::setw(6) << k;
+  say(head.str());
+  for (int t = 0; t < 10; ++t) {
+    std::ostringstream row;
+    row << std::setw(5) << t;
+    for (int k = 0; k < 10; ++k) row << std::setw(6) << e.confusion[t][k];
+    say(row.str());
+  }
+  const auto pairs = most_confused(e.confusion, 5);
+  std::ofstream f(dir + "/confused_pairs.csv");
+  f << "true,predicted,count,percent_of_true\n";
+  std::ostringstream line;
+  line << "most confused (true->predicted, % of the true digit):";
+  char buf[64];
+  for (const auto& p : pairs) {
+    std::snprintf(buf, sizeof buf, " %d->%d %.2f%% (%zu)", p.truth, p.predicted, p.percent, p.count);
+    line << buf;
+    f << p.truth << "," << p.predicted << "," << p.count << "," << p.percent << "\n";
+  }
+  say(line.str());
+}
+
+// The misclassified digits as CSV rows (index, labels, 784 pixels): plots/misclassified.py
+// draws them with their true and predicted labels.
+void write_misclassified(const std::string& path, const LabelledSet& set, const Evaluation& e,
+                         std::size_t limit) {
+  std::ofstream f(path);
+  f << "index,true,predicted,confidence,pixels\n";
+  std::size_t written = 0;
+  for (std::size_t i = 0; i < set.size() && written < limit; ++i) {
+    if (e.predicted[i] == set.labels[i]) continue;
+    f << i << "," << int(set.labels[i]) << "," << int(e.predicted[i]) << "," << e.confidence[i] << ",";
+    const std::uint8_t* px = set.images.pixels.data() + i * 784;
+    for (std::size_t k = 0; k < 784; ++k) f << (k ? " " : "") << int(px[k]);
+    f << "\n";
+    ++written;
+  }
+}
+
+std::string percent(double a) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f%%", 100 * a);
+  return buf;
+}
+
+struct TrainArgs {
+  DataOptions data;
+  Recipe recipe;
+  std::string dtype = "float32";
+  int threads = 1;
+  std::string out = "mnist-out";
+  bool quiet = false;
+  std::size_t misclassified = 100;
+};
+
+template <class T>
+int run_train(const TrainArgs& a, const std::string& command_line) {
+  Say say;
+  xgrad::set_threads(a.threads);
+  const TrainTest data = load_data(a.data, say);
+  a.recipe.validate();
+  say("recipe: " + a.recipe.describe() + ", " + a.dtype + ", " + std::to_string(xgrad::threads()) +
+      " BLAS thread(s)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const xgrad::Matrix<T> x_train = to_matrix<T>(data.train.images);
+  const xgrad::Matrix<T> x_test = to_matrix<T>(data.test.images);
+  fs::create_directories(a.out);
+  std::ofstream hist(a.out + "/history.csv");
+  hist << "epoch,learning_rate,batch_loss,train_loss,train_accuracy,test_loss,test_accuracy,"
+          "seconds_train,seconds_eval\n";
+  const bool tty = isatty(2) && !a.quiet;
+  Callbacks cb;
+  if (tty) {
+    cb.on_batch = [&](std::size_t epoch, std::size_t b, std::size_t batches, double loss) {
+      if (b % std::max<std::size_t>(1, batches / 40) != 0 && b != batches) return;
+      const int filled = int(30 * b / batches);
+      std::fprintf(stderr, "\r[%s] epoch %zu/%zu [%-30s] %3d%% loss %.4f", say.name.c_str(), epoch,
+                   a.recipe.epochs, std::string(std::size_t(filled), '#').c_str(),
+                   int(100 * b / batches), loss);
+      std::fflush(stderr);
+    };
+  }
+  cb.on_epoch = [&](const EpochRecord& r) {
+    if (tty) std::fprintf(stderr, "\r%90s\r", "");
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "epoch %zu/%zu  lr %.3g  loss %.4f  train %s  test %s (loss %.4f)  %.1f s + %.1f s eval",
+                  r.epoch, a.recipe.epochs, r.learning_rate, r.batch_loss,
+                  std::isnan(r.train_accuracy) ? "-" : percent(r.train_accuracy).c_str(),
+                  percent(r.test_accuracy).c_str(), r.test_loss, r.seconds_train, r.seconds_eval);
+    say(buf);
+    hist << r.epoch << "," << r.learning_rate << "," << r.batch_loss << "," << r.train_loss << ","
+         << r.train_accuracy << "," << r.test_loss << "," << r.test_accuracy << "," << r.seconds_train
+         << "," << r.seconds_eval << "\n"
+         << std::flush;
+  };
+  std::vector<EpochRecord> history;
+  const xgrad::nn::Network<T> net =
+      train<T>(a.recipe, x_train, data.train.labels, x_test, data.test.labels, cb, &history);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double train_seconds = 0;
+  for (const auto& r : history) train_seconds += r.seconds_train;
+  const Evaluation e = evaluate(net, x_test, data.test.labels);
+  say("test accuracy " + percent(e.accuracy) + " (" +
+      std::to_string(std::lround(e.accuracy * double(data.test.size()))) + "/" +
+      std::to_string(data.test.size()) + "), test loss " + std::to_string(e.loss));
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "time: %.1f s training (%.2f s/epoch), %.1f s wall with evaluation",
+                train_seconds, train_seconds / double(history.size()), wall);
+  say(buf);
+  write_confusion(a.out, e, say);
+  write_misclassified(a.out + "/misclassified.csv", data.test, e, a.misclassified);
+  save_model(net, a.out + "/model.xgm");
+  std::ofstream(a.out + "/run.txt") << "data set: " << data.name << "\nrecipe: " << a.recipe.describe()
+                                    << "\ndtype: " << a.dtype << "\nthreads: " << xgrad::threads()
+                                    << "\ncommand: " << command_line << "\ntest_accuracy: " << e.accuracy
+                                    << "\ntrain_seconds: " << train_seconds << "\n";
+  say("wrote " + a.out + "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
+      "confused_pairs.csv, misclassified.csv, model.xgm, run.txt}");
+  return 0;
+}
+
+struct EvalArgs {
+  DataOptions data;
+  std::string model = "mnist-out/model.xgm";
+  std::string out;
+  std::vector<std::size_t> indices;
+  std::vector<std::string> images;
+  int threads = 1;
+};
+
+template <class T>
+int run_evaluate(const EvalArgs& a) {
+  Say say;
+  xgrad::set_threads(a.threads);
+  const xgrad::nn::Network<T> net = load_model<T>(a.model);
+  if (net.inputs() != 784 || net.outputs() != 10)
+    throw std::runtime_error(a.model + ": network takes " + std::to_string(net.inputs()) +
+                             " inputs and gives " + std::to_string(net.outputs()) +
+                             " outputs; an MNIST model has 784 and 10");
+  const TrainTest data = load_data(a.data, say);
+  const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
+  say(a.model + ": test accuracy " + percent(e.accuracy) + ", test loss " + std::to_string(e.loss));
+  const std::string out = a.out.empty() ? fs::path(a.model).parent_path().string() : a.out;
+  fs::create_directories(out.empty() ? "." : out);
+  write_confusion(out.empty() ? "." : out, e, say);
+  write_misclassified((out.empty() ? "." : out) + "/misclassified.csv", data.test, e, 100);
+  return 0;
+}
+
+template <class T>
+void show_prediction(const xgrad::nn::Network<T>& net, const Images& im, const std::string& what,
+                     int truth, Say& say) {
+  const xgrad::Matrix<T> p = net.predict(to_matrix<T>(im), 1);
+  std::size_t best = 0;
+  for (std::size_t k = 1; k < 10; ++k)
+    if (p(0, k) > p(0, best)) best = k;
+  std::ostringstream s;
+  s << what << ": predicted " << best << " (p " << std::fixed << std::setprecision(3) << p(0, best)
+    << ")";
+  if (truth >= 0) s << ", true " << truth << (int(best) == truth ? " (right)" : " (WRONG)");
+  s << "; p =";
+  for (std::size_t k = 0; k < 10; ++k) s << " " << std::setprecision(3) << p(0, k);
+  say(s.str());
+}
+
+template <class T>
+int run_predict(const EvalArgs& a) {
+  Say say;
+  say.name = "model";
+  xgrad::set_threads(a.threads);
+  const xgrad::nn::Network<T> net = load_model<T>(a.model);
+  if (net.inputs() != 784 || net.outputs() != 10)
+    throw std::runtime_error(a.model + ": not an MNIST model (784 inputs, 10 outputs)");
+  if (a.indices.empty() && a.images.empty())
+    throw CLI::ValidationError("predict", "give --index N (test-set images) or --image FILE.pgm");
+  for (const std::string& path : a.images) {
+    bool inverted = false;
+    const Images im = read_pgm(path, &inverted);
+    Say s{"image"};
+    show_prediction(net, im, path + (inverted ? " (dark on light: inverted)" : ""), -1, s);
+  }
+  if (!a.indices.empty()) {
+    const TrainTest data = load_data(a.data, say);
+    for (std::size_t i : a.indices) {
+      if (i >= data.test.size())
+        throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +
+                                                  std::to_string(data.test.size()) + " test images");
+      show_prediction(net, head(data.test, i + 1).images.count ? [&] {
+        Images im;
+        im.count = 1;
+        im.rows = im.cols = 28;
+        im.pixels.assign(data.test.images.pixels.begin() + std::ptrdiff_t(i * 784),
+                         data.test.images.pixels.begin() + std::ptrdiff_t((i + 1) * 784));
+        return im;
+      }() : Images{}, "test image " + std::to_string(i), data.test.labels[i], say);
+    }
+  }
+  return 0;
+}
+
+struct SweepArgs {
+  TrainArgs train;
+  SweepGrid grid;
+  std::string csv = "mnist-sweep.csv";
+  std::size_t workers = 2;
+};
+
+template <class T>
+int run_sweep_cmd(const SweepArgs& a) {
+  Say say;
+  xgrad::set_threads(a.train.threads);
+  const TrainTest data = load_data(a.train.data, say);
+  say("sweep base recipe: " + a.train.recipe.describe());
+  run_sweep<T>(a.train.recipe, a.grid, to_matrix<T>(data.train.images), data.train.labels,
+               to_matrix<T>(data.test.images), data.test.labels, a.csv, a.workers,
+               [&](const std::string& line) { say(line); });
+  say("results in " + a.csv);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mnist: the reports' MNIST study on xgrad. With no subcommand it trains the default "
+      "recipe (784-512-10 ReLU ... see `mnist train --help`) on MNIST from --data, or says "
+      "that MNIST is missing and uses Fashion-MNIST."};
+  app.require_subcommand(0, 1);
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  TrainArgs train_args;
+  auto* train_cmd = app.add_subcommand("train", "train a network, write CSVs and the model");
+  add_data_options(train_cmd, train_args.data);
+  add_recipe_options(train_cmd, train_args.recipe, train_args.dtype, train_args.threads);
+  train_cmd->add_option("--out", train_args.out, "output folder")->capture_default_str();
+  train_cmd->add_option("--misclassified", train_args.misclassified,
+                        "how many misclassified test digits to write to misclassified.csv")
+      ->capture_default_str();
+  train_cmd->add_flag("--quiet", train_args.quiet, "no progress bar within an epoch");
+
+  EvalArgs eval_args;
+  auto* eval_cmd = app.add_subcommand("evaluate", "test accuracy and confusion matrix of a saved model");
+  add_data_options(eval_cmd, eval_args.data);
+  eval_cmd->add_option("--model", eval_args.model, "model file from `mnist train`")->capture_default_str();
+  eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
+  eval_cmd->add_option("--threads", eval_args.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+
+  EvalArgs pred_args;
+  auto* pred_cmd = app.add_subcommand("predict", "classify test images by index or 28x28 PGM files");
+  add_data_options(pred_cmd, pred_args.data);
+  pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")->capture_default_str();
+  pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)");
+  pred_cmd->add_option("--image", pred_args.images,
+                       "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
+      ->check(CLI::ExistingFile);
+  pred_cmd->add_option("--threads", pred_args.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+
+  SweepArgs sweep_args;
+  sweep_args.train.recipe.epochs = 2;
+  auto* sweep_cmd = app.add_subcommand(
+      "sweep", "grid search (lr x lambda, layers x nodes), one CSV row per point, resumable");
+  add_data_options(sweep_cmd, sweep_args.train.data);
+  add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
+                     sweep_args.train.threads);
+  sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates, "learning rates of the grid");
+  sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas, "L2 strengths of the grid (l2 unless --penalty)");
+  sweep_cmd->add_option("--layer-counts", sweep_args.grid.layer_counts, "numbers of hidden layers")
+      ->check(CLI::Range(0, 64));
+  sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")
+      ->check(CLI::Range(1, 100000));
+  sweep_cmd->add_option("--csv", sweep_args.csv, "results; points already in it are skipped")
+      ->capture_default_str();
+  sweep_cmd->add_option("--workers", sweep_args.workers,
+                        "parallel training runs (each with 1 BLAS thread when > 1)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*eval_cmd) {
+      return model_element_size(eval_args.model) == 8 ? run_evaluate<double>(eval_args)
+                                                      : run_evaluate<float>(eval_args);
+    }
+    if (*pred_cmd) {
+      return model_element_size(pred_args.model) == 8 ? run_predict<double>(pred_args)
+                                                      : run_predict<float>(pred_args);
+    }
+    if (*sweep_cmd) {
+      return sweep_args.train.dtype == "float64" ? run_sweep_cmd<double>(sweep_args)
+                                                 : run_sweep_cmd<float>(sweep_args);
+    }
+    // `mnist` alone = `mnist train` with defaults.
+    return train_args.dtype == "float64" ? run_train<double>(train_args, command_line)
+                                         : run_train<float>(train_args, command_line);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "mnist: invalid option: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mnist: " << e.what() << "\n";
+    return 1;
+  }
+}

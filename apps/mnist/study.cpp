@@ -1,0 +1,485 @@
+#include "study.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "xgrad/nn/cost.hpp"
+#include "xgrad/nn/data.hpp"
+#include "xgrad/nn/optimiser.hpp"
+#include "xgrad/nn/schedule.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xgrad::mnist {
+
+template <class T>
+Matrix<T> to_matrix(const Images& images) {
+  const std::size_t px = images.pixels_per_image();
+  Matrix<T> x({images.count, px});
+  T* out = x.data();
+  const std::uint8_t* in = images.pixels.data();
+  const T scale = T(1) / T(255);
+  for (std::size_t i = 0, n = images.count * px; i < n; ++i) out[i] = T(in[i]) * scale;
+  return x;
+}
+
+template <class T>
+Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes) {
+  Matrix<T> y({labels.size(), classes});
+  y.fill(T(0));
+  for (std::size_t i = 0; i < labels.size(); ++i) y(i, labels[i]) = T(1);
+  return y;
+}
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+bool relu_like(const nn::Activation& a) {
+  return a.kind == nn::ActivationKind::Relu || a.kind == nn::ActivationKind::LeakyRelu ||
+         a.kind == nn::ActivationKind::Elu;
+}
+
+std::string format_g(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Inverted dropout mask: 0 with probability p, 1/(1-p) otherwise, so evaluation uses
+// the network unchanged. 32 random bits per element from one 64-bit draw per pair.
+template <class T>
+void fill_mask(Matrix<T>& mask, double p, std::mt19937_64& rng) {
+  const auto threshold = static_cast<std::uint32_t>(p * 4294967296.0);
+  const T keep = T(1.0 / (1.0 - p));
+  T* m = mask.data();
+  const std::size_t n = mask.size();
+  std::size_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    const std::uint64_t r = rng();
+    m[i] = static_cast<std::uint32_t>(r) < threshold ? T(0) : keep;
+    m[i + 1] = static_cast<std::uint32_t>(r >> 32) < threshold ? T(0) : keep;
+  }
+  if (i < n) m[i] = static_cast<std::uint32_t>(rng()) < threshold ? T(0) : keep;
+}
+
+}  // namespace
+
+void Recipe::validate() const {
+  for (std::size_t h : hidden) require(h >= 1 && h <= 100000, "--layers: sizes must be 1..100000");
+  nn::Activation::parse(activation);  // throws naming the text
+  if (!init.empty()) nn::Initialiser::parse(init);
+  nn::OptimiserSpec::parse(optimiser);
+  require(learning_rate > 0 && std::isfinite(learning_rate), "--lr must be > 0");
+  if (!schedule.empty()) nn::Schedule::parse(schedule).validate();
+  require(penalty == "none" || penalty == "l1" || penalty == "l2",
+          "--penalty must be none, l1 or l2, got '" + penalty + "'");
+  require(lambda >= 0 && std::isfinite(lambda), "--lambda must be >= 0");
+  require(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1)");
+  require(input_dropout >= 0 && input_dropout < 1, "--input-dropout must be in [0, 1)");
+  require(batch_size >= 1, "--batch must be >= 1");
+  require(epochs >= 1, "--epochs must be >= 1");
+}
+
+std::string Recipe::describe(std::size_t inputs) const {
+  std::ostringstream s;
+  s << inputs;
+  for (std::size_t h : hidden) s << "-" << h;
+  s << "-10 " << (hidden.empty() ? "softmax regression" : activation);
+  s << ", " << optimiser << " " << (schedule.empty() ? "lr " + format_g(learning_rate)
+                                                      : "schedule " + schedule);
+  s << ", batch " << batch_size << ", " << epochs << " epochs";
+  if (penalty != "none" && lambda > 0) s << ", " << penalty << " lambda " << lambda;
+  if (dropout > 0) s << ", dropout " << dropout;
+  if (input_dropout > 0) s << ", input dropout " << input_dropout;
+  s << ", seed " << seed;
+  return s.str();
+}
+
+template <class T>
+Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
+                    const std::vector<std::uint8_t>& labels) {
+  if (x.shape(0) != labels.size())
+    throw std::invalid_argument("evaluate: " + std::to_string(x.shape(0)) + " images but " +
+                                std::to_string(labels.size()) + " labels");
+  Evaluation e;
+  const std::size_t n = labels.size();
+  e.predicted.resize(n);
+  e.confidence.resize(n);
+  double loss = 0;
+  std::size_t correct = 0;
+  // [n, 10] probabilities: small even for 60,000 rows; predict batches internally.
+  const Matrix<T> p = net.predict(x, 1024);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < p.shape(1); ++k)
+      if (p(i, k) > p(i, best)) best = k;
+    const std::uint8_t truth = labels[i];
+    e.predicted[i] = static_cast<std::uint8_t>(best);
+    e.confidence[i] = static_cast<float>(p(i, best));
+    loss -= std::log(std::max(double(p(i, truth)), 1e-12));
+    correct += best == truth;
+    ++e.confusion[truth][best];
+  }
+  e.loss = n ? loss / double(n) : 0.0;
+  e.accuracy = n ? double(correct) / double(n) : 0.0;
+  return e;
+}
+
+template <class T>
+nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
+                     const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
+                     const std::vector<std::uint8_t>& y_test, const Callbacks& callbacks,
+                     std::vector<EpochRecord>* history) {
+  recipe.validate();
+  using clock = std::chrono::steady_clock;
+  const std::size_t n = x_train.shape(0), inputs = x_train.shape(1);
+  if (n != y_train.size()) throw std::invalid_argument("train: images and labels differ in count");
+  const nn::Activation hidden_act = nn::Activation::parse(recipe.activation);
+  std::vector<std::size_t> sizes{inputs};
+  std::vector<nn::Activation> acts;
+  for (std::size_t h : recipe.hidden) {
+    sizes.push_back(h);
+    acts.push_back(hidden_act);
+  }
+  sizes.push_back(10);
+  acts.push_back(nn::Activation::softmax());
+  const std::string init_name =
+      !recipe.init.empty() ? recipe.init : relu_like(hidden_act) ? "he_normal" : "glorot_uniform";
+  nn::Initialiser init = nn::Initialiser::parse(init_name);
+  init.bias_value = 0.0;  // zero biases: with he/glorot weights the 0.01 constant only adds bias
+  std::mt19937_64 rng(recipe.seed);
+  nn::Network<T> net(sizes, acts, init, rng);
+
+  nn::OptimiserOptions defaults;
+  defaults.learning_rate = recipe.learning_rate;
+  const nn::OptimiserSpec spec = nn::OptimiserSpec::parse(recipe.optimiser, defaults);
+  nn::Optimiser<T> opt(spec.kind, net.parameters(), spec.options);
+  const bool scheduled = !recipe.schedule.empty();
+  const nn::Schedule schedule =
+      scheduled ? nn::Schedule::parse(recipe.schedule) : nn::Schedule::constant(spec.options.learning_rate);
+
+  nn::Regularisation reg;
+  reg.penalty = recipe.penalty == "l1"   ? nn::Penalty::L1
+                : recipe.penalty == "l2" ? nn::Penalty::L2
+                                         : nn::Penalty::None;
+  reg.lambda = recipe.lambda;
+  const bool penalised = reg.penalty != nn::Penalty::None && reg.lambda > 0;
+
+  const Matrix<T> y_onehot = one_hot<T>(y_train);
+  // Full-batch gradient descent ("gd") uses every sample per step.
+  const std::size_t batch = opt.full_batch() ? n : std::min(recipe.batch_size, n);
+  const std::size_t batches = (n + batch - 1) / batch;
+  std::vector<std::size_t> order = nn::iota_indices(n);
+  std::mt19937_64 shuffle_rng(recipe.seed ^ 0x9e3779b97f4a7c15ull);
+  std::mt19937_64 dropout_rng(recipe.seed ^ 0xd1b54a32d192ed03ull);
+  std::vector<Matrix<T>> masks(recipe.hidden.size() + 1);
+  Matrix<T> input_mask;
+  nn::Network<T> last_good = net.clone();
+
+  Tape<T> tape;
+  for (std::size_t epoch = 0; epoch < recipe.epochs; ++epoch) {
+    const auto t0 = clock::now();
+    nn::shuffle_indices(order, shuffle_rng);
+    double loss_sum = 0;
+    double lr = 0;
+    for (std::size_t b = 0; b < batches; ++b) {
+      const std::size_t begin = b * batch, end = std::min(n, begin + batch);
+      const std::size_t rows = end - begin;
+      tape.clear();
+      Tensor<T> a = tape.gather_rows(x_train, order, begin, end);
+      const Tensor<T> y = tape.gather_rows(y_onehot, order, begin, end);
+      if (recipe.input_dropout > 0) {
+        input_mask.resize({rows, inputs});
+        fill_mask(input_mask, recipe.input_dropout, dropout_rng);
+        a = mul(a, tape.constant(input_mask));
+      }
+      // The forward pass of nn::Network::logits, with dropout between layers.
+      const auto& layers = net.layers();
+      for (std::size_t l = 0; l < layers.size(); ++l) {
+        Tensor<T> z = add(matmul(a, tape.parameter(layers[l].W)), tape.parameter(layers[l].b));
+        if (l + 1 == layers.size()) {
+          a = z;  // logits: the softmax is fused into the loss
+          break;
+        }
+        a = nn::activate(layers[l].activation, z);
+        if (recipe.dropout > 0) {
+          masks[l].resize({rows, layers[l].outputs()});
+          fill_mask(masks[l], recipe.dropout, dropout_rng);
+          a = mul(a, tape.constant(masks[l]));
+        }
+      }
+      Tensor<T> loss = softmax_cross_entropy(a, y);
+      if (penalised) loss = add(loss, nn::penalty(tape, net, reg));
+      const double value = loss.item();
+      if (!std::isfinite(value)) {
+        net.copy_values_from(last_good);
+        throw std::runtime_error("training diverged: loss " + format_g(value) + " at epoch " +
+                                 std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
+                                 "; lower the learning rate (the parameters of epoch " +
+                                 std::to_string(epoch) + " are kept)");
+      }
+      opt.zero_grad();
+      tape.backward(loss);
+      lr = schedule(epoch, b, batches);
+      opt.set_learning_rate(lr);
+      opt.step();
+      loss_sum += value;
+      if (callbacks.on_batch) callbacks.on_batch(epoch + 1, b + 1, batches, loss_sum / double(b + 1));
+    }
+    const auto t1 = clock::now();
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    rec.learning_rate = lr;
+    rec.batch_loss = loss_sum / double(batches);
+    if (recipe.eval_train) {
+      const Evaluation tr = evaluate(net, x_train, y_train);
+      rec.train_loss = tr.loss;
+      rec.train_accuracy = tr.accuracy;
+    } else {
+      rec.train_loss = rec.train_accuracy = std::numeric_limits<double>::quiet_NaN();
+    }
+    if (x_test.shape(0) > 0) {
+      const Evaluation te = evaluate(net, x_test, y_test);
+      rec.test_loss = te.loss;
+      rec.test_accuracy = te.accuracy;
+    }
+    rec.seconds_train = std::chrono::duration<double>(t1 - t0).count();
+    rec.seconds_eval = std::chrono::duration<double>(clock::now() - t1).count();
+    last_good.copy_values_from(net);
+    if (history) history->push_back(rec);
+    if (callbacks.on_epoch) callbacks.on_epoch(rec);
+  }
+  return net;
+}
+
+// ---- model file ----
+namespace {
+
+constexpr char kMagic[8] = {'X', 'G', 'M', 'N', 'I', 'S', 'T', '1'};
+constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kMaxLayers = 64;
+constexpr std::uint64_t kMaxWeights = std::uint64_t(1) << 28;
+
+// Little-endian regardless of the host, so a model file moves between machines.
+template <class U>
+void put(std::ostream& out, U v) {
+  unsigned char b[sizeof(U)];
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(U));
+  for (std::size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<unsigned char>(bits >> (8 * i));
+  out.write(reinterpret_cast<const char*>(b), sizeof(U));
+}
+
+template <class U>
+U get(std::istream& in, const std::string& path, const char* what) {
+  unsigned char b[sizeof(U)];
+  if (!in.read(reinterpret_cast<char*>(b), sizeof(U)))
+    throw std::runtime_error(path + ": truncated model file (while reading " + what + ")");
+  std::uint64_t bits = 0;
+  for (std::size_t i = 0; i < sizeof(U); ++i) bits |= std::uint64_t(b[i]) << (8 * i);
+  U v;
+  std::memcpy(&v, &bits, sizeof(U));
+  return v;
+}
+
+std::uint32_t read_header(std::istream& in, const std::string& path) {
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0)
+    throw std::runtime_error(path + ": not an xgrad MNIST model file (bad magic)");
+  const auto version = get<std::uint32_t>(in, path, "version");
+  if (version != kVersion)
+    throw std::runtime_error(path + ": model file version " + std::to_string(version) +
+                             ", this program reads version " + std::to_string(kVersion));
+  const auto element = get<std::uint32_t>(in, path, "element size");
+  if (element != 4 && element != 8)
+    throw std::runtime_error(path + ": element size " + std::to_string(element) +
+                             " (expected 4 or 8)");
+  return element;
+}
+
+template <class T, class S>
+void read_values(std::istream& in, const std::string& path, Matrix<T>& m, const char* what) {
+  for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(get<S>(in, path, what));
+}
+
+}  // namespace
+
+template <class T>
+void save_model(const nn::Network<T>& net, const std::string& path) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error(path + ": cannot open for writing");
+  out.write(kMagic, 8);
+  put<std::uint32_t>(out, kVersion);
+  put<std::uint32_t>(out, sizeof(T));
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(net.layers().size()));
+  for (const auto& layer : net.layers()) {
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.inputs()));
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.outputs()));
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.activation.kind));
+    put<double>(out, layer.activation.alpha);
+    for (std::size_t i = 0; i < layer.W.size(); ++i) put<T>(out, layer.W.value().data()[i]);
+    for (std::size_t i = 0; i < layer.b.size(); ++i) put<T>(out, layer.b.value().data()[i]);
+  }
+  if (!out.flush()) throw std::runtime_error(path + ": write error");
+}
+
+int model_element_size(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open model file");
+  return static_cast<int>(read_header(in, path));
+}
+
+template <class T>
+nn::Network<T> load_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open model file");
+  const std::uint32_t element = read_header(in, path);
+  const auto count = get<std::uint32_t>(in, path, "layer count");
+  if (count < 1 || count > kMaxLayers)
+    throw std::runtime_error(path + ": " + std::to_string(count) + " layers (corrupt file)");
+  nn::Network<T> net;
+  std::size_t previous = 0;
+  for (std::uint32_t l = 0; l < count; ++l) {
+    const auto rows = get<std::uint32_t>(in, path, "layer shape");
+    const auto cols = get<std::uint32_t>(in, path, "layer shape");
+    const auto kind = get<std::uint32_t>(in, path, "activation");
+    const auto alpha = get<double>(in, path, "activation alpha");
+    if (rows == 0 || cols == 0 || std::uint64_t(rows) * cols > kMaxWeights ||
+        (l > 0 && rows != previous))
+      throw std::runtime_error(path + ": layer " + std::to_string(l + 1) + " has shape " +
+                               std::to_string(rows) + "x" + std::to_string(cols) +
+                               " (corrupt file)");
+    if (kind > static_cast<std::uint32_t>(nn::ActivationKind::Softmax) || !std::isfinite(alpha))
+      throw std::runtime_error(path + ": layer " + std::to_string(l + 1) +
+                               " has an unknown activation (corrupt file)");
+    Matrix<T> W({std::size_t(rows), std::size_t(cols)});
+    Matrix<T> b({std::size_t(1), std::size_t(cols)});
+    if (element == 4) {
+      read_values<T, float>(in, path, W, "weights");
+      read_values<T, float>(in, path, b, "biases");
+    } else {
+      read_values<T, double>(in, path, W, "weights");
+      read_values<T, double>(in, path, b, "biases");
+    }
+    nn::Dense<T> layer;
+    layer.W = Parameter<T>(std::move(W), "W" + std::to_string(l + 1));
+    layer.b = Parameter<T>(std::move(b), "b" + std::to_string(l + 1));
+    layer.activation = nn::Activation{static_cast<nn::ActivationKind>(kind), alpha};
+    net.add(std::move(layer));
+    previous = cols;
+  }
+  char extra;
+  if (in.read(&extra, 1))
+    throw std::runtime_error(path + ": data after the last layer (corrupt file)");
+  return net;
+}
+
+std::array<std::array<double, 10>, 10> row_percentages(
+    const std::array<std::array<std::size_t, 10>, 10>& c) {
+  std::array<std::array<double, 10>, 10> p{};
+  for (int t = 0; t < 10; ++t) {
+    std::size_t row = 0;
+    for (int k = 0; k < 10; ++k) row += c[t][k];
+    for (int k = 0; k < 10; ++k) p[t][k] = row ? 100.0 * double(c[t][k]) / double(row) : 0.0;
+  }
+  return p;
+}
+
+std::vector<ConfusedPair> most_confused(const std::array<std::array<std::size_t, 10>, 10>& c,
+                                        std::size_t n) {
+  const auto p = row_percentages(c);
+  std::vector<ConfusedPair> pairs;
+  for (int t = 0; t < 10; ++t)
+    for (int k = 0; k < 10; ++k)
+      if (t != k && c[t][k] > 0) pairs.push_back({t, k, c[t][k], p[t][k]});
+  std::sort(pairs.begin(), pairs.end(), [](const ConfusedPair& a, const ConfusedPair& b) {
+    return a.percent != b.percent ? a.percent > b.percent : a.count > b.count;
+  });
+  if (pairs.size() > n) pairs.resize(n);
+  return pairs;
+}
+
+Images read_pgm(const std::string& path, bool* inverted) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open image");
+  std::string magic;
+  in >> magic;
+  if (magic != "P5" && magic != "P2")
+    throw std::runtime_error(path + ": not a PGM image (P2 or P5 expected; convert a PNG with "
+                                    "e.g. `convert in.png -resize 28x28 -colorspace Gray out.pgm`)");
+  auto number = [&](const char* what) {
+    in >> std::ws;
+    while (in.peek() == '#') {
+      std::string comment;
+      std::getline(in, comment);
+      in >> std::ws;
+    }
+    long v = -1;
+    if (!(in >> v) || v < 0) throw std::runtime_error(path + ": bad PGM header (" + what + ")");
+    return v;
+  };
+  const long w = number("width"), h = number("height"), maxval = number("maxval");
+  if (w != 28 || h != 28)
+    throw std::runtime_error(path + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
+                             ", expected 28x28");
+  if (maxval < 1 || maxval > 255)
+    throw std::runtime_error(path + ": maxval " + std::to_string(maxval) + " (1..255 supported)");
+  Images im;
+  im.count = 1;
+  im.rows = im.cols = 28;
+  im.pixels.resize(784);
+  if (magic == "P5") {
+    in.get();  // the single whitespace after maxval
+    if (!in.read(reinterpret_cast<char*>(im.pixels.data()), 784))
+      throw std::runtime_error(path + ": truncated PGM pixel data");
+  } else {
+    for (auto& p : im.pixels) {
+      long v = -1;
+      if (!(in >> v) || v < 0 || v > maxval)
+        throw std::runtime_error(path + ": bad or missing PGM pixel value");
+      p = static_cast<std::uint8_t>(v);
+    }
+  }
+  for (auto& p : im.pixels) p = static_cast<std::uint8_t>(std::lround(p * 255.0 / double(maxval)));
+  // MNIST digits are light on a dark background; a drawing on white paper is the
+  // opposite. The border (outer ring) tells which.
+  double border = 0;
+  int k = 0;
+  for (int r = 0; r < 28; ++r)
+    for (int c = 0; c < 28; ++c)
+      if (r == 0 || c == 0 || r == 27 || c == 27) {
+        border += im.pixels[std::size_t(r * 28 + c)];
+        ++k;
+      }
+  const bool invert = border / k > 127;
+  if (invert)
+    for (auto& p : im.pixels) p = static_cast<std::uint8_t>(255 - p);
+  if (inverted) *inverted = invert;
+  return im;
+}
+
+#define XGRAD_MNIST_INSTANTIATE(T)                                                          \
+  template Matrix<T> to_matrix<T>(const Images&);                                            \
+  template Matrix<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t);              \
+  template Evaluation evaluate<T>(const nn::Network<T>&, const Matrix<T>&,                   \
+                                  const std::vector<std::uint8_t>&);                         \
+  template nn::Network<T> train<T>(const Recipe&, const Matrix<T>&,                          \
+                                   const std::vector<std::uint8_t>&, const Matrix<T>&,       \
+                                   const std::vector<std::uint8_t>&, const Callbacks&,       \
+                                   std::vector<EpochRecord>*);                               \
+  template void save_model<T>(const nn::Network<T>&, const std::string&);                    \
+  template nn::Network<T> load_model<T>(const std::string&);
+XGRAD_MNIST_INSTANTIATE(float)
+XGRAD_MNIST_INSTANTIATE(double)
+
+}  // namespace xgrad::mnist

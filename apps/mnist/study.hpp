@@ -1,0 +1,113 @@
+// The MNIST study on xgrad: data as matrices, the training loop (one loop for the
+// MLPs and the logistic-regression baseline), evaluation with the confusion matrix,
+// and the model file. Templates are instantiated for float and double in study.cpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "idx.hpp"
+#include "xgrad/nn/network.hpp"
+#include "xgrad/tape.hpp"
+
+namespace xgrad::mnist {
+
+/// Pixels as an [n, rows*cols] matrix scaled to [0, 1]; converted once per run.
+template <class T>
+Matrix<T> to_matrix(const Images& images);
+/// One-hot rows [n, 10].
+template <class T>
+Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes = 10);
+
+/// Everything that defines a training run. Defaults are this app's default recipe
+/// (see docs/results-mnist.md for how it was chosen).
+struct Recipe {
+  std::vector<std::size_t> hidden = {512};  // empty = logistic regression
+  std::string activation = "relu";
+  std::string init;  // empty: he_normal for relu-like, glorot_uniform otherwise
+  std::string optimiser = "adam";  // nn::OptimiserSpec syntax: "adam", "rmsprop:rho=0.9"
+  double learning_rate = 1e-3;
+  std::string schedule;  // nn::Schedule syntax; empty = constant learning_rate
+  std::string penalty = "none";  // none | l1 | l2 (lambda * sum |W| or W^2, weights only)
+  double lambda = 0.0;
+  double dropout = 0.0;        // hidden units, inverted dropout
+  double input_dropout = 0.0;  // pixels
+  std::size_t batch_size = 128;
+  std::size_t epochs = 10;
+  std::uint64_t seed = 1;
+  bool eval_train = true;  // full train-set loss/accuracy after every epoch
+
+  /// Throws std::invalid_argument naming the first bad field (as a CLI option name).
+  void validate() const;
+  /// One line: "784-512-10 relu, adam lr 0.001, batch 128, 10 epochs, ..."
+  std::string describe(std::size_t inputs = 784) const;
+};
+
+struct EpochRecord {
+  std::size_t epoch = 0;  // 1-based
+  double learning_rate = 0;
+  double batch_loss = 0;  // mean objective over the epoch's minibatches
+  double train_loss = 0, train_accuracy = 0;  // NaN when eval_train is off
+  double test_loss = 0, test_accuracy = 0;
+  double seconds_train = 0, seconds_eval = 0;
+};
+
+struct Evaluation {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction correct
+  std::vector<std::uint8_t> predicted;
+  std::vector<float> confidence;  // probability of the predicted class
+  std::array<std::array<std::size_t, 10>, 10> confusion{};  // [true][predicted]
+};
+
+template <class T>
+Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
+                    const std::vector<std::uint8_t>& labels);
+
+struct Callbacks {
+  /// After each minibatch (batch is 1-based); for a progress display.
+  std::function<void(std::size_t epoch, std::size_t batch, std::size_t batches, double loss)>
+      on_batch;
+  std::function<void(const EpochRecord&)> on_epoch;
+};
+
+/// Builds the network of `recipe` and trains it. Throws std::runtime_error when the
+/// loss becomes NaN/Inf (naming epoch and batch); the network then holds the
+/// parameters of the last completed epoch.
+template <class T>
+nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
+                     const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
+                     const std::vector<std::uint8_t>& y_test, const Callbacks& callbacks,
+                     std::vector<EpochRecord>* history = nullptr);
+
+/// Model file: "XGMNIST1" magic, version, element size, layer count, then per layer
+/// in, out, activation kind and alpha, W (row-major) and b, all little-endian.
+template <class T>
+void save_model(const nn::Network<T>& net, const std::string& path);
+/// The element size (4 or 8) a model file was saved with; validates the header.
+int model_element_size(const std::string& path);
+/// Loads a model (any element size, converted to T); a truncated, foreign or
+/// inconsistent file is a std::runtime_error naming the file and the problem.
+template <class T>
+nn::Network<T> load_model(const std::string& path);
+
+/// Row percentages of a confusion matrix (each true class sums to 100).
+std::array<std::array<double, 10>, 10> row_percentages(
+    const std::array<std::array<std::size_t, 10>, 10>& confusion);
+struct ConfusedPair {
+  int truth, predicted;
+  std::size_t count;
+  double percent;  // of the true class
+};
+/// Off-diagonal cells by decreasing row percentage.
+std::vector<ConfusedPair> most_confused(const std::array<std::array<std::size_t, 10>, 10>& c,
+                                        std::size_t n);
+
+/// A 28x28 image from a PGM file (P2 or P5, maxval <= 255). Dark-on-light drawings are
+/// inverted to MNIST's light-on-dark (decided from the border); `inverted` says so.
+Images read_pgm(const std::string& path, bool* inverted = nullptr);
+
+}  // namespace xgrad::mnist

@@ -1,0 +1,159 @@
+#include "sweep.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "xgrad/threads.hpp"
+
+namespace xgrad::mnist {
+namespace {
+const char* kHeader =
+    "learning_rate,lambda,layers,nodes,seed,epochs,batch_size,activation,optimiser,"
+    "test_accuracy,test_loss,train_batch_loss,seconds";
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+}  // namespace
+
+std::string SweepPoint::key() const {
+  return fmt(learning_rate) + "," + fmt(lambda) + "," + std::to_string(layers) + "," +
+         std::to_string(nodes);
+}
+
+std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
+  const std::size_t base_nodes = base.hidden.empty() ? 0 : base.hidden.front();
+  for (std::size_t h : base.hidden)
+    if (h != base_nodes && grid.layer_counts.empty() != grid.nodes.empty())
+      throw std::invalid_argument("sweep: --layer-counts/--node-counts need equal hidden sizes");
+  const auto lrs = grid.learning_rates.empty() ? std::vector<double>{base.learning_rate}
+                                               : grid.learning_rates;
+  const auto lambdas = grid.lambdas.empty() ? std::vector<double>{base.lambda} : grid.lambdas;
+  const auto counts = grid.layer_counts.empty() ? std::vector<std::size_t>{base.hidden.size()}
+                                                : grid.layer_counts;
+  const auto nodes = grid.nodes.empty() ? std::vector<std::size_t>{base_nodes} : grid.nodes;
+  std::vector<SweepPoint> points;
+  for (double lr : lrs)
+    for (double lambda : lambdas)
+      for (std::size_t c : counts)
+        for (std::size_t n : nodes) points.push_back({lr, lambda, c, n});
+  return points;
+}
+
+Recipe point_recipe(const Recipe& base, const SweepPoint& p) {
+  Recipe r = base;
+  r.learning_rate = p.learning_rate;
+  r.lambda = p.lambda;
+  if (p.lambda > 0 && r.penalty == "none") r.penalty = "l2";
+  r.hidden.assign(p.layers, p.nodes);
+  r.eval_train = false;  // a sweep reports test accuracy; the train pass would cost 1/3 more
+  return r;
+}
+
+template <class T>
+std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>& x_train,
+                      const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
+                      const std::vector<std::uint8_t>& y_test, const std::string& csv_path,
+                      std::size_t workers, const std::function<void(const std::string&)>& log) {
+  const std::vector<SweepPoint> all = grid_points(base, grid);
+  for (const SweepPoint& p : all) point_recipe(base, p).validate();  // fail before any work
+  std::set<std::string> done;
+  {
+    std::ifstream in(csv_path);
+    std::string line;
+    if (in && std::getline(in, line)) {
+      if (line != kHeader)
+        throw std::runtime_error(csv_path + ": not a sweep CSV of this program (header differs)");
+      while (std::getline(in, line)) {
+        // The key is the first four fields.
+        std::size_t pos = 0;
+        for (int i = 0; i < 4 && pos != std::string::npos; ++i) pos = line.find(',', pos + 1);
+        if (pos != std::string::npos) done.insert(line.substr(0, pos));
+      }
+    }
+  }
+  std::vector<SweepPoint> todo;
+  for (const SweepPoint& p : all)
+    if (!done.count(p.key())) todo.push_back(p);
+  if (log)
+    log(std::to_string(all.size()) + " grid points, " + std::to_string(all.size() - todo.size()) +
+        " already in " + csv_path + ", " + std::to_string(todo.size()) + " to run on " +
+        std::to_string(workers) + " worker(s)");
+  if (todo.empty()) return 0;
+  const bool fresh = done.empty() && !std::ifstream(csv_path).good();
+  std::ofstream out(csv_path, std::ios::app);
+  if (!out) throw std::runtime_error(csv_path + ": cannot open for writing");
+  if (fresh || std::ifstream(csv_path).peek() == EOF) out << kHeader << "\n" << std::flush;
+
+  workers = std::max<std::size_t>(1, std::min(workers, todo.size()));
+  const int saved_threads = threads();
+  if (workers > 1) set_threads(1);  // the workers own the cores, BLAS runs single-threaded
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  std::exception_ptr error;
+  auto work = [&] {
+    for (;;) {
+      const std::size_t i = next++;
+      if (i >= todo.size()) return;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (error) return;
+      }
+      const SweepPoint& p = todo[i];
+      const Recipe r = point_recipe(base, p);
+      std::vector<EpochRecord> history;
+      std::ostringstream row;
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        train<T>(r, x_train, y_train, x_test, y_test, Callbacks{}, &history);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const EpochRecord& last = history.back();
+        row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
+            << r.activation << "," << r.optimiser << "," << fmt(last.test_accuracy) << ","
+            << fmt(last.test_loss) << "," << fmt(last.batch_loss) << "," << fmt(s);
+      } catch (const std::runtime_error& e) {
+        // A diverged point is a result (report 000 Fig. 7 has them), not a failed sweep.
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
+            << r.activation << "," << r.optimiser << ",nan,nan,nan," << fmt(s);
+        if (log) log("point " + p.key() + ": " + e.what());
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      out << row.str() << "\n" << std::flush;
+      if (log) log("done " + row.str());
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  set_threads(saved_threads);
+  if (error) std::rethrow_exception(error);
+  return todo.size();
+}
+
+template std::size_t run_sweep<float>(const Recipe&, const SweepGrid&, const Matrix<float>&,
+                                      const std::vector<std::uint8_t>&, const Matrix<float>&,
+                                      const std::vector<std::uint8_t>&, const std::string&,
+                                      std::size_t,
+                                      const std::function<void(const std::string&)>&);
+template std::size_t run_sweep<double>(const Recipe&, const SweepGrid&, const Matrix<double>&,
+                                       const std::vector<std::uint8_t>&, const Matrix<double>&,
+                                       const std::vector<std::uint8_t>&, const std::string&,
+                                       std::size_t,
+                                       const std::function<void(const std::string&)>&);
+
+}  // namespace xgrad::mnist

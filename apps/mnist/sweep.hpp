@@ -1,0 +1,44 @@
+// Grid sweeps (report 000 Figs. 7-8): learning rate x lambda and layers x nodes, one
+// CSV row per point, resumable, in parallel. Parallelism has one owner (DESIGN.md §6):
+// with more than one worker, BLAS runs single-threaded and the workers own the cores.
+// Every point trains from its own seed with deterministic single-threaded kernels, so
+// results do not depend on the number of workers or on the order points finish.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "study.hpp"
+
+namespace xgrad::mnist {
+
+struct SweepGrid {
+  std::vector<double> learning_rates;      // empty: the recipe's
+  std::vector<double> lambdas;             // empty: the recipe's
+  std::vector<std::size_t> layer_counts;   // empty: the recipe's hidden layers
+  std::vector<std::size_t> nodes;          // empty: the recipe's hidden layers
+};
+
+struct SweepPoint {
+  double learning_rate = 0, lambda = 0;
+  std::size_t layers = 0, nodes = 0;
+  /// "lr,lambda,layers,nodes" with %.6g: the key a resumed sweep matches on.
+  std::string key() const;
+};
+
+/// Every combination, in row-major order (lr slowest, nodes fastest).
+std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid);
+/// The recipe of one point (hidden = layers x nodes; l2 penalty when lambda > 0 and the
+/// base has none).
+Recipe point_recipe(const Recipe& base, const SweepPoint& point);
+
+/// Runs the points whose key is not yet in `csv_path` (creating it with a header),
+/// appending one row per finished point. Returns the number of points run now.
+template <class T>
+std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>& x_train,
+                      const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
+                      const std::vector<std::uint8_t>& y_test, const std::string& csv_path,
+                      std::size_t workers, const std::function<void(const std::string&)>& log);
+
+}  // namespace xgrad::mnist
