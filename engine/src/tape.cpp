@@ -64,9 +64,18 @@ template <class T>
 const Matrix<T>& Tensor<T>::grad() const {
   Tape<T>& t = tape();
   const std::uint32_t i = t.index_of(*this, "grad");
-  if (!t.node(i).requires_grad) {
+  detail::Node<T>& n = t.node(i);
+  if (!n.requires_grad) {
     throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) +
-                           " (" + op_name(t.node(i).op) + ") does not require a gradient");
+                           " (" + op_name(n.op) + ") does not require a gradient");
+  }
+  if (!n.param && !n.grad_ready) {
+    // No backward() has reached this node since it was recorded (it came after the
+    // root, or backward was not called): its reused buffer may still hold an earlier
+    // step's gradient, so hand out the zeros the documentation promises.
+    detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
+    n.grad.fill(T(0));
+    n.grad_ready = true;
   }
   return t.grad_of(i);
 }
@@ -118,9 +127,11 @@ Matrix<T>& Tape<T>::grad_of(std::uint32_t i) {
 template <class T>
 std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
                               std::size_t cols) {
-  if (released_) {
-    // A new forward after a released backward: the old graph is dead, start over
-    // silently would hide bugs, so say what to do.
+  if (released_ && grad_enabled_) {
+    // A new differentiable forward after a released backward means the caller forgot
+    // tape.clear() (the tape would grow every step), so say what to do. Under NoGradGuard
+    // recording stays allowed: evaluating the step's outputs after backward (accuracy,
+    // probabilities) keeps nothing for a backward pass and clear() still resets it.
     throw std::logic_error(std::string(op_name(op)) +
                            ": the tape's graph was released by backward(); call "
                            "tape.clear() before recording the next step");
@@ -132,6 +143,7 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   n.op = op;
   n.requires_grad = grad_enabled_ && parent_needs;
   n.grad_touched = false;
+  n.grad_ready = false;
   // Under NoGradGuard nothing is recorded for backward: no parents are kept.
   n.lhs = n.requires_grad ? lhs : detail::kNoParent;
   n.rhs = n.requires_grad ? rhs : detail::kNoParent;
@@ -199,6 +211,38 @@ Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
   return handle(i);
 }
 
+namespace {
+/// Index of the first NaN/Inf in m, or m.size() when every element is finite.
+template <class T>
+std::size_t first_non_finite(const Matrix<T>& m) {
+  const T* p = m.data();
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    if (!std::isfinite(p[k])) return k;
+  }
+  return m.size();
+}
+
+/// After node i's backward rule ran: throws std::domain_error naming op i if it put a
+/// NaN/Inf into a parent's gradient. Checking right after each rule blames the op that
+/// produced the value, not the leaf it ends up in.
+template <class T>
+void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
+  const detail::Node<T>& n = tape.node(i);
+  for (const std::uint32_t parent : {n.lhs, n.rhs}) {
+    if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
+    const Matrix<T>& g = tape.grad_of(parent);
+    const std::size_t k = first_non_finite(g);
+    if (k == g.size()) continue;
+    std::ostringstream msg;
+    msg << op_name(n.op) << " (tensor #" << i << ") backward produced "
+        << (std::isnan(g.data()[k]) ? "NaN" : "Inf") << " in the gradient of its input tensor #"
+        << parent << " (" << op_name(tape.node(parent).op) << ", " << shape_string(g) << ") at ("
+        << k / g.shape(1) << ", " << k % g.shape(1) << ")";
+    throw std::domain_error(msg.str());
+  }
+}
+}  // namespace
+
 template <class T>
 void Tape<T>::backward(const Tensor<T>& root, BackwardOptions options) {
   const std::uint32_t r = index_of(root, "backward");
@@ -207,13 +251,23 @@ void Tape<T>::backward(const Tensor<T>& root, BackwardOptions options) {
     throw std::invalid_argument("backward: root is " + shape_string(v) +
                                 ", not a scalar; pass a seed gradient of that shape");
   }
-  Matrix<T> seed = xt::ones<T>({std::size_t(1), std::size_t(1)});
-  backward(root, seed, options);
+  run_backward(r, nullptr, options);
 }
 
 template <class T>
 void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOptions options) {
   const std::uint32_t r = index_of(root, "backward");
+  const Matrix<T>& v = value_of(r);
+  if (seed.dimension() != 2 || seed.shape() != v.shape()) {
+    throw std::invalid_argument("backward: seed gradient is " +
+                                shape_string(seed.shape(0), seed.dimension() > 1 ? seed.shape(1) : 1) +
+                                " but the root is " + shape_string(v));
+  }
+  run_backward(r, &seed, options);
+}
+
+template <class T>
+void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptions options) {
   if (released_) {
     throw std::logic_error(
         "backward: the graph was already released by an earlier backward(); pass "
@@ -223,11 +277,14 @@ void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOpt
     throw std::invalid_argument(std::string("backward: root (") + op_name(nodes_[r].op) +
                                 ") does not depend on anything that requires a gradient");
   }
-  const Matrix<T>& v = value_of(r);
-  if (seed.dimension() != 2 || seed.shape() != v.shape()) {
-    throw std::invalid_argument("backward: seed gradient is " +
-                                shape_string(seed.shape(0), seed.dimension() > 1 ? seed.shape(1) : 1) +
-                                " but the root is " + shape_string(v));
+  if (check_finite_ && seed != nullptr) {
+    const std::size_t k = first_non_finite(*seed);
+    if (k != seed->size()) {
+      throw std::domain_error("backward: the seed gradient has " +
+                              std::string(std::isnan(seed->data()[k]) ? "NaN" : "Inf") + " at (" +
+                              std::to_string(k / seed->shape(1)) + ", " +
+                              std::to_string(k % seed->shape(1)) + ")");
+    }
   }
   // Gradients of tape-owned nodes are recomputed by every backward; parameters
   // accumulate into their own grad() until zero_grad().
@@ -237,19 +294,20 @@ void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOpt
     if (!n.requires_grad || n.param) continue;
     detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
     n.grad.fill(T(0));
+    n.grad_ready = true;
   }
-  grad_of(r) += seed;
+  // The implicit seed of a scalar root is written in place: backward() allocates nothing.
+  if (seed != nullptr) {
+    grad_of(r) += *seed;
+  } else {
+    grad_of(r)(0, 0) += T(1);
+  }
   nodes_[r].grad_touched = true;
   for (std::uint32_t i = r + 1; i-- > 0;) {
     const detail::Node<T>& n = nodes_[i];
     if (!n.requires_grad || !n.grad_touched || n.lhs == detail::kNoParent) continue;
-    if (check_finite_) check_node_finite(i, true);
     detail::backward_rule<T>(n.op)(*this, i);
-  }
-  if (check_finite_) {
-    for (std::uint32_t i = 0; i <= r; ++i) {
-      if (nodes_[i].requires_grad && nodes_[i].lhs == detail::kNoParent) check_node_finite(i, true);
-    }
+    if (check_finite_) check_backward_finite(*this, i);
   }
   released_ = !options.keep_graph;
 }

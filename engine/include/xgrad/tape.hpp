@@ -140,6 +140,7 @@ struct Node {
   Op op = Op::Constant;
   bool requires_grad = false;
   bool grad_touched = false;  // something flowed into grad during this backward
+  bool grad_ready = false;    // grad was sized and zeroed since this node was recorded
   std::uint32_t lhs = kNoParent;
   std::uint32_t rhs = kNoParent;
   T alpha = 0;  // scalar attribute (slope, exponent, scale)
@@ -213,6 +214,8 @@ class Tape {
  private:
   template <class>
   friend class NoGradGuard;
+  /// The reverse walk; seed == nullptr means a 1x1 root seeded with 1 (no allocation).
+  void run_backward(std::uint32_t root, const Matrix<T>* seed, BackwardOptions options);
   std::vector<detail::Node<T>> nodes_;
   std::size_t used_ = 0;
   std::uint64_t generation_ = 1;
