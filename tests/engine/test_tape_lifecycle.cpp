@@ -1,0 +1,265 @@
+// Specification of the tape's life cycle: gradients of reused tensors add up, a kept
+// graph can be walked twice, a released one cannot, parameters accumulate until
+// zero_grad, clear() invalidates handles but keeps every buffer, and a training loop
+// stops growing the tape after its first step.
+#include <vector>
+
+#include "engine_test_util.hpp"
+
+using namespace xgrad_test;
+
+namespace {
+Matrix<double> scalar(double v) {
+  Matrix<double> m({1, 1});
+  m(0, 0) = v;
+  return m;
+}
+}  // namespace
+
+TEST_CASE("a tensor used several times gets the sum of its gradients") {
+  Tape tape;
+  SUBCASE("micrograd's b = a + a and c = b + b") {
+    const Tensor a = tape.variable(scalar(-3.0));
+    const Tensor b = a + a;
+    const Tensor c = b + b;
+    tape.backward(c);
+    CHECK(c.item() == -12.0);
+    CHECK(b.grad()(0, 0) == 2.0);
+    CHECK(a.grad()(0, 0) == 4.0);
+  }
+  SUBCASE("a * a on a matrix gives 2a") {
+    const Matrix<double> v = random_matrix(2, 3, 1);
+    const Tensor a = tape.variable(v);
+    tape.backward(xgrad::sum(a * a));
+    for (std::size_t k = 0; k < v.size(); ++k) CHECK(a.grad().data()[k] == 2 * v.data()[k]);
+  }
+  SUBCASE("a parameter used in two places") {
+    xgrad::Parameter<double> w(scalar(5.0), "w");
+    const Tensor x = tape.parameter(w);
+    const Tensor y = x * 3.0 + xgrad::square(x);  // dy/dw = 3 + 2w = 13
+    tape.backward(y);
+    CHECK(w.grad()(0, 0) == doctest::Approx(13.0));
+  }
+  SUBCASE("the same parameter recorded twice on one tape") {
+    xgrad::Parameter<double> w(scalar(2.0), "w");
+    const Tensor y = tape.parameter(w) * tape.parameter(w);  // d(w^2)/dw = 4
+    tape.backward(y);
+    CHECK(w.grad()(0, 0) == doctest::Approx(4.0));
+  }
+}
+
+TEST_CASE("backward twice on a kept graph gives the same result") {
+  Tape tape;
+  xgrad::Parameter<double> w(random_matrix(4, 3, 2), "w");
+  xgrad::Parameter<double> b(random_matrix(1, 3, 3), "b");
+  const Tensor x = tape.variable(random_matrix(5, 4, 4));
+  const Tensor loss = xgrad::softmax_cross_entropy(
+      xgrad::tanh(xgrad::matmul(x, tape.parameter(w)) + tape.parameter(b)),
+      tape.constant(one_hot_rows(5, 3, 5)));
+
+  tape.backward(loss, xgrad::BackwardOptions{true});
+  const Matrix<double> x_grad = x.grad();
+  const Matrix<double> w_grad = w.grad();
+  const Matrix<double> b_grad = b.grad();
+
+  tape.backward(loss, xgrad::BackwardOptions{true});
+  // Tape tensors' gradients are recomputed: identical.
+  CHECK(max_abs_diff(x.grad(), x_grad) == 0.0);
+  // Parameters accumulate across backward calls (like torch): twice as much, up to the
+  // rounding of adding the bias's five row contributions onto a non-zero sum.
+  for (std::size_t k = 0; k < w_grad.size(); ++k) {
+    CHECK(w.grad().data()[k] == doctest::Approx(2 * w_grad.data()[k]).epsilon(1e-14));
+  }
+  for (std::size_t k = 0; k < b_grad.size(); ++k) {
+    CHECK(b.grad().data()[k] == doctest::Approx(2 * b_grad.data()[k]).epsilon(1e-14));
+  }
+
+  // After zero_grad a third walk reproduces the first one exactly.
+  w.zero_grad();
+  b.zero_grad();
+  tape.backward(loss);
+  CHECK(max_abs_diff(w.grad(), w_grad) == 0.0);
+  CHECK(max_abs_diff(b.grad(), b_grad) == 0.0);
+  CHECK(max_abs_diff(x.grad(), x_grad) == 0.0);
+}
+
+TEST_CASE("without keep_graph the graph is released and a second backward throws") {
+  Tape tape;
+  const Tensor x = tape.variable(random_matrix(2, 2, 6));
+  const Tensor loss = xgrad::sum(xgrad::exp(x));
+  tape.backward(loss);
+  CHECK_THROWS_WITH_AS(tape.backward(loss), doctest::Contains("already released"),
+                       std::logic_error);
+  // Recording the next step before clear() is a bug in the caller's loop, said plainly.
+  CHECK_THROWS_WITH_AS(xgrad::exp(x),
+                       "exp: the tape's graph was released by backward(); call tape.clear() "
+                       "before recording the next step",
+                       std::logic_error);
+  // clear() starts the next step.
+  tape.clear();
+  const Tensor y = tape.variable(random_matrix(2, 2, 6));
+  CHECK_NOTHROW(tape.backward(xgrad::sum(y)));
+}
+
+TEST_CASE("parameter gradients accumulate over steps until zero_grad") {
+  xgrad::Parameter<double> w(random_matrix(3, 2, 7), "w");
+  const Matrix<double> x = random_matrix(4, 3, 8);
+  Tape tape;
+  auto step = [&] {
+    tape.clear();
+    tape.backward(xgrad::sum(xgrad::matmul(tape.constant(x), tape.parameter(w))));
+  };
+  step();
+  const Matrix<double> once = w.grad();
+  step();
+  step();
+  for (std::size_t k = 0; k < once.size(); ++k) {
+    CHECK(w.grad().data()[k] == doctest::Approx(3 * once.data()[k]));
+  }
+  w.zero_grad();
+  for (const double g : w.grad()) CHECK(g == 0.0);
+  step();
+  CHECK(max_abs_diff(w.grad(), once) == 0.0);
+}
+
+TEST_CASE("a handle from a cleared tape throws instead of reading reused memory") {
+  Tape tape;
+  const Tensor old = tape.variable(random_matrix(2, 2, 9));
+  const Tensor old_sum = xgrad::sum(old);
+  tape.backward(old_sum);
+  tape.clear();
+  // The new step reuses the same node slots and buffers.
+  const Tensor fresh = tape.variable(random_matrix(2, 2, 10));
+  CHECK(fresh.index() == old.index());
+
+  const std::string msg = "tensor #0 is from a cleared tape (generation 1, tape is at generation 2)";
+  CHECK_THROWS_WITH_AS(old.value(), ("value: " + msg).c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(old.grad(), ("grad: " + msg).c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(old.requires_grad(), ("requires_grad: " + msg).c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(xgrad::add(old, fresh), ("add: " + msg).c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(xgrad::matmul(fresh, old), ("matmul: " + msg).c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(tape.backward(old_sum), doctest::Contains("is from a cleared tape"),
+                       std::logic_error);
+  CHECK_NOTHROW(fresh.value());
+}
+
+TEST_CASE("a handle from another tape or an empty handle throws") {
+  Tape one, two;
+  const Tensor a = one.variable(random_matrix(2, 2, 11));
+  const Tensor b = two.variable(random_matrix(2, 2, 12));
+  CHECK_THROWS_WITH_AS(a + b, "add: tensor belongs to another tape", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(two.backward(xgrad::sum(a)),
+                       "backward: tensor belongs to another tape", std::invalid_argument);
+  const Tensor empty;
+  CHECK_THROWS_WITH_AS(empty.value(), "xgrad::Tensor: empty handle (default-constructed)",
+                       std::logic_error);
+}
+
+TEST_CASE("gradients are zero where nothing flowed, never a previous step's values") {
+  Tape tape;
+  const Matrix<double> v = random_matrix(2, 3, 13);
+  {
+    const Tensor x = tape.variable(v);
+    const Tensor unused = tape.variable(v);
+    const Tensor loss = xgrad::sum(xgrad::exp(x));
+    const Tensor after_root = xgrad::exp(x);  // recorded after the root: no gradient
+    tape.backward(loss);
+    for (const double g : unused.grad()) CHECK(g == 0.0);
+    for (const double g : after_root.grad()) CHECK(g == 0.0);
+    for (const double g : x.grad()) CHECK(g != 0.0);
+  }
+  tape.clear();
+  // Same ops on the same slots, but no backward in this step: grad() must not show the
+  // gradient the reused buffers held in the previous step.
+  const Tensor x = tape.variable(v);
+  const Tensor y = xgrad::exp(x);
+  for (const double g : x.grad()) CHECK(g == 0.0);
+  for (const double g : y.grad()) CHECK(g == 0.0);
+  const Tensor c = tape.constant(v);
+  CHECK_THROWS_WITH_AS(c.grad(), "xgrad::Tensor::grad: tensor #2 (constant) does not require a gradient",
+                       std::logic_error);
+}
+
+TEST_CASE("the tape does not grow across repeated training steps and reuses its buffers") {
+  // A two-layer classifier trained by plain SGD: the same shapes every step.
+  xgrad::Parameter<double> w1(random_matrix(6, 8, 14), "w1"), b1(random_matrix(1, 8, 15), "b1");
+  xgrad::Parameter<double> w2(random_matrix(8, 3, 16), "w2"), b2(random_matrix(1, 3, 17), "b2");
+  std::vector<xgrad::Parameter<double>> params = {w1, b1, w2, b2};
+  const Matrix<double> data = random_matrix(20, 6, 18);
+  const Matrix<double> labels = one_hot_rows(20, 3, 19);
+  std::vector<std::size_t> order(20);
+  for (std::size_t i = 0; i < 20; ++i) order[i] = (7 * i) % 20;
+
+  Tape tape;
+  std::vector<Tensor> handles;
+  auto step = [&](std::size_t s) {
+    tape.clear();
+    const std::size_t begin = (s % 4) * 5;
+    const Tensor x = tape.gather_rows(data, order, begin, begin + 5);
+    const Tensor y = tape.gather_rows(labels, order, begin, begin + 5);
+    const Tensor h = xgrad::relu(xgrad::matmul(x, tape.parameter(w1)) + tape.parameter(b1));
+    const Tensor z = xgrad::matmul(h, tape.parameter(w2)) + tape.parameter(b2);
+    const Tensor loss = xgrad::softmax_cross_entropy(z, y);
+    for (auto& p : params) p.zero_grad();
+    tape.backward(loss);
+    {
+      // Evaluation and the update record nothing that needs a gradient.
+      xgrad::NoGradGuard<double> no_grad(tape);
+      const Tensor probabilities = xgrad::softmax(z);
+      CHECK(probabilities.rows() == 5);
+    }
+    for (auto& p : params) p.value() -= 0.1 * p.grad();
+    handles = {x, y, h, z, loss};
+    return loss.item();
+  };
+
+  const double first_loss = step(0);
+  const std::size_t size = tape.size(), capacity = tape.capacity();
+  std::vector<const double*> values, grads;
+  for (const Tensor& t : handles) {
+    values.push_back(t.value().data());
+    grads.push_back(t.requires_grad() ? t.grad().data() : nullptr);
+  }
+  double last_loss = first_loss;
+  for (std::size_t s = 1; s < 40; ++s) {
+    last_loss = step(s);
+    REQUIRE(tape.size() == size);
+    REQUIRE(tape.capacity() == capacity);
+    for (std::size_t k = 0; k < handles.size(); ++k) {
+      CHECK(handles[k].value().data() == values[k]);
+      if (grads[k] != nullptr) CHECK(handles[k].grad().data() == grads[k]);
+    }
+  }
+  CHECK(capacity == size);  // nothing was recorded beyond the one step's ops
+  CHECK(last_loss < first_loss);  // and the loop did train
+}
+
+TEST_CASE("a graph of 100000 ops walks backward without recursion") {
+  Tape tape;
+  const Tensor x = tape.variable(scalar(0.5));
+  Tensor y = x;
+  for (int i = 0; i < 100000; ++i) y = y + 1e-6;
+  tape.backward(y);
+  CHECK(y.item() == doctest::Approx(0.6));
+  CHECK(x.grad()(0, 0) == 1.0);
+}
+
+TEST_CASE("gather_rows copies the selected rows in order") {
+  Tape tape;
+  const Matrix<double> data = random_matrix(6, 3, 20);
+  const std::vector<std::size_t> order = {5, 0, 3, 3, 1};
+  const Tensor x = tape.gather_rows(data, order, 1, 4);  // rows 0, 3, 3
+  REQUIRE(x.rows() == 3);
+  REQUIRE(x.cols() == 3);
+  for (std::size_t j = 0; j < 3; ++j) {
+    CHECK(x.value()(0, j) == data(0, j));
+    CHECK(x.value()(1, j) == data(3, j));
+    CHECK(x.value()(2, j) == data(3, j));
+  }
+  CHECK_FALSE(x.requires_grad());
+  CHECK_THROWS_WITH_AS(tape.gather_rows(data, order, 3, 6),
+                       "gather_rows: range [3, 6) outside an index list of 5", std::out_of_range);
+  const std::vector<std::size_t> bad = {1, 6};
+  CHECK_THROWS_WITH_AS(tape.gather_rows(data, bad, 0, 2),
+                       "gather_rows: row index 6 outside data with 6 rows", std::out_of_range);
+}
