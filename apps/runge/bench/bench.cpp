@@ -1,0 +1,68 @@
+// Speed benchmark of issue 4: 1-50-50-1 sigmoid with Adam on the 240 training points of
+// report 000's split, 3000 epochs full batch (3000 steps) and batch size 5 (144,000
+// steps). Prints one CSV row per case; bench/run_bench.sh runs the PyTorch and
+// scikit-learn peers in the same run.
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <xgrad/threads.hpp>
+
+#include "data.hpp"
+#include "train.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"runge_bench: xgrad training speed on report 000's Runge data"};
+  app.option_defaults()->always_capture_default();
+  std::size_t epochs = 3000;
+  int threads = 1;
+  std::string cases = "full,batch5";
+  bool header = true;
+  app.add_option("--epochs", epochs, "Epochs per case");
+  app.add_option("--threads", threads, "OpenBLAS threads (tiny matrices: 1 is fastest)");
+  app.add_option("--cases", cases, "Comma-separated: full (full batch), batch5, tanh100 "
+                                   "(report 002: 2 x 100 tanh, Adam lr 1e-3, L2, batch 200)");
+  app.add_flag("!--no-header", header, "Omit the CSV header line");
+  CLI11_PARSE(app, argc, argv);
+  xgrad::set_threads(threads);
+
+  runge::DataSpec d;  // report 000: 300 points, sigma 0.05; 240 for training
+  const auto split = runge::train_test_split(runge::generate(d), 0.2, 44);
+  if (header) std::printf("impl,case,threads,steps,seconds,us_per_step,test_mse\n");
+  std::stringstream ss(cases);
+  std::string c;
+  while (std::getline(ss, c, ',')) {
+    runge::ModelSpec m;
+    m.hidden = {50, 50};
+    m.activation = "sigmoid";
+    runge::TrainSpec t;
+    t.optimiser = "adam";
+    t.learning_rate = 1e-3;
+    t.epochs = epochs;
+    if (c == "full") {
+      t.batch_size = 0;
+    } else if (c == "batch5") {
+      t.batch_size = 5;
+    } else if (c == "tanh100") {
+      m.hidden = {100, 100};
+      m.activation = "tanh";
+      t.batch_size = 200;  // scikit-learn's default min(200, n)
+      t.penalty = "l2";
+      t.lambda = 1e-4 / (2.0 * 240);  // scikit-learn's alpha / (2 n) convention
+    } else {
+      std::fprintf(stderr, "runge_bench: --cases: unknown case '%s'\n", c.c_str());
+      return 2;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto model = runge::train_network(split.train, nullptr, m, t);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double test = runge::score(model, split.test).mse;
+    std::printf("xgrad,%s,%d,%zu,%.4f,%.3f,%.6g\n", c.c_str(), xgrad::threads(), model.steps,
+                secs, 1e6 * secs / double(model.steps), test);
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,456 @@
+// runge: the regression study of reports 000-003 as one command-line tool.
+//   runge train       one network: prints test MSE and R^2, writes curve + predictions CSV
+//   runge baseline    polynomial OLS / Ridge / Lasso on the same split
+//   runge sweep       grids over lr, lambda, layers, nodes, activation, optimiser, batch
+//   runge experiment  the seven named experiments of issue 4
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <xgrad/threads.hpp>
+
+#include "data.hpp"
+#include "experiments.hpp"
+#include "linear.hpp"
+#include "sweep.hpp"
+#include "train.hpp"
+
+namespace {
+
+using namespace runge;
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(item);
+  return out;
+}
+
+double parse_double(const std::string& text, const std::string& option) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size())
+    throw std::invalid_argument(option + ": '" + text + "' is not a number");
+  return v;
+}
+
+/// "a,b,c" or "log:A,B,STEP" = 10^A, 10^(A+STEP), ..., 10^B.
+std::vector<double> parse_doubles(const std::string& text, const std::string& option) {
+  std::vector<double> out;
+  if (text.rfind("log:", 0) == 0) {
+    const auto parts = split_list(text.substr(4));
+    if (parts.size() != 3) throw std::invalid_argument(option + ": log:A,B,STEP needs 3 numbers");
+    const double a = parse_double(parts[0], option), b = parse_double(parts[1], option),
+                 step = parse_double(parts[2], option);
+    if (!(step > 0) || b < a) throw std::invalid_argument(option + ": log:A,B,STEP needs A <= B, STEP > 0");
+    for (int k = 0; a + k * step <= b + 1e-9; ++k) out.push_back(std::pow(10.0, a + k * step));
+    return out;
+  }
+  for (const auto& s : split_list(text)) out.push_back(parse_double(s, option));
+  if (out.empty()) throw std::invalid_argument(option + ": empty list");
+  return out;
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& text, const std::string& option) {
+  std::vector<std::size_t> out;
+  for (const auto& s : split_list(text)) {
+    const double v = parse_double(s, option);
+    if (v < 0 || v != std::floor(v))
+      throw std::invalid_argument(option + ": '" + s + "' is not a whole number >= 0");
+    out.push_back(static_cast<std::size_t>(v));
+  }
+  if (out.empty()) throw std::invalid_argument(option + ": empty list");
+  return out;
+}
+
+struct DataOptions {
+  std::string function = "runge";
+  std::size_t points = 300;
+  double noise = 0.05;
+  std::uint64_t data_seed = 44;
+  bool equispaced = false;
+  double test_fraction = 0.2;
+  std::uint64_t split_seed = 44;
+
+  void add(CLI::App* app) {
+    app->add_option("--function", function, "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
+                                            "(Franke's function on [0,1]^2)");
+    app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)");
+    app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
+    app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise");
+    app->add_flag("--equispaced", equispaced, "Runge only: an even grid on [-1,1] instead of "
+                                              "uniform draws");
+    app->add_option("--test-fraction", test_fraction, "Fraction of the points held out for "
+                                                      "testing, in (0,1)");
+    app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle");
+  }
+  SweepData load() const {
+    DataSpec d;
+    d.function = parse_function(function);
+    d.n = points;
+    d.noise = noise;
+    d.seed = data_seed;
+    d.equispaced = equispaced;
+    SweepData out;
+    out.full = generate(d);
+    out.split = train_test_split(out.full, test_fraction, split_seed);
+    return out;
+  }
+};
+
+struct ModelOptions {
+  std::string activation = "sigmoid";
+  std::string output_activation = "identity";
+  std::string init = "standard_normal";
+  double bias_init = 0.01;
+  void add(CLI::App* app, bool sweep) {
+    app->add_option("--activation", activation,
+                    sweep ? "Hidden activations to sweep, comma-separated: sigmoid, tanh, relu, "
+                            "leaky_relu[:alpha], elu[:alpha], identity"
+                          : "Activation of every hidden layer: sigmoid, tanh, relu, "
+                            "leaky_relu[:alpha], elu[:alpha], identity");
+    app->add_option("--output-activation", output_activation,
+                    "Activation of the output layer (identity for regression)");
+    app->add_option("--init", init, "Weight initialiser: standard_normal (report 000), "
+                                    "normal:SIGMA, glorot_uniform, glorot_normal, he_normal, "
+                                    "he_uniform");
+    app->add_option("--bias-init", bias_init, "Constant initial bias (report 000: 0.01)");
+  }
+  ModelSpec spec() const {
+    ModelSpec m;
+    m.activation = activation;
+    m.output_activation = output_activation;
+    m.init = init;
+    m.bias_init = bias_init;
+    return m;
+  }
+};
+
+struct TrainOptions {
+  std::string optimiser = "adam";
+  std::string lr = "0.01";
+  std::string schedule = "constant";
+  std::size_t epochs = 3000;
+  std::string batch_size = "0";
+  bool divide_lr = false;
+  std::string cost = "mse";
+  std::string penalty = "none";
+  std::string lambda = "0";
+  bool penalise_biases = false;
+  std::uint64_t seed = 1;
+  bool no_scale_target = false;
+  void add(CLI::App* app, bool sweep) {
+    const std::string list = sweep ? " (comma-separated list to sweep)" : "";
+    app->add_option("--optimiser", optimiser,
+                    "Optimiser: gd (full batch), sgd, momentum, adagrad, rmsprop, adam" + list);
+    app->add_option("--lr", lr, "Learning rate eta" + list +
+                                    (sweep ? "; log:A,B,STEP gives 10^A ... 10^B" : ""));
+    app->add_option("--schedule", schedule,
+                    "Learning-rate schedule: constant; inverse_time (report 000: eta t1/(t+t1), "
+                    "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); or "
+                    "step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
+    app->add_option("--epochs", epochs, "Passes over the training data");
+    app->add_option("--batch-size", batch_size, "Minibatch size, 0 = full batch" + list);
+    app->add_flag("--divide-lr", divide_lr,
+                  "Divide the rate by the number of minibatches (report 000's SGD)");
+    app->add_option("--cost", cost, "Cost function: mse (report 000 eq. 16)");
+    app->add_option("--penalty", penalty, "Regularisation: none, l1, l2 (report 000 eq. 22: "
+                                          "lambda sum|W| or lambda sum W^2)" + list);
+    app->add_option("--lambda", lambda, "Regularisation strength lambda" + list);
+    app->add_flag("--penalise-biases", penalise_biases, "Apply the penalty to biases too");
+    app->add_option("--seed", seed, "Seed of the initial weights and the minibatch shuffles");
+    app->add_flag("--no-scale-target", no_scale_target,
+                  "Train on raw y instead of standardised y (inputs are always standardised "
+                  "on the training part; metrics are always in y's units)");
+  }
+  TrainSpec spec() const {
+    TrainSpec t;
+    t.optimiser = optimiser;
+    t.learning_rate = parse_double(lr, "--lr");
+    t.schedule = schedule;
+    t.epochs = epochs;
+    t.batch_size = parse_sizes(batch_size, "--batch-size").front();
+    t.divide_lr_by_batches = divide_lr;
+    t.cost = cost;
+    t.penalty = penalty;
+    t.lambda = parse_double(lambda, "--lambda");
+    t.penalise_biases = penalise_biases;
+    t.seed = seed;
+    t.scale_target = !no_scale_target;
+    return t;
+  }
+};
+
+void write_predictions(const std::string& path, const SweepData& data, const TrainedModel& m,
+                       Function f) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("--predictions: cannot write " + path);
+  const bool two_d = data.full.x.shape(1) == 2;
+  out << (two_d ? "x,y" : "x") << ",part,target,prediction,true_function\n";
+  auto rows = [&](const Matrix& x, const Matrix* y, const char* part) {
+    const Matrix p = m.predict(x);
+    const Matrix t = true_function(f, x);
+    for (std::size_t i = 0; i < x.shape(0); ++i) {
+      out << x(i, 0);
+      if (two_d) out << ',' << x(i, 1);
+      out << ',' << part << ',';
+      if (y) out << (*y)(i, 0);
+      else out << "nan";
+      out << ',' << p(i, 0) << ',' << t(i, 0) << '\n';
+    }
+  };
+  out.precision(10);
+  rows(data.split.train.x, &data.split.train.y, "train");
+  rows(data.split.test.x, &data.split.test.y, "test");
+  if (!two_d) {
+    Matrix grid({401, 1});
+    for (std::size_t i = 0; i < 401; ++i) grid(i, 0) = -1.0 + 2.0 * double(i) / 400.0;
+    rows(grid, nullptr, "grid");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"runge: feed-forward networks vs polynomial regression on the Runge and Franke "
+               "functions (xgrad apps/runge; reports 000-003)"};
+  app.option_defaults()->always_capture_default();
+  app.require_subcommand(1);
+  int threads = 1;
+  app.add_option("--threads", threads,
+                 "OpenBLAS threads of a single run (sweeps always use 1 per worker)");
+
+  // ---- train ----
+  auto* train = app.add_subcommand("train", "Train one network; print test MSE and R^2; write "
+                                            "the learning curve and the predictions as CSV");
+  train->option_defaults()->always_capture_default();
+  DataOptions tdata;
+  ModelOptions tmodel;
+  TrainOptions ttrain;
+  std::size_t tlayers = 1;
+  std::string tnodes = "50";
+  std::size_t curve_every = 1;
+  std::string curve_path = "runge_curve.csv", pred_path = "runge_predictions.csv";
+  tdata.add(train);
+  train->add_option("--layers", tlayers, "Number of hidden layers");
+  train->add_option("--nodes", tnodes, "Nodes per hidden layer: one number for every layer, "
+                                       "or one per layer (50,20)");
+  tmodel.add(train, false);
+  ttrain.add(train, false);
+  train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs");
+  train->add_option("--curve", curve_path, "Learning-curve CSV (epoch,train_mse,test_mse)");
+  train->add_option("--predictions", pred_path,
+                    "Predictions CSV (inputs, part, target, prediction, true function)");
+
+  // ---- baseline ----
+  auto* base = app.add_subcommand("baseline", "Polynomial OLS (LAPACK dgelsd), Ridge (closed "
+                                              "form) and Lasso (coordinate descent) on the same "
+                                              "split; print and write MSE and R^2");
+  base->option_defaults()->always_capture_default();
+  DataOptions bdata;
+  std::string methods = "ols,ridge,lasso", degrees = "12", blambdas = "1e-4";
+  std::string base_out = "runge_baseline.csv";
+  bdata.add(base);
+  base->add_option("--method", methods, "Methods, comma-separated: ols, ridge, lasso");
+  base->add_option("--degree", degrees, "Polynomial degrees, comma-separated (report 000: 12)");
+  base->add_option("--lambda", blambdas, "Ridge/Lasso strengths, comma-separated (Ridge: "
+                                         "lambda ||b||^2; Lasso: lambda ||b||_1 next to "
+                                         "1/(2n) ||y - Xb||^2, as scikit-learn)");
+  base->add_option("--out", base_out, "Output CSV");
+
+  // ---- sweep ----
+  auto* sw = app.add_subcommand("sweep", "Grid sweep in parallel (one CSV row per point, "
+                                         "resumable, identical to a serial run)");
+  sw->option_defaults()->always_capture_default();
+  DataOptions sdata;
+  ModelOptions smodel;
+  TrainOptions strain;
+  std::string slayers = "1", snodes = "50", eval = "holdout", sweep_out = "runge_sweep.csv";
+  std::size_t folds = 5, bootstraps = 20, jobs = 0;
+  std::uint64_t resample_seed = 2024;
+  bool fresh = false;
+  sdata.add(sw);
+  sw->add_option("--layers", slayers, "Hidden-layer counts to sweep, comma-separated");
+  sw->add_option("--nodes", snodes, "Nodes per hidden layer to sweep, comma-separated");
+  smodel.add(sw, true);
+  strain.add(sw, true);
+  sw->add_option("--eval", eval, "Evaluation: holdout (train part vs test part), kfold (k-fold "
+                                 "CV over all points), bootstrap (resampled train part vs test "
+                                 "part)");
+  sw->add_option("--folds", folds, "k of k-fold cross-validation");
+  sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples");
+  sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
+  sw->add_option("--jobs", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1");
+  sw->add_option("--out", sweep_out, "Sweep CSV; an existing one of the same grid is resumed");
+  sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
+
+  // ---- experiment ----
+  auto* ex = app.add_subcommand("experiment", "Run one of the named experiments that "
+                                              "reproduce the reports (CSV for the figures)");
+  ex->option_defaults()->always_capture_default();
+  std::string ex_name, ex_dir = "apps/runge/results";
+  bool quick = false, ex_fresh = false;
+  std::size_t ex_jobs = 0;
+  std::string names_help = "Experiment name:";
+  std::vector<std::string> names;
+  for (const auto& e : experiments()) {
+    names.push_back(e.name);
+    names_help += "\n    " + e.name + ": " + e.summary;
+  }
+  names.push_back("all");
+  names_help += "\n    all: every experiment in order";
+  ex->add_option("name", ex_name, names_help)->required()->check(CLI::IsMember(names));
+  ex->add_option("--out-dir", ex_dir, "Folder of the CSV files");
+  ex->add_flag("--quick", quick, "Tiny grids and few epochs (a smoke test, not the results)");
+  ex->add_option("--jobs", ex_jobs, "Sweep worker threads (0 = all cores)");
+  ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (threads < 1) throw std::invalid_argument("--threads must be at least 1");
+    xgrad::set_threads(threads);
+    if (*train) {
+      ModelSpec m = tmodel.spec();
+      const auto nodes = parse_sizes(tnodes, "--nodes");
+      if (tlayers == 0) throw std::invalid_argument("--layers must be at least 1");
+      if (nodes.size() == 1) m.hidden.assign(tlayers, nodes[0]);
+      else if (nodes.size() == tlayers) m.hidden = nodes;
+      else throw std::invalid_argument("--nodes: give one number or one per layer (--layers " +
+                                       std::to_string(tlayers) + ")");
+      TrainSpec t = ttrain.spec();
+      t.curve_every = curve_every;
+      m.validate();
+      t.validate();
+      const SweepData data = tdata.load();
+      std::printf("runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g, "
+                  "%zu epochs, batch %zu, BLAS threads %d\n",
+                  tdata.function.c_str(), data.split.train.size(), data.split.test.size(),
+                  m.layers_string().c_str(), m.activation.c_str(), t.optimiser.c_str(),
+                  t.learning_rate, t.epochs, t.batch_size, xgrad::threads());
+      const TrainedModel model = train_network(data.split.train, &data.split.test, m, t);
+      {
+        std::ofstream out(curve_path);
+        if (!out) throw std::runtime_error("--curve: cannot write " + curve_path);
+        out << "epoch,train_mse,test_mse\n";
+        out.precision(10);
+        for (const auto& p : model.curve)
+          out << p.epoch << ',' << p.train_mse << ',' << p.test_mse << '\n';
+      }
+      if (model.diverged) {
+        std::printf("diverged: %s\n", model.diverged_reason.c_str());
+        return 3;
+      }
+      write_predictions(pred_path, data, model, parse_function(tdata.function));
+      const Scores s = score(model, data.split.test);
+      const Scores st = score(model, data.split.train);
+      std::printf("train MSE %.6g  R2 %.6f\ntest  MSE %.6g  R2 %.6f\n", st.mse, st.r2, s.mse,
+                  s.r2);
+      std::printf("wrote %s and %s\n", curve_path.c_str(), pred_path.c_str());
+    } else if (*base) {
+      const SweepData data = bdata.load();
+      std::ofstream out(base_out);
+      if (!out) throw std::runtime_error("--out: cannot write " + base_out);
+      out << "method,degree,lambda,train_mse,test_mse,test_r2,converged\n";
+      out.precision(10);
+      std::vector<LinearMethod> ms;
+      for (const auto& s : split_list(methods)) ms.push_back(parse_linear_method(s));
+      const auto ds = parse_sizes(degrees, "--degree");
+      const auto ls = parse_doubles(blambdas, "--lambda");
+      for (auto d : ds)
+        if (d < 1) throw std::invalid_argument("--degree must be at least 1");
+      for (double l : ls)
+        if (!(l >= 0)) throw std::invalid_argument("--lambda must be >= 0");
+      std::printf("%-6s %6s %10s %12s %12s %9s\n", "method", "degree", "lambda", "train_mse",
+                  "test_mse", "test_R2");
+      for (auto meth : ms)
+        for (auto d : ds)
+          for (double l : (meth == LinearMethod::OLS ? std::vector<double>{0.0} : ls)) {
+            const auto model = fit_linear(data.split.train, meth, int(d), l);
+            const Matrix pt = model.predict(data.split.test.x);
+            const double tr = mse(model.predict(data.split.train.x), data.split.train.y);
+            const double te = mse(pt, data.split.test.y), rr = r2(pt, data.split.test.y);
+            std::printf("%-6s %6zu %10.3g %12.6g %12.6g %9.5f%s\n", linear_method_name(meth), d,
+                        l, tr, te, rr, model.converged ? "" : "  (lasso not converged)");
+            out << linear_method_name(meth) << ',' << d << ',' << l << ',' << tr << ',' << te
+                << ',' << rr << ',' << (model.converged ? 1 : 0) << '\n';
+          }
+      std::printf("wrote %s\n", base_out.c_str());
+    } else if (*sw) {
+      SweepSpec s;
+      s.model = smodel.spec();
+      s.train.epochs = strain.epochs;
+      s.train.schedule = strain.schedule;
+      s.train.divide_lr_by_batches = strain.divide_lr;
+      s.train.cost = strain.cost;
+      s.train.penalise_biases = strain.penalise_biases;
+      s.train.seed = strain.seed;
+      s.train.scale_target = !strain.no_scale_target;
+      s.axes.optimiser = split_list(strain.optimiser);
+      s.axes.activation = split_list(smodel.activation);
+      s.axes.penalty = split_list(strain.penalty);
+      s.axes.layers = parse_sizes(slayers, "--layers");
+      s.axes.nodes = parse_sizes(snodes, "--nodes");
+      s.axes.batch_size = parse_sizes(strain.batch_size, "--batch-size");
+      s.axes.lambda = parse_doubles(strain.lambda, "--lambda");
+      s.axes.lr = parse_doubles(strain.lr, "--lr");
+      s.evaluation = parse_evaluation(eval);
+      s.folds = folds;
+      s.bootstraps = bootstraps;
+      s.resample_seed = resample_seed;
+      s.jobs = jobs;
+      s.function = sdata.function;
+      if (s.evaluation == Evaluation::Bootstrap && bootstraps < 1)
+        throw std::invalid_argument("--bootstraps must be at least 1");
+      const SweepData data = sdata.load();
+      if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
+      if (fresh) std::remove(sweep_out.c_str());
+      const std::size_t workers =
+          jobs ? jobs : std::max(1u, std::thread::hardware_concurrency());
+      std::printf("runge sweep: %zu points, %s, %zu workers (BLAS 1 thread each) -> %s\n",
+                  s.axes.size(), evaluation_name(s.evaluation), workers, sweep_out.c_str());
+      const SweepStats st = run_sweep(data, s, sweep_out, 0,
+                                      [](const std::string& l) { std::puts(l.c_str()); });
+      std::printf("done: %zu points, %zu run, %zu reused from the CSV, %zu diverged, %.2f s\n",
+                  st.points, st.run, st.reused, st.diverged, st.seconds);
+    } else if (*ex) {
+      ExperimentOptions o;
+      o.out_dir = ex_dir;
+      o.quick = quick;
+      o.jobs = ex_jobs;
+      o.fresh = ex_fresh;
+      o.log = [](const std::string& l) { std::puts(l.c_str()); };
+      std::vector<std::string> run = {ex_name};
+      if (ex_name == "all") {
+        run.clear();
+        for (const auto& e : experiments()) run.push_back(e.name);
+      }
+      for (const auto& n : run) {
+        const double secs = run_experiment(n, o);
+        std::printf("experiment %s: %.1f s wall time, CSV in %s\n", n.c_str(), secs,
+                    ex_dir.c_str());
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "runge: error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,101 @@
+// Grid sweeps: every combination of learning rate, penalty and lambda, hidden layers,
+// nodes, activation, optimiser and batch size, evaluated by a hold-out split, k-fold
+// cross-validation or bootstrap, run in parallel on std::threads.
+//
+// Threads rule (DESIGN.md §6): the sweep's workers own the cores, so BLAS is set to one
+// thread before any worker starts; a run's numbers then depend only on its grid point
+// and seed, and a parallel sweep writes byte for byte the CSV of a serial one.
+//
+// The CSV has one row per grid point, in grid order, written as the finished prefix
+// grows; an interrupted sweep restarted on the same file keeps the rows it finds and
+// runs only the missing points.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data.hpp"
+#include "train.hpp"
+
+namespace runge {
+
+struct GridAxes {
+  std::vector<std::string> optimiser = {"adam"};
+  std::vector<std::string> activation = {"sigmoid"};
+  std::vector<std::string> penalty = {"none"};
+  std::vector<std::size_t> layers = {1};
+  std::vector<std::size_t> nodes = {50};
+  std::vector<std::size_t> batch_size = {0};
+  std::vector<double> lambda = {0.0};
+  std::vector<double> lr = {1e-2};
+  std::size_t size() const;
+  void validate() const;
+};
+
+struct GridPoint {
+  std::size_t index = 0;
+  std::string optimiser, activation, penalty;
+  std::size_t layers = 1, nodes = 50, batch_size = 0;
+  double lambda = 0, lr = 0;
+};
+/// Grid order: optimiser, activation, penalty, layers, nodes, batch size, lambda, lr
+/// (the learning rate varies fastest).
+std::vector<GridPoint> expand(const GridAxes& axes);
+
+enum class Evaluation { Holdout, KFold, Bootstrap };
+Evaluation parse_evaluation(const std::string& text);
+const char* evaluation_name(Evaluation e);
+
+/// What a sweep evaluates each point on.
+struct SweepData {
+  Dataset full;  // every generated point (k-fold splits this)
+  Split split;   // hold-out: train on split.train, score on split.test; bootstrap
+                 // resamples split.train and scores on split.test
+};
+
+struct SweepSpec {
+  GridAxes axes;
+  ModelSpec model;  // hidden/activation are overwritten by each grid point
+  TrainSpec train;  // optimiser/lr/penalty/lambda/batch size likewise
+  Evaluation evaluation = Evaluation::Holdout;
+  std::size_t folds = 5;
+  std::size_t bootstraps = 20;
+  std::uint64_t resample_seed = 2024;
+  std::size_t jobs = 0;  // worker threads; 0 = all cores
+  std::string function = "runge";  // written in the CSV for tidy joins
+};
+
+struct PointResult {
+  GridPoint point;
+  std::string status;  // ok, diverged
+  double mse = 0, mse_std = 0, r2 = 0, r2_std = 0, train_mse = 0;
+};
+
+/// Evaluates one grid point (deterministic in the point and the spec's seeds).
+PointResult evaluate_point(const GridPoint& p, const SweepData& data, const SweepSpec& spec);
+
+/// The CSV header line (without newline).
+std::string csv_header();
+/// One CSV row (without newline).
+std::string csv_row(const PointResult& r, const SweepSpec& spec);
+
+struct SweepStats {
+  std::size_t points = 0;
+  std::size_t reused = 0;  // rows found in an existing CSV (resume)
+  std::size_t run = 0;
+  std::size_t diverged = 0;
+  double seconds = 0;
+};
+
+/// Runs every grid point missing from `csv_path` and leaves the full, ordered CSV there.
+/// `stop_after` (tests only) stops after that many newly finished points, as if the
+/// process had been interrupted. Progress lines go to `log` when given.
+SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,
+                     std::size_t stop_after = 0,
+                     const std::function<void(const std::string&)>& log = {});
+
+/// Reads a sweep CSV back (for experiments that pick winners).
+std::vector<PointResult> read_sweep_csv(const std::string& csv_path);
+
+}  // namespace runge
