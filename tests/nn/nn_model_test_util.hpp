@@ -77,4 +77,22 @@ inline double relative_error(const Matrix<double>& a, const Matrix<double>& b) {
   return diff / std::max(scale, 1e-300);
 }
 
+/// The what() of the E that f throws, or "<no exception>" / "<other exception: ...>":
+/// lets a test check that a message names the values without matching it whole.
+template <class E, class F>
+std::string thrown_message(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<other exception: ") + e.what() + ">";
+  }
+  return "<no exception>";
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 }  // namespace nn_test
