@@ -1,0 +1,95 @@
+// Metrics on cases whose values are known by hand.
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "xgrad/nn/metrics.hpp"
+
+using xgrad::Matrix;
+using namespace xgrad::nn;
+
+namespace {
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+}  // namespace
+
+TEST_CASE("mse is the mean of squared differences over all elements") {
+  const Matrix<double> p{{1.0, 2.0}, {3.0, 4.0}};
+  const Matrix<double> y{{1.0, 0.0}, {4.0, 4.0}};
+  CHECK(mse(p, y) == doctest::Approx((0.0 + 4.0 + 1.0 + 0.0) / 4.0).epsilon(1e-15));
+  CHECK(message_of([&] { mse(p, Matrix<double>{{1.0}}); }).find("2x2") != std::string::npos);
+}
+
+TEST_CASE("r2 is one minus residual over total sum of squares") {
+  // y = [1, 2, 3, 4], mean 2.5, SS_tot = 5; p = [1, 2, 3, 5]: SS_res = 1 → R² = 0.8.
+  const Matrix<float> y{{1.f}, {2.f}, {3.f}, {4.f}};
+  const Matrix<float> p{{1.f}, {2.f}, {3.f}, {5.f}};
+  CHECK(r2(p, y) == doctest::Approx(0.8).epsilon(1e-12));
+  CHECK(r2(y, y) == 1.0);
+  // Predicting the mean gives 0; two columns average (0.8 and 0).
+  const Matrix<double> y2{{1, 1}, {2, 2}, {3, 3}, {4, 4}};
+  const Matrix<double> p2{{1, 2.5}, {2, 2.5}, {3, 2.5}, {5, 2.5}};
+  CHECK(r2(p2, y2) == doctest::Approx(0.4).epsilon(1e-12));
+  // A constant target column: 1 when exact, else 0 (no division by zero).
+  const Matrix<double> c{{2.0}, {2.0}, {2.0}};
+  CHECK(r2(c, c) == 1.0);
+  CHECK(r2(Matrix<double>{{2.0}, {2.0}, {2.5}}, c) == 0.0);
+}
+
+TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities") {
+  const Matrix<double> scores{{0.1, 0.7, 0.2}, {0.5, 0.3, 0.2}, {0.2, 0.2, 0.6}, {0.0, 0.9, 0.1}};
+  const Matrix<double> onehot{{0, 1, 0}, {0, 0, 1}, {0, 0, 1}, {0, 1, 0}};
+  CHECK(accuracy(scores, onehot) == 0.75);
+  const Matrix<double> labels{{1}, {2}, {2}, {1}};
+  CHECK(accuracy(scores, labels) == 0.75);
+  CHECK(accuracy(scores, std::vector<std::size_t>{1, 0, 2, 0}) == 0.75);
+  CHECK(argmax_rows(scores) == std::vector<std::size_t>{1, 0, 2, 1});
+  // Ties go to the first column.
+  CHECK(argmax_rows(Matrix<double>{{0.5, 0.5}}) == std::vector<std::size_t>{0});
+  const Matrix<float> prob{{0.9f}, {0.4f}, {0.5f}, {0.1f}};
+  const Matrix<float> bin{{1.f}, {1.f}, {1.f}, {0.f}};
+  CHECK(accuracy(prob, bin) == 0.75);
+  CHECK(message_of([&] { accuracy(scores, Matrix<double>{{0, 1}, {1, 0}, {0, 1}, {1, 0}}); })
+            .find("neither labels") != std::string::npos);
+  CHECK(message_of([&] { accuracy(scores, Matrix<double>{{0.5}, {1}, {2}, {1}}); })
+            .find("not a class label") != std::string::npos);
+}
+
+TEST_CASE("confusion matrix counts true against predicted") {
+  const ConfusionMatrix cm({0, 0, 1, 1, 2, 2, 2}, {0, 1, 1, 1, 2, 0, 2}, 3);
+  CHECK(cm(0, 0) == 1);
+  CHECK(cm(0, 1) == 1);
+  CHECK(cm(1, 1) == 2);
+  CHECK(cm(2, 0) == 1);
+  CHECK(cm(2, 2) == 2);
+  CHECK(cm(1, 0) == 0);
+  CHECK(cm.total() == 7);
+  CHECK(cm.accuracy() == doctest::Approx(5.0 / 7.0).epsilon(1e-15));
+  CHECK(cm.row_fraction(2, 0) == doctest::Approx(1.0 / 3.0).epsilon(1e-15));
+  CHECK(cm.to_csv() == "true,pred_0,pred_1,pred_2\n0,1,1,0\n1,0,2,0\n2,1,0,2\n");
+  CHECK(message_of([] { ConfusionMatrix({0, 3}, {0, 1}, 3); }).find("true class 3") !=
+        std::string::npos);
+  const Matrix<double> scores{{0.9, 0.1}, {0.2, 0.8}, {0.6, 0.4}};
+  const ConfusionMatrix m = confusion_matrix(scores, Matrix<double>{{0}, {1}, {1}});
+  CHECK(m.classes() == 2);
+  CHECK(m(1, 0) == 1);
+  CHECK(m(1, 1) == 1);
+  CHECK(m(0, 0) == 1);
+}
+
+TEST_CASE("metric names parse and evaluate") {
+  CHECK(parse_metric("accuracy") == MetricKind::Accuracy);
+  CHECK(metric_higher_is_better(MetricKind::R2));
+  CHECK_FALSE(metric_higher_is_better(MetricKind::Mse));
+  CHECK(std::isnan(evaluate_metric(MetricKind::None, Matrix<double>{{1.0}}, Matrix<double>{{1.0}})));
+  CHECK(message_of([] { parse_metric("f1"); }).find("'f1'") != std::string::npos);
+}

@@ -1,0 +1,233 @@
+// Optimisers: each update rule against numbers worked out by hand from its formula over
+// two steps, the factory and its errors, and loss reduction by training with each.
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "xgrad/nn/optimiser.hpp"
+#include "xgrad/nn/trainer.hpp"
+
+using xgrad::Matrix;
+using xgrad::Parameter;
+using namespace xgrad::nn;
+
+namespace {
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+// θ0 = [0.5, -1, 2]; step 1 with g1 = [0.1, -0.2, 0.3], step 2 with g2 = [0.4, 0, -0.5];
+// η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8 throughout.
+template <class T>
+std::vector<double> two_steps(const std::string& name, std::unique_ptr<Optimiser<T>>* keep = nullptr) {
+  Parameter<T> p(Matrix<T>{{T(0.5), T(-1.0), T(2.0)}}, "theta");
+  OptimiserOptions o;
+  o.learning_rate = 0.1;
+  o.momentum = 0.9;
+  o.rho = 0.9;
+  o.beta1 = 0.9;
+  o.beta2 = 0.999;
+  o.epsilon = 1e-8;
+  auto opt = make_optimiser<T>(name, {p}, o);
+  p.grad() = Matrix<T>{{T(0.1), T(-0.2), T(0.3)}};
+  opt->step();
+  p.grad() = Matrix<T>{{T(0.4), T(0.0), T(-0.5)}};
+  opt->step();
+  std::vector<double> out(p.value().begin(), p.value().end());
+  if (keep) *keep = std::move(opt);
+  return out;
+}
+
+template <class T>
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double rel) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
+    CHECK(std::abs(got[i] - want[i]) <= rel * std::max(1.0, std::abs(want[i])));
+  }
+}
+
+template <class T>
+void check_state(const Optimiser<T>& opt, std::size_t k, const std::vector<double>& want,
+                 double rel) {
+  const std::vector<T>& s = opt.state(0, k);
+  check_close<T>(std::vector<double>(s.begin(), s.end()), want, rel);
+}
+
+// float32 carries ~7 digits; the tolerances are a few ulps of the values here.
+template <class T>
+constexpr double kRel = sizeof(T) == 8 ? 1e-13 : 2e-6;
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("sgd and gd two steps match theta - eta g", T, float, double) {
+  // θ2 = θ0 − η (g1 + g2) = [0.5 − 0.05, −1 + 0.02, 2 + 0.02].
+  check_close<T>(two_steps<T>("sgd"), {0.45, -0.98, 2.02}, kRel<T>);
+  check_close<T>(two_steps<T>("gd"), {0.45, -0.98, 2.02}, kRel<T>);
+}
+
+TEST_CASE_TEMPLATE("momentum two steps match report 003", T, float, double) {
+  // v1 = η g1 = [0.01, −0.02, 0.03]; θ1 = [0.49, −0.98, 1.97];
+  // v2 = ω v1 + η g2 = [0.009 + 0.04, −0.018, 0.027 − 0.05] = [0.049, −0.018, −0.023];
+  // θ2 = θ1 − v2 = [0.441, −0.962, 1.993].
+  std::unique_ptr<Optimiser<T>> opt;
+  check_close<T>(two_steps<T>("momentum", &opt), {0.441, -0.962, 1.993}, kRel<T>);
+  check_state(*opt, 0, {0.049, -0.018, -0.023}, kRel<T>);
+}
+
+TEST_CASE_TEMPLATE("adagrad two steps match its formula", T, float, double) {
+  // G1 = g1² = [0.01, 0.04, 0.09]; θ1 = θ0 − η g1/(√G1 + ε) ≈ θ0 − 0.1 sign(g1)
+  //    = [0.4, −0.9, 1.9] (to 1e-8 relative: ε/|g| ≤ 1e-7 of the 0.1 step);
+  // G2 = G1 + g2² = [0.17, 0.04, 0.34];
+  // θ2 = θ1 − 0.1 [0.4/√0.17, 0/0.2, −0.5/√0.34] = [0.4 − 0.0970142500, −0.9, 1.9 + 0.0857492926].
+  // Written with ε: the exact values below.
+  std::unique_ptr<Optimiser<T>> opt;
+  check_close<T>(two_steps<T>("adagrad", &opt),
+                 {0.3029857623384069, -0.9000000049999998, 1.9857492944339996}, kRel<T>);
+  check_state(*opt, 0, {0.17, 0.04, 0.34}, kRel<T>);
+}
+
+TEST_CASE_TEMPLATE("rmsprop two steps match its formula", T, float, double) {
+  // s1 = (1 − ρ) g1² = [0.001, 0.004, 0.009]; θ1 = θ0 − η g1/√s1 = θ0 − 0.1 √10 sign(g1)
+  //    = [0.5 − 0.3162278, −1 + 0.3162278, 2 − 0.3162278];
+  // s2 = ρ s1 + (1 − ρ) g2² = [0.0009 + 0.016, 0.0036, 0.0081 + 0.025] = [0.0169, 0.0036, 0.0331];
+  // θ2 = θ1 − 0.1 [0.4/0.13, 0, −0.5/√0.0331] = [0.1837722 − 0.3076923, −0.6837722, 1.6837722 + 0.2748249].
+  std::unique_ptr<Optimiser<T>> opt;
+  check_close<T>(two_steps<T>("rmsprop", &opt),
+                 {-0.12391995004054018, -0.683772283983154, 1.958597107175409}, kRel<T>);
+  check_state(*opt, 0, {0.0169, 0.0036, 0.0331}, kRel<T>);
+}
+
+TEST_CASE_TEMPLATE("adam two steps match the bias-corrected formula", T, float, double) {
+  // t = 1: m = 0.1 g1, v = 0.001 g1², m̂ = g1, v̂ = g1² → θ1 = θ0 − 0.1 sign(g1) = [0.4, −0.9, 1.9].
+  // t = 2: m = 0.9·0.1 g1 + 0.1 g2 = [0.049, −0.018, −0.023];
+  //        v = 0.999·0.001 g1² + 0.001 g2² = [0.00016999, 0.00003996, 0.00033991];
+  //        m̂ = m / (1 − 0.81) = m / 0.19, v̂ = v / (1 − 0.998001) = v / 0.001999;
+  //        θ2 = θ1 − 0.1 m̂/(√v̂ + ε) = [0.4 − 0.0884376, −0.9 + 0.0670058, 1.9 + 0.0706439].
+  std::unique_ptr<Optimiser<T>> opt;
+  check_close<T>(two_steps<T>("adam", &opt),
+                 {0.311562363975117, -0.8329941843255585, 1.9293561230981282}, kRel<T>);
+  check_state(*opt, 0, {0.049, -0.018, -0.023}, kRel<T>);
+  check_state(*opt, 1, {0.00016999, 0.00003996, 0.00033991}, kRel<T>);
+  CHECK(opt->steps() == 2);
+}
+
+TEST_CASE("adam vectorised body and scalar tail agree element by element") {
+  // 37 elements: whole AVX registers plus a tail; every element gets the same g, so
+  // every element must end with the same value whichever path updated it.
+  Parameter<float> p(Matrix<float>(std::array<std::size_t, 2>{1, 37}, 0.25f));
+  auto opt = make_optimiser<float>("adam:lr=0.01", {p});
+  for (int s = 0; s < 5; ++s) {
+    p.grad().fill(0.3f - 0.1f * static_cast<float>(s));
+    opt->step();
+  }
+  for (std::size_t i = 1; i < 37; ++i) CHECK(p.value()(0, i) == p.value()(0, 0));
+}
+
+TEST_CASE("optimiser step updates in place and zero_grad clears the shared grads") {
+  Parameter<double> p(Matrix<double>{{1.0, 2.0}});
+  Parameter<double> alias = p;  // the network's handle
+  const double* before = p.value().data();
+  auto opt = make_optimiser<double>("sgd:lr=0.5", {p});
+  alias.grad() = Matrix<double>{{2.0, -2.0}};
+  opt->step();
+  CHECK(alias.value()(0, 0) == 0.0);
+  CHECK(alias.value()(0, 1) == 3.0);
+  CHECK(p.value().data() == before);
+  opt->zero_grad();
+  CHECK(alias.grad()(0, 0) == 0.0);
+  CHECK(alias.grad()(0, 1) == 0.0);
+}
+
+TEST_CASE("optimiser factory parses names and hyperparameters") {
+  Parameter<double> p(Matrix<double>{{1.0}});
+  auto opt = make_optimiser<double>("Adam:lr=0.02,beta1=0.8,beta2=0.99,eps=1e-6", {p});
+  CHECK(opt->kind() == OptimiserKind::Adam);
+  CHECK(opt->learning_rate() == 0.02);
+  CHECK(opt->options().beta1 == 0.8);
+  CHECK(opt->options().beta2 == 0.99);
+  CHECK(opt->options().epsilon == 1e-6);
+  CHECK(make_optimiser<double>("gd", {p})->full_batch());
+  CHECK_FALSE(make_optimiser<double>("sgd", {p})->full_batch());
+  for (const char* name : {"gd", "sgd", "momentum", "adagrad", "rmsprop", "adam"}) {
+    CHECK(std::string(make_optimiser<double>(name, {p})->name()) == name);
+  }
+}
+
+TEST_CASE("optimiser factory rejects bad names and values naming them") {
+  Parameter<double> p(Matrix<double>{{1.0}});
+  CHECK(message_of([&] { make_optimiser<double>("adamw", {p}); }).find("'adamw'") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("adam:lr=-1", {p}); }).find("learning rate = -1") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("momentum:momentum=1", {p}); })
+            .find("momentum = 1") != std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("adam:beta2=1.5", {p}); }).find("beta2 = 1.5") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("rmsprop:rho=abc", {p}); }).find("'abc'") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("adam:gamma=0.1", {p}); }).find("'gamma'") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("adam:eps=0", {p}); }).find("epsilon = 0") !=
+        std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("sgd", {p, p}); }).find("same as #0") !=
+        std::string::npos);
+  auto opt = make_optimiser<double>("sgd", {p});
+  CHECK(message_of([&] { opt->set_learning_rate(std::nan("")); }).find("learning rate = nan") !=
+        std::string::npos);
+}
+
+TEST_CASE("optimiser step names a parameter whose shape changed") {
+  Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "W1");
+  auto opt = make_optimiser<double>("adam", {p});
+  p.value() = Matrix<double>{{1.0, 2.0, 3.0}};
+  p.grad() = Matrix<double>{{1.0, 2.0, 3.0}};
+  CHECK(message_of([&] { opt->step(); }).find("'W1'") != std::string::npos);
+}
+
+TEST_CASE("training reduces the loss with every optimiser") {
+  // y = sin(2x) + x/2 on 64 points, a 1-16-1 tanh network, MSE.
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1.5, 1.5);
+  Matrix<double> x({64, 1}), y({64, 1});
+  for (std::size_t i = 0; i < 64; ++i) {
+    x(i, 0) = u(rng);
+    y(i, 0) = std::sin(2 * x(i, 0)) + 0.5 * x(i, 0);
+  }
+  struct Case {
+    const char* spec;
+    std::size_t epochs;
+  };
+  for (const Case c : {Case{"gd:lr=0.2", 300}, Case{"sgd:lr=0.05", 60},
+                       Case{"momentum:lr=0.02,momentum=0.9", 60}, Case{"adagrad:lr=0.1", 60},
+                       Case{"rmsprop:lr=0.005", 60}, Case{"adam:lr=0.01", 60}}) {
+    INFO("optimiser " << c.spec);
+    std::mt19937_64 init_rng(3);
+    Network<double> net({1, 16, 1}, {Activation::tanh(), Activation::identity()},
+                        Initialiser::parse("glorot_uniform"), init_rng);
+    auto opt = make_optimiser<double>(c.spec, net.parameters());
+    CostSpec cost;
+    cost.cost = CostKind::MeanSquaredError;
+    TrainerOptions o;
+    o.epochs = c.epochs;
+    o.batch_size = 8;
+    o.seed = 11;
+    o.progress = false;
+    Trainer<double> trainer(net, *opt, cost, o);
+    const double before = trainer.evaluate(x, y).loss;
+    const History& h = trainer.fit(x, y);
+    const double after = trainer.evaluate(x, y).loss;
+    CHECK(h.stop == StopReason::Completed);
+    CHECK(after < 0.25 * before);
+  }
+}

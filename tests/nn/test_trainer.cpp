@@ -1,0 +1,370 @@
+// The trainer: early stopping restores the best epoch, non-finite losses keep the last
+// good parameters, history CSV, reproducibility, buffer reuse, schedules, full-batch gd.
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "xgrad/nn/data.hpp"
+#include "xgrad/nn/trainer.hpp"
+
+using xgrad::Matrix;
+using xgrad::Parameter;
+using namespace xgrad::nn;
+
+namespace {
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+// y = sin(2x) + x/2 on n points in [-1.5, 1.5].
+template <class T>
+void regression_data(std::size_t n, std::uint64_t seed, Matrix<T>& x, Matrix<T>& y) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1.5, 1.5);
+  x = Matrix<T>({n, 1});
+  y = Matrix<T>({n, 1});
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = u(rng);
+    x(i, 0) = static_cast<T>(v);
+    y(i, 0) = static_cast<T>(std::sin(2 * v) + 0.5 * v);
+  }
+}
+
+template <class T>
+Network<T> small_net(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  return Network<T>({1, 16, 1}, {Activation::tanh(), Activation::identity()},
+                    Initialiser::parse("glorot_uniform"), rng);
+}
+
+template <class T>
+std::vector<Matrix<T>> values_of(const Network<T>& net) {
+  std::vector<Matrix<T>> out;
+  for (const auto& p : net.parameters()) out.push_back(p.value());
+  return out;
+}
+
+template <class T>
+bool same_values(const std::vector<Matrix<T>>& a, const std::vector<Matrix<T>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].shape() != b[i].shape()) return false;
+    for (std::size_t k = 0; k < a[i].size(); ++k) {
+      if (a[i].data()[k] != b[i].data()[k]) return false;
+    }
+  }
+  return true;
+}
+
+CostSpec mse_cost() {
+  CostSpec c;
+  c.cost = CostKind::MeanSquaredError;
+  return c;
+}
+
+TrainerOptions quiet(std::size_t epochs, std::size_t batch, std::uint64_t seed) {
+  TrainerOptions o;
+  o.epochs = epochs;
+  o.batch_size = batch;
+  o.seed = seed;
+  o.progress = false;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("early stopping stops after patience and restores the best epoch") {
+  Matrix<double> x, y;
+  regression_data<double>(64, 1, x, y);
+  // Validation targets are the negated training targets: fitting y moves the network
+  // away from them, so the validation loss gets worse after its early best.
+  const Matrix<double> y_val = -y;
+  Network<double> net = small_net<double>(2);
+  auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(100, 8, 3));
+  std::vector<std::vector<Matrix<double>>> per_epoch;
+  auto record = std::make_shared<LambdaCallback<double>>();
+  record->epoch_end = [&](TrainingState<double>& s) { per_epoch.push_back(values_of(s.network)); };
+  auto stopper = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 3);
+  trainer.add_callback(record).add_callback(stopper);
+  const History& h = trainer.fit(x, y, x, y_val);
+
+  CHECK(h.stop == StopReason::EarlyStopping);
+  std::size_t best = 1;
+  for (const EpochRecord& r : h.epochs) {
+    if (r.val_loss < h.epochs[best - 1].val_loss) best = r.epoch;
+  }
+  CHECK(stopper->best_epoch() == best);
+  CHECK(h.epochs.size() == best + 3);
+  CHECK(h.restored_epoch == static_cast<long>(best));
+  CHECK(h.back().event == "early_stop restored_epoch=" + std::to_string(best));
+  // The network now holds exactly the best epoch's parameters, and scores its loss.
+  CHECK(same_values(values_of(net), per_epoch[best - 1]));
+  CHECK_FALSE(same_values(values_of(net), per_epoch.back()));
+  CHECK(trainer.evaluate(x, y_val).loss == doctest::Approx(h.epochs[best - 1].val_loss).epsilon(1e-12));
+}
+
+TEST_CASE("a NaN mid-training stops with a message and keeps the last good parameters") {
+  Matrix<double> x, y;
+  regression_data<double>(40, 4, x, y);
+  Network<double> net = small_net<double>(5);
+  auto opt = make_optimiser<double>("sgd:lr=0.05", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(10, 8, 6));
+  std::vector<Matrix<double>> end_of_epoch_2;
+  auto poison = std::make_shared<LambdaCallback<double>>();
+  poison->epoch_end = [&](TrainingState<double>& s) {
+    if (s.epoch == 2) end_of_epoch_2 = values_of(s.network);
+  };
+  // Midway through epoch 3 a weight becomes NaN, as an overflowing update would make it.
+  poison->batch_end = [&](TrainingState<double>& s) {
+    if (s.epoch == 3 && s.batch == 1) s.parameters[0].value()(0, 0) = std::nan("");
+  };
+  trainer.add_callback(poison);
+  const History& h = trainer.fit(x, y);  // no exception
+  CHECK(h.stop == StopReason::NonFinite);
+  CHECK(h.epochs.size() == 3);
+  CHECK(std::isnan(h.back().train_loss));
+  CHECK(h.back().event == "non_finite restored_epoch=2");
+  CHECK(h.restored_epoch == 2);
+  CHECK(h.message.find("epoch 3, step 3 of 5") != std::string::npos);
+  CHECK(h.message.find("restored to the end of epoch 2") != std::string::npos);
+  CHECK(same_values(values_of(net), end_of_epoch_2));
+  CHECK(std::isfinite(trainer.evaluate(x, y).loss));
+}
+
+TEST_CASE("a diverging learning rate stops training with finite parameters") {
+  Matrix<float> x, y;
+  regression_data<float>(32, 7, x, y);
+  Network<float> net = small_net<float>(8);
+  const auto initial = values_of(net);
+  auto opt = make_optimiser<float>("sgd:lr=1e20", net.parameters());
+  Trainer<float> trainer(net, *opt, mse_cost(), quiet(5, 8, 9));
+  const History& h = trainer.fit(x, y);
+  CHECK(h.stop == StopReason::NonFinite);
+  CHECK(h.message.find("training stopped") != std::string::npos);
+  CHECK(all_finite(net.parameters()));
+  // It blew up within the first epoch, so the initial parameters are back.
+  CHECK(h.restored_epoch == 0);
+  CHECK(same_values(values_of(net), initial));
+}
+
+TEST_CASE("history CSV has the documented columns and one row per epoch") {
+  Matrix<double> x, y;
+  regression_data<double>(30, 10, x, y);
+  Network<double> net = small_net<double>(11);
+  auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
+  TrainerOptions o = quiet(4, 10, 12);
+  o.metric = MetricKind::R2;
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  const History& h = trainer.fit(x, y, x, y);
+  std::ostringstream csv;
+  h.write_csv(csv);
+  std::istringstream lines(csv.str());
+  std::string line;
+  std::getline(lines, line);
+  CHECK(line ==
+        "epoch,train_loss,train_r2,val_loss,val_r2,learning_rate,seconds,samples_per_second,event");
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    ++rows;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string item;
+    while (std::getline(ss, item, ',')) f.push_back(item);
+    if (!line.empty() && line.back() == ',') f.push_back("");
+    REQUIRE(f.size() == 9);
+    CHECK(f[0] == std::to_string(rows));
+    CHECK(std::stod(f[1]) == h.epochs[rows - 1].train_loss);  // full precision
+    CHECK(f[2].empty());  // train metric not computed without evaluate_train
+    CHECK(std::stod(f[3]) == h.epochs[rows - 1].val_loss);
+    CHECK(std::stod(f[4]) == h.epochs[rows - 1].val_metric);
+    CHECK(std::stod(f[5]) == 1e-2);
+  }
+  CHECK(rows == 4);
+  CHECK(message_of([&] { h.write_csv("/nonexistent-dir/h.csv"); }).find("/nonexistent-dir/h.csv") !=
+        std::string::npos);
+}
+
+TEST_CASE("same seed and threads give an identical history, another seed does not") {
+  Matrix<float> x, y;
+  regression_data<float>(100, 13, x, y);
+  auto run = [&](std::uint64_t seed) {
+    Network<float> net = small_net<float>(14);
+    auto opt = make_optimiser<float>("adam:lr=0.01", net.parameters());
+    TrainerOptions o = quiet(5, 16, seed);
+    o.metric = MetricKind::Mse;
+    o.evaluate_train = true;
+    Trainer<float> trainer(net, *opt, mse_cost(), o);
+    History h = trainer.fit(x, y, x, y);
+    return std::make_pair(h, values_of(net));
+  };
+  const auto [a, pa] = run(21);
+  const auto [b, pb] = run(21);
+  const auto [c, pc] = run(22);
+  REQUIRE(a.epochs.size() == 5);
+  for (std::size_t e = 0; e < 5; ++e) {
+    CHECK(a.epochs[e].train_loss == b.epochs[e].train_loss);
+    CHECK(a.epochs[e].train_metric == b.epochs[e].train_metric);
+    CHECK(a.epochs[e].val_loss == b.epochs[e].val_loss);
+  }
+  CHECK(same_values(pa, pb));
+  CHECK(a.back().train_loss != c.back().train_loss);
+  CHECK_FALSE(same_values(pa, pc));
+}
+
+TEST_CASE("after the first epoch a step reuses every tape buffer") {
+  Matrix<float> x, y;
+  regression_data<float>(100, 15, x, y);  // batch 16: six full batches and one of 4
+  Network<float> net = small_net<float>(16);
+  auto opt = make_optimiser<float>("adam:lr=0.01", net.parameters());
+  Trainer<float> trainer(net, *opt, mse_cost(), quiet(3, 16, 17));
+  std::vector<const float*> buffers;
+  std::size_t capacity = 0, checked = 0, moved = 0;
+  auto watch = std::make_shared<LambdaCallback<float>>();
+  watch->batch_end = [&](TrainingState<float>& s) {
+    if (s.batch == s.batches - 1) return;  // the short batch runs on the other tape
+    const auto& tape = trainer.tape();
+    std::vector<const float*> now;
+    for (std::uint32_t i = 0; i < tape.size(); ++i) {
+      now.push_back(tape.node(i).value.data());
+      now.push_back(tape.node(i).grad.data());
+    }
+    if (s.epoch == 1 && s.batch == 0) {
+      buffers = now;
+      capacity = tape.capacity();
+      return;
+    }
+    ++checked;
+    if (now != buffers || tape.capacity() != capacity) ++moved;
+  };
+  trainer.add_callback(watch);
+  trainer.fit(x, y);
+  CHECK(checked == 3 * 6 - 1);
+  CHECK(moved == 0);
+  CHECK(!buffers.empty());
+}
+
+TEST_CASE("a schedule sets the learning rate of every step") {
+  Matrix<double> x, y;
+  regression_data<double>(40, 18, x, y);
+  Network<double> net = small_net<double>(19);
+  auto opt = make_optimiser<double>("sgd:lr=0.5", net.parameters());
+  TrainerOptions o = quiet(4, 10, 20);
+  o.schedule = Schedule::epoch_decay(0.1);
+  std::vector<double> seen;
+  auto watch = std::make_shared<LambdaCallback<double>>();
+  watch->batch_end = [&](TrainingState<double>& s) { seen.push_back(s.optimiser.learning_rate()); };
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  trainer.add_callback(watch);
+  const History& h = trainer.fit(x, y);
+  REQUIRE(seen.size() == 16);
+  for (std::size_t e = 0; e < 4; ++e) {
+    const double want = 0.1 / (double(e) * 4 + 1);  // η0 / (e·m + 1), m = 4 batches
+    CHECK(h.epochs[e].learning_rate == want);
+    for (std::size_t b = 0; b < 4; ++b) CHECK(seen[e * 4 + b] == want);
+  }
+}
+
+TEST_CASE("gd steps on the whole training set, once per epoch") {
+  Matrix<double> x, y;
+  regression_data<double>(50, 22, x, y);
+  Network<double> net = small_net<double>(23);
+  auto opt = make_optimiser<double>("gd:lr=0.1", net.parameters());
+  std::size_t steps = 0, batches = 0;
+  auto watch = std::make_shared<LambdaCallback<double>>();
+  watch->batch_end = [&](TrainingState<double>& s) {
+    ++steps;
+    batches = s.batches;
+    CHECK(s.samples_in_epoch == 50);
+  };
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(3, 8, 24));
+  trainer.add_callback(watch);
+  trainer.fit(x, y);
+  CHECK(steps == 3);
+  CHECK(batches == 1);
+  CHECK(opt->steps() == 3);
+}
+
+TEST_CASE("classification with softmax cross-entropy reaches high accuracy") {
+  // Two Gaussian blobs in 2-D, labels one-hot.
+  std::mt19937_64 rng(30);
+  std::normal_distribution<double> g(0.0, 0.6);
+  const std::size_t n = 200;
+  Matrix<float> x({n, 2});
+  std::vector<std::size_t> labels(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    labels[i] = i % 2;
+    const double c = labels[i] ? 1.0 : -1.0;
+    x(i, 0) = static_cast<float>(c + g(rng));
+    x(i, 1) = static_cast<float>(-c + g(rng));
+  }
+  const Matrix<float> y = one_hot<float>(labels, 2);
+  std::mt19937_64 init(31);
+  Network<float> net({2, 8, 2}, {Activation::relu(), Activation::softmax()},
+                     Initialiser::parse("he_normal"), init);
+  auto opt = make_optimiser<float>("adam:lr=0.02", net.parameters());
+  CostSpec cost;
+  cost.cost = CostKind::CrossEntropy;
+  TrainerOptions o = quiet(20, 20, 32);
+  o.metric = MetricKind::Accuracy;
+  o.evaluate_train = true;
+  Trainer<float> trainer(net, *opt, cost, o);
+  const History& h = trainer.fit(x, y);
+  CHECK(h.back().train_metric > 0.95);
+  CHECK(h.back().train_loss < h.epochs.front().train_loss);
+  CHECK(trainer.evaluate(x, y).metric == h.back().train_metric);
+}
+
+TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data") {
+  Network<double> net = small_net<double>(40);
+  Network<double> other = small_net<double>(41);
+  auto opt = make_optimiser<double>("sgd", other.parameters());
+  CHECK(message_of([&] { Trainer<double>(net, *opt, mse_cost(), quiet(1, 4, 0)); })
+            .find("not the network's") != std::string::npos);
+  auto mine = make_optimiser<double>("sgd", net.parameters());
+  Trainer<double> trainer(net, *mine, mse_cost(), quiet(1, 4, 0));
+  CHECK(message_of([&] { trainer.fit(Matrix<double>({5, 2}), Matrix<double>({5, 1})); })
+            .find("takes 1 inputs") != std::string::npos);
+  CHECK(message_of([&] { trainer.fit(Matrix<double>({5, 1}), Matrix<double>({4, 1})); })
+            .find("row counts differ") != std::string::npos);
+  auto stop_on_val = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 2);
+  trainer.add_callback(stop_on_val);
+  Matrix<double> x, y;
+  regression_data<double>(8, 1, x, y);
+  CHECK(message_of([&] { trainer.fit(x, y); }).find("no validation data") != std::string::npos);
+}
+
+TEST_CASE("the progress line reports epoch, loss, samples per second and time left") {
+  Matrix<double> x, y;
+  regression_data<double>(20, 50, x, y);
+  Network<double> net = small_net<double>(51);
+  auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(2, 5, 52));
+  std::ostringstream out;
+  // No delay so that this short run prints; not a terminal, so one line per epoch.
+  trainer.add_callback(std::make_shared<ProgressLine<double>>(&out, 0.0, 0.0));
+  trainer.fit(x, y, x, y);
+  const std::string text = out.str();
+  CHECK(text.find("epoch 1/2") != std::string::npos);
+  CHECK(text.find("epoch 2/2") != std::string::npos);
+  CHECK(text.find("val_loss") != std::string::npos);
+  CHECK(text.find("samples/s") != std::string::npos);
+  CHECK(text.find("left 00:00") != std::string::npos);
+  std::ostringstream silent;
+  Trainer<double> again(net, *opt, mse_cost(), quiet(2, 5, 52));
+  again.add_callback(std::make_shared<ProgressLine<double>>(&silent));  // 2 s delay
+  again.fit(x, y);
+  CHECK(silent.str().empty());
+}
