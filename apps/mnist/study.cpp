@@ -80,6 +80,7 @@ void Recipe::validate() const {
   if (!init.empty()) nn::Initialiser::parse(init);
   nn::OptimiserSpec::parse(optimiser);
   require(learning_rate > 0 && std::isfinite(learning_rate), "--lr must be > 0");
+  require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   if (!schedule.empty()) nn::Schedule::parse(schedule).validate();
   require(penalty == "none" || penalty == "l1" || penalty == "l2",
           "--penalty must be none, l1 or l2, got '" + penalty + "'");
@@ -95,8 +96,11 @@ std::string Recipe::describe(std::size_t inputs) const {
   s << inputs;
   for (std::size_t h : hidden) s << "-" << h;
   s << "-10 " << (hidden.empty() ? "softmax regression" : activation);
-  s << ", " << optimiser << " " << (schedule.empty() ? "lr " + format_g(learning_rate)
-                                                      : "schedule " + schedule);
+  s << ", " << optimiser << " ";
+  if (!schedule.empty())
+    s << "schedule " << schedule;
+  else
+    s << "lr " << learning_rate << (lr_decay != 1 ? " x " + format_g(lr_decay) + "^epoch" : "");
   s << ", batch " << batch_size << ", " << epochs << " epochs";
   if (penalty != "none" && lambda > 0) s << ", " << penalty << " lambda " << lambda;
   if (dropout > 0) s << ", dropout " << dropout;
@@ -166,7 +170,9 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   nn::Optimiser<T> opt(spec.kind, net.parameters(), spec.options);
   const bool scheduled = !recipe.schedule.empty();
   const nn::Schedule schedule =
-      scheduled ? nn::Schedule::parse(recipe.schedule) : nn::Schedule::constant(spec.options.learning_rate);
+      scheduled               ? nn::Schedule::parse(recipe.schedule)
+      : recipe.lr_decay != 1  ? nn::Schedule::exponential(spec.options.learning_rate, recipe.lr_decay)
+                              : nn::Schedule::constant(spec.options.learning_rate);
 
   nn::Regularisation reg;
   reg.penalty = recipe.penalty == "l1"   ? nn::Penalty::L1

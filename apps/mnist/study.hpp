@@ -25,18 +25,19 @@ Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes =
 /// Everything that defines a training run. Defaults are this app's default recipe
 /// (see docs/results-mnist.md for how it was chosen).
 struct Recipe {
-  std::vector<std::size_t> hidden = {512};  // empty = logistic regression
+  std::vector<std::size_t> hidden = {512, 512};  // empty = logistic regression
   std::string activation = "relu";
   std::string init;  // empty: he_normal for relu-like, glorot_uniform otherwise
   std::string optimiser = "adam";  // nn::OptimiserSpec syntax: "adam", "rmsprop:rho=0.9"
   double learning_rate = 1e-3;
-  std::string schedule;  // nn::Schedule syntax; empty = constant learning_rate
+  double lr_decay = 0.9;  // learning_rate * lr_decay^epoch; 1 = constant
+  std::string schedule;   // nn::Schedule syntax, replaces learning_rate and lr_decay
   std::string penalty = "none";  // none | l1 | l2 (lambda * sum |W| or W^2, weights only)
   double lambda = 0.0;
-  double dropout = 0.0;        // hidden units, inverted dropout
+  double dropout = 0.2;        // hidden units, inverted dropout
   double input_dropout = 0.0;  // pixels
   std::size_t batch_size = 128;
-  std::size_t epochs = 10;
+  std::size_t epochs = 20;
   std::uint64_t seed = 1;
   bool eval_train = true;  // full train-set loss/accuracy after every epoch
 
