@@ -405,6 +405,7 @@ int main(int argc, char** argv) {
       s.train.scale_target = !strain.no_scale_target;
       s.axes.optimiser = split_list(strain.optimiser);
       s.axes.activation = split_list(smodel.activation);
+      if (!s.axes.activation.empty()) s.model.activation = s.axes.activation.front();
       s.axes.penalty = split_list(strain.penalty);
       s.axes.layers = parse_sizes(slayers, "--layers");
       s.axes.nodes = parse_sizes(snodes, "--nodes");

@@ -1,0 +1,238 @@
+// End to end: the runge executable's subcommands on small settings, their CSV columns,
+// parallel = serial sweeps, resumed = uninterrupted sweeps, and bad input refused.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <unistd.h>
+
+#include "sweep.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() /
+                     ("runge_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string first_line(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::size_t line_count(const fs::path& p) {
+  std::ifstream in(p);
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+/// Runs the runge executable in `dir` with `args`.
+Run run_cli(const fs::path& dir, const std::string& args) {
+  const std::string cmd = "cd '" + dir.string() + "' && OPENBLAS_NUM_THREADS=1 '" RUNGE_EXE
+                          "' " + args + " > out.txt 2> err.txt";
+  const int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir / "out.txt"), slurp(dir / "err.txt")};
+}
+
+const char* kSmallSweep =
+    "sweep --points 60 --epochs 15 --lr 0.01,0.1 --nodes 4,8 --activation sigmoid,tanh "
+    "--optimiser adam,rmsprop --batch-size 0,16 ";
+
+}  // namespace
+
+TEST_CASE("cli: train prints test MSE and R2 and writes the curve and predictions") {
+  const auto dir = scratch("train");
+  const Run r = run_cli(dir, "train --points 80 --epochs 30 --layers 2 --nodes 8 --curve-every 10");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("test  MSE") != std::string::npos);
+  CHECK(r.out.find("R2") != std::string::npos);
+  CHECK(first_line(dir / "runge_curve.csv") == "epoch,train_mse,test_mse");
+  CHECK(line_count(dir / "runge_curve.csv") == 4);  // header + epochs 10, 20, 30
+  CHECK(first_line(dir / "runge_predictions.csv") == "x,part,target,prediction,true_function");
+  CHECK(line_count(dir / "runge_predictions.csv") == 1 + 80 + 401);
+  const Run f = run_cli(dir, "train --function franke --points 60 --epochs 5 --nodes 8 "
+                           "--activation relu --predictions franke.csv");
+  CHECK(f.status == 0);
+  CHECK(first_line(dir / "franke.csv") == "x,y,part,target,prediction,true_function");
+}
+
+TEST_CASE("cli: --help explains the options with their defaults") {
+  const auto dir = scratch("help");
+  const Run r = run_cli(dir, "train --help");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("--noise") != std::string::npos);
+  CHECK(r.out.find("0.05") != std::string::npos);
+  CHECK(r.out.find("--schedule") != std::string::npos);
+  CHECK(run_cli(dir, "sweep --help").out.find("--jobs") != std::string::npos);
+  CHECK(run_cli(dir, "experiment --help").out.find("architecture") != std::string::npos);
+}
+
+TEST_CASE("cli: baseline writes OLS, Ridge and Lasso rows") {
+  const auto dir = scratch("baseline");
+  const Run r = run_cli(dir, "baseline --degree 3,12 --lambda 1e-4,1e-2 --out b.csv");
+  CHECK(r.status == 0);
+  CHECK(first_line(dir / "b.csv") == "method,degree,lambda,train_mse,test_mse,test_r2,converged");
+  CHECK(line_count(dir / "b.csv") == 1 + 2 + 4 + 4);
+  CHECK(r.out.find("lasso") != std::string::npos);
+}
+
+TEST_CASE("cli: a parallel sweep writes the CSV of a serial one, byte for byte") {
+  const auto dir = scratch("parallel");
+  const Run a = run_cli(dir, std::string(kSmallSweep) + "--jobs 1 --out serial.csv");
+  const Run b = run_cli(dir, std::string(kSmallSweep) + "--jobs 2 --out parallel.csv");
+  REQUIRE(a.status == 0);
+  REQUIRE(b.status == 0);
+  CHECK(first_line(dir / "serial.csv") == runge::csv_header());
+  CHECK(line_count(dir / "serial.csv") == 1 + 32);
+  CHECK(slurp(dir / "serial.csv") == slurp(dir / "parallel.csv"));
+}
+
+TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' row") {
+  const auto dir = scratch("eval");
+  CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval kfold --folds 4 --out k.csv")
+            .status == 0);
+  CHECK(slurp(dir / "k.csv").find(",kfold,ok,") != std::string::npos);
+  CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval bootstrap --bootstraps 3 "
+                   "--out b.csv")
+            .status == 0);
+  CHECK(slurp(dir / "b.csv").find(",bootstrap,ok,") != std::string::npos);
+  // Plain gradient descent at rate 1e6 on ReLU units overflows to inf/NaN.
+  const Run r = run_cli(dir, "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
+                           "--optimiser sgd --lr 0.01,1e6 --out d.csv");
+  CHECK(r.status == 0);
+  const std::string csv = slurp(dir / "d.csv");
+  CHECK(csv.find(",holdout,ok,") != std::string::npos);
+  CHECK(csv.find(",holdout,diverged,nan,") != std::string::npos);
+  CHECK(line_count(dir / "d.csv") == 3);
+}
+
+TEST_CASE("sweep: a resumed sweep equals an uninterrupted one") {
+  const auto dir = scratch("resume");
+  runge::DataSpec d;
+  d.n = 50;
+  runge::SweepData data;
+  data.full = runge::generate(d);
+  data.split = runge::train_test_split(data.full, 0.2, 1);
+  runge::SweepSpec s;
+  s.train.epochs = 10;
+  s.axes.lr = {1e-3, 1e-2, 1e-1};
+  s.axes.nodes = {3, 6};
+  s.axes.activation = {"sigmoid", "tanh"};
+  s.jobs = 2;
+  const auto whole = (dir / "whole.csv").string();
+  const auto part = (dir / "part.csv").string();
+  const auto a = runge::run_sweep(data, s, whole);
+  CHECK(a.run == 12);
+  // Interrupted after 5 points, then a cut last line as a killed process leaves it.
+  const auto b = runge::run_sweep(data, s, part, 5);
+  CHECK(b.run >= 5);
+  CHECK(b.run < 12);
+  {
+    std::ofstream app(part, std::ios::app);
+    app << "11,runge,adam,tanh,no";
+  }
+  const auto c = runge::run_sweep(data, s, part);
+  CHECK(c.reused >= 5);
+  CHECK(c.reused + c.run == 12);
+  CHECK(slurp(whole) == slurp(part));
+  // A finished sweep run again does nothing.
+  const auto again = runge::run_sweep(data, s, part);
+  CHECK(again.run == 0);
+  CHECK(again.reused == 12);
+  CHECK(slurp(whole) == slurp(part));
+}
+
+TEST_CASE("cli: sweep resumes from its CSV instead of starting over") {
+  const auto dir = scratch("cli_resume");
+  const std::string args = "sweep --points 40 --epochs 10 --nodes 4 --lr 0.01,0.1 --out r.csv";
+  REQUIRE(run_cli(dir, args).status == 0);
+  const std::string first = slurp(dir / "r.csv");
+  const Run again = run_cli(dir, args);
+  CHECK(again.out.find("0 run, 2 reused") != std::string::npos);
+  CHECK(slurp(dir / "r.csv") == first);
+  // Another grid in the same file is refused row by row, not mixed in.
+  const Run other = run_cli(dir, "sweep --points 40 --epochs 11 --nodes 4 --lr 0.01 --out r.csv");
+  CHECK(other.out.find("1 run, 0 reused") != std::string::npos);
+}
+
+TEST_CASE("cli: bad input is refused with a message naming the option") {
+  const auto dir = scratch("bad");
+  struct Case {
+    const char* args;
+    const char* option;
+  };
+  const Case cases[] = {
+      {"train --noise -0.1", "--noise"},
+      {"train --layers 2 --nodes 50,0", "--nodes"},
+      {"train --nodes 0", "--nodes"},
+      {"train --activation swish", "--activation"},
+      {"train --test-fraction 1", "--test-fraction"},
+      {"train --optimiser newton", "--optimiser"},
+      {"train --penalty l3", "--penalty"},
+      {"train --function sine", "--function"},
+      {"sweep --nodes 10,0", "--nodes"},
+      {"sweep --activation relu,bogus", "--activation"},
+      {"sweep --lr 0.1,-1", "--lr"},
+      {"baseline --noise -1", "--noise"},
+      {"baseline --method svm", "--method"},
+      {"baseline --test-fraction 1", "--test-fraction"},
+      {"experiment nonsense", "name"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.args);
+    const Run r = run_cli(dir, c.args);
+    CHECK(r.status != 0);
+    CHECK(r.err.find(c.option) != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
+  const auto dir = scratch("experiments");
+  const Run r = run_cli(dir, "experiment all --quick --jobs 2 --out-dir res");
+  CHECK(r.status == 0);
+  CAPTURE(r.err);
+  const fs::path res = dir / "res";
+  CHECK(first_line(res / "fig1_sgd.csv") == runge::csv_header());
+  CHECK(first_line(res / "table1.csv") == "mode,optimiser,layers,best_lr,best_mse,log10_lr");
+  CHECK(line_count(res / "table1.csv") == 9);
+  CHECK(first_line(res / "fig2_curves.csv") ==
+        "mode,optimiser,layers,lr,epoch,train_mse,test_mse");
+  CHECK(first_line(res / "fig3_fit.csv") == "x,true,nn,ols12");
+  CHECK(first_line(res / "fig4.csv") == runge::csv_header());
+  CHECK(r.out.find("figure-4 experiment") != std::string::npos);
+  CHECK(first_line(res / "fig5.csv") == runge::csv_header());
+  CHECK(fs::exists(res / "fig6_l1.csv"));
+  CHECK(fs::exists(res / "fig6_l2.csv"));
+  CHECK(first_line(res / "cv_summary.csv") == "data_seed,model,folds,mean_mse,mean_r2,std_r2");
+  CHECK(line_count(res / "cv_summary.csv") == 1 + 4 + 4);
+  CHECK(first_line(res / "fresh_test.csv") ==
+        "model,test_points,mse,mse_over_noise_floor,r2,mse_vs_true_function");
+  CHECK(line_count(res / "sparse_generalisation.csv") == 1 + 3 + 3 + 1);
+  CHECK(first_line(res / "franke_summary.csv") == "model,test_mse,test_r2");
+  CHECK(slurp(res / "franke_grid.csv").find("franke,sgd,relu,l2,1,128,10,") != std::string::npos);
+}
