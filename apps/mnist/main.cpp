@@ -1,5 +1,6 @@
 // mnist: the digit-classification study of the reports on xgrad, one command each for
 // training, evaluation, prediction and sweeps. `mnist` alone trains the default recipe.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -303,13 +304,17 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   std::snprintf(buf, sizeof buf, "time: %.1f s training (%.2f s/epoch), %.1f s wall with evaluation",
                 train_seconds, train_seconds / double(history.size()), wall);
   say(buf);
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  say("peak resident memory " + std::to_string(usage.ru_maxrss / 1024) + " MiB");
   write_confusion(a.out, e, say);
   write_misclassified(a.out + "/misclassified.csv", data.test, e, a.misclassified);
   save_model(net, a.out + "/model.xgm");
   std::ofstream(a.out + "/run.txt") << "data set: " << data.name << "\nrecipe: " << a.recipe.describe()
                                     << "\ndtype: " << a.dtype << "\nthreads: " << xgrad::threads()
                                     << "\ncommand: " << command_line << "\ntest_accuracy: " << e.accuracy
-                                    << "\ntrain_seconds: " << train_seconds << "\n";
+                                    << "\ntrain_seconds: " << train_seconds
+                                    << "\nwall_seconds: " << wall << "\n";
   say("wrote " + a.out + "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
       "confused_pairs.csv, misclassified.csv, model.xgm, run.txt}");
   return 0;
@@ -434,6 +439,8 @@ int main(int argc, char** argv) {
                         "how many misclassified test digits to write to misclassified.csv")
       ->capture_default_str();
   train_cmd->add_flag("--quiet", train_args.quiet, "no progress bar within an epoch");
+  train_cmd->add_flag_callback("--no-train-eval", [&] { train_args.recipe.eval_train = false; },
+                               "skip the full train-set loss/accuracy after each epoch");
 
   EvalArgs eval_args;
   auto* eval_cmd = app.add_subcommand("evaluate", "test accuracy and confusion matrix of a saved model");
