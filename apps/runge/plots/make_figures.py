@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+"""Draws every figure of the runge study from the experiments' CSVs.
+
+    /usr/bin/python3 apps/runge/plots/make_figures.py [--results DIR] [--out DIR]
+
+Reads apps/runge/results/*.csv (written by `runge experiment ...` and bench/run_bench.sh)
+and writes docs/figures/runge-*.png. A figure whose CSV is missing is skipped with a
+message. Needs Debian's python3-matplotlib and python3-numpy (use /usr/bin/python3).
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fnum(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class Figures:
+    def __init__(self, results, out):
+        self.results = results
+        self.out = out
+        self.written = []
+
+    def csv(self, name):
+        path = os.path.join(self.results, name)
+        if not os.path.exists(path):
+            print(f"skip: {path} missing (run the experiment first)")
+            return None
+        return read(path)
+
+    def save(self, fig, name):
+        path = os.path.join(self.out, name)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.written.append(path)
+        print(f"wrote {path}")
+
+
+def ols_line(figs):
+    rows = figs.csv("baselines_report000.csv")
+    if rows:
+        return fnum(rows[0]["test_mse"])
+    return None
+
+
+def fig1(figs):
+    """Report 000 Fig. 1: test MSE vs learning rate."""
+    sgd, gd = figs.csv("fig1_sgd.csv"), figs.csv("fig1_gd.csv")
+    if not sgd or not gd:
+        return
+    ols = ols_line(figs)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, layers in zip(axes, ["1", "2"]):
+        for mode, rows, style in (("SGD", sgd, "-"), ("GD", gd, "--")):
+            for opt in ("rmsprop", "adam"):
+                sel = [r for r in rows if r["layers"] == layers and r["optimiser"] == opt]
+                x = [fnum(r["lr"]) for r in sel]
+                y = [fnum(r["mse"]) for r in sel]
+                ax.plot(x, y, style, marker="o", ms=3, label=f"{mode} {opt}")
+        if ols:
+            ax.axhline(ols, color="k", lw=1, ls=":", label="OLS degree 12")
+        ax.axhline(0.05**2, color="grey", lw=1, ls="-.", label="noise floor $\\sigma^2$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learning rate $\\eta$")
+        ax.set_title(f"{layers} hidden layer(s) of 50 sigmoid nodes, 3000 epochs")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("test MSE")
+    axes[1].legend(fontsize=8)
+    figs.save(fig, "runge-fig1-learning-rate.png")
+
+
+def fig2(figs):
+    rows = figs.csv("fig2_curves.csv")
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, layers in zip(axes, ["1", "2"]):
+        keys = sorted({(r["mode"], r["optimiser"], r["lr"]) for r in rows if r["layers"] == layers})
+        for mode, opt, lr in keys:
+            sel = [r for r in rows
+                   if r["layers"] == layers and r["mode"] == mode and r["optimiser"] == opt]
+            ax.plot([int(r["epoch"]) for r in sel], [fnum(r["test_mse"]) for r in sel],
+                    label=f"{mode.upper()} {opt} ($\\eta$={fnum(lr):.3g})")
+        ax.axhline(0.05**2, color="grey", lw=1, ls="-.", label="noise floor")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{layers} hidden layer(s) of 50 sigmoid nodes")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("test MSE")
+    axes[1].legend(fontsize=8)
+    figs.save(fig, "runge-fig2-curves.png")
+
+
+def fig3(figs):
+    fit, pts = figs.csv("fig3_fit.csv"), figs.csv("fig3_points.csv")
+    if not fit or not pts:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for part, c in (("train", "tab:grey"), ("test", "tab:red")):
+        sel = [p for p in pts if p["part"] == part]
+        ax.scatter([fnum(p["x"]) for p in sel], [fnum(p["y"]) for p in sel], s=8, c=c,
+                   alpha=0.6, label=f"{part} data")
+    x = [fnum(r["x"]) for r in fit]
+    ax.plot(x, [fnum(r["true"]) for r in fit], "k-", lw=2, label="Runge function")
+    ax.plot(x, [fnum(r["nn"]) for r in fit], "tab:blue", lw=1.5, label="FFNN 2x50 sigmoid, Adam")
+    ax.plot(x, [fnum(r["ols12"]) for r in fit], "tab:orange", lw=1.5, ls="--",
+            label="OLS degree 12")
+    ax.set_xlabel("x")
+    ax.set_ylabel("f(x)")
+    ax.set_title("Fit of the Runge function (report 000 Fig. 3)")
+    ax.legend(fontsize=8)
+    figs.save(fig, "runge-fig3-fit.png")
+
+
+def heat(ax, rows, xkey, ykey, xlog=True, vmin=None, vmax=None):
+    """log10 test MSE over (x, y); diverged points shown hatched-white (NaN)."""
+    xs = sorted({fnum(r[xkey]) for r in rows})
+    ys = sorted({fnum(r[ykey]) for r in rows})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        grid[ys.index(fnum(r[ykey])), xs.index(fnum(r[xkey]))] = fnum(r["log10_mse"])
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels([f"{math.log10(v):.1f}" if xlog and v > 0 else f"{v:g}" for v in xs],
+                       fontsize=7)
+    ax.set_yticks(range(len(ys)))
+    ax.set_yticklabels([f"{v:g}" for v in ys], fontsize=7)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = grid[i, j]
+            ax.text(j, i, "div" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
+                    fontsize=5.5, color="w" if np.isnan(v) or v > (vmin + vmax) / 2 else "k")
+    return im
+
+
+def fig4(figs):
+    rows = figs.csv("fig4.csv")
+    if not rows:
+        return
+    acts = ["sigmoid", "relu", "leaky_relu"]
+    layers = sorted({int(r["layers"]) for r in rows})
+    vals = [fnum(r["log10_mse"]) for r in rows if not math.isnan(fnum(r["log10_mse"]))]
+    vmin, vmax = min(vals), max(vals)
+    fig, axes = plt.subplots(len(layers), 3, figsize=(13, 3.2 * len(layers)), squeeze=False,
+                             constrained_layout=True)
+    for i, l in enumerate(layers):
+        for j, a in enumerate(acts):
+            sel = [r for r in rows if int(r["layers"]) == l and r["activation"] == a]
+            ax = axes[i][j]
+            if not sel:
+                ax.axis("off")
+                continue
+            im = heat(ax, sel, "lr", "nodes", vmin=vmin, vmax=vmax)
+            ax.set_title(f"{l} hidden layer(s), {a}", fontsize=9)
+            ax.set_xlabel("log10 learning rate", fontsize=8)
+            ax.set_ylabel("nodes per layer", fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="log10 test MSE")
+    fig.suptitle("Adam SGD, 3000 epochs (report 000 Fig. 4)")
+    figs.save(fig, "runge-fig4-architecture.png")
+
+
+def fig5(figs):
+    rows = figs.csv("fig5.csv")
+    if not rows:
+        return
+    vals = [fnum(r["log10_mse"]) for r in rows if not math.isnan(fnum(r["log10_mse"]))]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, pen in zip(axes, ["l1", "l2"]):
+        sel = [r for r in rows if r["penalty"] == pen]
+        im = heat(ax, sel, "lr", "lambda", vmin=min(vals), vmax=max(vals))
+        ax.set_title(f"{pen.upper()} ({sel[0]['layers']} x {sel[0]['nodes']} "
+                     f"{sel[0]['activation']})")
+        ax.set_xlabel("log10 learning rate")
+        ax.set_ylabel("$\\lambda$")
+    fig.colorbar(im, ax=axes, label="log10 test MSE")
+    figs.save(fig, "runge-fig5-regularisation.png")
+
+
+def fig6(figs):
+    parts = [(p, figs.csv(f"fig6_{p}.csv")) for p in ("l1", "l2")]
+    if any(rows is None for _, rows in parts):
+        return
+    vals = [fnum(r["log10_mse"]) for _, rows in parts for r in rows
+            if not math.isnan(fnum(r["log10_mse"]))]
+    acts = ["sigmoid", "relu", "leaky_relu"]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False, constrained_layout=True)
+    for i, (pen, rows) in enumerate(parts):
+        for j, a in enumerate(acts):
+            sel = [r for r in rows if r["activation"] == a]
+            ax = axes[i][j]
+            im = heat(ax, sel, "layers", "nodes", xlog=False, vmin=min(vals), vmax=max(vals))
+            ax.set_title(f"{pen.upper()} $\\lambda$={fnum(sel[0]['lambda']):g}, "
+                         f"$\\eta$={fnum(sel[0]['lr']):.3g}, {a}", fontsize=9)
+            ax.set_xlabel("hidden layers")
+            ax.set_ylabel("nodes per layer")
+    fig.colorbar(im, ax=axes, label="log10 test MSE")
+    figs.save(fig, "runge-fig6-architecture-regularised.png")
+
+
+def fig_cv(figs):
+    rows = figs.csv("cv_summary.csv")
+    if not rows:
+        return
+    seeds = [s for s in dict.fromkeys(r["data_seed"] for r in rows) if s != "mean"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    w = 0.8 / len(models)
+    for k, m in enumerate(models):
+        y = [100 * fnum(next(r["mean_r2"] for r in rows if r["data_seed"] == s and r["model"] == m))
+             for s in seeds]
+        ax.bar(np.arange(len(seeds)) + k * w, y, w, label=m)
+    ax.axhline(96.4, color="k", ls=":", label="report 000 network (96.4%)")
+    ax.axhline(96.0, color="grey", ls="--", label="report 000 OLS (96.0%)")
+    ax.set_xticks(np.arange(len(seeds)) + 0.4 - w / 2)
+    ax.set_xticklabels([f"draw {s}" for s in seeds])
+    ax.set_ylabel("5-fold CV $R^2$ (%)")
+    ax.set_ylim(90, 98)
+    ax.set_title("Cross-validated $R^2$ on report 000's protocol (300 points, $\\sigma$=0.05)")
+    ax.legend(fontsize=7, loc="lower right")
+    figs.save(fig, "runge-cv-r2.png")
+
+
+def fig_sparse(figs):
+    rows = figs.csv("sparse_generalisation.csv")
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(9, 4))
+    names = [f"{r['model']} {r['penalty']}".replace(" -", "") for r in rows]
+    vals = [fnum(r["log10_fresh_mse"]) for r in rows]
+    ax.bar(range(len(rows)), vals, color=["tab:blue" if r["model"] == "ffnn" else "tab:orange"
+                                          for r in rows])
+    ax.axhline(-1.82, color="k", ls=":", label="report 001 best (L1 FFNN): -1.82")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("log10 MSE on 100 fresh points")
+    ax.set_title("Report 001 sparse protocol: N=18, $\\sigma$=0.1")
+    ax.legend()
+    figs.save(fig, "runge-sparse.png")
+
+
+def fig_franke(figs):
+    rows = figs.csv("franke_grid.csv")
+    if not rows:
+        return
+    vals = [fnum(r["log10_mse"]) for r in rows if not math.isnan(fnum(r["log10_mse"]))]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    im = heat(ax, rows, "lr", "lambda", vmin=min(vals), vmax=max(vals))
+    ax.set_xlabel("log10 learning rate")
+    ax.set_ylabel("L2 $\\lambda$")
+    ax.set_title("Franke, 1x128 ReLU, SGD batch 10, 100 epochs\n(bootstrap mean test MSE, "
+                 "report 003 Fig. 6)")
+    fig.colorbar(im, ax=ax, label="log10 test MSE")
+    figs.save(fig, "runge-franke.png")
+
+
+def fig_bench(figs):
+    rows = figs.csv("bench.csv")
+    if not rows:
+        return
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
+    for ax, c in zip(axes[0], cases):
+        sel = [r for r in rows if r["case"] == c]
+        ax.bar([r["impl"] for r in sel], [fnum(r["seconds"]) for r in sel],
+               color=["tab:green" if r["impl"] == "xgrad" else "tab:grey" for r in sel])
+        for k, r in enumerate(sel):
+            ax.text(k, fnum(r["seconds"]), f"{fnum(r['us_per_step']):.0f} µs/step",
+                    ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("seconds")
+        ax.set_title(f"{c}: {sel[0]['steps']} steps, 1-50-50-1 sigmoid, Adam")
+        ax.tick_params(axis="x", labelrotation=20)
+    figs.save(fig, "runge-bench.png")
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.abspath(os.path.join(here, "..", "..", ".."))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--results", default=os.path.join(repo, "apps", "runge", "results"),
+                   help="folder of the experiments' CSVs (default: %(default)s)")
+    p.add_argument("--out", default=os.path.join(repo, "docs", "figures"),
+                   help="folder of the PNGs (default: %(default)s)")
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    figs = Figures(a.results, a.out)
+    for f in (fig1, fig2, fig3, fig4, fig5, fig6, fig_cv, fig_sparse, fig_franke, fig_bench):
+        f(figs)
+    print(f"{len(figs.written)} figure(s) written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
