@@ -28,9 +28,13 @@ std::vector<std::string> History::csv_columns() const {
 }
 
 namespace {
-void field(std::ostream& out, double v) {
-  // Empty for "not computed"; a diverged loss is NaN too, and the event column says so.
-  if (!std::isnan(v)) out << v;
+// Empty for "not computed"; a diverged loss is NaN too, and the event column says so.
+// Losses and metrics round-trip (17 digits); times need no more than 6.
+void field(std::ostream& out, double v, int digits = std::numeric_limits<double>::max_digits10) {
+  if (std::isnan(v)) return;
+  const auto old = out.precision(digits);
+  out << v;
+  out.precision(old);
 }
 }  // namespace
 
@@ -38,7 +42,6 @@ void History::write_csv(std::ostream& out) const {
   const auto cols = csv_columns();
   for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
   out << '\n';
-  const auto old_precision = out.precision(std::numeric_limits<double>::max_digits10);
   for (const EpochRecord& r : epochs) {
     out << r.epoch << ',';
     field(out, r.train_loss);
@@ -51,12 +54,11 @@ void History::write_csv(std::ostream& out) const {
     out << ',';
     field(out, r.learning_rate);
     out << ',';
-    field(out, r.seconds);
+    field(out, r.seconds, 6);
     out << ',';
-    field(out, r.samples_per_second);
+    field(out, r.samples_per_second, 6);
     out << ',' << r.event << '\n';
   }
-  out.precision(old_precision);
 }
 
 void History::write_csv(const std::string& path) const {
