@@ -130,7 +130,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
                   "gd, sgd, momentum, adagrad, rmsprop, adam, with options: "
                   "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'")
       ->capture_default_str();
-  app->add_option("--lr", r.learning_rate, "learning rate (constant unless --schedule)")
+  app->add_option("--lr", r.learning_rate, "initial learning rate (decays by --lr-decay per epoch)")
       ->capture_default_str();
   app->add_option("--lr-decay", r.lr_decay,
                   "learning rate = --lr x DECAY^epoch; 1 keeps it constant")
