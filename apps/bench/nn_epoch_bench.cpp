@@ -62,9 +62,11 @@ Data make_data() {
   std::uniform_real_distribution<float> u(0.f, 1.f);
   Data d;
   d.x = Matrix<float>({kRows, kIn});
-  for (float& v : d.x) v = u(rng);
+  for (float& v : d.x)
+    v = u(rng);
   std::vector<std::size_t> labels(kRows);
-  for (auto& l : labels) l = uniform_index(rng, kOut);
+  for (auto& l : labels)
+    l = uniform_index(rng, kOut);
   d.y = one_hot<float>(labels, kOut);
   return d;
 }
@@ -207,8 +209,8 @@ struct GemmRun {
                   dz2.data(), out, 0.f, dw2.data(), out);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, hid, out, 1.f, dz2.data(), out,
                   w2.data(), out, 0.f, dh.data(), hid);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, hid, m, 1.f, x.data(), in,
-                  dh.data(), hid, 0.f, dw1.data(), hid);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, hid, m, 1.f, x.data(), in, dh.data(),
+                  hid, 0.f, dw1.data(), hid);
     }
     const double s = since(t0);
     if (dw1[0] != dw1[0]) std::puts("NaN");  // keep the results observable
@@ -220,7 +222,8 @@ std::string list(const std::vector<double>& v) {
   std::ostringstream o;
   o.precision(3);
   o << std::fixed;
-  for (std::size_t i = 0; i < v.size(); ++i) o << (i ? " " : "") << v[i];
+  for (std::size_t i = 0; i < v.size(); ++i)
+    o << (i ? " " : "") << v[i];
   return o.str();
 }
 
@@ -233,11 +236,14 @@ std::string load_average() {
   std::string s = ok ? buf : "unknown";
   // The first three fields: 1, 5 and 15 minute averages.
   std::size_t cut = 0;
-  for (int i = 0; i < 3 && cut != std::string::npos; ++i) cut = s.find(' ', cut + 1);
+  for (int i = 0; i < 3 && cut != std::string::npos; ++i)
+    cut = s.find(' ', cut + 1);
   return s.substr(0, cut);
 }
 
-const char* verdict(bool ok) { return ok ? "PASS" : "MISS"; }
+const char* verdict(bool ok) {
+  return ok ? "PASS" : "MISS";
+}
 
 }  // namespace
 
@@ -252,7 +258,8 @@ int main(int argc, char** argv) {
       thread_counts.clear();
       std::stringstream ss(argv[++i]);
       std::string item;
-      while (std::getline(ss, item, ',')) thread_counts.push_back(std::atoi(item.c_str()));
+      while (std::getline(ss, item, ','))
+        thread_counts.push_back(std::atoi(item.c_str()));
     } else {
       std::fprintf(stderr, "usage: nn_epoch_bench [--epochs N>=3] [--threads 1,2]\n");
       return 2;
@@ -262,10 +269,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nn_epoch_bench: need --epochs >= 3 and at least one thread count\n");
     return 2;
   }
-  std::printf("nn_epoch_bench: 784-256-10 sigmoid/softmax + cross-entropy, Adam, batch %zu, "
-              "%zu samples, float32\n", kBatch, kRows);
-  std::printf("seconds per epoch: median of %zu epochs after one warm-up epoch; the three "
-              "contenders run interleaved\n", epochs);
+  std::printf(
+      "nn_epoch_bench: 784-256-10 sigmoid/softmax + cross-entropy, Adam, batch %zu, "
+      "%zu samples, float32\n",
+      kBatch, kRows);
+  std::printf(
+      "seconds per epoch: median of %zu epochs after one warm-up epoch; the three "
+      "contenders run interleaved\n",
+      epochs);
   std::printf("load average at start: %s\n", load_average().c_str());
   const Data d = make_data();
 
@@ -296,9 +307,10 @@ int main(int argc, char** argv) {
     std::printf("  (b) hand-derived      %.3f s   [%s]  last-epoch loss %.6f\n", median(rf),
                 list(rf).c_str(), ref.loss);
     const Phases ph = tape_phases(d);
-    std::printf("  tape step phases (one epoch, s): gather %.3f  forward %.3f  backward %.3f  "
-                "adam %.3f  zero_grad %.3f  total %.3f\n",
-                ph.gather, ph.forward, ph.backward, ph.step, ph.zero, ph.total());
+    std::printf(
+        "  tape step phases (one epoch, s): gather %.3f  forward %.3f  backward %.3f  "
+        "adam %.3f  zero_grad %.3f  total %.3f\n",
+        ph.gather, ph.forward, ph.backward, ph.step, ph.zero, ph.total());
     std::printf("  tape / (a) = %.3f   goal <= 1.2   %s\n", median(tp) / median(g),
                 verdict(median(tp) <= 1.2 * median(g)));
     std::printf("  tape / (b) = %.3f   goal <= 1.1   %s\n\n", median(tp) / median(rf),

@@ -12,6 +12,7 @@ Run it with Debian's interpreter, which has python3-torch:
 Exits 0 with a "skipped" message when torch is not importable.
 """
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -24,13 +25,17 @@ def main():
     args = parser.parse_args()
     if args.epochs < 3:
         parser.error("--epochs must be >= 3")
+    # One owner of the threads (DESIGN.md §6): Debian's torch computes through the system
+    # OpenBLAS, whose own pool must get the same count as torch's, before torch loads it;
+    # torch at 1 thread over OpenBLAS at 2 spin-waits and runs several times slower.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
     try:
         import torch
     except ImportError as err:
         print(f"torch_epoch_bench: skipped, torch is not importable by {sys.executable} ({err})")
         return 0
 
-    # One owner of the threads (DESIGN.md §6): torch's own pool and the BLAS pool below it.
     torch.set_num_threads(args.threads)
     torch.manual_seed(20261122)
     rows, n_in, n_hidden, n_out, batch = 60000, 784, 256, 10, 128

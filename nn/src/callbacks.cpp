@@ -50,7 +50,8 @@ bool all_finite(const std::vector<Parameter<T>>& parameters) {
     const T* v = p.value().data();
     // Summing v·0 is NaN exactly when some v is NaN or ±Inf, and vectorises.
     T probe = T(0);
-    for (std::size_t i = 0; i < p.size(); ++i) probe += v[i] * T(0);
+    for (std::size_t i = 0; i < p.size(); ++i)
+      probe += v[i] * T(0);
     if (probe != T(0)) return false;
   }
   return true;
@@ -68,10 +69,14 @@ Monitor parse_monitor(const std::string& text) {
 
 const char* monitor_name(Monitor monitor) {
   switch (monitor) {
-    case Monitor::TrainLoss: return "train_loss";
-    case Monitor::ValLoss: return "val_loss";
-    case Monitor::TrainMetric: return "train_metric";
-    case Monitor::ValMetric: return "val_metric";
+    case Monitor::TrainLoss:
+      return "train_loss";
+    case Monitor::ValLoss:
+      return "val_loss";
+    case Monitor::TrainMetric:
+      return "train_metric";
+    case Monitor::ValMetric:
+      return "val_metric";
   }
   return "?";
 }
@@ -79,10 +84,14 @@ const char* monitor_name(Monitor monitor) {
 namespace {
 double monitored(Monitor m, const EpochRecord& r) {
   switch (m) {
-    case Monitor::TrainLoss: return r.train_loss;
-    case Monitor::ValLoss: return r.val_loss;
-    case Monitor::TrainMetric: return r.train_metric;
-    case Monitor::ValMetric: return r.val_metric;
+    case Monitor::TrainLoss:
+      return r.train_loss;
+    case Monitor::ValLoss:
+      return r.val_loss;
+    case Monitor::TrainMetric:
+      return r.train_metric;
+    case Monitor::ValMetric:
+      return r.val_metric;
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -158,8 +167,8 @@ void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
   // A diverged run already noted its own restore; replace that with the final one.
   const auto at = event.find(" restored_epoch=");
   if (at != std::string::npos) event.erase(at);
-  event += (event.empty() ? "" : " ") + std::string("restored_epoch=") +
-           std::to_string(best_epoch_);
+  event +=
+      (event.empty() ? "" : " ") + std::string("restored_epoch=") + std::to_string(best_epoch_);
 }
 
 // ---------------------------------------------------------------- progress line

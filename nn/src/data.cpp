@@ -15,10 +15,11 @@ std::size_t uniform_index(std::mt19937_64& rng, std::size_t n) {
   // Rejection keeps the draw unbiased: accept only values below the largest multiple
   // of n that fits in 64 bits.
   const std::uint64_t range = static_cast<std::uint64_t>(n);
-  const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() -
-                              std::numeric_limits<std::uint64_t>::max() % range;
+  const std::uint64_t limit =
+      std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % range;
   std::uint64_t x = rng();
-  while (x >= limit) x = rng();
+  while (x >= limit)
+    x = rng();
   return static_cast<std::size_t>(x % range);
 }
 
@@ -129,8 +130,7 @@ DataSplit<T> train_test_split(const Matrix<T>& x, const Matrix<T>& y, double tes
                                 shape_string(y) + " (row counts differ)");
   }
   const IndexSplit s = train_test_indices(x.shape(0), test_fraction, seed);
-  return {take_rows(x, s.train), take_rows(y, s.train), take_rows(x, s.test),
-          take_rows(y, s.test)};
+  return {take_rows(x, s.train), take_rows(y, s.train), take_rows(x, s.test), take_rows(y, s.test)};
 }
 
 // ---------------------------------------------------------------- StandardScaler
@@ -140,9 +140,11 @@ StandardScaler<T>& StandardScaler<T>::fit(const Matrix<T>& x) {
   if (n == 0) throw std::invalid_argument("StandardScaler::fit: no rows");
   std::vector<double> mean(k, 0.0), var(k, 0.0);
   for (std::size_t r = 0; r < n; ++r) {
-    for (std::size_t c = 0; c < k; ++c) mean[c] += static_cast<double>(x(r, c));
+    for (std::size_t c = 0; c < k; ++c)
+      mean[c] += static_cast<double>(x(r, c));
   }
-  for (double& m : mean) m /= static_cast<double>(n);
+  for (double& m : mean)
+    m /= static_cast<double>(n);
   // Two passes: the variance from deviations, not E[x²] − E[x]², which cancels badly.
   for (std::size_t r = 0; r < n; ++r) {
     for (std::size_t c = 0; c < k; ++c) {
@@ -209,7 +211,8 @@ MinMaxScaler<T>& MinMaxScaler<T>::fit(const Matrix<T>& x) {
   const std::size_t n = x.shape(0), k = x.shape(1);
   if (n == 0) throw std::invalid_argument("MinMaxScaler::fit: no rows");
   std::vector<double> mn(k), mx(k);
-  for (std::size_t c = 0; c < k; ++c) mn[c] = mx[c] = static_cast<double>(x(0, c));
+  for (std::size_t c = 0; c < k; ++c)
+    mn[c] = mx[c] = static_cast<double>(x(0, c));
   for (std::size_t r = 1; r < n; ++r) {
     for (std::size_t c = 0; c < k; ++c) {
       const double v = static_cast<double>(x(r, c));
@@ -269,8 +272,8 @@ Matrix<T> one_hot(const std::vector<std::size_t>& labels, std::size_t classes) {
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] >= classes) {
       throw std::invalid_argument("one_hot: label " + std::to_string(labels[i]) + " of row " +
-                                  std::to_string(i) + " is not below " +
-                                  std::to_string(classes) + " classes");
+                                  std::to_string(i) + " is not below " + std::to_string(classes) +
+                                  " classes");
     }
     out(i, labels[i]) = T(1);
   }
@@ -297,8 +300,7 @@ Matrix<T> one_hot(const Matrix<T>& labels, std::size_t classes) {
 }
 
 // ---------------------------------------------------------------- BatchSampler
-BatchSampler::BatchSampler(std::size_t n, std::size_t batch_size, bool shuffle,
-                           std::uint64_t seed)
+BatchSampler::BatchSampler(std::size_t n, std::size_t batch_size, bool shuffle, std::uint64_t seed)
     : batch_size_(batch_size == 0 || batch_size > n ? n : batch_size),
       shuffle_(shuffle),
       rng_(seed),
@@ -323,13 +325,13 @@ std::pair<std::size_t, std::size_t> BatchSampler::batch(std::size_t b) const {
   return {begin, std::min(begin + batch_size_, order_.size())};
 }
 
-#define XGRAD_NN_DATA(T)                                                                     \
-  template Matrix<T> take_rows(const Matrix<T>&, const std::vector<std::size_t>&);          \
-  template DataSplit<T> train_test_split(const Matrix<T>&, const Matrix<T>&, double,         \
-                                         std::uint64_t);                                     \
-  template class StandardScaler<T>;                                                          \
-  template class MinMaxScaler<T>;                                                            \
-  template Matrix<T> one_hot(const std::vector<std::size_t>&, std::size_t);                  \
+#define XGRAD_NN_DATA(T)                                                             \
+  template Matrix<T> take_rows(const Matrix<T>&, const std::vector<std::size_t>&);   \
+  template DataSplit<T> train_test_split(const Matrix<T>&, const Matrix<T>&, double, \
+                                         std::uint64_t);                             \
+  template class StandardScaler<T>;                                                  \
+  template class MinMaxScaler<T>;                                                    \
+  template Matrix<T> one_hot(const std::vector<std::size_t>&, std::size_t);          \
   template Matrix<T> one_hot(const Matrix<T>&, std::size_t);
 XGRAD_NN_DATA(float)
 XGRAD_NN_DATA(double)

@@ -13,18 +13,22 @@ namespace xgrad::nn {
 
 const char* stop_reason_name(StopReason reason) {
   switch (reason) {
-    case StopReason::Completed: return "completed";
-    case StopReason::EarlyStopping: return "early_stop";
-    case StopReason::NonFinite: return "non_finite";
-    case StopReason::Callback: return "stopped";
+    case StopReason::Completed:
+      return "completed";
+    case StopReason::EarlyStopping:
+      return "early_stop";
+    case StopReason::NonFinite:
+      return "non_finite";
+    case StopReason::Callback:
+      return "stopped";
   }
   return "?";
 }
 
 std::vector<std::string> History::csv_columns() const {
   const std::string m = metric == MetricKind::None ? "metric" : metric_name(metric);
-  return {"epoch",   "train_loss",   "train_" + m, "val_loss",         "val_" + m,
-          "learning_rate", "seconds", "samples_per_second", "event"};
+  return {"epoch",         "train_loss", "train_" + m,         "val_loss", "val_" + m,
+          "learning_rate", "seconds",    "samples_per_second", "event"};
 }
 
 namespace {
@@ -40,7 +44,8 @@ void field(std::ostream& out, double v, int digits = std::numeric_limits<double>
 
 void History::write_csv(std::ostream& out) const {
   const auto cols = csv_columns();
-  for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    out << (i ? "," : "") << cols[i];
   out << '\n';
   for (const EpochRecord& r : epochs) {
     out << r.epoch << ',';

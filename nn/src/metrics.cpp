@@ -46,7 +46,8 @@ double r2(const Matrix<T>& prediction, const Matrix<T>& target) {
   double total = 0;
   for (std::size_t c = 0; c < k; ++c) {
     double mean = 0;
-    for (std::size_t r = 0; r < n; ++r) mean += static_cast<double>(target(r, c));
+    for (std::size_t r = 0; r < n; ++r)
+      mean += static_cast<double>(target(r, c));
     mean /= static_cast<double>(n);
     double ss_res = 0, ss_tot = 0;
     for (std::size_t r = 0; r < n; ++r) {
@@ -67,7 +68,8 @@ double r2(const Matrix<T>& prediction, const Matrix<T>& target) {
 template <class T>
 std::vector<std::size_t> argmax_rows(const Matrix<T>& m) {
   const std::size_t n = m.shape(0), k = m.shape(1);
-  if (k == 0) throw std::invalid_argument("argmax_rows: matrix " + shape_string(m) + " has no columns");
+  if (k == 0)
+    throw std::invalid_argument("argmax_rows: matrix " + shape_string(m) + " has no columns");
   std::vector<std::size_t> out(n);
   const T* p = m.data();
   for (std::size_t r = 0; r < n; ++r) {
@@ -109,14 +111,14 @@ template <class T>
 std::vector<std::size_t> target_labels(const Matrix<T>& prediction, const Matrix<T>& target,
                                        const char* what) {
   if (prediction.shape(0) != target.shape(0)) {
-    throw std::invalid_argument(std::string(what) + ": prediction is " +
-                                shape_string(prediction) + " but target is " +
-                                shape_string(target) + " (row counts differ)");
+    throw std::invalid_argument(std::string(what) + ": prediction is " + shape_string(prediction) +
+                                " but target is " + shape_string(target) + " (row counts differ)");
   }
   if (target.shape(1) != 1 && target.shape(1) != prediction.shape(1)) {
     throw std::invalid_argument(std::string(what) + ": target " + shape_string(target) +
                                 " is neither labels (one column) nor one-hot like the "
-                                "prediction " + shape_string(prediction));
+                                "prediction " +
+                                shape_string(prediction));
   }
   return labels_of(target, false);
 }
@@ -136,7 +138,8 @@ double accuracy(const Matrix<T>& prediction, const std::vector<std::size_t>& lab
   if (labels.empty()) throw std::invalid_argument("accuracy: no rows");
   const std::vector<std::size_t> predicted = labels_of(prediction, true);
   std::size_t right = 0;
-  for (std::size_t i = 0; i < labels.size(); ++i) right += predicted[i] == labels[i];
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    right += predicted[i] == labels[i];
   return static_cast<double>(right) / static_cast<double>(labels.size());
 }
 
@@ -163,8 +166,8 @@ ConfusionMatrix::ConfusionMatrix(const std::vector<std::size_t>& truth,
 std::size_t ConfusionMatrix::operator()(std::size_t truth, std::size_t predicted) const {
   if (truth >= classes_ || predicted >= classes_) {
     throw std::out_of_range("confusion matrix: (" + std::to_string(truth) + ", " +
-                            std::to_string(predicted) + ") outside " +
-                            std::to_string(classes_) + " classes");
+                            std::to_string(predicted) + ") outside " + std::to_string(classes_) +
+                            " classes");
   }
   return counts_[truth * classes_ + predicted];
 }
@@ -172,14 +175,16 @@ std::size_t ConfusionMatrix::operator()(std::size_t truth, std::size_t predicted
 double ConfusionMatrix::accuracy() const {
   if (total_ == 0) return std::numeric_limits<double>::quiet_NaN();
   std::size_t diag = 0;
-  for (std::size_t c = 0; c < classes_; ++c) diag += counts_[c * classes_ + c];
+  for (std::size_t c = 0; c < classes_; ++c)
+    diag += counts_[c * classes_ + c];
   return static_cast<double>(diag) / static_cast<double>(total_);
 }
 
 double ConfusionMatrix::row_fraction(std::size_t truth, std::size_t predicted) const {
   const std::size_t v = (*this)(truth, predicted);
   std::size_t row = 0;
-  for (std::size_t c = 0; c < classes_; ++c) row += counts_[truth * classes_ + c];
+  for (std::size_t c = 0; c < classes_; ++c)
+    row += counts_[truth * classes_ + c];
   return row == 0 ? std::numeric_limits<double>::quiet_NaN()
                   : static_cast<double>(v) / static_cast<double>(row);
 }
@@ -187,11 +192,13 @@ double ConfusionMatrix::row_fraction(std::size_t truth, std::size_t predicted) c
 std::string ConfusionMatrix::to_string() const {
   std::ostringstream out;
   out << "true\\pred";
-  for (std::size_t c = 0; c < classes_; ++c) out << std::setw(8) << c;
+  for (std::size_t c = 0; c < classes_; ++c)
+    out << std::setw(8) << c;
   out << '\n';
   for (std::size_t r = 0; r < classes_; ++r) {
     out << std::setw(9) << r;
-    for (std::size_t c = 0; c < classes_; ++c) out << std::setw(8) << counts_[r * classes_ + c];
+    for (std::size_t c = 0; c < classes_; ++c)
+      out << std::setw(8) << counts_[r * classes_ + c];
     out << '\n';
   }
   return out.str();
@@ -200,11 +207,13 @@ std::string ConfusionMatrix::to_string() const {
 std::string ConfusionMatrix::to_csv() const {
   std::ostringstream out;
   out << "true";
-  for (std::size_t c = 0; c < classes_; ++c) out << ",pred_" << c;
+  for (std::size_t c = 0; c < classes_; ++c)
+    out << ",pred_" << c;
   out << '\n';
   for (std::size_t r = 0; r < classes_; ++r) {
     out << r;
-    for (std::size_t c = 0; c < classes_; ++c) out << ',' << counts_[r * classes_ + c];
+    for (std::size_t c = 0; c < classes_; ++c)
+      out << ',' << counts_[r * classes_ + c];
     out << '\n';
   }
   return out.str();
@@ -228,10 +237,14 @@ MetricKind parse_metric(const std::string& text) {
 
 const char* metric_name(MetricKind kind) {
   switch (kind) {
-    case MetricKind::None: return "none";
-    case MetricKind::Mse: return "mse";
-    case MetricKind::R2: return "r2";
-    case MetricKind::Accuracy: return "accuracy";
+    case MetricKind::None:
+      return "none";
+    case MetricKind::Mse:
+      return "mse";
+    case MetricKind::R2:
+      return "r2";
+    case MetricKind::Accuracy:
+      return "accuracy";
   }
   return "?";
 }
@@ -243,22 +256,26 @@ bool metric_higher_is_better(MetricKind kind) {
 template <class T>
 double evaluate_metric(MetricKind kind, const Matrix<T>& prediction, const Matrix<T>& target) {
   switch (kind) {
-    case MetricKind::None: return std::numeric_limits<double>::quiet_NaN();
-    case MetricKind::Mse: return mse(prediction, target);
-    case MetricKind::R2: return r2(prediction, target);
-    case MetricKind::Accuracy: return accuracy(prediction, target);
+    case MetricKind::None:
+      return std::numeric_limits<double>::quiet_NaN();
+    case MetricKind::Mse:
+      return mse(prediction, target);
+    case MetricKind::R2:
+      return r2(prediction, target);
+    case MetricKind::Accuracy:
+      return accuracy(prediction, target);
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-#define XGRAD_NN_METRICS(T)                                                                  \
-  template double mse(const Matrix<T>&, const Matrix<T>&);                                   \
-  template double r2(const Matrix<T>&, const Matrix<T>&);                                    \
-  template std::vector<std::size_t> argmax_rows(const Matrix<T>&);                           \
-  template std::vector<std::size_t> labels_of(const Matrix<T>&, bool);                       \
-  template double accuracy(const Matrix<T>&, const Matrix<T>&);                              \
-  template double accuracy(const Matrix<T>&, const std::vector<std::size_t>&);               \
-  template ConfusionMatrix confusion_matrix(const Matrix<T>&, const Matrix<T>&);             \
+#define XGRAD_NN_METRICS(T)                                                      \
+  template double mse(const Matrix<T>&, const Matrix<T>&);                       \
+  template double r2(const Matrix<T>&, const Matrix<T>&);                        \
+  template std::vector<std::size_t> argmax_rows(const Matrix<T>&);               \
+  template std::vector<std::size_t> labels_of(const Matrix<T>&, bool);           \
+  template double accuracy(const Matrix<T>&, const Matrix<T>&);                  \
+  template double accuracy(const Matrix<T>&, const std::vector<std::size_t>&);   \
+  template ConfusionMatrix confusion_matrix(const Matrix<T>&, const Matrix<T>&); \
   template double evaluate_metric(MetricKind, const Matrix<T>&, const Matrix<T>&);
 XGRAD_NN_METRICS(float)
 XGRAD_NN_METRICS(double)

@@ -14,7 +14,8 @@ namespace xgrad::nn {
 namespace {
 
 std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -36,8 +37,15 @@ void require_in_unit_interval(const char* what, double x) {
 // One update kernel per rule. Each walks the buffers once; the xsimd body handles
 // whole registers and the scalar tail the rest, with the same arithmetic so a
 // parameter's result does not depend on where it falls.
-template <class T>
-void descend(T* theta, const T* g, std::size_t n, T eta) {
+// With Zero, each kernel also clears g right after reading it, which saves the separate
+// zero_grad() pass over every gradient (one read and one write of each element).
+template <bool Zero, class T>
+void clear(T* g, std::size_t i) {
+  if constexpr (Zero) xsimd::batch<T>(T(0)).store_unaligned(g + i);
+}
+
+template <bool Zero, class T>
+void descend(T* theta, T* g, std::size_t n, T eta) {
   using B = xsimd::batch<T>;
   constexpr std::size_t W = B::size;
   const B veta(eta);
@@ -45,13 +53,17 @@ void descend(T* theta, const T* g, std::size_t n, T eta) {
   for (; i + W <= n; i += W) {
     const B t = B::load_unaligned(theta + i) - veta * B::load_unaligned(g + i);
     t.store_unaligned(theta + i);
+    clear<Zero>(g, i);
   }
-  for (; i < n; ++i) theta[i] -= eta * g[i];
+  for (; i < n; ++i) {
+    theta[i] -= eta * g[i];
+    if constexpr (Zero) g[i] = T(0);
+  }
 }
 
 // Report 003: v ← ω v + η g; θ ← θ − v.
-template <class T>
-void momentum_update(T* theta, const T* g, T* v, std::size_t n, T eta, T omega) {
+template <bool Zero, class T>
+void momentum_update(T* theta, T* g, T* v, std::size_t n, T eta, T omega) {
   using B = xsimd::batch<T>;
   constexpr std::size_t W = B::size;
   const B veta(eta), vomega(omega);
@@ -60,17 +72,19 @@ void momentum_update(T* theta, const T* g, T* v, std::size_t n, T eta, T omega) 
     const B nv = vomega * B::load_unaligned(v + i) + veta * B::load_unaligned(g + i);
     nv.store_unaligned(v + i);
     (B::load_unaligned(theta + i) - nv).store_unaligned(theta + i);
+    clear<Zero>(g, i);
   }
   for (; i < n; ++i) {
     v[i] = omega * v[i] + eta * g[i];
     theta[i] -= v[i];
+    if constexpr (Zero) g[i] = T(0);
   }
 }
 
 // AdaGrad (decay = 1, keep = 1: G ← G + g²) and RMSprop (decay = ρ, keep = 1 − ρ):
 // s ← decay s + keep g²; θ ← θ − η g / (√s + ε).
-template <class T>
-void scaled_update(T* theta, const T* g, T* s, std::size_t n, T eta, T decay, T keep, T eps) {
+template <bool Zero, class T>
+void scaled_update(T* theta, T* g, T* s, std::size_t n, T eta, T decay, T keep, T eps) {
   using B = xsimd::batch<T>;
   constexpr std::size_t W = B::size;
   const B veta(eta), vdecay(decay), vkeep(keep), veps(eps);
@@ -81,22 +95,24 @@ void scaled_update(T* theta, const T* g, T* s, std::size_t n, T eta, T decay, T 
     si.store_unaligned(s + i);
     (B::load_unaligned(theta + i) - veta * gi / (xsimd::sqrt(si) + veps))
         .store_unaligned(theta + i);
+    clear<Zero>(g, i);
   }
   for (; i < n; ++i) {
     s[i] = decay * s[i] + keep * g[i] * g[i];
     theta[i] -= eta * g[i] / (std::sqrt(s[i]) + eps);
+    if constexpr (Zero) g[i] = T(0);
   }
 }
 
 // Adam with bias correction folded into two scalars: with c1 = 1 − β1^t and
 // c2 = 1 − β2^t, η m̂ / (√v̂ + ε) = (η / c1) m / (√v / √c2 + ε).
-template <class T>
-void adam_update(T* theta, const T* g, T* m, T* v, std::size_t n, T b1, T b2, T step_size,
-                 T inv_sqrt_c2, T eps) {
+template <bool Zero, class T>
+void adam_update(T* theta, T* g, T* m, T* v, std::size_t n, T b1, T b2, T step_size, T inv_sqrt_c2,
+                 T eps) {
   using B = xsimd::batch<T>;
   constexpr std::size_t W = B::size;
-  const B vb1(b1), vb2(b2), va1(T(1) - b1), va2(T(1) - b2), vstep(step_size),
-      vinv(inv_sqrt_c2), veps(eps);
+  const B vb1(b1), vb2(b2), va1(T(1) - b1), va2(T(1) - b2), vstep(step_size), vinv(inv_sqrt_c2),
+      veps(eps);
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
     const B gi = B::load_unaligned(g + i);
@@ -106,12 +122,14 @@ void adam_update(T* theta, const T* g, T* m, T* v, std::size_t n, T b1, T b2, T 
     vi.store_unaligned(v + i);
     (B::load_unaligned(theta + i) - vstep * mi / (xsimd::sqrt(vi) * vinv + veps))
         .store_unaligned(theta + i);
+    clear<Zero>(g, i);
   }
   const T a1 = T(1) - b1, a2 = T(1) - b2;
   for (; i < n; ++i) {
     m[i] = b1 * m[i] + a1 * g[i];
     v[i] = b2 * v[i] + a2 * g[i] * g[i];
     theta[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
+    if constexpr (Zero) g[i] = T(0);
   }
 }
 
@@ -148,12 +166,18 @@ OptimiserKind parse_optimiser_kind(const std::string& name) {
 
 const char* optimiser_name(OptimiserKind kind) {
   switch (kind) {
-    case OptimiserKind::GradientDescent: return "gd";
-    case OptimiserKind::Sgd: return "sgd";
-    case OptimiserKind::Momentum: return "momentum";
-    case OptimiserKind::AdaGrad: return "adagrad";
-    case OptimiserKind::RmsProp: return "rmsprop";
-    case OptimiserKind::Adam: return "adam";
+    case OptimiserKind::GradientDescent:
+      return "gd";
+    case OptimiserKind::Sgd:
+      return "sgd";
+    case OptimiserKind::Momentum:
+      return "momentum";
+    case OptimiserKind::AdaGrad:
+      return "adagrad";
+    case OptimiserKind::RmsProp:
+      return "rmsprop";
+    case OptimiserKind::Adam:
+      return "adam";
   }
   return "?";
 }
@@ -169,8 +193,7 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
     while (std::getline(rest, item, ',')) {
       const auto eq = item.find('=');
       if (eq == std::string::npos) {
-        throw std::invalid_argument("optimiser '" + text + "': '" + item +
-                                    "' is not key=value");
+        throw std::invalid_argument("optimiser '" + text + "': '" + item + "' is not key=value");
       }
       const std::string key = lower(trim(item.substr(0, eq)));
       const std::string val = trim(item.substr(eq + 1));
@@ -243,8 +266,7 @@ template <class T>
 void Optimiser<T>::set_learning_rate(double eta) {
   if (!(eta > 0.0) || !std::isfinite(eta)) {
     std::ostringstream msg;
-    msg << "optimiser " << name() << ": learning rate = " << eta
-        << " must be positive and finite";
+    msg << "optimiser " << name() << ": learning rate = " << eta << " must be positive and finite";
     throw std::invalid_argument(msg.str());
   }
   options_.learning_rate = eta;
@@ -252,8 +274,10 @@ void Optimiser<T>::set_learning_rate(double eta) {
 
 template <class T>
 void Optimiser<T>::reset_state() {
-  for (auto& s : first_) std::fill(s.begin(), s.end(), T(0));
-  for (auto& s : second_) std::fill(s.begin(), s.end(), T(0));
+  for (auto& s : first_)
+    std::fill(s.begin(), s.end(), T(0));
+  for (auto& s : second_)
+    std::fill(s.begin(), s.end(), T(0));
   steps_ = 0;
 }
 
@@ -269,11 +293,23 @@ const std::vector<T>& Optimiser<T>::state(std::size_t i, std::size_t k) const {
 
 template <class T>
 void Optimiser<T>::zero_grad() {
-  for (auto& p : parameters_) p.zero_grad();
+  for (auto& p : parameters_)
+    p.zero_grad();
 }
 
 template <class T>
 void Optimiser<T>::step() {
+  update<false>();
+}
+
+template <class T>
+void Optimiser<T>::step_and_zero_grad() {
+  update<true>();
+}
+
+template <class T>
+template <bool Zero>
+void Optimiser<T>::update() {
   ++steps_;
   const T eta = static_cast<T>(options_.learning_rate);
   const T eps = static_cast<T>(options_.epsilon);
@@ -283,39 +319,39 @@ void Optimiser<T>::step() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     Parameter<T>& p = parameters_[i];
     Matrix<T>& value = p.value();
-    const Matrix<T>& grad = p.grad();
+    Matrix<T>& grad = p.grad();
     if (value.size() != sizes_[i] || grad.size() != sizes_[i]) {
-      throw std::logic_error(std::string("optimiser ") + name() + ": parameter #" +
-                             std::to_string(i) + " ('" + p.name() + "') has value " +
-                             shape_string(value) + " and grad " +
-                             (grad.dimension() == 2 ? shape_string(grad) : "undefined") +
-                             " but had " + std::to_string(sizes_[i]) +
-                             " elements when the optimiser was made");
+      throw std::logic_error(
+          std::string("optimiser ") + name() + ": parameter #" + std::to_string(i) + " ('" +
+          p.name() + "') has value " + shape_string(value) + " and grad " +
+          (grad.dimension() == 2 ? shape_string(grad) : "undefined") + " but had " +
+          std::to_string(sizes_[i]) + " elements when the optimiser was made");
     }
     T* theta = value.data();
-    const T* g = grad.data();
+    T* g = grad.data();
     const std::size_t n = sizes_[i];
     switch (kind_) {
       case OptimiserKind::GradientDescent:
       case OptimiserKind::Sgd:
-        descend(theta, g, n, eta);
+        descend<Zero>(theta, g, n, eta);
         break;
       case OptimiserKind::Momentum:
-        momentum_update(theta, g, first_[i].data(), n, eta, static_cast<T>(options_.momentum));
+        momentum_update<Zero>(theta, g, first_[i].data(), n, eta,
+                              static_cast<T>(options_.momentum));
         break;
       case OptimiserKind::AdaGrad:
-        scaled_update(theta, g, first_[i].data(), n, eta, T(1), T(1), eps);
+        scaled_update<Zero>(theta, g, first_[i].data(), n, eta, T(1), T(1), eps);
         break;
       case OptimiserKind::RmsProp: {
         const T rho = static_cast<T>(options_.rho);
-        scaled_update(theta, g, first_[i].data(), n, eta, rho, T(1) - rho, eps);
+        scaled_update<Zero>(theta, g, first_[i].data(), n, eta, rho, T(1) - rho, eps);
         break;
       }
       case OptimiserKind::Adam:
-        adam_update(theta, g, first_[i].data(), second_[i].data(), n,
-                    static_cast<T>(options_.beta1), static_cast<T>(options_.beta2),
-                    static_cast<T>(options_.learning_rate / c1),
-                    static_cast<T>(1.0 / std::sqrt(c2)), eps);
+        adam_update<Zero>(theta, g, first_[i].data(), second_[i].data(), n,
+                          static_cast<T>(options_.beta1), static_cast<T>(options_.beta2),
+                          static_cast<T>(options_.learning_rate / c1),
+                          static_cast<T>(1.0 / std::sqrt(c2)), eps);
         break;
     }
   }

@@ -141,11 +141,21 @@ std::string Schedule::to_string() const {
   std::ostringstream out;
   out.precision(17);
   switch (kind) {
-    case ScheduleKind::Constant: out << "constant:" << eta0; break;
-    case ScheduleKind::InverseTime: out << "inverse_time:" << t0 << ',' << t1; break;
-    case ScheduleKind::EpochDecay: out << "epoch_decay:" << eta0; break;
-    case ScheduleKind::Step: out << "step:" << eta0 << ',' << drop << ',' << every; break;
-    case ScheduleKind::Exponential: out << "exponential:" << eta0 << ',' << gamma; break;
+    case ScheduleKind::Constant:
+      out << "constant:" << eta0;
+      break;
+    case ScheduleKind::InverseTime:
+      out << "inverse_time:" << t0 << ',' << t1;
+      break;
+    case ScheduleKind::EpochDecay:
+      out << "epoch_decay:" << eta0;
+      break;
+    case ScheduleKind::Step:
+      out << "step:" << eta0 << ',' << drop << ',' << every;
+      break;
+    case ScheduleKind::Exponential:
+      out << "exponential:" << eta0 << ',' << gamma;
+      break;
   }
   return out.str();
 }
@@ -154,12 +164,14 @@ Schedule Schedule::parse(const std::string& text) {
   const std::string t = trim(text);
   const auto colon = t.find(':');
   std::string name = t.substr(0, colon);
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : name)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::vector<std::string> args;
   if (colon != std::string::npos) {
     std::stringstream rest(t.substr(colon + 1));
     std::string item;
-    while (std::getline(rest, item, ',')) args.push_back(item);
+    while (std::getline(rest, item, ','))
+      args.push_back(item);
   }
   auto want = [&](std::size_t n, const char* form) {
     if (args.size() != n) {

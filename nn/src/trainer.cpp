@@ -57,7 +57,8 @@ Trainer<T>::Trainer(Network<T>& network, Optimiser<T>& optimiser, const CostSpec
   options_.validate();
   const auto& theirs = optimiser_.parameters();
   bool same = theirs.size() == parameters_.size();
-  for (std::size_t i = 0; same && i < theirs.size(); ++i) same = theirs[i].same_as(parameters_[i]);
+  for (std::size_t i = 0; same && i < theirs.size(); ++i)
+    same = theirs[i].same_as(parameters_[i]);
   if (!same) {
     throw std::invalid_argument("trainer: the optimiser updates " + std::to_string(theirs.size()) +
                                 " parameters that are not the network's " +
@@ -97,10 +98,10 @@ Evaluation Trainer<T>::evaluate(const Matrix<T>& x, const Matrix<T>& y) {
     ev.loss += static_cast<double>(penalty(eval_tape_, network_, cost_.regularisation).item());
   }
   eval_tape_.clear();
-  ev.metric = options_.metric == MetricKind::None
-                  ? kNaN
-                  : evaluate_metric(options_.metric,
-                                    network_.predict(x, options_.eval_batch_size), y);
+  ev.metric =
+      options_.metric == MetricKind::None
+          ? kNaN
+          : evaluate_metric(options_.metric, network_.predict(x, options_.eval_batch_size), y);
   return ev;
 }
 
@@ -157,14 +158,16 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
   const Clock::time_point start = Clock::now();
   double train_seconds = 0;
   optimiser_.zero_grad();
-  for (auto& cb : callbacks) cb->on_train_begin(state);
+  for (auto& cb : callbacks)
+    cb->on_train_begin(state);
 
   for (std::size_t e = 0; e < options_.epochs && !state.stop_requested; ++e) {
     state.epoch = e + 1;
     state.batch = 0;
     state.samples_in_epoch = 0;
     state.running_loss = 0;
-    for (auto& cb : callbacks) cb->on_epoch_begin(state);
+    for (auto& cb : callbacks)
+      cb->on_epoch_begin(state);
     sampler.new_epoch();
     const Clock::time_point epoch_start = Clock::now();
     EpochRecord r;
@@ -186,15 +189,14 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       if (!std::isfinite(l)) {
         r.train_loss = l;
         std::ostringstream what;
-        what << "the loss became " << l << " at epoch " << (e + 1) << ", step " << (b + 1)
-             << " of " << m;
+        what << "the loss became " << l << " at epoch " << (e + 1) << ", step " << (b + 1) << " of "
+             << m;
         diverge(r, what.str());
         diverged = true;
         break;
       }
       tape.backward(loss);
-      optimiser_.step();
-      optimiser_.zero_grad();
+      optimiser_.step_and_zero_grad();
       loss_sum += l * static_cast<double>(end - begin);
       seen += end - begin;
       state.batch = b;
@@ -202,7 +204,8 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       state.running_loss = loss_sum / static_cast<double>(seen);
       state.seconds = since(start);
       state.train_seconds = train_seconds + since(epoch_start);
-      for (auto& cb : callbacks) cb->on_batch_end(state);
+      for (auto& cb : callbacks)
+        cb->on_batch_end(state);
       if (state.stop_requested) break;
     }
     const double epoch_train_seconds = since(epoch_start);
@@ -242,7 +245,8 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     state.train_seconds = train_seconds;
     // A diverged epoch gets no on_epoch_end: there is nothing valid to act on.
     if (!diverged) {
-      for (auto& cb : callbacks) cb->on_epoch_end(state);
+      for (auto& cb : callbacks)
+        cb->on_epoch_end(state);
     }
   }
 
@@ -257,7 +261,8 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     history_.message = "completed " + std::to_string(options_.epochs) + " epochs";
   }
   state.seconds = since(start);
-  for (auto& cb : callbacks) cb->on_train_end(state);
+  for (auto& cb : callbacks)
+    cb->on_train_end(state);
   return history_;
 }
 

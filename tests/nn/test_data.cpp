@@ -40,9 +40,11 @@ TEST_CASE("permutation is seeded and a permutation") {
 TEST_CASE("uniform_index covers its range evenly") {
   std::mt19937_64 rng(5);
   std::vector<int> counts(7, 0);
-  for (int i = 0; i < 70000; ++i) ++counts[uniform_index(rng, 7)];
+  for (int i = 0; i < 70000; ++i)
+    ++counts[uniform_index(rng, 7)];
   // Each count ~ Binomial(70000, 1/7): mean 10000, sd ~93; 6 sd is far outside chance.
-  for (int c : counts) CHECK(std::abs(c - 10000) < 560);
+  for (int c : counts)
+    CHECK(std::abs(c - 10000) < 560);
 }
 
 TEST_CASE("train test split is disjoint, covers every row and is seeded") {
@@ -88,7 +90,8 @@ TEST_CASE("k-fold test sets are disjoint, cover every row, and train is the rest
   }
   CHECK(sorted(all_test) == iota_indices(23));
   const auto again = kfold_indices(23, 5, 9);
-  for (std::size_t f = 0; f < 5; ++f) CHECK(again[f].test == folds[f].test);
+  for (std::size_t f = 0; f < 5; ++f)
+    CHECK(again[f].test == folds[f].test);
   CHECK(kfold_indices(23, 5, 10)[0].test != folds[0].test);
   const auto ordered = kfold_indices(6, 3, 0, false);
   CHECK(ordered[1].test == std::vector<std::size_t>{2, 3});
@@ -103,7 +106,8 @@ TEST_CASE("bootstrap draws n with replacement and lists the out-of-bag rows") {
   CHECK(distinct.size() > 580);
   CHECK(distinct.size() < 690);
   CHECK(distinct.size() + b.out_of_bag.size() == 1000);
-  for (std::size_t i : b.out_of_bag) CHECK(distinct.count(i) == 0);
+  for (std::size_t i : b.out_of_bag)
+    CHECK(distinct.count(i) == 0);
   CHECK(std::is_sorted(b.out_of_bag.begin(), b.out_of_bag.end()));
   CHECK(bootstrap_indices(1000, std::uint64_t(3)).sample == b.sample);
   CHECK(bootstrap_indices(1000, std::uint64_t(4)).sample != b.sample);
@@ -126,11 +130,13 @@ TEST_CASE("standard scaler is fitted on training data only and handles constant 
   CHECK(zt(0, 1) == 2.0);
   CHECK(zt(0, 2) == 0.0);
   const Matrix<double> back = s.inverse_transform(zt);
-  for (std::size_t c = 0; c < 3; ++c) CHECK(back(0, c) == test(0, c));
+  for (std::size_t c = 0; c < 3; ++c)
+    CHECK(back(0, c) == test(0, c));
   StandardScaler<double> unfitted;
   CHECK(message_of([&] { unfitted.transform(test); }).find("before fit") != std::string::npos);
-  CHECK(message_of([&] { s.transform(Matrix<double>{{1.0, 2.0}}); }).find("3 columns") !=
-        std::string::npos);
+  CHECK(message_of([&] {
+          s.transform(Matrix<double>{{1.0, 2.0}});
+        }).find("3 columns") != std::string::npos);
 }
 
 TEST_CASE("min-max scaler maps the training range onto the target range") {
@@ -154,11 +160,13 @@ TEST_CASE("one-hot puts a one in each label's column") {
   CHECK(h(1, 0) == 1.f);
   CHECK(h(2, 1) == 1.f);
   float total = 0;
-  for (float v : h) total += v;
+  for (float v : h)
+    total += v;
   CHECK(total == 3.f);
   CHECK(one_hot<double>(Matrix<double>{{1.0}, {0.0}}, 2)(0, 1) == 1.0);
-  CHECK(message_of([] { one_hot<float>(std::vector<std::size_t>{0, 4}, 3); })
-            .find("label 4 of row 1") != std::string::npos);
+  CHECK(message_of([] {
+          one_hot<float>(std::vector<std::size_t>{0, 4}, 3);
+        }).find("label 4 of row 1") != std::string::npos);
 }
 
 TEST_CASE("batch sampler reshuffles one index list in place and covers every row") {

@@ -58,10 +58,12 @@ TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities
   const Matrix<float> prob{{0.9f}, {0.4f}, {0.5f}, {0.1f}};
   const Matrix<float> bin{{1.f}, {1.f}, {1.f}, {0.f}};
   CHECK(accuracy(prob, bin) == 0.75);
-  CHECK(message_of([&] { accuracy(scores, Matrix<double>{{0, 1}, {1, 0}, {0, 1}, {1, 0}}); })
-            .find("neither labels") != std::string::npos);
-  CHECK(message_of([&] { accuracy(scores, Matrix<double>{{0.5}, {1}, {2}, {1}}); })
-            .find("not a class label") != std::string::npos);
+  CHECK(message_of([&] {
+          accuracy(scores, Matrix<double>{{0, 1}, {1, 0}, {0, 1}, {1, 0}});
+        }).find("neither labels") != std::string::npos);
+  CHECK(message_of([&] {
+          accuracy(scores, Matrix<double>{{0.5}, {1}, {2}, {1}});
+        }).find("not a class label") != std::string::npos);
 }
 
 TEST_CASE("confusion matrix counts true against predicted") {
@@ -76,8 +78,9 @@ TEST_CASE("confusion matrix counts true against predicted") {
   CHECK(cm.accuracy() == doctest::Approx(5.0 / 7.0).epsilon(1e-15));
   CHECK(cm.row_fraction(2, 0) == doctest::Approx(1.0 / 3.0).epsilon(1e-15));
   CHECK(cm.to_csv() == "true,pred_0,pred_1,pred_2\n0,1,1,0\n1,0,2,0\n2,1,0,2\n");
-  CHECK(message_of([] { ConfusionMatrix({0, 3}, {0, 1}, 3); }).find("true class 3") !=
-        std::string::npos);
+  CHECK(message_of([] {
+          ConfusionMatrix({0, 3}, {0, 1}, 3);
+        }).find("true class 3") != std::string::npos);
   const Matrix<double> scores{{0.9, 0.1}, {0.2, 0.8}, {0.6, 0.4}};
   const ConfusionMatrix m = confusion_matrix(scores, Matrix<double>{{0}, {1}, {1}});
   CHECK(m.classes() == 2);
@@ -90,6 +93,7 @@ TEST_CASE("metric names parse and evaluate") {
   CHECK(parse_metric("accuracy") == MetricKind::Accuracy);
   CHECK(metric_higher_is_better(MetricKind::R2));
   CHECK_FALSE(metric_higher_is_better(MetricKind::Mse));
-  CHECK(std::isnan(evaluate_metric(MetricKind::None, Matrix<double>{{1.0}}, Matrix<double>{{1.0}})));
+  CHECK(
+      std::isnan(evaluate_metric(MetricKind::None, Matrix<double>{{1.0}}, Matrix<double>{{1.0}})));
   CHECK(message_of([] { parse_metric("f1"); }).find("'f1'") != std::string::npos);
 }

@@ -29,7 +29,8 @@ std::string message_of(const std::function<void()>& f) {
 // θ0 = [0.5, -1, 2]; step 1 with g1 = [0.1, -0.2, 0.3], step 2 with g2 = [0.4, 0, -0.5];
 // η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8 throughout.
 template <class T>
-std::vector<double> two_steps(const std::string& name, std::unique_ptr<Optimiser<T>>* keep = nullptr) {
+std::vector<double> two_steps(const std::string& name,
+                              std::unique_ptr<Optimiser<T>>* keep = nullptr) {
   Parameter<T> p(Matrix<T>{{T(0.5), T(-1.0), T(2.0)}}, "theta");
   OptimiserOptions o;
   o.learning_rate = 0.1;
@@ -101,7 +102,8 @@ TEST_CASE_TEMPLATE("rmsprop two steps match its formula", T, float, double) {
   // s1 = (1 − ρ) g1² = [0.001, 0.004, 0.009]; θ1 = θ0 − η g1/√s1 = θ0 − 0.1 √10 sign(g1)
   //    = [0.5 − 0.3162278, −1 + 0.3162278, 2 − 0.3162278];
   // s2 = ρ s1 + (1 − ρ) g2² = [0.0009 + 0.016, 0.0036, 0.0081 + 0.025] = [0.0169, 0.0036, 0.0331];
-  // θ2 = θ1 − 0.1 [0.4/0.13, 0, −0.5/√0.0331] = [0.1837722 − 0.3076923, −0.6837722, 1.6837722 + 0.2748249].
+  // θ2 = θ1 − 0.1 [0.4/0.13, 0, −0.5/√0.0331] = [0.1837722 − 0.3076923, −0.6837722, 1.6837722 +
+  // 0.2748249].
   std::unique_ptr<Optimiser<T>> opt;
   check_close<T>(two_steps<T>("rmsprop", &opt),
                  {-0.12391995004054018, -0.683772283983154, 1.958597107175409}, kRel<T>);
@@ -131,7 +133,8 @@ TEST_CASE("adam vectorised body and scalar tail agree element by element") {
     p.grad().fill(0.3f - 0.1f * static_cast<float>(s));
     opt->step();
   }
-  for (std::size_t i = 1; i < 37; ++i) CHECK(p.value()(0, i) == p.value()(0, 0));
+  for (std::size_t i = 1; i < 37; ++i)
+    CHECK(p.value()(0, i) == p.value()(0, 0));
 }
 
 TEST_CASE("optimiser step updates in place and zero_grad clears the shared grads") {
@@ -170,8 +173,9 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("adam:lr=-1", {p}); }).find("learning rate = -1") !=
         std::string::npos);
-  CHECK(message_of([&] { make_optimiser<double>("momentum:momentum=1", {p}); })
-            .find("momentum = 1") != std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("momentum:momentum=1", {p});
+        }).find("momentum = 1") != std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("adam:beta2=1.5", {p}); }).find("beta2 = 1.5") !=
         std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("rmsprop:rho=abc", {p}); }).find("'abc'") !=
@@ -180,8 +184,9 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("adam:eps=0", {p}); }).find("epsilon = 0") !=
         std::string::npos);
-  CHECK(message_of([&] { make_optimiser<double>("sgd", {p, p}); }).find("same as #0") !=
-        std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("sgd", {p, p});
+        }).find("same as #0") != std::string::npos);
   auto opt = make_optimiser<double>("sgd", {p});
   CHECK(message_of([&] { opt->set_learning_rate(std::nan("")); }).find("learning rate = nan") !=
         std::string::npos);
@@ -208,9 +213,9 @@ TEST_CASE("training reduces the loss with every optimiser") {
     const char* spec;
     std::size_t epochs;
   };
-  for (const Case c : {Case{"gd:lr=0.2", 300}, Case{"sgd:lr=0.05", 60},
-                       Case{"momentum:lr=0.02,momentum=0.9", 60}, Case{"adagrad:lr=0.1", 60},
-                       Case{"rmsprop:lr=0.005", 60}, Case{"adam:lr=0.01", 60}}) {
+  for (const Case c :
+       {Case{"gd:lr=0.2", 300}, Case{"sgd:lr=0.05", 60}, Case{"momentum:lr=0.02,momentum=0.9", 60},
+        Case{"adagrad:lr=0.1", 60}, Case{"rmsprop:lr=0.005", 60}, Case{"adam:lr=0.01", 60}}) {
     INFO("optimiser " << c.spec);
     std::mt19937_64 init_rng(3);
     Network<double> net({1, 16, 1}, {Activation::tanh(), Activation::identity()},
@@ -229,5 +234,30 @@ TEST_CASE("training reduces the loss with every optimiser") {
     const double after = trainer.evaluate(x, y).loss;
     CHECK(h.stop == StopReason::Completed);
     CHECK(after < 0.25 * before);
+  }
+}
+
+TEST_CASE("step_and_zero_grad equals step then zero_grad for every optimiser") {
+  for (const char* name : {"gd", "sgd", "momentum", "adagrad", "rmsprop", "adam"}) {
+    INFO("optimiser " << name);
+    // 21 doubles: five AVX2 registers and a tail of one, so both paths are exercised.
+    Matrix<double> start({3, 7});
+    for (std::size_t i = 0; i < start.size(); ++i)
+      start.data()[i] = 0.1 * double(i) - 1.0;
+    Parameter<double> a(start), b(start);
+    auto fused = make_optimiser<double>(name, {a});
+    auto plain = make_optimiser<double>(name, {b});
+    for (int s = 0; s < 3; ++s) {
+      for (std::size_t i = 0; i < start.size(); ++i) {
+        a.grad().data()[i] = b.grad().data()[i] = std::cos(double(i + 7 * s));
+      }
+      fused->step_and_zero_grad();
+      plain->step();
+      plain->zero_grad();
+      for (std::size_t i = 0; i < start.size(); ++i) {
+        CHECK(a.value().data()[i] == b.value().data()[i]);
+        CHECK(a.grad().data()[i] == 0.0);
+      }
+    }
   }
 }

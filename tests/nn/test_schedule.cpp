@@ -76,12 +76,14 @@ TEST_CASE("schedules parse from text and round trip") {
     const Schedule s = Schedule::parse(text);
     const Schedule r = Schedule::parse(s.to_string());
     CHECK(r.kind == s.kind);
-    for (std::size_t e = 0; e < 8; ++e) CHECK(r(e, 1, 4) == s(e, 1, 4));
+    for (std::size_t e = 0; e < 8; ++e)
+      CHECK(r(e, 1, 4) == s(e, 1, 4));
   }
 }
 
 TEST_CASE("schedule errors name the text and the value") {
-  CHECK(message_of([] { Schedule::parse("cosine:0.1"); }).find("'cosine:0.1'") != std::string::npos);
+  CHECK(message_of([] { Schedule::parse("cosine:0.1"); }).find("'cosine:0.1'") !=
+        std::string::npos);
   CHECK(message_of([] { Schedule::parse("step:0.1,0.5"); }).find("step:ETA0,DROP,EVERY") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::parse("constant:abc"); }).find("'abc'") != std::string::npos);

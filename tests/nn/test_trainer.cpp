@@ -52,7 +52,8 @@ Network<T> small_net(std::uint64_t seed) {
 template <class T>
 std::vector<Matrix<T>> values_of(const Network<T>& net) {
   std::vector<Matrix<T>> out;
-  for (const auto& p : net.parameters()) out.push_back(p.value());
+  for (const auto& p : net.parameters())
+    out.push_back(p.value());
   return out;
 }
 
@@ -113,7 +114,8 @@ TEST_CASE("early stopping stops after patience and restores the best epoch") {
   // The network now holds exactly the best epoch's parameters, and scores its loss.
   CHECK(same_values(values_of(net), per_epoch[best - 1]));
   CHECK_FALSE(same_values(values_of(net), per_epoch.back()));
-  CHECK(trainer.evaluate(x, y_val).loss == doctest::Approx(h.epochs[best - 1].val_loss).epsilon(1e-12));
+  CHECK(trainer.evaluate(x, y_val).loss ==
+        doctest::Approx(h.epochs[best - 1].val_loss).epsilon(1e-12));
 }
 
 TEST_CASE("a NaN mid-training stops with a message and keeps the last good parameters") {
@@ -182,7 +184,8 @@ TEST_CASE("history CSV has the documented columns and one row per epoch") {
     std::vector<std::string> f;
     std::stringstream ss(line);
     std::string item;
-    while (std::getline(ss, item, ',')) f.push_back(item);
+    while (std::getline(ss, item, ','))
+      f.push_back(item);
     if (!line.empty() && line.back() == ',') f.push_back("");
     REQUIRE(f.size() == 9);
     CHECK(f[0] == std::to_string(rows));
@@ -273,7 +276,8 @@ TEST_CASE("a schedule sets the learning rate of every step") {
   for (std::size_t e = 0; e < 4; ++e) {
     const double want = 0.1 / (double(e) * 4 + 1);  // η0 / (e·m + 1), m = 4 batches
     CHECK(h.epochs[e].learning_rate == want);
-    for (std::size_t b = 0; b < 4; ++b) CHECK(seen[e * 4 + b] == want);
+    for (std::size_t b = 0; b < 4; ++b)
+      CHECK(seen[e * 4 + b] == want);
   }
 }
 
@@ -331,14 +335,17 @@ TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data"
   Network<double> net = small_net<double>(40);
   Network<double> other = small_net<double>(41);
   auto opt = make_optimiser<double>("sgd", other.parameters());
-  CHECK(message_of([&] { Trainer<double>(net, *opt, mse_cost(), quiet(1, 4, 0)); })
-            .find("not the network's") != std::string::npos);
+  CHECK(message_of([&] {
+          Trainer<double>(net, *opt, mse_cost(), quiet(1, 4, 0));
+        }).find("not the network's") != std::string::npos);
   auto mine = make_optimiser<double>("sgd", net.parameters());
   Trainer<double> trainer(net, *mine, mse_cost(), quiet(1, 4, 0));
-  CHECK(message_of([&] { trainer.fit(Matrix<double>({5, 2}), Matrix<double>({5, 1})); })
-            .find("takes 1 inputs") != std::string::npos);
-  CHECK(message_of([&] { trainer.fit(Matrix<double>({5, 1}), Matrix<double>({4, 1})); })
-            .find("row counts differ") != std::string::npos);
+  CHECK(message_of([&] {
+          trainer.fit(Matrix<double>({5, 2}), Matrix<double>({5, 1}));
+        }).find("takes 1 inputs") != std::string::npos);
+  CHECK(message_of([&] {
+          trainer.fit(Matrix<double>({5, 1}), Matrix<double>({4, 1}));
+        }).find("row counts differ") != std::string::npos);
   auto stop_on_val = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 2);
   trainer.add_callback(stop_on_val);
   Matrix<double> x, y;

@@ -43,9 +43,9 @@ struct TrainingState {
   std::vector<Parameter<T>>& parameters;
   Optimiser<T>& optimiser;
   History& history;
-  std::size_t epoch = 0;   // 1-based, the current (or just finished) epoch
-  std::size_t epochs = 0;  // planned
-  std::size_t batch = 0;   // 0-based within the epoch, the batch just finished
+  std::size_t epoch = 0;             // 1-based, the current (or just finished) epoch
+  std::size_t epochs = 0;            // planned
+  std::size_t batch = 0;             // 0-based within the epoch, the batch just finished
   std::size_t batches = 0;           // per epoch
   std::size_t rows = 0;              // training rows
   std::size_t samples_in_epoch = 0;  // rows trained on so far this epoch
@@ -84,11 +84,21 @@ class LambdaCallback : public Callback<T> {
  public:
   using Fn = std::function<void(TrainingState<T>&)>;
   Fn train_begin, epoch_begin, batch_end, epoch_end, train_end;
-  void on_train_begin(TrainingState<T>& s) override { if (train_begin) train_begin(s); }
-  void on_epoch_begin(TrainingState<T>& s) override { if (epoch_begin) epoch_begin(s); }
-  void on_batch_end(TrainingState<T>& s) override { if (batch_end) batch_end(s); }
-  void on_epoch_end(TrainingState<T>& s) override { if (epoch_end) epoch_end(s); }
-  void on_train_end(TrainingState<T>& s) override { if (train_end) train_end(s); }
+  void on_train_begin(TrainingState<T>& s) override {
+    if (train_begin) train_begin(s);
+  }
+  void on_epoch_begin(TrainingState<T>& s) override {
+    if (epoch_begin) epoch_begin(s);
+  }
+  void on_batch_end(TrainingState<T>& s) override {
+    if (batch_end) batch_end(s);
+  }
+  void on_epoch_end(TrainingState<T>& s) override {
+    if (epoch_end) epoch_end(s);
+  }
+  void on_train_end(TrainingState<T>& s) override {
+    if (train_end) train_end(s);
+  }
 };
 
 /// The quantity early stopping watches.

@@ -20,8 +20,8 @@ struct EpochRecord {
   double train_metric = 0;  // only with evaluate_train
   double val_loss = 0;
   double val_metric = 0;
-  double learning_rate = 0;  // at the epoch's first step
-  double seconds = 0;        // wall time of the epoch, evaluation included
+  double learning_rate = 0;       // at the epoch's first step
+  double seconds = 0;             // wall time of the epoch, evaluation included
   double samples_per_second = 0;  // training samples / training time of the epoch
   /// What happened at the end of this epoch: "", "early_stop", "non_finite", "stopped"
   /// (a callback asked), followed by " restored_epoch=K" when parameters were restored.

@@ -60,6 +60,9 @@ class Optimiser {
   void step();
   /// Zeroes every parameter's grad() (in place).
   void zero_grad();
+  /// step() then zero_grad() in one pass: each gradient element is cleared right after
+  /// the update reads it (the trainer's step; same values as the two calls).
+  void step_and_zero_grad();
   /// Forgets the moments and the step count (a fresh start on the same parameters).
   void reset_state();
 
@@ -79,6 +82,8 @@ class Optimiser {
   const std::vector<T>& state(std::size_t i, std::size_t k = 0) const;
 
  private:
+  template <bool Zero>
+  void update();
   OptimiserKind kind_;
   OptimiserOptions options_;
   std::vector<Parameter<T>> parameters_;
