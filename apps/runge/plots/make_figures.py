@@ -158,7 +158,9 @@ def fig4(figs):
     acts = ["sigmoid", "relu", "leaky_relu"]
     layers = sorted({int(r["layers"]) for r in rows})
     vals = [fnum(r["log10_mse"]) for r in rows if not math.isnan(fnum(r["log10_mse"]))]
-    vmin, vmax = min(vals), max(vals)
+    # Exploded runs (log10 MSE up to +5) would wash out the interesting range: the colour
+    # scale stops at 0 (MSE 1) and the printed numbers keep the exact values.
+    vmin, vmax = min(vals), min(max(vals), 0.0)
     fig, axes = plt.subplots(len(layers), 3, figsize=(13, 3.2 * len(layers)), squeeze=False,
                              constrained_layout=True)
     for i, l in enumerate(layers):
