@@ -28,26 +28,30 @@ std::string cost_name(CostKind cost) {
 
 CostKind CostSpec::parse_cost(const std::string& text) {
   std::string t = text;
-  for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : t)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (t == "mse" || t == "mean_squared_error") return CostKind::MeanSquaredError;
   if (t == "bce" || t == "binary_cross_entropy") return CostKind::BinaryCrossEntropy;
   if (t == "cross_entropy" || t == "ce" || t == "categorical_cross_entropy") {
     return CostKind::CrossEntropy;
   }
-  throw std::invalid_argument("unknown cost \"" + text +
-                              "\"; expected mse, bce or cross_entropy");
+  throw std::invalid_argument("unknown cost \"" + text + "\"; expected mse, bce or cross_entropy");
 }
 
 void check_cost_fits(CostKind cost, const Activation& output) {
   // BCE and CE are fused with their output activation (stable logs, report 000 eq. 21's
   // (ŷ − y)/n gradient); any other output activation would be silently ignored.
   if (cost == CostKind::BinaryCrossEntropy && output.kind != ActivationKind::Sigmoid) {
-    throw std::invalid_argument("cost bce needs a sigmoid output layer, the network's output "
-                                "activation is " + output.name());
+    throw std::invalid_argument(
+        "cost bce needs a sigmoid output layer, the network's output "
+        "activation is " +
+        output.name());
   }
   if (cost == CostKind::CrossEntropy && output.kind != ActivationKind::Softmax) {
-    throw std::invalid_argument("cost cross_entropy needs a softmax output layer, the "
-                                "network's output activation is " + output.name());
+    throw std::invalid_argument(
+        "cost cross_entropy needs a softmax output layer, the "
+        "network's output activation is " +
+        output.name());
   }
   if (cost != CostKind::MeanSquaredError && cost != CostKind::BinaryCrossEntropy &&
       cost != CostKind::CrossEntropy) {
@@ -123,12 +127,12 @@ Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, co
   return add(c, penalty(tape, net, spec.regularisation));
 }
 
-#define XGRAD_INSTANTIATE_COST(T)                                                            \
-  template Tensor<T> data_cost(Tape<T>&, const Network<T>&, const Tensor<T>&,              \
-                               const Tensor<T>&, CostKind);                                \
-  template Tensor<T> penalty(Tape<T>&, const Network<T>&, const Regularisation&);          \
-  template Tensor<T> objective(Tape<T>&, const Network<T>&, const Tensor<T>&,              \
-                               const Tensor<T>&, const CostSpec&);
+#define XGRAD_INSTANTIATE_COST(T)                                                               \
+  template Tensor<T> data_cost(Tape<T>&, const Network<T>&, const Tensor<T>&, const Tensor<T>&, \
+                               CostKind);                                                       \
+  template Tensor<T> penalty(Tape<T>&, const Network<T>&, const Regularisation&);               \
+  template Tensor<T> objective(Tape<T>&, const Network<T>&, const Tensor<T>&, const Tensor<T>&, \
+                               const CostSpec&);
 XGRAD_INSTANTIATE_COST(float)
 XGRAD_INSTANTIATE_COST(double)
 

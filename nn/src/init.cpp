@@ -23,7 +23,8 @@ Matrix<T> draw(std::size_t rows, std::size_t cols, Dist dist, std::mt19937_64& r
   Matrix<T> m({rows, cols});
   // Row-major order, drawn in double and rounded: a float and a double network from the
   // same seed hold the same numbers up to rounding.
-  for (auto& v : m) v = static_cast<T>(dist(rng));
+  for (auto& v : m)
+    v = static_cast<T>(dist(rng));
   return m;
 }
 
@@ -31,7 +32,8 @@ Matrix<T> draw(std::size_t rows, std::size_t cols, Dist dist, std::mt19937_64& r
 
 Initialiser Initialiser::parse(const std::string& weights) {
   std::string t = weights;
-  for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : t)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   Initialiser init;
   if (t == "standard_normal") {
     init.weights = WeightInit::StandardNormal;
@@ -86,8 +88,7 @@ Matrix<T> init_weights(const Initialiser& init, std::size_t in, std::size_t out,
       return draw<T>(in, out, std::uniform_real_distribution<double>(-r, r), rng);
     }
     case WeightInit::GlorotNormal:
-      return draw<T>(in, out, std::normal_distribution<double>(0.0, std::sqrt(2.0 / fan_sum)),
-                     rng);
+      return draw<T>(in, out, std::normal_distribution<double>(0.0, std::sqrt(2.0 / fan_sum)), rng);
     case WeightInit::HeNormal:
       return draw<T>(in, out, std::normal_distribution<double>(0.0, std::sqrt(2.0 / fan_in)), rng);
     case WeightInit::HeUniform: {

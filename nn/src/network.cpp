@@ -71,10 +71,9 @@ Network<T>& Network<T>::add(Dense<T> layer) {
   check_layer(layer, layers_.size());
   if (!layers_.empty() && layer.inputs() != layers_.back().outputs()) {
     throw std::invalid_argument("Network::add: layer " + std::to_string(layers_.size() + 1) +
-                                " takes " + std::to_string(layer.inputs()) +
-                                " inputs but layer " + std::to_string(layers_.size()) +
-                                " gives " + std::to_string(layers_.back().outputs()) +
-                                " outputs");
+                                " takes " + std::to_string(layer.inputs()) + " inputs but layer " +
+                                std::to_string(layers_.size()) + " gives " +
+                                std::to_string(layers_.back().outputs()) + " outputs");
   }
   for (const Dense<T>& other : layers_) {
     // parameters() must give each parameter once; a shared parameter would be counted
@@ -142,7 +141,8 @@ Matrix<T> Network<T>::predict(const Matrix<T>& x, std::size_t batch_size) const 
   Tape<T> tape;
   NoGradGuard<T> no_grad(tape);
   std::vector<std::size_t> rows(n);
-  for (std::size_t i = 0; i < n; ++i) rows[i] = i;
+  for (std::size_t i = 0; i < n; ++i)
+    rows[i] = i;
   for (std::size_t begin = 0; begin < n; begin += batch_size) {
     const std::size_t end = std::min(n, begin + batch_size);
     tape.clear();

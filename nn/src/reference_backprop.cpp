@@ -42,8 +42,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
   const auto ldb = static_cast<blasint>(trans_b ? k : n);
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n),
-             K = static_cast<blasint>(k);
+  const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
   if constexpr (std::is_same_v<T, float>) {
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, N);
   } else {
@@ -82,8 +81,10 @@ void apply_activation(const Activation& f, const Matrix<T>& z, Matrix<T>& a) {
         T* ai = a.data() + i * cols;
         const T m = *std::max_element(zi, zi + cols);
         T s = 0;
-        for (std::size_t j = 0; j < cols; ++j) s += (ai[j] = std::exp(zi[j] - m));
-        for (std::size_t j = 0; j < cols; ++j) ai[j] /= s;
+        for (std::size_t j = 0; j < cols; ++j)
+          s += (ai[j] = std::exp(zi[j] - m));
+        for (std::size_t j = 0; j < cols; ++j)
+          ai[j] /= s;
       }
       return;
     }
@@ -98,8 +99,7 @@ void apply_activation(const Activation& f, const Matrix<T>& z, Matrix<T>& a) {
 /// value; the tape uses this one, and the checks keep z away from 0).
 /// Softmax has a full Jacobian per row: d_j <- a_j (d_j − Σ_k d_k a_k).
 template <class T>
-void apply_derivative(const Activation& f, const Matrix<T>& z, const Matrix<T>& a,
-                      Matrix<T>& d) {
+void apply_derivative(const Activation& f, const Matrix<T>& z, const Matrix<T>& a, Matrix<T>& d) {
   const T alpha = static_cast<T>(f.effective_alpha());
   switch (f.kind) {
     case ActivationKind::Identity:
@@ -125,8 +125,10 @@ void apply_derivative(const Activation& f, const Matrix<T>& z, const Matrix<T>& 
         const T* ai = a.data() + i * cols;
         T* di = d.data() + i * cols;
         T s = 0;
-        for (std::size_t j = 0; j < cols; ++j) s += di[j] * ai[j];
-        for (std::size_t j = 0; j < cols; ++j) di[j] = ai[j] * (di[j] - s);
+        for (std::size_t j = 0; j < cols; ++j)
+          s += di[j] * ai[j];
+        for (std::size_t j = 0; j < cols; ++j)
+          di[j] = ai[j] * (di[j] - s);
       }
       return;
     }
@@ -157,8 +159,8 @@ T ReferenceBackprop<T>::compute(const Matrix<T>& x, const Matrix<T>& y,
                                 const std::vector<std::size_t>& rows, std::size_t begin,
                                 std::size_t end, const CostSpec& spec) {
   if (begin >= end || end > rows.size()) {
-    throw std::out_of_range("ReferenceBackprop::compute: range [" + std::to_string(begin) +
-                            ", " + std::to_string(end) + ") outside an index list of " +
+    throw std::out_of_range("ReferenceBackprop::compute: range [" + std::to_string(begin) + ", " +
+                            std::to_string(end) + ") outside an index list of " +
                             std::to_string(rows.size()));
   }
   if (x.shape(0) != y.shape(0)) {
@@ -212,7 +214,8 @@ T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSp
     T* zp = z_[l].data();
     const T* bp = b.data();
     for (std::size_t i = 0; i < n; ++i) {
-      for (std::size_t j = 0; j < m; ++j) zp[i * m + j] += bp[j];
+      for (std::size_t j = 0; j < m; ++j)
+        zp[i * m + j] += bp[j];
     }
     apply_activation(layers_[l].activation, z_[l], a_[l]);
   }
@@ -267,13 +270,15 @@ T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSp
         T* di = dL.data() + i * outs;
         const T m = *std::max_element(zi, zi + outs);
         T s = 0, y_total = 0;
-        for (std::size_t j = 0; j < outs; ++j) s += std::exp(zi[j] - m);
+        for (std::size_t j = 0; j < outs; ++j)
+          s += std::exp(zi[j] - m);
         const T log_s = std::log(s);
         for (std::size_t j = 0; j < outs; ++j) {
           cost -= yi[j] * (zi[j] - m - log_s);  // y ln softmax(z), softmax in log form
           y_total += yi[j];
         }
-        for (std::size_t j = 0; j < outs; ++j) di[j] = (ai[j] * y_total - yi[j]) / rows;
+        for (std::size_t j = 0; j < outs; ++j)
+          di[j] = (ai[j] * y_total - yi[j]) / rows;
       }
       cost /= rows;
       break;
@@ -295,7 +300,8 @@ T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSp
     std::fill(gbp, gbp + m, T(0));
     const T* dp = d.data();
     for (std::size_t i = 0; i < n; ++i) {  // Σ_rows δ^l
-      for (std::size_t j = 0; j < m; ++j) gbp[j] += dp[i * m + j];
+      for (std::size_t j = 0; j < m; ++j)
+        gbp[j] += dp[i * m + j];
     }
     if (l > 0) {
       // δ^{l−1} = (δ^l W^{l T}) ∘ f'(z^{l−1})   (eq. 7, indices shifted by one)
@@ -357,13 +363,12 @@ std::vector<Matrix<T>> reference_gradients(const Network<T>& net, const Matrix<T
 
 template class ReferenceBackprop<float>;
 template class ReferenceBackprop<double>;
-template std::vector<Matrix<float>> reference_gradients(const Network<float>&,
-                                                        const Matrix<float>&,
+template std::vector<Matrix<float>> reference_gradients(const Network<float>&, const Matrix<float>&,
                                                         const Matrix<float>&, const CostSpec&,
                                                         float*);
 template std::vector<Matrix<double>> reference_gradients(const Network<double>&,
                                                          const Matrix<double>&,
-                                                         const Matrix<double>&,
-                                                         const CostSpec&, double*);
+                                                         const Matrix<double>&, const CostSpec&,
+                                                         double*);
 
 }  // namespace xgrad::nn

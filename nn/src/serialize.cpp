@@ -31,23 +31,27 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t n) {
     std::array<std::uint32_t, 256> t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
       std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      for (int k = 0; k < 8; ++k)
+        c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
       t[i] = c;
     }
     return t;
   }();
   std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) c = table[(c ^ data[i]) & 0xFFu] ^ (c >> 8);
+  for (std::size_t i = 0; i < n; ++i)
+    c = table[(c ^ data[i]) & 0xFFu] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
 }
 
 // ---- little-endian encoding, independent of the host's byte order
 void put_uint(std::vector<std::uint8_t>& out, std::uint64_t v, std::size_t bytes) {
-  for (std::size_t i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  for (std::size_t i = 0; i < bytes; ++i)
+    out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
 std::uint64_t get_uint(const std::uint8_t* p, std::size_t bytes) {
   std::uint64_t v = 0;
-  for (std::size_t i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
+  for (std::size_t i = 0; i < bytes; ++i)
+    v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
   return v;
 }
 template <class T>
@@ -79,7 +83,8 @@ std::string dtype_name(std::size_t bytes) {
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open the file for reading (" + std::string(std::strerror(errno)) + ")");
+  if (!in)
+    fail(path, "cannot open the file for reading (" + std::string(std::strerror(errno)) + ")");
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                   std::istreambuf_iterator<char>());
   if (in.bad()) fail(path, "read error");
@@ -113,8 +118,8 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
   }
   const auto layers = static_cast<std::uint32_t>(get_uint(f.data() + 16, 4));
   if (layers == 0 || layers > kMaxLayers) {
-    fail(path, "layer count " + std::to_string(layers) + " is outside 1.." +
-                   std::to_string(kMaxLayers));
+    fail(path,
+         "layer count " + std::to_string(layers) + " is outside 1.." + std::to_string(kMaxLayers));
   }
   const std::size_t table_end = kHeaderBytes + kLayerBytes * layers;
   if (f.size() < table_end + 4) {
@@ -128,15 +133,15 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     const std::uint8_t* e = f.data() + kHeaderBytes + kLayerBytes * l;
     const std::uint64_t in = get_uint(e + 16, 8), out = get_uint(e + 24, 8);
     if (in == 0 || out == 0 || in > (1u << 30) || out > (1u << 30)) {
-      fail(path, "layer " + std::to_string(l + 1) + " has " + std::to_string(in) +
-                     " inputs and " + std::to_string(out) + " outputs (each must be 1..2^30)");
+      fail(path, "layer " + std::to_string(l + 1) + " has " + std::to_string(in) + " inputs and " +
+                     std::to_string(out) + " outputs (each must be 1..2^30)");
     }
     scalars += static_cast<std::size_t>(in * out + out);
   }
   const std::size_t expected = table_end + scalars * info.scalar_bytes + 4;
   if (f.size() < expected) {
-    fail(path, "truncated: " + std::to_string(f.size()) + " bytes, the " +
-                   std::to_string(layers) + " layers described need " + std::to_string(expected));
+    fail(path, "truncated: " + std::to_string(f.size()) + " bytes, the " + std::to_string(layers) +
+                   " layers described need " + std::to_string(expected));
   }
   if (f.size() > expected) {
     fail(path, std::to_string(f.size() - expected) + " unexpected bytes after the " +
@@ -159,8 +164,8 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     }
     const double alpha = get_scalar<double>(e + 8);
     if (!std::isfinite(alpha) || alpha < 0) {
-      fail(path, "layer " + std::to_string(l + 1) + " has activation parameter " +
-                     std::to_string(alpha));
+      fail(path,
+           "layer " + std::to_string(l + 1) + " has activation parameter " + std::to_string(alpha));
     }
     const auto in = static_cast<std::size_t>(get_uint(e + 16, 8));
     const auto out = static_cast<std::size_t>(get_uint(e + 24, 8));
@@ -199,8 +204,10 @@ void save_network(const Network<T>& net, const std::string& path) {
     put_uint(out, layer.outputs(), 8);
   }
   for (const Dense<T>& layer : net.layers()) {
-    for (const T v : layer.W.value()) put_scalar<T>(out, v);
-    for (const T v : layer.b.value()) put_scalar<T>(out, v);
+    for (const T v : layer.W.value())
+      put_scalar<T>(out, v);
+    for (const T v : layer.b.value())
+      put_scalar<T>(out, v);
   }
   put_uint(out, crc32(out.data(), out.size()), 4);
 
@@ -208,8 +215,8 @@ void save_network(const Network<T>& net, const std::string& path) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) {
-      throw std::runtime_error("save_network: " + path + ": cannot open " + tmp +
-                               " for writing (" + std::strerror(errno) + ")");
+      throw std::runtime_error("save_network: " + path + ": cannot open " + tmp + " for writing (" +
+                               std::strerror(errno) + ")");
     }
     f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
     f.close();
@@ -221,8 +228,7 @@ void save_network(const Network<T>& net, const std::string& path) {
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
-    throw std::runtime_error("save_network: " + path + ": cannot rename " + tmp + " (" + why +
-                             ")");
+    throw std::runtime_error("save_network: " + path + ": cannot rename " + tmp + " (" + why + ")");
   }
 }
 

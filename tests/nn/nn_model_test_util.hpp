@@ -24,7 +24,8 @@ Matrix<T> normal_matrix(std::size_t rows, std::size_t cols, std::uint64_t seed, 
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> d(0.0, sigma);
   Matrix<T> m({rows, cols});
-  for (auto& v : m) v = static_cast<T>(d(rng));
+  for (auto& v : m)
+    v = static_cast<T>(d(rng));
   return m;
 }
 
@@ -38,22 +39,24 @@ Matrix<T> targets_for(CostKind cost, std::size_t rows, std::size_t cols, std::ui
   if (cost == CostKind::MeanSquaredError) return normal_matrix<T>(rows, cols, seed);
   if (cost == CostKind::BinaryCrossEntropy) {
     std::uniform_real_distribution<double> u(0.05, 0.95);
-    for (auto& v : y) v = static_cast<T>(u(rng));
+    for (auto& v : y)
+      v = static_cast<T>(u(rng));
     return y;
   }
   std::uniform_int_distribution<std::size_t> k(0, cols - 1);
-  for (std::size_t i = 0; i < rows; ++i) y(i, k(rng)) = T(1);
+  for (std::size_t i = 0; i < rows; ++i)
+    y(i, k(rng)) = T(1);
   return y;
 }
 
 /// The tape's gradient of the objective with respect to every parameter, in
 /// Network::parameters() order, and the objective value.
 template <class T>
-std::vector<Matrix<T>> tape_gradients(const Network<T>& net, const Matrix<T>& x,
-                                      const Matrix<T>& y, const CostSpec& spec,
-                                      T* value = nullptr) {
+std::vector<Matrix<T>> tape_gradients(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y,
+                                      const CostSpec& spec, T* value = nullptr) {
   auto params = net.parameters();
-  for (auto& p : params) p.zero_grad();
+  for (auto& p : params)
+    p.zero_grad();
   xgrad::Tape<T> tape;
   const xgrad::Tensor<T> c = objective(tape, net, tape.constant(x), tape.constant(y), spec);
   if (value != nullptr) *value = c.item();

@@ -123,8 +123,7 @@ Outcome check(const Combo& c) {
       if (!(std::abs(a - n) <= kFdAtol + kFdRtol * std::abs(n)) && o.ref_fd_passed) {
         o.ref_fd_passed = false;
         std::ostringstream s;
-        s << "parameter " << i << " element " << k << ": hand-derived " << a << ", numeric "
-          << n;
+        s << "parameter " << i << " element " << k << ": hand-derived " << a << ", numeric " << n;
         o.ref_fd_failure = s.str();
       }
     }
@@ -150,8 +149,7 @@ std::string reg_name(const Regularisation& r) {
   return s.str();
 }
 
-std::string arch_name(const std::vector<std::size_t>& sizes,
-                      const std::vector<Activation>& acts) {
+std::string arch_name(const std::vector<std::size_t>& sizes, const std::vector<Activation>& acts) {
   std::ostringstream s;
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     s << sizes[i];
@@ -161,11 +159,8 @@ std::string arch_name(const std::vector<std::size_t>& sizes,
 }
 
 const std::vector<Regularisation> kRegularisers = {
-    {Penalty::None, 0.0, false},
-    {Penalty::L1, 0.05, false},
-    {Penalty::L1, 0.05, true},
-    {Penalty::L2, 0.05, false},
-    {Penalty::L2, 0.05, true},
+    {Penalty::None, 0.0, false}, {Penalty::L1, 0.05, false}, {Penalty::L1, 0.05, true},
+    {Penalty::L2, 0.05, false},  {Penalty::L2, 0.05, true},
 };
 
 const std::vector<Activation> kHidden = {
@@ -206,7 +201,11 @@ void sweep(const std::string& label, Activation output, CostKind cost, std::size
       for (std::size_t batch : {std::size_t(1), std::size_t(5)}) {
         Combo c{label + ", " + arch_name(sizes, acts) + ", " + reg_name(reg) + ", batch " +
                     std::to_string(batch),
-                sizes, acts, CostSpec{cost, reg}, batch, ++seed};
+                sizes,
+                acts,
+                CostSpec{cost, reg},
+                batch,
+                ++seed};
         const Outcome o = check(c);
         require_agreement(c, o);
         row.add(o);
@@ -229,7 +228,8 @@ void sweep(const std::string& label, Activation output, CostKind cost, std::size
   run({2, 6, 4, 3, outs},
       {Activation::leaky_relu(), Activation::sigmoid(), Activation::softmax(), output}, mixed);
   rows.push_back({"mixed hidden (tanh/elu/relu, leaky/sigmoid/softmax)", mixed});
-  for (const auto& [name, r] : by_reg) rows.push_back({"all architectures, " + name, r});
+  for (const auto& [name, r] : by_reg)
+    rows.push_back({"all architectures, " + name, r});
   print_rows(label, rows);
 }
 
@@ -256,8 +256,9 @@ TEST_CASE("backprop check: cross-entropy with softmax output") {
   sweep("softmax + CE", Activation::softmax(), CostKind::CrossEntropy, 4);
 }
 
-TEST_CASE("backprop check: report 000's case, 3 hidden layers of 3 with ReLU, Sigmoid, "
-          "LeakyReLU and L1 lambda 1e-2") {
+TEST_CASE(
+    "backprop check: report 000's case, 3 hidden layers of 3 with ReLU, Sigmoid, "
+    "LeakyReLU and L1 lambda 1e-2") {
   // Report 000 §III.A.2: the Runge regression network (1 input, 1 output, MSE) with three
   // hidden layers of 3 nodes, L1 on weights and biases (eq. 22) with λ = 1e-2.
   for (std::size_t batch : {std::size_t(1), std::size_t(20)}) {
@@ -272,15 +273,15 @@ TEST_CASE("backprop check: report 000's case, 3 hidden layers of 3 with ReLU, Si
     require_agreement(c, o);
     Row r;
     r.add(o);
-    print_rows("report 000 check (1-3-3-3-1, L1 λ=1e-2 W+b)", {{"batch " + std::to_string(batch), r}});
+    print_rows("report 000 check (1-3-3-3-1, L1 λ=1e-2 W+b)",
+               {{"batch " + std::to_string(batch), r}});
   }
 }
 
 TEST_CASE("backprop check: the comparison can fail") {
   // Guards the checker itself: a perturbed gradient or a wrong convention is caught.
   std::mt19937_64 rng(5);
-  Network<double> net({3, 4, 2}, {Activation::tanh(), Activation::identity()}, Initialiser{},
-                      rng);
+  Network<double> net({3, 4, 2}, {Activation::tanh(), Activation::identity()}, Initialiser{}, rng);
   const Matrix<double> x = normal_matrix(6, 3, 11);
   const Matrix<double> y = normal_matrix(6, 2, 12);
   const CostSpec spec{CostKind::MeanSquaredError, {Penalty::L2, 0.1, false}};
@@ -304,8 +305,10 @@ TEST_CASE("backprop check: reference minibatch gather equals the gathered matric
   const std::vector<std::size_t> rows = {7, 2, 9, 0, 4, 4, 1};
   Matrix<double> xb({3, 3}), yb({3, 4});
   for (std::size_t i = 0; i < 3; ++i) {
-    for (std::size_t j = 0; j < 3; ++j) xb(i, j) = x(rows[2 + i], j);
-    for (std::size_t j = 0; j < 4; ++j) yb(i, j) = y(rows[2 + i], j);
+    for (std::size_t j = 0; j < 3; ++j)
+      xb(i, j) = x(rows[2 + i], j);
+    for (std::size_t j = 0; j < 4; ++j)
+      yb(i, j) = y(rows[2 + i], j);
   }
   const CostSpec spec{CostKind::CrossEntropy, {}};
   ReferenceBackprop<double> r(net);
@@ -313,7 +316,8 @@ TEST_CASE("backprop check: reference minibatch gather equals the gathered matric
   const auto g1 = r.gradients();
   const double c2 = r.compute(xb, yb, spec);
   CHECK(c1 == c2);
-  for (std::size_t i = 0; i < g1.size(); ++i) CHECK(g1[i] == r.gradients()[i]);
+  for (std::size_t i = 0; i < g1.size(); ++i)
+    CHECK(g1[i] == r.gradients()[i]);
   CHECK_THROWS_WITH_AS(r.compute(x, y, rows, 5, 9, spec),
                        "ReferenceBackprop::compute: range [5, 9) outside an index list of 7",
                        std::out_of_range);
@@ -327,7 +331,8 @@ TEST_CASE("backprop check: add_to_parameter_grads accumulates like backward") {
   const CostSpec spec{CostKind::BinaryCrossEntropy, {Penalty::L2, 0.01, true}};
   ReferenceBackprop<float> r(net);
   r.compute(x, y, spec);
-  for (auto& p : net.parameters()) p.zero_grad();
+  for (auto& p : net.parameters())
+    p.zero_grad();
   r.add_to_parameter_grads();
   r.add_to_parameter_grads();
   const auto params = net.parameters();

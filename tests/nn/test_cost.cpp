@@ -58,8 +58,7 @@ TEST_CASE("cost: BCE is the mean over elements of the logits' cross-entropy") {
   expected /= 4;
   Tape<double> tape;
   const double c =
-      data_cost(tape, net, tape.constant(z), tape.constant(y), CostKind::BinaryCrossEntropy)
-          .item();
+      data_cost(tape, net, tape.constant(z), tape.constant(y), CostKind::BinaryCrossEntropy).item();
   CHECK(c == doctest::Approx(expected).epsilon(1e-14));
 }
 
@@ -70,8 +69,10 @@ TEST_CASE("cost: cross-entropy is the mean over rows") {
   double expected = 0;
   for (std::size_t i = 0; i < 2; ++i) {
     double s = 0;
-    for (std::size_t j = 0; j < 3; ++j) s += std::exp(z(i, j));
-    for (std::size_t j = 0; j < 3; ++j) expected -= y(i, j) * std::log(std::exp(z(i, j)) / s);
+    for (std::size_t j = 0; j < 3; ++j)
+      s += std::exp(z(i, j));
+    for (std::size_t j = 0; j < 3; ++j)
+      expected -= y(i, j) * std::log(std::exp(z(i, j)) / s);
   }
   expected /= 2;  // eq. 20: divided by n, not by n x classes
   Tape<double> tape;
@@ -82,8 +83,7 @@ TEST_CASE("cost: cross-entropy is the mean over rows") {
 
 TEST_CASE("cost: output activation must fit the cost") {
   std::mt19937_64 rng(1);
-  Network<double> lin({2, 3, 2}, {Activation::relu(), Activation::identity()}, Initialiser{},
-                      rng);
+  Network<double> lin({2, 3, 2}, {Activation::relu(), Activation::identity()}, Initialiser{}, rng);
   Network<double> sig({2, 3, 2}, {Activation::relu(), Activation::sigmoid()}, Initialiser{}, rng);
   Tape<double> tape;
   const auto x = tape.constant(normal_matrix(3, 2, 1));
@@ -137,12 +137,11 @@ TEST_CASE("cost: report 001's lambda/(2n) convention through the coefficient") {
 
 TEST_CASE("cost: objective adds the penalty and records nothing extra without one") {
   std::mt19937_64 rng(2);
-  Network<double> net({2, 3, 1}, {Activation::tanh(), Activation::identity()}, Initialiser{},
-                      rng);
+  Network<double> net({2, 3, 1}, {Activation::tanh(), Activation::identity()}, Initialiser{}, rng);
   const Matrix<double> x = normal_matrix(4, 2, 5), y = normal_matrix(4, 1, 6);
   Tape<double> tape;
-  const double data = data_cost(tape, net, tape.constant(x), tape.constant(y),
-                                CostKind::MeanSquaredError).item();
+  const double data =
+      data_cost(tape, net, tape.constant(x), tape.constant(y), CostKind::MeanSquaredError).item();
   const std::size_t nodes = tape.size();
   tape.clear();
   CostSpec spec{CostKind::MeanSquaredError, {Penalty::None, 0.0, false}};

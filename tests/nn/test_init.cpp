@@ -17,7 +17,8 @@ struct Moments {
 
 Moments moments(const Matrix<double>& w) {
   Moments m;
-  for (double v : w) m.mean += v;
+  for (double v : w)
+    m.mean += v;
   m.mean /= static_cast<double>(w.size());
   for (double v : w) {
     m.std += (v - m.mean) * (v - m.mean);
@@ -87,9 +88,8 @@ TEST_CASE("init: biases constant 0.01, 0, or N(0, sigma)") {
 }
 
 TEST_CASE("init: the same seed draws the same numbers in float and double") {
-  for (const char* name :
-       {"standard_normal", "normal:2", "glorot_uniform", "glorot_normal", "he_normal",
-        "he_uniform"}) {
+  for (const char* name : {"standard_normal", "normal:2", "glorot_uniform", "glorot_normal",
+                           "he_normal", "he_uniform"}) {
     INFO(name);
     std::mt19937_64 a(7), b(7), c(8);
     const Matrix<double> w1 = init_weights<double>(Initialiser::parse(name), 5, 6, a);

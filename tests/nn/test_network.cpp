@@ -22,25 +22,41 @@ Matrix<double> manual_forward(const Network<double>& net, const Matrix<double>& 
     for (std::size_t i = 0; i < a.shape(0); ++i) {
       for (std::size_t j = 0; j < W.shape(1); ++j) {
         double s = b(0, j);
-        for (std::size_t k = 0; k < W.shape(0); ++k) s += a(i, k) * W(k, j);
+        for (std::size_t k = 0; k < W.shape(0); ++k)
+          s += a(i, k) * W(k, j);
         z(i, j) = s;
       }
     }
     const double al = layer.activation.effective_alpha();
     for (std::size_t i = 0; i < z.shape(0); ++i) {
       double row_max = z(i, 0), row_sum = 0;
-      for (std::size_t j = 0; j < z.shape(1); ++j) row_max = std::max(row_max, z(i, j));
-      for (std::size_t j = 0; j < z.shape(1); ++j) row_sum += std::exp(z(i, j) - row_max);
+      for (std::size_t j = 0; j < z.shape(1); ++j)
+        row_max = std::max(row_max, z(i, j));
+      for (std::size_t j = 0; j < z.shape(1); ++j)
+        row_sum += std::exp(z(i, j) - row_max);
       for (std::size_t j = 0; j < z.shape(1); ++j) {
         const double v = z(i, j);
         switch (layer.activation.kind) {
-          case ActivationKind::Identity: break;
-          case ActivationKind::Sigmoid: z(i, j) = 1 / (1 + std::exp(-v)); break;
-          case ActivationKind::Tanh: z(i, j) = std::tanh(v); break;
-          case ActivationKind::Relu: z(i, j) = v > 0 ? v : 0; break;
-          case ActivationKind::LeakyRelu: z(i, j) = v > 0 ? v : al * v; break;
-          case ActivationKind::Elu: z(i, j) = v > 0 ? v : al * (std::exp(v) - 1); break;
-          case ActivationKind::Softmax: z(i, j) = std::exp(v - row_max) / row_sum; break;
+          case ActivationKind::Identity:
+            break;
+          case ActivationKind::Sigmoid:
+            z(i, j) = 1 / (1 + std::exp(-v));
+            break;
+          case ActivationKind::Tanh:
+            z(i, j) = std::tanh(v);
+            break;
+          case ActivationKind::Relu:
+            z(i, j) = v > 0 ? v : 0;
+            break;
+          case ActivationKind::LeakyRelu:
+            z(i, j) = v > 0 ? v : al * v;
+            break;
+          case ActivationKind::Elu:
+            z(i, j) = v > 0 ? v : al * (std::exp(v) - 1);
+            break;
+          case ActivationKind::Softmax:
+            z(i, j) = std::exp(v - row_max) / row_sum;
+            break;
         }
       }
     }
@@ -78,9 +94,9 @@ TEST_CASE("network: spec construction gives the layers, shapes and names") {
 TEST_CASE("network: spec errors name the values") {
   std::mt19937_64 rng(1);
   const Initialiser init;
-  CHECK_THROWS_WITH_AS(
-      Network<double>({2, 3, 1}, {Activation::relu()}, init, rng),
-      "Network: 3 sizes make 2 layer(s) but 1 activation(s) were given", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Network<double>({2, 3, 1}, {Activation::relu()}, init, rng),
+                       "Network: 3 sizes make 2 layer(s) but 1 activation(s) were given",
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(Network<double>({4}, {}, init, rng),
                        "Network: sizes need at least an input and an output size, got 1 size(s)",
                        std::invalid_argument);
@@ -110,8 +126,8 @@ TEST_CASE("network: add checks that layers fit") {
   Network<double> net;
   CHECK_THROWS_WITH_AS(net.inputs(), "Network::inputs: the network has no layers",
                        std::logic_error);
-  net.add({Parameter<double>(xt::zeros<double>({3, 4})), Parameter<double>(xt::zeros<double>({1, 4})),
-           Activation::relu()});
+  net.add({Parameter<double>(xt::zeros<double>({3, 4})),
+           Parameter<double>(xt::zeros<double>({1, 4})), Activation::relu()});
   CHECK_THROWS_WITH_AS(
       net.add({Parameter<double>(xt::zeros<double>({5, 2})),
                Parameter<double>(xt::zeros<double>({1, 2})), Activation::identity()}),
@@ -119,8 +135,7 @@ TEST_CASE("network: add checks that layers fit") {
   CHECK_THROWS_WITH_AS(
       net.add({Parameter<double>(xt::zeros<double>({4, 2})),
                Parameter<double>(xt::zeros<double>({1, 3})), Activation::identity()}),
-      "Network::add: layer 2: bias is 1x3 but must be 1x2 for weights 4x2",
-      std::invalid_argument);
+      "Network::add: layer 2: bias is 1x3 but must be 1x2 for weights 4x2", std::invalid_argument);
   CHECK_THROWS_WITH_AS(net.add({Parameter<double>(), Parameter<double>(), Activation::identity()}),
                        "Network::add: layer 2 has an undefined weight or bias parameter",
                        std::invalid_argument);
@@ -149,8 +164,10 @@ TEST_CASE("network: forward equals the hand-computed pass for every activation")
   Matrix<double> p = xt::exp(z.value());
   for (std::size_t i = 0; i < p.shape(0); ++i) {
     double s = 0;
-    for (std::size_t j = 0; j < p.shape(1); ++j) s += p(i, j);
-    for (std::size_t j = 0; j < p.shape(1); ++j) p(i, j) /= s;
+    for (std::size_t j = 0; j < p.shape(1); ++j)
+      s += p(i, j);
+    for (std::size_t j = 0; j < p.shape(1); ++j)
+      p(i, j) /= s;
   }
   CHECK(max_abs_diff(p, out) < 1e-14);
   tape.clear();
@@ -167,7 +184,8 @@ TEST_CASE("network: parameters gives each parameter once, sharing storage") {
   auto params = net.parameters();
   REQUIRE(params.size() == 6);
   for (std::size_t i = 0; i < params.size(); ++i) {
-    for (std::size_t j = i + 1; j < params.size(); ++j) CHECK_FALSE(params[i].same_as(params[j]));
+    for (std::size_t j = i + 1; j < params.size(); ++j)
+      CHECK_FALSE(params[i].same_as(params[j]));
   }
   CHECK(params[0].same_as(net.layers()[0].W));
   CHECK(params[1].same_as(net.layers()[0].b));
@@ -177,8 +195,8 @@ TEST_CASE("network: parameters gives each parameter once, sharing storage") {
   // A tape backward fills each parameter's grad exactly once per use.
   Tape<double> tape;
   const auto x = tape.constant(normal_matrix(4, 2, 5));
-  const auto c = data_cost(tape, net, x, tape.constant(normal_matrix(4, 1, 6)),
-                           CostKind::MeanSquaredError);
+  const auto c =
+      data_cost(tape, net, x, tape.constant(normal_matrix(4, 1, 6)), CostKind::MeanSquaredError);
   tape.backward(c);
   CHECK(params[5].grad().shape() == std::array<std::size_t, 2>{1, 1});
 }

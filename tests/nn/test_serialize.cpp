@@ -35,7 +35,8 @@ void write_bytes(const std::string& path, const Bytes& b) {
 
 // ---- an independent encoder written from the layout in serialize.hpp / docs/nn.md
 void le(Bytes& out, std::uint64_t v, int n) {
-  for (int i = 0; i < n; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  for (int i = 0; i < n; ++i)
+    out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
 void le_double(Bytes& out, double d) {
   std::uint64_t u;
@@ -46,7 +47,8 @@ std::uint32_t crc32_bitwise(const Bytes& b) {  // the textbook bit loop, no tabl
   std::uint32_t c = 0xFFFFFFFFu;
   for (std::uint8_t byte : b) {
     c ^= byte;
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    for (int k = 0; k < 8; ++k)
+      c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
   }
   return ~c;
 }
@@ -71,7 +73,8 @@ Bytes encode(const std::vector<LayerSpec>& layers, std::uint32_t version = 1) {
     le(b, l.out, 8);
   }
   for (const auto& l : layers) {
-    for (double v : l.values) le_double(b, v);
+    for (double v : l.values)
+      le_double(b, v);
   }
   le(b, crc32_bitwise(b), 4);
   return b;
@@ -88,8 +91,7 @@ Network<double> sample_network(std::uint64_t seed) {
   init.bias_sigma = 0.3;
   return Network<double>({4, 7, 6, 5, 5, 5, 3},
                          {Activation::sigmoid(), Activation::tanh(), Activation::relu(),
-                          Activation::leaky_relu(0.2), Activation::elu(0.5),
-                          Activation::softmax()},
+                          Activation::leaky_relu(0.2), Activation::elu(0.5), Activation::softmax()},
                          init, rng);
 }
 
@@ -141,8 +143,8 @@ TEST_CASE("serialize: the bytes follow the documented layout") {
            xgrad::Parameter<double>(Matrix<double>{{-1.0}}), Activation::identity()});
   const std::string path = temp_path("layout");
   save_network(net, path);
-  const Bytes expected = encode({{5, 0.5, 1, 2, {1.5, -2.0, 0.25, 0.125}},
-                                 {0, 0.0, 2, 1, {3.0, 4.0, -1.0}}});
+  const Bytes expected =
+      encode({{5, 0.5, 1, 2, {1.5, -2.0, 0.25, 0.125}}, {0, 0.0, 2, 1, {3.0, 4.0, -1.0}}});
   CHECK(read_bytes(path) == expected);
   std::remove(path.c_str());
 }
@@ -152,8 +154,8 @@ TEST_CASE("serialize: a missing or foreign file is named with its problem") {
   CHECK(contains(load_error(missing), "load_network: " + missing + ": cannot open the file"));
 
   const std::string foreign = temp_path("foreign");
-  write_bytes(foreign, Bytes{'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                             0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  write_bytes(foreign, Bytes{'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0,
+                             0,   0,   0, 0, 0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
   CHECK(load_error(foreign) == "load_network: " + foreign +
                                    ": not an xgrad network file (wrong magic; expected "
                                    "\"XGRADNN\\0\")");
@@ -174,8 +176,8 @@ TEST_CASE("serialize: truncated files at every section are reported as truncated
     INFO("kept " << keep << " of " << full.size() << " bytes");
     write_bytes(path, Bytes(full.begin(), full.begin() + static_cast<long>(keep)));
     const std::string msg = load_error(path);
-    CHECK(contains(msg, "load_network: " + path + ": truncated: " + std::to_string(keep) +
-                            " bytes"));
+    CHECK(
+        contains(msg, "load_network: " + path + ": truncated: " + std::to_string(keep) + " bytes"));
   }
   Bytes longer = full;
   longer.push_back(0);
@@ -198,8 +200,7 @@ TEST_CASE("serialize: wrong version, wrong dtype and corruption") {
 
   write_bytes(path, good);
   CHECK(thrown_message<std::runtime_error>([&] { load_network<float>(path); }) ==
-        "load_network: " + path +
-            ": holds float64 parameters but a float32 network was asked for");
+        "load_network: " + path + ": holds float64 parameters but a float32 network was asked for");
 
   Bytes odd = good;
   odd[12] = 2;

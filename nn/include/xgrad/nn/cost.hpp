@@ -44,8 +44,8 @@ void check_regularisation(const Regularisation& reg);
 /// cost requires one (softmax + cross-entropy, sigmoid + BCE); throws
 /// std::invalid_argument when the network's output activation does not fit the cost.
 template <class T>
-Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x,
-                    const Tensor<T>& y, CostKind cost);
+Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
+                    CostKind cost);
 
 /// The regularisation penalty over the network's parameters (1x1; 0 for None).
 template <class T>

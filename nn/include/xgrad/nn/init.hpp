@@ -22,8 +22,8 @@ struct Initialiser {
   WeightInit weights = WeightInit::StandardNormal;
   double weight_sigma = 1.0;  // for WeightInit::Normal
   BiasInit biases = BiasInit::Constant;
-  double bias_value = 0.01;   // report 000's constant
-  double bias_sigma = 1.0;    // for BiasInit::Normal
+  double bias_value = 0.01;  // report 000's constant
+  double bias_sigma = 1.0;   // for BiasInit::Normal
   /// Parses "standard_normal", "normal:SIGMA", "glorot_uniform", "glorot_normal",
   /// "he_normal", "he_uniform" (weights only); throws std::invalid_argument otherwise.
   static Initialiser parse(const std::string& weights);

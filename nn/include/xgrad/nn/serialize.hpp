@@ -31,7 +31,7 @@ inline constexpr std::uint32_t kModelFormatVersion = 1;
 /// What a model file holds, read from its header (parameters not loaded).
 struct ModelFileInfo {
   std::uint32_t version = 0;
-  std::size_t scalar_bytes = 0;  // 4 or 8
+  std::size_t scalar_bytes = 0;    // 4 or 8
   std::vector<std::size_t> sizes;  // {inputs, hidden..., outputs}
   std::vector<Activation> activations;
 };
