@@ -5,6 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <xtensor/xnoalias.hpp>
+
 #include "op_table.hpp"
 
 namespace xgrad {
@@ -298,7 +300,8 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   }
   // The implicit seed of a scalar root is written in place: backward() allocates nothing.
   if (seed != nullptr) {
-    grad_of(r) += *seed;
+    // noalias: a plain xtensor `+=` evaluates into a temporary (one allocation per call).
+    xt::noalias(grad_of(r)) += *seed;
   } else {
     grad_of(r)(0, 0) += T(1);
   }

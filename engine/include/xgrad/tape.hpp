@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -198,7 +199,8 @@ class Tape {
 
   // ---- used by the op implementations (engine/src), not by models ----
   /// Appends a node of shape rows x cols; requires_grad when recording is on and a
-  /// parent requires it. Returns its index. May move other nodes: re-fetch references.
+  /// parent requires it. Returns its index. Never moves existing nodes, so references
+  /// to other nodes' values (e.g. the argument of constant(t.value())) stay valid.
   std::uint32_t record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
                        std::size_t cols);
   detail::Node<T>& node(std::uint32_t i) { return nodes_[i]; }
@@ -216,7 +218,9 @@ class Tape {
   friend class NoGradGuard;
   /// The reverse walk; seed == nullptr means a 1x1 root seeded with 1 (no allocation).
   void run_backward(std::uint32_t root, const Matrix<T>* seed, BackwardOptions options);
-  std::vector<detail::Node<T>> nodes_;
+  // A deque, not a vector: growing it never relocates existing nodes. With a vector,
+  // tape.constant(t.value()) read t's value after record() had moved it (use after free).
+  std::deque<detail::Node<T>> nodes_;
   std::size_t used_ = 0;
   std::uint64_t generation_ = 1;
   bool grad_enabled_ = true;
