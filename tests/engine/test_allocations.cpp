@@ -93,6 +93,19 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
   CHECK(allocations == 0);
   CHECK(std::isfinite(static_cast<double>(seen)));
 
+  // An explicit seed gradient (backward from a non-scalar root) allocates nothing either.
+  Param a(random_matrix<T>(4, 4, 8), "a"), b(random_matrix<T>(4, 4, 9), "b");
+  const Matrix<T> seed = random_matrix<T>(4, 4, 10);
+  xgrad::Tape<T> small;
+  auto small_step = [&] {
+    small.clear();
+    small.backward(small.parameter(a) + small.parameter(b), seed);
+  };
+  small_step();
+  CHECK(allocations_during([&] {
+          for (int s = 0; s < 10; ++s) small_step();
+        }) == 0);
+
   // The counter does count: a fresh tape's first step allocates its nodes and buffers.
   xgrad::Tape<T> fresh;
   const long first = allocations_during([&] {

@@ -263,3 +263,19 @@ TEST_CASE("gather_rows copies the selected rows in order") {
   CHECK_THROWS_WITH_AS(tape.gather_rows(data, bad, 0, 2),
                        "gather_rows: row index 6 outside data with 6 rows", std::out_of_range);
 }
+
+TEST_CASE("a tape's own values can be recorded again while the tape grows") {
+  // tape.constant(t.value()) detaches t; recording it appends a node, which must not
+  // move t's storage away from under the reference (it did once: use after free).
+  Tape tape;
+  const Matrix<double> v = random_matrix(3, 4, 21);
+  Tensor t = tape.variable(v);
+  for (int i = 0; i < 200; ++i) {
+    const Tensor c = tape.constant(t.value());
+    t = tape.variable(c.value());
+    const std::vector<std::size_t> rows = {2, 0};
+    const Tensor g = tape.gather_rows(t.value(), rows, 0, 2);
+    REQUIRE(g.value()(1, 3) == v(0, 3));
+  }
+  CHECK(max_abs_diff(t.value(), v) == 0.0);
+}
