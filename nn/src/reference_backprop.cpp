@@ -158,7 +158,11 @@ template <class T>
 T ReferenceBackprop<T>::compute(const Matrix<T>& x, const Matrix<T>& y,
                                 const std::vector<std::size_t>& rows, std::size_t begin,
                                 std::size_t end, const CostSpec& spec) {
-  if (begin >= end || end > rows.size()) {
+  if (begin == end) {
+    throw std::invalid_argument("ReferenceBackprop::compute: empty minibatch [" +
+                                std::to_string(begin) + ", " + std::to_string(end) + ")");
+  }
+  if (begin > end || end > rows.size()) {
     throw std::out_of_range("ReferenceBackprop::compute: range [" + std::to_string(begin) + ", " +
                             std::to_string(end) + ") outside an index list of " +
                             std::to_string(rows.size()));

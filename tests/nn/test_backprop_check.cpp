@@ -26,6 +26,8 @@ struct Combo {
   CostSpec spec;
   std::size_t batch = 1;
   std::uint64_t seed = 1;
+  /// Optional change of the drawn targets (soft cross-entropy targets).
+  std::function<void(Matrix<double>&)> adjust_targets = nullptr;
 };
 
 struct Outcome {
@@ -89,7 +91,8 @@ Outcome check(const Combo& c) {
   init.bias_sigma = 0.5;
   Network<double> net(c.sizes, c.activations, init, rng);
   const Matrix<double> x = normal_matrix(c.batch, c.sizes.front(), c.seed + 101);
-  const Matrix<double> y = targets_for(c.spec.cost, c.batch, c.sizes.back(), c.seed + 202);
+  Matrix<double> y = targets_for(c.spec.cost, c.batch, c.sizes.back(), c.seed + 202);
+  if (c.adjust_targets) c.adjust_targets(y);
 
   Outcome o;
   double c_tape = 0, c_ref = 0;
@@ -275,6 +278,32 @@ TEST_CASE(
     r.add(o);
     print_rows("report 000 check (1-3-3-3-1, L1 λ=1e-2 W+b)",
                {{"batch " + std::to_string(batch), r}});
+  }
+}
+
+TEST_CASE("backprop check: cross-entropy with soft targets") {
+  // Label smoothing (rows sum to 1, none one-hot) and rows that do not sum to 1: the
+  // gradient is then (ŷ Σ_k y_k − y)/n, not eq. 21's (ŷ − y)/n, on both code paths.
+  const auto smooth = [](Matrix<double>& y) { y = 0.9 * y + 0.1 / double(y.shape(1)); };
+  const auto scaled = [](Matrix<double>& y) {
+    for (std::size_t i = 0; i < y.shape(0); ++i) {
+      for (std::size_t j = 0; j < y.shape(1); ++j)
+        y(i, j) = 0.5 * y(i, j) + 0.1 * double(i + j);
+    }
+  };
+  std::uint64_t seed = 9100;
+  for (const auto& adjust : {std::function<void(Matrix<double>&)>(smooth),
+                             std::function<void(Matrix<double>&)>(scaled)}) {
+    for (const Regularisation& reg : kRegularisers) {
+      Combo c{"softmax + CE, soft targets, " + reg_name(reg),
+              {3, 5, 4, 4},
+              {Activation::tanh(), Activation::elu(), Activation::softmax()},
+              CostSpec{CostKind::CrossEntropy, reg},
+              6,
+              ++seed,
+              adjust};
+      require_agreement(c, check(c));
+    }
   }
 }
 
