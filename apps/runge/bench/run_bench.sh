@@ -9,8 +9,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../../../build-runge}"
 epochs="${2:-3000}"
 out="$here/../results/bench.csv"
+cores=$(nproc)  # before OMP_NUM_THREADS=1, which nproc obeys
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-echo "# $(date -u +%FT%TZ) $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" >&2
+echo "# $(date -u +%FT%TZ) $cores cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" >&2
 "$build/apps/runge/runge_bench" --epochs "$epochs" --threads 1 --cases full,batch5 > "$out"
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 "$here/peers.py" --epochs "$epochs" >> "$out"
