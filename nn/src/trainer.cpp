@@ -78,7 +78,9 @@ template <class T>
 Evaluation Trainer<T>::evaluate(const Matrix<T>& x, const Matrix<T>& y) {
   check_data(network_, x, y, "evaluate");
   const std::size_t n = x.shape(0);
-  if (eval_rows_.size() != n) eval_rows_ = iota_indices(n);
+  // 0..N-1 for the largest set seen: a prefix serves any smaller one, so alternating
+  // training and validation evaluations do not rebuild it.
+  if (eval_rows_.size() < n) eval_rows_ = iota_indices(n);
   NoGradGuard<T> no_grad(eval_tape_);
   // The data costs are means over rows (times a fixed column count), so the batch
   // means weighted by their rows give the mean over the whole set.
