@@ -42,7 +42,8 @@ xgrad::Matrix<T> random_matrix(std::size_t rows, std::size_t cols, std::uint64_t
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   xgrad::Matrix<T> m({rows, cols});
-  for (T& x : m) x = static_cast<T>(normal(rng));
+  for (T& x : m)
+    x = static_cast<T>(normal(rng));
   return m;
 }
 
@@ -83,7 +84,8 @@ double chained_add_ns(int repeats, int steps, int chain) {
       tape.clear();
       const xgrad::Tensor<float> bb = tape.parameter(b);
       xgrad::Tensor<float> y = tape.parameter(a);
-      for (int k = 0; k < chain; ++k) y = y + bb;
+      for (int k = 0; k < chain; ++k)
+        y = y + bb;
       tape.backward(y, seed);
     }
     if (r > 0) ns.push_back(seconds_since(start) * 1e9 / (double(steps) * chain));
@@ -159,8 +161,10 @@ int main(int argc, char** argv) {
   const double step_ns = small_op_step_ns(repeats, quick ? 20000 : 200000);
   const double chain_ns = chained_add_ns(repeats, quick ? 2000 : 20000, 64);
   const bool step_ok = step_ns < 1000.0;
-  std::printf("    one step (clear, 2 leaves, add, backward with 4x4 seed): %8.1f ns   goal < 1000 ns: %s\n",
-              step_ns, step_ok ? "PASS" : "MISS");
+  std::printf(
+      "    one step (clear, 2 leaves, add, backward with 4x4 seed): %8.1f ns   goal < 1000 ns: "
+      "%s\n",
+      step_ns, step_ok ? "PASS" : "MISS");
   std::printf("    one more add in a chain of 64 (forward + backward):      %8.1f ns\n\n",
               chain_ns);
 

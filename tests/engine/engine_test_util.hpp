@@ -64,11 +64,14 @@ Matrix<T> one_hot_rows(std::size_t rows, std::size_t cols, std::uint64_t seed) {
   std::uniform_int_distribution<std::size_t> pick(0, cols - 1);
   Matrix<T> m({rows, cols});
   m.fill(T(0));
-  for (std::size_t r = 0; r < rows; ++r) m(r, pick(rng)) = T(1);
+  for (std::size_t r = 0; r < rows; ++r)
+    m(r, pick(rng)) = T(1);
   return m;
 }
 
-inline std::string shape_of(const Matrix<double>& m) { return xgrad::shape_string(m); }
+inline std::string shape_of(const Matrix<double>& m) {
+  return xgrad::shape_string(m);
+}
 
 /// Largest |a - b| over two matrices of the same shape (infinity if shapes differ).
 template <class T>
@@ -110,7 +113,8 @@ inline void check_op_gradients(const std::string& what, const OpUnderTest& op,
       [&](Tape&, const Inputs& x) {
         const Tensor y = op(x);
         Tensor extra = xgrad::sum(xgrad::square(x[0]));
-        for (std::size_t k = 1; k < x.size(); ++k) extra = extra + xgrad::sum(xgrad::square(x[k]));
+        for (std::size_t k = 1; k < x.size(); ++k)
+          extra = extra + xgrad::sum(xgrad::square(x[k]));
         return y + extra;  // extra is 1x1: broadcast over y
       },
       inputs);
@@ -118,12 +122,14 @@ inline void check_op_gradients(const std::string& what, const OpUnderTest& op,
 
   Tape tape;
   Inputs x;
-  for (const auto& m : inputs) x.push_back(tape.variable(m));
+  for (const auto& m : inputs)
+    x.push_back(tape.variable(m));
   const Tensor y = op(x);
   const Matrix<double> upstream = random_matrix(y.rows(), y.cols(), 99);
   tape.backward(y, upstream, xgrad::BackwardOptions{true});
   std::vector<Matrix<double>> first;
-  for (const auto& v : x) first.push_back(v.grad());
+  for (const auto& v : x)
+    first.push_back(v.grad());
   tape.backward(y, upstream, xgrad::BackwardOptions{true});
   for (std::size_t k = 0; k < x.size(); ++k) {
     CHECK_MESSAGE(max_abs_diff(first[k], x[k].grad()) == 0.0,

@@ -53,7 +53,8 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
   const Matrix<T> labels = one_hot_rows<T>(20, 3, 6);
   const Matrix<T> targets = random_matrix<T>(20, 3, 7, Domain::Unit);
   std::vector<std::size_t> order(20);
-  for (std::size_t i = 0; i < 20; ++i) order[i] = (7 * i) % 20;
+  for (std::size_t i = 0; i < 20; ++i)
+    order[i] = (7 * i) % 20;
   xgrad::Tape<T> tape;
   T seen = 0;  // keeps the results observable
 
@@ -65,31 +66,36 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
     const Tens y = tape.gather_rows(labels, order, begin, begin + 5);
     const Tens t = tape.gather_rows(targets, order, begin, begin + 5);
     const Tens pre = xgrad::matmul(x, tape.parameter(w1)) + tape.parameter(b1);
-    const Tens h = xgrad::elu(pre) * xgrad::sigmoid(pre) - xgrad::leaky_relu(pre) / xgrad::exp(pre) +
-                   xgrad::relu(pre) + xgrad::tanh(-pre) + xgrad::abs(pre * T(0.5) + T(1));
+    const Tens h = xgrad::elu(pre) * xgrad::sigmoid(pre) -
+                   xgrad::leaky_relu(pre) / xgrad::exp(pre) + xgrad::relu(pre) + xgrad::tanh(-pre) +
+                   xgrad::abs(pre * T(0.5) + T(1));
     const Tens z = xgrad::matmul(h, tape.parameter(w2)) + tape.parameter(b2);
     const Tens positive = xgrad::square(z) + T(1);
-    const Tens extra = xgrad::mean(xgrad::log(positive)) + xgrad::sum(xgrad::sqrt(positive), xgrad::Axis::Rows) +
+    const Tens extra = xgrad::mean(xgrad::log(positive)) +
+                       xgrad::sum(xgrad::sqrt(positive), xgrad::Axis::Rows) +
                        xgrad::sum(xgrad::pow(positive, T(1.5)), xgrad::Axis::Cols) * T(1e-3) +
                        xgrad::mean(xgrad::softmax(z) * xgrad::log_softmax(z)) +
                        xgrad::sum(T(1) / positive) + xgrad::sum(xgrad::transpose(z));
     const Tens loss = xgrad::softmax_cross_entropy(z, y) + xgrad::bce_with_logits(z, t) +
                       xgrad::mse_loss(xgrad::sigmoid(z), t) + xgrad::mean(extra);
-    for (Param* p : params) p->zero_grad();
+    for (Param* p : params)
+      p->zero_grad();
     tape.backward(loss);
     {
       xgrad::NoGradGuard<T> no_grad(tape);
       seen += xgrad::softmax(z).value()(0, 0);
     }
     // The update without a temporary: a plain `-=` in xtensor would evaluate into one.
-    for (Param* p : params) xt::noalias(p->value()) -= T(0.01) * p->grad();
+    for (Param* p : params)
+      xt::noalias(p->value()) -= T(0.01) * p->grad();
     seen += loss.item();
   };
 
   step(0);
   step(1);
   long allocations = 0;
-  for (std::size_t s = 2; s < 12; ++s) allocations += allocations_during([&] { step(s); });
+  for (std::size_t s = 2; s < 12; ++s)
+    allocations += allocations_during([&] { step(s); });
   CHECK(allocations == 0);
   CHECK(std::isfinite(static_cast<double>(seen)));
 
@@ -103,7 +109,8 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
   };
   small_step();
   CHECK(allocations_during([&] {
-          for (int s = 0; s < 10; ++s) small_step();
+          for (int s = 0; s < 10; ++s)
+            small_step();
         }) == 0);
 
   // The counter does count: a fresh tape's first step allocates its nodes and buffers.

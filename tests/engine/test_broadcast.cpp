@@ -98,7 +98,8 @@ TEST_CASE("the gradient of a broadcast bias is the column sum of the upstream gr
   REQUIRE(b.grad().shape(1) == 3);
   for (std::size_t j = 0; j < 3; ++j) {
     double column = 0;
-    for (std::size_t i = 0; i < 5; ++i) column += g(i, j);
+    for (std::size_t i = 0; i < 5; ++i)
+      column += g(i, j);
     CHECK(b.grad()(0, j) == doctest::Approx(column));
   }
   CHECK(max_abs_diff(x.grad(), g) == 0.0);

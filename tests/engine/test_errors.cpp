@@ -9,14 +9,10 @@ TEST_CASE("ops on shapes that do not broadcast name the op and both shapes") {
   const Tensor a = tape.variable(random_matrix(2, 3, 1));
   const Tensor b = tape.variable(random_matrix(4, 3, 2));
   const Tensor c = tape.variable(random_matrix(2, 5, 3));
-  CHECK_THROWS_WITH_AS(a + b, "add: shapes 2x3 and 4x3 cannot be broadcast",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(b - a, "sub: shapes 4x3 and 2x3 cannot be broadcast",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(a * c, "mul: shapes 2x3 and 2x5 cannot be broadcast",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(c / a, "div: shapes 2x5 and 2x3 cannot be broadcast",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(a + b, "add: shapes 2x3 and 4x3 cannot be broadcast", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(b - a, "sub: shapes 4x3 and 2x3 cannot be broadcast", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(a * c, "mul: shapes 2x3 and 2x5 cannot be broadcast", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(c / a, "div: shapes 2x5 and 2x3 cannot be broadcast", std::invalid_argument);
   // A row vector of the wrong width is not silently stretched (xtensor would resize).
   const Tensor bias = tape.variable(random_matrix(1, 4, 4));
   CHECK_THROWS_WITH_AS(a + bias, "add: shapes 2x3 and 1x4 cannot be broadcast",
@@ -55,8 +51,7 @@ TEST_CASE("backward on a non-scalar needs a seed gradient of the root's shape") 
                        "backward: root is 2x3, not a scalar; pass a seed gradient of that shape",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(tape.backward(y, random_matrix(1, 3, 10)),
-                       "backward: seed gradient is 1x3 but the root is 2x3",
-                       std::invalid_argument);
+                       "backward: seed gradient is 1x3 but the root is 2x3", std::invalid_argument);
   // With a seed of the right shape it works: the gradient is seed * exp(x).
   const Matrix<double> seed = random_matrix(2, 3, 11);
   tape.backward(y, seed);

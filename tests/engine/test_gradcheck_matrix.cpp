@@ -36,7 +36,8 @@ TEST_CASE("matmul computes the product") {
   for (std::size_t i = 0; i < 3; ++i) {
     for (std::size_t j = 0; j < 2; ++j) {
       double s = 0;
-      for (std::size_t q = 0; q < 4; ++q) s += av(i, q) * bv(q, j);
+      for (std::size_t q = 0; q < 4; ++q)
+        s += av(i, q) * bv(q, j);
       CHECK(y.value()(i, j) == doctest::Approx(s).epsilon(1e-14));
     }
   }
@@ -83,7 +84,8 @@ TEST_CASE("sum and mean have the reduced shape and value") {
   double total = 0;
   for (std::size_t i = 0; i < 3; ++i) {
     double row_total = 0;
-    for (std::size_t j = 0; j < 4; ++j) row_total += v(i, j);
+    for (std::size_t j = 0; j < 4; ++j)
+      row_total += v(i, j);
     CHECK(cols.value()(i, 0) == doctest::Approx(row_total / 4));
     total += row_total;
   }

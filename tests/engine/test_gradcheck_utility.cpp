@@ -96,8 +96,10 @@ TEST_CASE("gradcheck checks parameter gradients and leaves the parameters as the
   CHECK(r.elements_checked == 12 + 3);
   CHECK(max_abs_diff(w.value(), w_before) == 0.0);
   CHECK(max_abs_diff(b.value(), b_before) == 0.0);
-  for (const double g : w.grad()) CHECK(g == 0.0);
-  for (const double g : b.grad()) CHECK(g == 0.0);
+  for (const double g : w.grad())
+    CHECK(g == 0.0);
+  for (const double g : b.grad())
+    CHECK(g == 0.0);
 }
 
 TEST_CASE("gradcheck on parameters fails when a parameter's dependency is hidden") {

@@ -35,9 +35,10 @@ TEST_CASE("softmax_cross_entropy differentiates correctly for one-hot and soft t
                        [](const Inputs& x) { return xgrad::softmax_cross_entropy(x[0], x[1]); },
                        {random_matrix(r, c, seed), one_hot_rows(r, c, seed + 1)});
     // Rows that do not sum to one exercise the p * sum(y) term of the rule.
-    check_op_gradients("softmax_cross_entropy, soft target",
-                       [](const Inputs& x) { return xgrad::softmax_cross_entropy(x[0], x[1]); },
-                       {random_matrix(r, c, seed + 2), random_matrix(r, c, seed + 3, Domain::Unit)});
+    check_op_gradients(
+        "softmax_cross_entropy, soft target",
+        [](const Inputs& x) { return xgrad::softmax_cross_entropy(x[0], x[1]); },
+        {random_matrix(r, c, seed + 2), random_matrix(r, c, seed + 3, Domain::Unit)});
     seed += 4;
   }
 }
@@ -52,7 +53,8 @@ TEST_CASE("the losses compute their textbook values") {
   double mse = 0, bce = 0, ce = 0;
   for (std::size_t i = 0; i < 3; ++i) {
     double norm = 0;
-    for (std::size_t j = 0; j < 4; ++j) norm += std::exp(zv(i, j));
+    for (std::size_t j = 0; j < 4; ++j)
+      norm += std::exp(zv(i, j));
     for (std::size_t j = 0; j < 4; ++j) {
       const double s = 1 / (1 + std::exp(-zv(i, j)));
       mse += (zv(i, j) - yv(i, j)) * (zv(i, j) - yv(i, j));
@@ -119,6 +121,7 @@ TEST_CASE_TEMPLATE("fused losses give finite loss and gradient for logits of +-1
     const xgrad::Tensor<T> loss = xgrad::mse_loss(z, tape.constant(labels));
     tape.backward(loss);
     CHECK(std::isfinite(loss.item()));
-    for (const T g : z.grad()) CHECK(std::isfinite(g));
+    for (const T g : z.grad())
+      CHECK(std::isfinite(g));
   }
 }

@@ -34,7 +34,8 @@ TEST_CASE("inside a no-grad scope results do not require a gradient") {
   }
   CHECK(tape.grad_enabled());
   // The parameter got no gradient from anything recorded inside the scope.
-  for (const double g : w.grad()) CHECK(g == 0.0);
+  for (const double g : w.grad())
+    CHECK(g == 0.0);
 }
 
 TEST_CASE("a no-grad scope cuts the graph: gradients flow only through recorded ops") {

@@ -84,14 +84,16 @@ xgrad::Tensor<T> apply_op(const std::string& op, const std::vector<xgrad::Tensor
   if (op == "log_softmax") return xgrad::log_softmax(x[0]);
   if (op == "mse_loss") return xgrad::mse_loss(x[0], x[1]);
   if (op == "bce_with_logits") return xgrad::bce_with_logits(x[0], xgrad::sigmoid(x[1]));
-  if (op == "softmax_cross_entropy") return xgrad::softmax_cross_entropy(x[0], xgrad::softmax(x[1]));
+  if (op == "softmax_cross_entropy")
+    return xgrad::softmax_cross_entropy(x[0], xgrad::softmax(x[1]));
   throw std::logic_error("test_precision: unknown op " + op);
 }
 
 template <class T, class S>
 Matrix<T> to(const Matrix<S>& m) {
   Matrix<T> out({m.shape(0), m.shape(1)});
-  for (std::size_t k = 0; k < m.size(); ++k) out.data()[k] = static_cast<T>(m.data()[k]);
+  for (std::size_t k = 0; k < m.size(); ++k)
+    out.data()[k] = static_cast<T>(m.data()[k]);
   return out;
 }
 
@@ -101,12 +103,14 @@ std::vector<Matrix<double>> run(const std::string& op, const std::vector<Matrix<
                                 std::uint64_t seed) {
   xgrad::Tape<T> tape;
   std::vector<xgrad::Tensor<T>> x;
-  for (const auto& m : inputs) x.push_back(tape.variable(to<T>(m)));
+  for (const auto& m : inputs)
+    x.push_back(tape.variable(to<T>(m)));
   const xgrad::Tensor<T> y = apply_op(op, x);
   tape.backward(y, to<T>(random_matrix(y.rows(), y.cols(), seed)));
   std::vector<Matrix<double>> out;
   out.push_back(to<double>(y.value()));
-  for (const auto& v : x) out.push_back(to<double>(v.grad()));
+  for (const auto& v : x)
+    out.push_back(to<double>(v.grad()));
   return out;
 }
 
@@ -129,7 +133,8 @@ TEST_CASE("float32 values and gradients match float64 within 1e-5 relative") {
       double worst = 0;
       for (std::size_t k = 0; k < single[part].size(); ++k) {
         const double v64 = reference[part].data()[k];
-        worst = std::max(worst, std::abs(single[part].data()[k] - v64) / std::max(1.0, std::abs(v64)));
+        worst =
+            std::max(worst, std::abs(single[part].data()[k] - v64) / std::max(1.0, std::abs(v64)));
       }
       CHECK(worst <= kTolerance);
       // Not trivially equal either: float32 really ran in float32.

@@ -31,7 +31,8 @@ TEST_CASE("a tensor used several times gets the sum of its gradients") {
     const Matrix<double> v = random_matrix(2, 3, 1);
     const Tensor a = tape.variable(v);
     tape.backward(xgrad::sum(a * a));
-    for (std::size_t k = 0; k < v.size(); ++k) CHECK(a.grad().data()[k] == 2 * v.data()[k]);
+    for (std::size_t k = 0; k < v.size(); ++k)
+      CHECK(a.grad().data()[k] == 2 * v.data()[k]);
   }
   SUBCASE("a parameter used in two places") {
     xgrad::Parameter<double> w(scalar(5.0), "w");
@@ -117,7 +118,8 @@ TEST_CASE("parameter gradients accumulate over steps until zero_grad") {
     CHECK(w.grad().data()[k] == doctest::Approx(3 * once.data()[k]));
   }
   w.zero_grad();
-  for (const double g : w.grad()) CHECK(g == 0.0);
+  for (const double g : w.grad())
+    CHECK(g == 0.0);
   step();
   CHECK(max_abs_diff(w.grad(), once) == 0.0);
 }
@@ -132,7 +134,8 @@ TEST_CASE("a handle from a cleared tape throws instead of reading reused memory"
   const Tensor fresh = tape.variable(random_matrix(2, 2, 10));
   CHECK(fresh.index() == old.index());
 
-  const std::string msg = "tensor #0 is from a cleared tape (generation 1, tape is at generation 2)";
+  const std::string msg =
+      "tensor #0 is from a cleared tape (generation 1, tape is at generation 2)";
   CHECK_THROWS_WITH_AS(old.value(), ("value: " + msg).c_str(), std::logic_error);
   CHECK_THROWS_WITH_AS(old.grad(), ("grad: " + msg).c_str(), std::logic_error);
   CHECK_THROWS_WITH_AS(old.requires_grad(), ("requires_grad: " + msg).c_str(), std::logic_error);
@@ -148,8 +151,8 @@ TEST_CASE("a handle from another tape or an empty handle throws") {
   const Tensor a = one.variable(random_matrix(2, 2, 11));
   const Tensor b = two.variable(random_matrix(2, 2, 12));
   CHECK_THROWS_WITH_AS(a + b, "add: tensor belongs to another tape", std::invalid_argument);
-  CHECK_THROWS_WITH_AS(two.backward(xgrad::sum(a)),
-                       "backward: tensor belongs to another tape", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(two.backward(xgrad::sum(a)), "backward: tensor belongs to another tape",
+                       std::invalid_argument);
   const Tensor empty;
   CHECK_THROWS_WITH_AS(empty.value(), "xgrad::Tensor: empty handle (default-constructed)",
                        std::logic_error);
@@ -164,19 +167,25 @@ TEST_CASE("gradients are zero where nothing flowed, never a previous step's valu
     const Tensor loss = xgrad::sum(xgrad::exp(x));
     const Tensor after_root = xgrad::exp(x);  // recorded after the root: no gradient
     tape.backward(loss);
-    for (const double g : unused.grad()) CHECK(g == 0.0);
-    for (const double g : after_root.grad()) CHECK(g == 0.0);
-    for (const double g : x.grad()) CHECK(g != 0.0);
+    for (const double g : unused.grad())
+      CHECK(g == 0.0);
+    for (const double g : after_root.grad())
+      CHECK(g == 0.0);
+    for (const double g : x.grad())
+      CHECK(g != 0.0);
   }
   tape.clear();
   // Same ops on the same slots, but no backward in this step: grad() must not show the
   // gradient the reused buffers held in the previous step.
   const Tensor x = tape.variable(v);
   const Tensor y = xgrad::exp(x);
-  for (const double g : x.grad()) CHECK(g == 0.0);
-  for (const double g : y.grad()) CHECK(g == 0.0);
+  for (const double g : x.grad())
+    CHECK(g == 0.0);
+  for (const double g : y.grad())
+    CHECK(g == 0.0);
   const Tensor c = tape.constant(v);
-  CHECK_THROWS_WITH_AS(c.grad(), "xgrad::Tensor::grad: tensor #2 (constant) does not require a gradient",
+  CHECK_THROWS_WITH_AS(c.grad(),
+                       "xgrad::Tensor::grad: tensor #2 (constant) does not require a gradient",
                        std::logic_error);
 }
 
@@ -188,7 +197,8 @@ TEST_CASE("the tape does not grow across repeated training steps and reuses its 
   const Matrix<double> data = random_matrix(20, 6, 18);
   const Matrix<double> labels = one_hot_rows(20, 3, 19);
   std::vector<std::size_t> order(20);
-  for (std::size_t i = 0; i < 20; ++i) order[i] = (7 * i) % 20;
+  for (std::size_t i = 0; i < 20; ++i)
+    order[i] = (7 * i) % 20;
 
   Tape tape;
   std::vector<Tensor> handles;
@@ -200,7 +210,8 @@ TEST_CASE("the tape does not grow across repeated training steps and reuses its 
     const Tensor h = xgrad::relu(xgrad::matmul(x, tape.parameter(w1)) + tape.parameter(b1));
     const Tensor z = xgrad::matmul(h, tape.parameter(w2)) + tape.parameter(b2);
     const Tensor loss = xgrad::softmax_cross_entropy(z, y);
-    for (auto& p : params) p.zero_grad();
+    for (auto& p : params)
+      p.zero_grad();
     tape.backward(loss);
     {
       // Evaluation and the update record nothing that needs a gradient.
@@ -208,7 +219,8 @@ TEST_CASE("the tape does not grow across repeated training steps and reuses its 
       const Tensor probabilities = xgrad::softmax(z);
       CHECK(probabilities.rows() == 5);
     }
-    for (auto& p : params) p.value() -= 0.1 * p.grad();
+    for (auto& p : params)
+      p.value() -= 0.1 * p.grad();
     handles = {x, y, h, z, loss};
     return loss.item();
   };
@@ -230,7 +242,7 @@ TEST_CASE("the tape does not grow across repeated training steps and reuses its 
       if (grads[k] != nullptr) CHECK(handles[k].grad().data() == grads[k]);
     }
   }
-  CHECK(capacity == size);  // nothing was recorded beyond the one step's ops
+  CHECK(capacity == size);        // nothing was recorded beyond the one step's ops
   CHECK(last_loss < first_loss);  // and the loop did train
 }
 
@@ -238,7 +250,8 @@ TEST_CASE("a graph of 100000 ops walks backward without recursion") {
   Tape tape;
   const Tensor x = tape.variable(scalar(0.5));
   Tensor y = x;
-  for (int i = 0; i < 100000; ++i) y = y + 1e-6;
+  for (int i = 0; i < 100000; ++i)
+    y = y + 1e-6;
   tape.backward(y);
   CHECK(y.item() == doctest::Approx(0.6));
   CHECK(x.grad()(0, 0) == 1.0);
