@@ -48,7 +48,11 @@ def main():
         except ImportError:
             print("peer=torch skipped: python3-torch is not installed")
             return
-        torch.set_num_threads(threads)
+        # One owner of parallelism (DESIGN.md §6): PyTorch's own pool at 2 threads plus
+        # OpenBLAS at 2 spin against each other (3x slower here). PyTorch's best setting
+        # on this machine is 1 intra-op thread with OpenBLAS owning the cores
+        # (OPENBLAS_NUM_THREADS=threads, set by mnist_bench.sh).
+        torch.set_num_threads(1)
         torch.manual_seed(1)
         X, Y = torch.from_numpy(xtr), torch.from_numpy(ytr)
         model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.Sigmoid(),
@@ -90,7 +94,7 @@ def main():
     else:
         raise SystemExit(f"unknown peer {peer}")
     times.sort()
-    print(f"peer={peer} version={version} threads={threads} epochs={epochs} "
+    print(f"peer={peer} version={version} threads={threads} (BLAS) epochs={epochs} "
           f"median_epoch_s={times[len(times) // 2]:.4f} min_epoch_s={times[0]:.4f} "
           f"test_accuracy={acc:.4f} peak_rss_mb={peak_mb():.0f}")
 
