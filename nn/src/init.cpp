@@ -1,6 +1,6 @@
 // Seeded initialisers (report 000 §II.F: standard normal weights, biases 0.01; report
-// 003: Glorot/Xavier and He). Every draw comes from the caller's generator, so the same
-// seed gives the same parameters.
+// 003: Glorot uniform; He et al. 2015 for ReLU layers). Every draw comes from the caller's
+// generator, so the same seed gives the same parameters.
 #include "xgrad/nn/init.hpp"
 
 #include <cctype>

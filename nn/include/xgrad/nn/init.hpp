@@ -1,4 +1,5 @@
-// Seeded initialisers for weights and biases (report 000 §II.F, report 003).
+// Seeded initialisers for weights and biases (report 000 §II.F; Glorot as in report 003;
+// He et al. 2015).
 #pragma once
 
 #include <random>
