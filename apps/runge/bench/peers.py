@@ -5,7 +5,8 @@
 0.05, 20% held out), float64 like xgrad's runge app, one thread each:
     full    3000 full-batch steps
     batch5  3000 epochs of minibatches of 5 (144,000 steps)
-Prints CSV rows "impl,case,threads,steps,seconds,us_per_step,test_mse"; a peer that is not
+Prints CSV rows "impl,case,threads,steps,seconds,cpu_seconds,us_per_step,cpu_us_per_step,
+test_mse" (wall and process CPU time); a peer that is not
 installed is skipped with a message on stderr.
 """
 import argparse
@@ -47,6 +48,7 @@ def torch_peer(case, epochs, dtype_name):
     batch = n if case == "full" else 5
     gen = torch.Generator().manual_seed(1)
     steps = 0
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen) if batch < n else None
@@ -62,9 +64,10 @@ def torch_peer(case, epochs, dtype_name):
             opt.step()
             steps += 1
     secs = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     with torch.no_grad():
         pred = net(torch.tensor(xte, dtype=dtype)).numpy()[:, 0] * sy + my
-    return steps, secs, float(np.mean((pred - yte) ** 2))
+    return steps, secs, cpu, float(np.mean((pred - yte) ** 2))
 
 
 def sklearn_peer(case, epochs):
@@ -78,12 +81,14 @@ def sklearn_peer(case, epochs):
                      tol=0.0, n_iter_no_change=epochs + 1, shuffle=True, random_state=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         m.fit(xtr, ytr[:, 0])
         secs = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     steps = m.n_iter_ * ((xtr.shape[0] + batch - 1) // batch)
     pred = m.predict(xte) * sy + my
-    return steps, secs, float(np.mean((pred - yte) ** 2))
+    return steps, secs, cpu, float(np.mean((pred - yte) ** 2))
 
 
 def main():
@@ -91,24 +96,28 @@ def main():
     p.add_argument("--epochs", type=int, default=3000)
     p.add_argument("--cases", default="full,batch5")
     p.add_argument("--peers", default="torch,torch_float32,sklearn")
+    p.add_argument("--float32-cases", default="full",
+                   help="cases also run by PyTorch in float32 (default: %(default)s)")
     a = p.parse_args()
     for peer in a.peers.split(","):
         for case in a.cases.split(","):
+            if peer == "torch_float32" and case not in a.float32_cases.split(","):
+                continue
             try:
                 if peer == "torch":
-                    steps, secs, mse = torch_peer(case, a.epochs, "float64")
+                    steps, secs, cpu, mse = torch_peer(case, a.epochs, "float64")
                 elif peer == "torch_float32":
-                    steps, secs, mse = torch_peer(case, a.epochs, "float32")
+                    steps, secs, cpu, mse = torch_peer(case, a.epochs, "float32")
                 elif peer == "sklearn":
-                    steps, secs, mse = sklearn_peer(case, a.epochs)
+                    steps, secs, cpu, mse = sklearn_peer(case, a.epochs)
                 else:
                     print(f"peers.py: unknown peer {peer}", file=sys.stderr)
                     continue
             except ImportError as e:
                 print(f"peers.py: skipping {peer}: {e}", file=sys.stderr)
                 break
-            print(f"{peer},{case},1,{steps},{secs:.4f},{1e6 * secs / steps:.3f},{mse:.6g}",
-                  flush=True)
+            print(f"{peer},{case},1,{steps},{secs:.4f},{cpu:.4f},{1e6 * secs / steps:.3f},"
+                  f"{1e6 * cpu / steps:.3f},{mse:.6g}", flush=True)
     return 0
 
 
