@@ -28,14 +28,15 @@ void reshape_reuse(Matrix<T>& m, std::size_t rows, std::size_t cols) {
   if (m.dimension() != 2 || m.shape(0) != rows || m.shape(1) != cols) m.resize({rows, cols});
 }
 
-/// C [m,n] = op(A) op(B), row-major, op(X) = X^T when trans_x; op(A) is m x k.
-/// The transpose flags make a^T δ and δ W^T cost no copy.
+/// C [m,n] = op(A) op(B) + beta C, row-major, op(X) = X^T when trans_x; op(A) is m x k.
+/// The transpose flags make a^T δ and δ W^T cost no copy; beta = 1 accumulates.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const T* a,
-          const T* b, T* c) {
+          const T* b, T* c, T beta = T(0)) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
-    std::fill(c, c + m * n, T(0));
+    for (std::size_t i = 0; i < m * n; ++i)
+      c[i] *= beta;
     return;
   }
   const auto lda = static_cast<blasint>(trans_a ? m : k);
@@ -44,9 +45,9 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
   const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
   const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, N);
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, beta, c, N);
   } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, a, lda, b, ldb, 0.0, c, N);
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, a, lda, b, ldb, beta, c, N);
   }
 }
 
@@ -151,13 +152,34 @@ ReferenceBackprop<T>::ReferenceBackprop(const Network<T>& net) : layers_(net.lay
 
 template <class T>
 T ReferenceBackprop<T>::compute(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec) {
-  return run(x, y, spec);
+  return run(x, y, spec, false);
 }
 
 template <class T>
 T ReferenceBackprop<T>::compute(const Matrix<T>& x, const Matrix<T>& y,
                                 const std::vector<std::size_t>& rows, std::size_t begin,
                                 std::size_t end, const CostSpec& spec) {
+  gather(x, y, rows, begin, end);
+  return run(xb_, yb_, spec, false);
+}
+
+template <class T>
+T ReferenceBackprop<T>::accumulate(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec) {
+  return run(x, y, spec, true);
+}
+
+template <class T>
+T ReferenceBackprop<T>::accumulate(const Matrix<T>& x, const Matrix<T>& y,
+                                   const std::vector<std::size_t>& rows, std::size_t begin,
+                                   std::size_t end, const CostSpec& spec) {
+  gather(x, y, rows, begin, end);
+  return run(xb_, yb_, spec, true);
+}
+
+template <class T>
+void ReferenceBackprop<T>::gather(const Matrix<T>& x, const Matrix<T>& y,
+                                  const std::vector<std::size_t>& rows, std::size_t begin,
+                                  std::size_t end) {
   if (begin == end) {
     throw std::invalid_argument("ReferenceBackprop::compute: empty minibatch [" +
                                 std::to_string(begin) + ", " + std::to_string(end) + ")");
@@ -183,11 +205,20 @@ T ReferenceBackprop<T>::compute(const Matrix<T>& x, const Matrix<T>& y,
     std::copy(x.data() + src * xc, x.data() + (src + 1) * xc, xb_.data() + r * xc);
     std::copy(y.data() + src * yc, y.data() + (src + 1) * yc, yb_.data() + r * yc);
   }
-  return run(xb_, yb_, spec);
 }
 
 template <class T>
-T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec) {
+Matrix<T>& ReferenceBackprop<T>::target(std::size_t i, bool into_parameters) {
+  if (!into_parameters) return grads_[i];
+  Parameter<T>& p = i % 2 == 0 ? layers_[i / 2].W : layers_[i / 2].b;
+  // += below must never meet a grad of another shape (xtensor would resize it silently).
+  if (p.grad().dimension() != 2 || p.grad().shape() != p.value().shape()) p.zero_grad();
+  return p.grad();
+}
+
+template <class T>
+T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec,
+                            bool into_parameters) {
   const std::size_t L = layers_.size();
   const Activation& out_f = layers_.back().activation;
   check_cost_fits(spec.cost, out_f);
@@ -295,13 +326,15 @@ T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSp
     const Matrix<T>& W = layers_[l].W.value();
     const Matrix<T>& d = delta_[l];
     const std::size_t k = W.shape(0), m = W.shape(1);
-    Matrix<T>& gW = grads_[2 * l];
-    Matrix<T>& gb = grads_[2 * l + 1];
+    Matrix<T>& gW = target(2 * l, into_parameters);
+    Matrix<T>& gb = target(2 * l + 1, into_parameters);
     reshape_reuse(gW, k, m);
     reshape_reuse(gb, std::size_t(1), m);
-    gemm<T>(true, false, k, m, n, in.data(), d.data(), gW.data());  // (a^{l−1})^T δ^l
+    // (a^{l−1})^T δ^l, added to what a parameter's grad holds when accumulating
+    const T beta = into_parameters ? T(1) : T(0);
+    gemm<T>(true, false, k, m, n, in.data(), d.data(), gW.data(), beta);
     T* gbp = gb.data();
-    std::fill(gbp, gbp + m, T(0));
+    if (!into_parameters) std::fill(gbp, gbp + m, T(0));
     const T* dp = d.data();
     for (std::size_t i = 0; i < n; ++i) {  // Σ_rows δ^l
       for (std::size_t j = 0; j < m; ++j)
@@ -325,7 +358,7 @@ T ReferenceBackprop<T>::run(const Matrix<T>& x, const Matrix<T>& y, const CostSp
       for (int which = 0; which < 2; ++which) {
         if (which == 1 && !reg.include_biases) continue;
         const Matrix<T>& theta = which == 0 ? layers_[l].W.value() : layers_[l].b.value();
-        Matrix<T>& g = grads_[2 * l + static_cast<std::size_t>(which)];
+        Matrix<T>& g = target(2 * l + static_cast<std::size_t>(which), into_parameters);
         if (reg.penalty == Penalty::L1) {
           norm += xt::sum(xt::abs(theta))();
           xt::noalias(g) += lambda * xt::sign(theta);

@@ -352,6 +352,47 @@ TEST_CASE("backprop check: reference minibatch gather equals the gathered matric
                        std::out_of_range);
 }
 
+TEST_CASE("backprop check: accumulate adds the gradients into the parameters' grads") {
+  std::mt19937_64 rng(17);
+  Network<double> net({3, 6, 4}, {Activation::relu(), Activation::softmax()},
+                      Initialiser::parse("he_normal"), rng);
+  const Matrix<double> x = normal_matrix(9, 3, 41);
+  const Matrix<double> y = targets_for(CostKind::CrossEntropy, 9, 4, 42);
+  const std::vector<std::size_t> rows = {8, 1, 3, 3, 0, 5};
+  const CostSpec spec{CostKind::CrossEntropy, {Penalty::L1, 0.02, true}};
+  ReferenceBackprop<double> r(net);
+  const double c = r.compute(x, y, rows, 1, 6, spec);
+  const auto expected = r.gradients();
+  auto params = net.parameters();
+  for (auto& p : params)
+    p.zero_grad();
+  CHECK(r.accumulate(x, y, rows, 1, 6, spec) == c);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    CHECK(relative_error(params[i].grad(), expected[i]) <= 1e-15);
+  }
+  r.accumulate(x, y, rows, 1, 6, spec);  // a second pass adds, as a second backward does
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Matrix<double> twice = 2.0 * expected[i];
+    CHECK(relative_error(params[i].grad(), twice) <= 1e-15);
+    CHECK(r.gradients()[i] == expected[i]);  // untouched by accumulate
+  }
+  // The same as the tape's accumulated gradient of the same minibatch.
+  Matrix<double> xb({5, 3}), yb({5, 4});
+  for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t j = 0; j < 3; ++j)
+      xb(i, j) = x(rows[1 + i], j);
+    for (std::size_t j = 0; j < 4; ++j)
+      yb(i, j) = y(rows[1 + i], j);
+  }
+  const auto tape = tape_gradients(net, xb, yb, spec);
+  for (auto& p : params)
+    p.zero_grad();
+  r.accumulate(xb, yb, spec);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    CHECK(relative_error(params[i].grad(), tape[i]) <= kTapeVsReference);
+  }
+}
+
 TEST_CASE("backprop check: add_to_parameter_grads accumulates like backward") {
   std::mt19937_64 rng(13);
   Network<float> net({2, 3, 1}, {Activation::elu(), Activation::sigmoid()}, Initialiser{}, rng);

@@ -31,17 +31,30 @@ class ReferenceBackprop {
   T compute(const Matrix<T>& x, const Matrix<T>& y, const std::vector<std::size_t>& rows,
             std::size_t begin, std::size_t end, const CostSpec& spec);
 
+  /// compute() that adds dC/dθ straight into each Parameter::grad() (the weight
+  /// gradient by a GEMM with beta = 1), as tape.backward() does, instead of filling
+  /// gradients(): the form a training loop steps an optimiser on, with no extra pass
+  /// over the gradients. gradients() keeps the last compute()'s values.
+  T accumulate(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec);
+  T accumulate(const Matrix<T>& x, const Matrix<T>& y, const std::vector<std::size_t>& rows,
+               std::size_t begin, std::size_t end, const CostSpec& spec);
+
   /// dC/dW^1, dC/db^1, ... of the last compute().
   const std::vector<Matrix<T>>& gradients() const { return grads_; }
   /// Adds gradients() into each Parameter::grad() (what tape.backward() does), so an
-  /// optimiser can step on them.
+  /// optimiser can step on them (accumulate() does the same without the extra pass).
   void add_to_parameter_grads() const;
   /// z^l and a^l of the last forward pass (l = 1..L, index l-1); a^L is the output.
   const std::vector<Matrix<T>>& z() const { return z_; }
   const std::vector<Matrix<T>>& a() const { return a_; }
 
  private:
-  T run(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec);
+  T run(const Matrix<T>& x, const Matrix<T>& y, const CostSpec& spec, bool into_parameters);
+  void gather(const Matrix<T>& x, const Matrix<T>& y, const std::vector<std::size_t>& rows,
+              std::size_t begin, std::size_t end);
+  /// Where gradient i (Network::parameters() order) goes: gradients()[i] or the
+  /// parameter's own grad().
+  Matrix<T>& target(std::size_t i, bool into_parameters);
   std::vector<Dense<T>> layers_;
   std::vector<Matrix<T>> z_, a_, delta_, grads_;
   Matrix<T> xb_, yb_;  // gathered minibatch
