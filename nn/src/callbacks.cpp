@@ -173,8 +173,12 @@ void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
 
 // ---------------------------------------------------------------- progress line
 template <class T>
-ProgressLine<T>::ProgressLine(std::ostream* out, double delay_seconds, double refresh_seconds)
-    : out_(out ? out : &std::cerr), delay_(delay_seconds), refresh_(refresh_seconds) {}
+ProgressLine<T>::ProgressLine(std::ostream* out, double delay_seconds, double refresh_seconds,
+                              double log_seconds)
+    : out_(out ? out : &std::cerr),
+      delay_(delay_seconds),
+      refresh_(refresh_seconds),
+      log_(log_seconds) {}
 
 template <class T>
 void ProgressLine<T>::on_train_begin(TrainingState<T>&) {
@@ -241,6 +245,11 @@ void ProgressLine<T>::on_batch_end(TrainingState<T>& s) {
 template <class T>
 void ProgressLine<T>::on_epoch_end(TrainingState<T>& s) {
   if (s.seconds < delay_) return;
+  // A log file gets a line per log_ seconds, not one per epoch: a 3000-epoch Runge run
+  // would otherwise write 3000 lines. The last epoch is always shown.
+  const bool last = s.epoch == s.epochs || s.stop_requested;
+  const double interval = terminal_ ? refresh_ : log_;
+  if (!last && printed_ && s.seconds - last_print_ < interval) return;
   print(s, true);
 }
 

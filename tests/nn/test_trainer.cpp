@@ -360,8 +360,9 @@ TEST_CASE("the progress line reports epoch, loss, samples per second and time le
   auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
   Trainer<double> trainer(net, *opt, mse_cost(), quiet(2, 5, 52));
   std::ostringstream out;
-  // No delay so that this short run prints; not a terminal, so one line per epoch.
-  trainer.add_callback(std::make_shared<ProgressLine<double>>(&out, 0.0, 0.0));
+  // No delay so that this short run prints; not a terminal, so one line per epoch when
+  // the log interval is 0.
+  trainer.add_callback(std::make_shared<ProgressLine<double>>(&out, 0.0, 0.0, 0.0));
   trainer.fit(x, y, x, y);
   const std::string text = out.str();
   CHECK(text.find("epoch 1/2") != std::string::npos);
@@ -369,6 +370,14 @@ TEST_CASE("the progress line reports epoch, loss, samples per second and time le
   CHECK(text.find("val_loss") != std::string::npos);
   CHECK(text.find("samples/s") != std::string::npos);
   CHECK(text.find("left 00:00") != std::string::npos);
+  // With the default 10 s log interval a short run logs its first epoch and its last.
+  std::ostringstream sparse;
+  Trainer<double> third(net, *opt, mse_cost(), quiet(5, 5, 52));
+  third.add_callback(std::make_shared<ProgressLine<double>>(&sparse, 0.0));
+  third.fit(x, y);
+  CHECK(sparse.str().find("epoch 1/5") != std::string::npos);
+  CHECK(sparse.str().find("epoch 3/5") == std::string::npos);
+  CHECK(sparse.str().find("epoch 5/5") != std::string::npos);
   std::ostringstream silent;
   Trainer<double> again(net, *opt, mse_cost(), quiet(2, 5, 52));
   again.add_callback(std::make_shared<ProgressLine<double>>(&silent));  // 2 s delay

@@ -135,15 +135,16 @@ class EarlyStopping : public Callback<T> {
 };
 
 /// The one-line progress display: epoch, batch, running loss, the last epoch's
-/// validation figures, samples/s and time left, rewritten in place ('\r') on a
-/// terminal, one line per epoch otherwise. It stays silent on short runs: nothing is
-/// printed before `delay_seconds` have passed.
+/// validation figures, samples/s and time left. On a terminal the line is rewritten in
+/// place ('\r') every `refresh_seconds`; elsewhere (a log file) a new line is written at
+/// the end of an epoch at most every `log_seconds`, and after the last epoch. It stays
+/// silent on short runs: nothing is printed before `delay_seconds` have passed.
 template <class T>
 class ProgressLine : public Callback<T> {
  public:
   /// out = nullptr means std::cerr.
   explicit ProgressLine(std::ostream* out = nullptr, double delay_seconds = 2.0,
-                        double refresh_seconds = 0.5);
+                        double refresh_seconds = 0.5, double log_seconds = 10.0);
   void on_train_begin(TrainingState<T>& s) override;
   void on_batch_end(TrainingState<T>& s) override;
   void on_epoch_end(TrainingState<T>& s) override;
@@ -152,7 +153,7 @@ class ProgressLine : public Callback<T> {
  private:
   void print(const TrainingState<T>& s, bool epoch_done);
   std::ostream* out_;
-  double delay_, refresh_;
+  double delay_, refresh_, log_;
   bool terminal_ = false;
   bool printed_ = false;
   double last_print_ = 0;
