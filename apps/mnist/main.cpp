@@ -390,14 +390,12 @@ int run_predict(const EvalArgs& a) {
       if (i >= data.test.size())
         throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +
                                                   std::to_string(data.test.size()) + " test images");
-      show_prediction(net, head(data.test, i + 1).images.count ? [&] {
-        Images im;
-        im.count = 1;
-        im.rows = im.cols = 28;
-        im.pixels.assign(data.test.images.pixels.begin() + std::ptrdiff_t(i * 784),
-                         data.test.images.pixels.begin() + std::ptrdiff_t((i + 1) * 784));
-        return im;
-      }() : Images{}, "test image " + std::to_string(i), data.test.labels[i], say);
+      Images im;
+      im.count = 1;
+      im.rows = im.cols = 28;
+      im.pixels.assign(data.test.images.pixels.begin() + std::ptrdiff_t(i * 784),
+                       data.test.images.pixels.begin() + std::ptrdiff_t((i + 1) * 784));
+      show_prediction(net, im, "test image " + std::to_string(i), data.test.labels[i], say);
     }
   }
   return 0;

@@ -2,12 +2,13 @@
 # Runs every training of docs/results-mnist.md one after another (one long run at a
 # time: the machine is shared), each into results/mnist/<name>/ with a log.
 #   apps/mnist/run_results.sh [BUILD_DIR] [DATA_DIR] [names...]
-# Names: best (3 seeds), fashion (3 seeds), r000, r001, r003, logistic000, logistic003.
+# Names: best (3 seeds), fashion (3 seeds), r000, r001, r003, logistic000, logistic003,
+# sweeps (the three grids of docs/results-mnist.md; resumable).
 set -eu
 BUILD=${1:-build}
 DATA=${2:-data/mnist}
 shift 2 2>/dev/null || true
-NAMES=${*:-"best r000 r001 r003 logistic000 logistic003 fashion"}
+NAMES=${*:-"best r000 r001 r003 logistic000 logistic003 fashion sweeps"}
 MNIST="$BUILD/apps/mnist/mnist"
 OUT=results/mnist
 mkdir -p "$OUT"
@@ -40,6 +41,15 @@ for n in $NAMES; do
   logistic003)  # report 003's logistic regression: SGD lr 1e-3, batch 50, 50 epochs
     run logistic003 --dataset mnist --data "$DATA" --logistic --init glorot_uniform --optimiser sgd \
       --lr 1e-3 --lr-decay 1 --batch 50 --epochs 50 ;;
+  sweeps)  # report 000 Figs. 7-8: 2 epochs per point, two workers with 1 BLAS thread each
+    S="$MNIST sweep --dataset mnist --data $DATA --protocol pooled --activation sigmoid --optimiser adam --batch 128 --epochs 2 --workers 2"
+    $S --layers 128 128 --lrs 0.1 0.316 1 3.16 10 --lambdas 1e-10 1e-9 1e-8 1e-7 1e-6 1e-5 \
+      --csv "$OUT/sweep-lr-lambda.csv" > "$OUT/sweep-lr-lambda.log" 2>&1
+    $S --layers 128 128 --lrs 1e-4 3.16e-4 1e-3 3.16e-3 1e-2 3.16e-2 1e-1 --lambdas 0 1e-6 1e-5 1e-4 1e-3 1e-2 \
+      --csv "$OUT/sweep-lr-lambda-adam.csv" > "$OUT/sweep-lr-lambda-adam.log" 2>&1
+    $S --lr 1e-3 --layer-counts 1 2 3 4 --node-counts 32 64 128 256 \
+      --csv "$OUT/sweep-layers-nodes.csv" > "$OUT/sweep-layers-nodes.log" 2>&1
+    echo "== sweeps: $OUT/sweep-*.csv" ;;
   *) echo "unknown run $n" >&2; exit 2 ;;
   esac
 done

@@ -289,4 +289,17 @@ TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
   CHECK(status == 0);
   CHECK(out.find("test image 0: predicted") != std::string::npos);
   CHECK(out.find("true 7") != std::string::npos);
+  // The same digit drawn dark on light in a PGM file: inverted back, same answer.
+  const std::string predicted = out.substr(out.find("predicted ") + 10, 1);
+  {
+    std::ofstream f(dir + "/seven.pgm", std::ios::binary);
+    f << "P5\n28 28\n255\n";
+    for (std::size_t k = 0; k < 784; ++k) f.put(char(255 - mnist().test.images.pixels[k]));
+  }
+  std::tie(status, out) = run("predict --model " + dir + "/model.xgm --image " + dir + "/seven.pgm");
+  CHECK(status == 0);
+  CHECK(out.find("inverted): predicted " + predicted) != std::string::npos);
+  std::tie(status, out) = run("predict --model " + dir + "/model.xgm --index 10000 " + data);
+  CHECK(status != 0);
+  CHECK(out.find("--index") != std::string::npos);
 }

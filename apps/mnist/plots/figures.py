@@ -136,11 +136,12 @@ def sweep(results, out, csv_name, name, xkey, ykey, xlabel, ylabel, logx, logy):
         grid[ys.index(float(r[ykey])), xs.index(float(r[xkey]))] = 100 * float(r["test_accuracy"])
     fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
     im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    lo, hi = np.nanmin(grid), np.nanmax(grid)  # viridis is dark below the middle
     for i in range(len(ys)):
         for j in range(len(xs)):
             v = grid[i, j]
             ax.text(j, i, "diverged" if math.isnan(v) else f"{v:.1f}", ha="center", va="center",
-                    fontsize=8, color="white" if math.isnan(v) or v < np.nanmax(grid) - 5 else "black")
+                    fontsize=8, color="white" if math.isnan(v) or v < lo + 0.5 * (hi - lo) else "black")
     fmt = (lambda v: f"1e{math.log10(v):.1f}" if v > 0 else "0")
     ax.set_xticks(range(len(xs)), [fmt(v) if logx else f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [fmt(v) if logy else f"{v:g}" for v in ys])
@@ -171,6 +172,8 @@ def main():
     misclassified(results, out, "best-seed1", "mnist-misclassified.png")
     sweep(results, out, "sweep-lr-lambda.csv", "mnist-sweep-lr-lambda.png", "learning_rate", "lambda",
           "learning rate", "L2 lambda", True, True)
+    sweep(results, out, "sweep-lr-lambda-adam.csv", "mnist-sweep-lr-lambda-adam.png", "learning_rate",
+          "lambda", "learning rate", "L2 lambda", True, True)
     sweep(results, out, "sweep-layers-nodes.csv", "mnist-sweep-layers-nodes.png", "nodes", "layers",
           "nodes per hidden layer", "hidden layers", False, False)
 
