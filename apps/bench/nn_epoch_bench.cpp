@@ -140,9 +140,9 @@ struct ReferenceRun {
     double sum = 0;
     for (std::size_t b = 0; b < sampler.batches(); ++b) {
       const auto [begin, end] = sampler.batch(b);
-      sum += static_cast<double>(ref.compute(d.x, d.y, sampler.order(), begin, end, cost)) *
+      // accumulate(): the gradients go straight into Parameter::grad(), as backward() does.
+      sum += static_cast<double>(ref.accumulate(d.x, d.y, sampler.order(), begin, end, cost)) *
              static_cast<double>(end - begin);
-      ref.add_to_parameter_grads();
       opt->step_and_zero_grad();  // the same optimiser step as the Trainer's
     }
     const double s = since(t0);
