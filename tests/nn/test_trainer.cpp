@@ -384,3 +384,26 @@ TEST_CASE("the progress line reports epoch, loss, samples per second and time le
   again.fit(x, y);
   CHECK(silent.str().empty());
 }
+
+TEST_CASE("early stopping on R2 treats higher as better") {
+  // On fixed validation data R² = 1 − MSE / var(y), so the best R² epoch is the best
+  // validation-loss epoch: both monitors must pick the same one.
+  Matrix<double> x, y;
+  regression_data<double>(64, 60, x, y);
+  const Matrix<double> y_val = -y;
+  auto best_epoch = [&](Monitor monitor) {
+    Network<double> net = small_net<double>(61);
+    auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
+    TrainerOptions o = quiet(100, 8, 62);
+    o.metric = MetricKind::R2;
+    Trainer<double> trainer(net, *opt, mse_cost(), o);
+    auto stopper = std::make_shared<EarlyStopping<double>>(monitor, 3);
+    trainer.add_callback(stopper);
+    const History& h = trainer.fit(x, y, x, y_val);
+    CHECK(h.stop == StopReason::EarlyStopping);
+    return stopper->best_epoch();
+  };
+  const std::size_t by_loss = best_epoch(Monitor::ValLoss);
+  CHECK(by_loss >= 1);
+  CHECK(best_epoch(Monitor::ValMetric) == by_loss);
+}
