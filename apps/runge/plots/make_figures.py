@@ -236,7 +236,7 @@ def fig_cv(figs):
     ax.set_ylabel("5-fold CV $R^2$ (%)")
     ax.set_ylim(90, 98)
     ax.set_title("Cross-validated $R^2$ on report 000's protocol (300 points, $\\sigma$=0.05)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figs.save(fig, "runge-cv-r2.png")
 
 
