@@ -15,6 +15,7 @@
 #include "xgrad/nn/data.hpp"
 #include "xgrad/nn/optimiser.hpp"
 #include "xgrad/nn/schedule.hpp"
+#include "xgrad/nn/serialize.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::mnist {
@@ -268,126 +269,20 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   return net;
 }
 
-// ---- model file ----
-namespace {
-
-constexpr char kMagic[8] = {'X', 'G', 'M', 'N', 'I', 'S', 'T', '1'};
-constexpr std::uint32_t kVersion = 1;
-constexpr std::uint32_t kMaxLayers = 64;
-constexpr std::uint64_t kMaxWeights = std::uint64_t(1) << 28;
-
-// Little-endian regardless of the host, so a model file moves between machines.
-template <class U>
-void put(std::ostream& out, U v) {
-  unsigned char b[sizeof(U)];
-  std::uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof(U));
-  for (std::size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<unsigned char>(bits >> (8 * i));
-  out.write(reinterpret_cast<const char*>(b), sizeof(U));
-}
-
-template <class U>
-U get(std::istream& in, const std::string& path, const char* what) {
-  unsigned char b[sizeof(U)];
-  if (!in.read(reinterpret_cast<char*>(b), sizeof(U)))
-    throw std::runtime_error(path + ": truncated model file (while reading " + what + ")");
-  std::uint64_t bits = 0;
-  for (std::size_t i = 0; i < sizeof(U); ++i) bits |= std::uint64_t(b[i]) << (8 * i);
-  U v;
-  std::memcpy(&v, &bits, sizeof(U));
-  return v;
-}
-
-std::uint32_t read_header(std::istream& in, const std::string& path) {
-  char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0)
-    throw std::runtime_error(path + ": not an xgrad MNIST model file (bad magic)");
-  const auto version = get<std::uint32_t>(in, path, "version");
-  if (version != kVersion)
-    throw std::runtime_error(path + ": model file version " + std::to_string(version) +
-                             ", this program reads version " + std::to_string(kVersion));
-  const auto element = get<std::uint32_t>(in, path, "element size");
-  if (element != 4 && element != 8)
-    throw std::runtime_error(path + ": element size " + std::to_string(element) +
-                             " (expected 4 or 8)");
-  return element;
-}
-
-template <class T, class S>
-void read_values(std::istream& in, const std::string& path, Matrix<T>& m, const char* what) {
-  for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(get<S>(in, path, what));
-}
-
-}  // namespace
+// ---- model file: nn's versioned, checksummed format (nn/serialize.hpp) ----
 
 template <class T>
 void save_model(const nn::Network<T>& net, const std::string& path) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error(path + ": cannot open for writing");
-  out.write(kMagic, 8);
-  put<std::uint32_t>(out, kVersion);
-  put<std::uint32_t>(out, sizeof(T));
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(net.layers().size()));
-  for (const auto& layer : net.layers()) {
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.inputs()));
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.outputs()));
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(layer.activation.kind));
-    put<double>(out, layer.activation.alpha);
-    for (std::size_t i = 0; i < layer.W.size(); ++i) put<T>(out, layer.W.value().data()[i]);
-    for (std::size_t i = 0; i < layer.b.size(); ++i) put<T>(out, layer.b.value().data()[i]);
-  }
-  if (!out.flush()) throw std::runtime_error(path + ": write error");
+  nn::save_network(net, path);
 }
 
 int model_element_size(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open model file");
-  return static_cast<int>(read_header(in, path));
+  return static_cast<int>(nn::inspect_model_file(path).scalar_bytes);
 }
 
 template <class T>
 nn::Network<T> load_model(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open model file");
-  const std::uint32_t element = read_header(in, path);
-  const auto count = get<std::uint32_t>(in, path, "layer count");
-  if (count < 1 || count > kMaxLayers)
-    throw std::runtime_error(path + ": " + std::to_string(count) + " layers (corrupt file)");
-  nn::Network<T> net;
-  std::size_t previous = 0;
-  for (std::uint32_t l = 0; l < count; ++l) {
-    const auto rows = get<std::uint32_t>(in, path, "layer shape");
-    const auto cols = get<std::uint32_t>(in, path, "layer shape");
-    const auto kind = get<std::uint32_t>(in, path, "activation");
-    const auto alpha = get<double>(in, path, "activation alpha");
-    if (rows == 0 || cols == 0 || std::uint64_t(rows) * cols > kMaxWeights ||
-        (l > 0 && rows != previous))
-      throw std::runtime_error(path + ": layer " + std::to_string(l + 1) + " has shape " +
-                               std::to_string(rows) + "x" + std::to_string(cols) +
-                               " (corrupt file)");
-    if (kind > static_cast<std::uint32_t>(nn::ActivationKind::Softmax) || !std::isfinite(alpha))
-      throw std::runtime_error(path + ": layer " + std::to_string(l + 1) +
-                               " has an unknown activation (corrupt file)");
-    Matrix<T> W({std::size_t(rows), std::size_t(cols)});
-    Matrix<T> b({std::size_t(1), std::size_t(cols)});
-    if (element == 4) {
-      read_values<T, float>(in, path, W, "weights");
-      read_values<T, float>(in, path, b, "biases");
-    } else {
-      read_values<T, double>(in, path, W, "weights");
-      read_values<T, double>(in, path, b, "biases");
-    }
-    nn::Dense<T> layer;
-    layer.W = Parameter<T>(std::move(W), "W" + std::to_string(l + 1));
-    layer.b = Parameter<T>(std::move(b), "b" + std::to_string(l + 1));
-    layer.activation = nn::Activation{static_cast<nn::ActivationKind>(kind), alpha};
-    net.add(std::move(layer));
-    previous = cols;
-  }
-  char extra;
-  if (in.read(&extra, 1))
-    throw std::runtime_error(path + ": data after the last layer (corrupt file)");
-  return net;
+  return nn::load_network<T>(path);
 }
 
 std::array<std::array<double, 10>, 10> row_percentages(

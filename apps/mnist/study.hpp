@@ -84,14 +84,14 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
                      const std::vector<std::uint8_t>& y_test, const Callbacks& callbacks,
                      std::vector<EpochRecord>* history = nullptr);
 
-/// Model file: "XGMNIST1" magic, version, element size, layer count, then per layer
-/// in, out, activation kind and alpha, W (row-major) and b, all little-endian.
+/// The model file is nn's format (nn/serialize.hpp: versioned, little-endian, CRC-32):
+/// a truncated, foreign, corrupt or other-precision file is a std::runtime_error naming
+/// the file and the problem.
 template <class T>
 void save_model(const nn::Network<T>& net, const std::string& path);
-/// The element size (4 or 8) a model file was saved with; validates the header.
+/// The scalar size (4 = float32, 8 = float64) a model file was saved with.
 int model_element_size(const std::string& path);
-/// Loads a model (any element size, converted to T); a truncated, foreign or
-/// inconsistent file is a std::runtime_error naming the file and the problem.
+/// Loads a model saved in the same precision T (model_element_size() tells which).
 template <class T>
 nn::Network<T> load_model(const std::string& path);
 
