@@ -96,6 +96,11 @@ TEST_CASE("without keep_graph the graph is released and a second backward throws
                        "exp: the tape's graph was released by backward(); call tape.clear() "
                        "before recording the next step",
                        std::logic_error);
+  {
+    // Evaluating the step's outputs after backward records values only: allowed.
+    xgrad::NoGradGuard<double> no_grad(tape);
+    CHECK(xgrad::exp(loss).item() == doctest::Approx(std::exp(loss.item())));
+  }
   // clear() starts the next step.
   tape.clear();
   const Tensor y = tape.variable(random_matrix(2, 2, 6));
