@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
       IdxArray a = parse_idx(data, size, "fuzz", *e);
       std::size_t total = 1;
-      for (auto d : a.dims) total *= d;
+      for (auto d : a.dims)
+        total *= d;
       if (total != a.data.size()) __builtin_trap();  // the parser's own invariant
     } catch (const std::runtime_error&) {
     }

@@ -2,13 +2,13 @@
 
 #include <zlib.h>
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <random>
 #include <stdexcept>
-#include <sys/stat.h>
 
 namespace xgrad::mnist {
 namespace {
@@ -29,19 +29,27 @@ std::string hex_bytes(const std::uint8_t* p, std::size_t n) {
 
 std::string dims_string(const std::vector<std::uint32_t>& dims) {
   std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    s += (i ? "x" : "") + std::to_string(dims[i]);
   return s;
 }
 
 const char* type_name(std::uint8_t code) {
   switch (code) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return nullptr;
+    case 0x08:
+      return "unsigned byte";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "int16";
+    case 0x0C:
+      return "int32";
+    case 0x0D:
+      return "float32";
+    case 0x0E:
+      return "float64";
+    default:
+      return nullptr;
   }
 }
 
@@ -110,7 +118,8 @@ class GzipSource final : public Source {
         // No progress possible: the input ran out before the gzip stream ended.
         fail(name_, "gzip stream is truncated (the file ends before the compressed data does)");
       } else if (rc != Z_OK) {
-        fail(name_, std::string("corrupt gzip data (zlib: ") + (z_.msg ? z_.msg : "error " + std::to_string(rc)) + ")");
+        fail(name_, std::string("corrupt gzip data (zlib: ") +
+                        (z_.msg ? z_.msg : "error " + std::to_string(rc)) + ")");
       }
     }
     return got;
@@ -137,7 +146,8 @@ IdxArray parse(Source& src, const std::string& name, const IdxExpect& expect) {
     fail(name, "not an IDX file (it starts with " + hex_bytes(magic, 4) +
                    ", an IDX file with 00 00 <type> <rank>)");
   const char* type = type_name(magic[2]);
-  if (!type) fail(name, "not an IDX file (unknown element type code " + hex_bytes(magic + 2, 1) + ")");
+  if (!type)
+    fail(name, "not an IDX file (unknown element type code " + hex_bytes(magic + 2, 1) + ")");
   if (magic[2] != 0x08)
     fail(name, std::string("element type is ") + type +
                    ", MNIST files hold unsigned bytes (type code 08)");
@@ -273,8 +283,7 @@ std::string find_file(const std::string& dir, const std::string& base) {
   return {};
 }
 
-TrainTest load_dir(const std::string& dir, const std::string& name,
-                   const std::string& how_to_get) {
+TrainTest load_dir(const std::string& dir, const std::string& name, const std::string& how_to_get) {
   const char* bases[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
   std::string paths[4];
@@ -299,11 +308,13 @@ TrainTest pooled_split(const TrainTest& data, double test_fraction, std::uint64_
     throw std::invalid_argument("train and test images differ in size");
   const std::size_t n = data.train.size() + data.test.size();
   std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  for (std::size_t i = 0; i < n; ++i)
+    order[i] = i;
   // Own Fisher-Yates with mt19937_64: std::shuffle's use of the engine is
   // implementation-defined, and the split must be the same on every platform.
   std::mt19937_64 rng(seed);
-  for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
+  for (std::size_t i = n - 1; i > 0; --i)
+    std::swap(order[i], order[rng() % (i + 1)]);
   const auto n_test = static_cast<std::size_t>(test_fraction * double(n) + 0.5);
   auto take = [&](std::size_t begin, std::size_t end) {
     LabelledSet s;
@@ -338,7 +349,8 @@ LabelledSet head(const LabelledSet& set, std::size_t n) {
   s.images.cols = set.images.cols;
   s.images.count = n;
   const std::size_t px = set.images.pixels_per_image();
-  s.images.pixels.assign(set.images.pixels.begin(), set.images.pixels.begin() + std::ptrdiff_t(n * px));
+  s.images.pixels.assign(set.images.pixels.begin(),
+                         set.images.pixels.begin() + std::ptrdiff_t(n * px));
   s.labels.assign(set.labels.begin(), set.labels.begin() + std::ptrdiff_t(n));
   return s;
 }

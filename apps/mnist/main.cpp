@@ -11,8 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include "idx.hpp"
@@ -26,8 +26,9 @@ using namespace xgrad::mnist;
 namespace {
 
 const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
-const char* kMnistFiles = "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-                          "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]";
+const char* kMnistFiles =
+    "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]";
 
 std::string default_data_dir() {
   const char* env = std::getenv("XGRAD_MNIST_DIR");
@@ -77,7 +78,9 @@ void add_data_options(CLI::App* app, DataOptions& d) {
 // Every line names the data set, so a log can never be mistaken for the other one.
 struct Say {
   std::string name;
-  void operator()(const std::string& line) const { std::cout << "[" << name << "] " << line << std::endl; }
+  void operator()(const std::string& line) const {
+    std::cout << "[" << name << "] " << line << std::endl;
+  }
 };
 
 TrainTest load_data(const DataOptions& d, Say& say) {
@@ -115,20 +118,24 @@ TrainTest load_data(const DataOptions& d, Say& say) {
 }
 
 void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threads) {
-  app->add_option("--layers", r.hidden, "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
+  app->add_option("--layers", r.hidden,
+                  "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
       ->expected(0, 64)
       ->default_str("512 512");
-  app->add_flag_callback("--logistic", [&r] { r.hidden.clear(); },
-                         "no hidden layer: softmax (multinomial logistic) regression, same trainer");
-  app->add_option("--activation", r.activation,
-                  "hidden activation: sigmoid, tanh, relu, leaky_relu[:alpha], elu[:alpha], identity")
+  app->add_flag_callback(
+      "--logistic", [&r] { r.hidden.clear(); },
+      "no hidden layer: softmax (multinomial logistic) regression, same trainer");
+  app->add_option(
+         "--activation", r.activation,
+         "hidden activation: sigmoid, tanh, relu, leaky_relu[:alpha], elu[:alpha], identity")
       ->capture_default_str();
   app->add_option("--init", r.init,
                   "weights: standard_normal, normal:SIGMA, glorot_uniform, glorot_normal, "
                   "he_normal, he_uniform (default: he_normal for relu-like, else glorot_uniform)");
-  app->add_option("--optimiser,--optimizer", r.optimiser,
-                  "gd, sgd, momentum, adagrad, rmsprop, adam, with options: "
-                  "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'")
+  app->add_option(
+         "--optimiser,--optimizer", r.optimiser,
+         "gd, sgd, momentum, adagrad, rmsprop, adam, with options: "
+         "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'")
       ->capture_default_str();
   app->add_option("--lr", r.learning_rate, "initial learning rate (decays by --lr-decay per epoch)")
       ->capture_default_str();
@@ -145,16 +152,23 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
                   "report 001's lambda/(2n) convention = its lambda / (2 n) here")
       ->check(CLI::IsMember({"none", "l1", "l2"}))
       ->capture_default_str();
-  app->add_option("--lambda", r.lambda, "regularisation strength")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--lambda", r.lambda, "regularisation strength")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app->add_option("--dropout", r.dropout, "dropout rate of hidden units while training")
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
   app->add_option("--input-dropout", r.input_dropout, "dropout rate of input pixels")
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
-  app->add_option("--batch", r.batch_size, "minibatch size")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app->add_option("--epochs", r.epochs, "passes over the training set")->check(CLI::Range(1, 100000))->capture_default_str();
-  app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
+  app->add_option("--batch", r.batch_size, "minibatch size")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app->add_option("--epochs", r.epochs, "passes over the training set")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")
+      ->capture_default_str();
   app->add_option("--dtype", dtype, "float32 or float64")
       ->check(CLI::IsMember({"float32", "float64"}))
       ->capture_default_str();
@@ -167,11 +181,13 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   {
     std::ofstream f(dir + "/confusion_counts.csv");
     f << "true\\predicted";
-    for (int k = 0; k < 10; ++k) f << "," << k;
+    for (int k = 0; k < 10; ++k)
+      f << "," << k;
     f << "\n";
     for (int t = 0; t < 10; ++t) {
       f << t;
-      for (int k = 0; k < 10; ++k) f << "," << e.confusion[t][k];
+      for (int k = 0; k < 10; ++k)
+        f << "," << e.confusion[t][k];
       f << "\n";
     }
   }
@@ -179,7 +195,8 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   {
     std::ofstream f(dir + "/confusion_percent.csv");
     f << "true\\predicted";
-    for (int k = 0; k < 10; ++k) f << "," << k;
+    for (int k = 0; k < 10; ++k)
+      f << "," << k;
     f << "\n";
     for (int t = 0; t < 10; ++t) {
       f << t;
@@ -194,12 +211,14 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   say("confusion matrix (rows: true digit, columns: predicted; counts):");
   std::ostringstream head;
   head << "     ";
-  for (int k = 0; k < 10; ++k) head << std::setw(6) << k;
+  for (int k = 0; k < 10; ++k)
+    head << std::setw(6) << k;
   say(head.str());
   for (int t = 0; t < 10; ++t) {
     std::ostringstream row;
     row << std::setw(5) << t;
-    for (int k = 0; k < 10; ++k) row << std::setw(6) << e.confusion[t][k];
+    for (int k = 0; k < 10; ++k)
+      row << std::setw(6) << e.confusion[t][k];
     say(row.str());
   }
   const auto pairs = most_confused(e.confusion, 5);
@@ -209,7 +228,8 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   line << "most confused (true->predicted, % of the true digit):";
   char buf[64];
   for (const auto& p : pairs) {
-    std::snprintf(buf, sizeof buf, " %d->%d %.2f%% (%zu)", p.truth, p.predicted, p.percent, p.count);
+    std::snprintf(buf, sizeof buf, " %d->%d %.2f%% (%zu)", p.truth, p.predicted, p.percent,
+                  p.count);
     line << buf;
     f << p.truth << "," << p.predicted << "," << p.count << "," << p.percent << "\n";
   }
@@ -225,9 +245,11 @@ void write_misclassified(const std::string& path, const LabelledSet& set, const 
   std::size_t written = 0;
   for (std::size_t i = 0; i < set.size() && written < limit; ++i) {
     if (e.predicted[i] == set.labels[i]) continue;
-    f << i << "," << int(set.labels[i]) << "," << int(e.predicted[i]) << "," << e.confidence[i] << ",";
+    f << i << "," << int(set.labels[i]) << "," << int(e.predicted[i]) << "," << e.confidence[i]
+      << ",";
     const std::uint8_t* px = set.images.pixels.data() + i * 784;
-    for (std::size_t k = 0; k < 784; ++k) f << (k ? " " : "") << int(px[k]);
+    for (std::size_t k = 0; k < 784; ++k)
+      f << (k ? " " : "") << int(px[k]);
     f << "\n";
     ++written;
   }
@@ -283,15 +305,16 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   cb.on_epoch = [&](const EpochRecord& r) {
     if (tty) std::fprintf(stderr, "\r%90s\r", "");
     char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "epoch %zu/%zu  lr %.3g  loss %.4f  train %s  test %s (loss %.4f)  %.1f s + %.1f s eval",
-                  r.epoch, a.recipe.epochs, r.learning_rate, r.batch_loss,
-                  std::isnan(r.train_accuracy) ? "-" : percent(r.train_accuracy).c_str(),
-                  percent(r.test_accuracy).c_str(), r.test_loss, r.seconds_train, r.seconds_eval);
+    std::snprintf(
+        buf, sizeof buf,
+        "epoch %zu/%zu  lr %.3g  loss %.4f  train %s  test %s (loss %.4f)  %.1f s + %.1f s eval",
+        r.epoch, a.recipe.epochs, r.learning_rate, r.batch_loss,
+        std::isnan(r.train_accuracy) ? "-" : percent(r.train_accuracy).c_str(),
+        percent(r.test_accuracy).c_str(), r.test_loss, r.seconds_train, r.seconds_eval);
     say(buf);
     hist << r.epoch << "," << r.learning_rate << "," << r.batch_loss << "," << r.train_loss << ","
-         << r.train_accuracy << "," << r.test_loss << "," << r.test_accuracy << "," << r.seconds_train
-         << "," << r.seconds_eval << "\n"
+         << r.train_accuracy << "," << r.test_loss << "," << r.test_accuracy << ","
+         << r.seconds_train << "," << r.seconds_eval << "\n"
          << std::flush;
   };
   std::vector<EpochRecord> history;
@@ -299,14 +322,16 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
       train<T>(a.recipe, x_train, data.train.labels, x_test, data.test.labels, cb, &history);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double train_seconds = 0;
-  for (const auto& r : history) train_seconds += r.seconds_train;
+  for (const auto& r : history)
+    train_seconds += r.seconds_train;
   const Evaluation e = evaluate(net, x_test, data.test.labels);
   say("test accuracy " + percent(e.accuracy) + " (" +
       std::to_string(std::lround(e.accuracy * double(data.test.size()))) + "/" +
       std::to_string(data.test.size()) + "), test loss " + std::to_string(e.loss));
   char buf[160];
-  std::snprintf(buf, sizeof buf, "time: %.1f s training (%.2f s/epoch), %.1f s wall with evaluation",
-                train_seconds, train_seconds / double(history.size()), wall);
+  std::snprintf(buf, sizeof buf,
+                "time: %.1f s training (%.2f s/epoch), %.1f s wall with evaluation", train_seconds,
+                train_seconds / double(history.size()), wall);
   say(buf);
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -314,12 +339,13 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   write_confusion(a.out, e, say);
   write_misclassified(a.out + "/misclassified.csv", data.test, e, a.misclassified);
   save_model(net, a.out + "/model.xgm");
-  std::ofstream(a.out + "/run.txt") << "data set: " << data.name << "\nrecipe: " << a.recipe.describe()
-                                    << "\ndtype: " << a.dtype << "\nthreads: " << xgrad::threads()
-                                    << "\ncommand: " << command_line << "\ntest_accuracy: " << e.accuracy
-                                    << "\ntrain_seconds: " << train_seconds
-                                    << "\nwall_seconds: " << wall << "\n";
-  say("wrote " + a.out + "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
+  std::ofstream(a.out + "/run.txt")
+      << "data set: " << data.name << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
+      << "\nthreads: " << xgrad::threads() << "\ncommand: " << command_line
+      << "\ntest_accuracy: " << e.accuracy << "\ntrain_seconds: " << train_seconds
+      << "\nwall_seconds: " << wall << "\n";
+  say("wrote " + a.out +
+      "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
       "confused_pairs.csv, misclassified.csv, model.xgm, run.txt}");
   return 0;
 }
@@ -364,7 +390,8 @@ void show_prediction(const xgrad::nn::Network<T>& net, const Images& im, const s
     << ")";
   if (truth >= 0) s << ", true " << truth << (int(best) == truth ? " (right)" : " (WRONG)");
   s << "; p =";
-  for (std::size_t k = 0; k < 10; ++k) s << " " << std::setprecision(3) << p(0, k);
+  for (std::size_t k = 0; k < 10; ++k)
+    s << " " << std::setprecision(3) << p(0, k);
   say(s.str());
 }
 
@@ -389,7 +416,8 @@ int run_predict(const EvalArgs& a) {
     for (std::size_t i : a.indices) {
       if (i >= data.test.size())
         throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +
-                                                  std::to_string(data.test.size()) + " test images");
+                                                  std::to_string(data.test.size()) +
+                                                  " test images");
       Images im;
       im.count = 1;
       im.rows = im.cols = 28;
@@ -426,40 +454,53 @@ int run_sweep_cmd(const SweepArgs& a) {
 int main(int argc, char** argv) {
   CLI::App app{
       "mnist: the reports' MNIST study on xgrad. With no subcommand it trains the default "
-      "recipe (784-512-512-10 ReLU, dropout 0.2, Adam, 20 epochs; see `mnist train --help`) on MNIST from --data, or says "
+      "recipe (784-512-512-10 ReLU, dropout 0.2, Adam, 20 epochs; see `mnist train --help`) on "
+      "MNIST from --data, or says "
       "that MNIST is missing and uses Fashion-MNIST."};
   app.require_subcommand(0, 1);
   std::string command_line;
-  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 0; i < argc; ++i)
+    command_line += (i ? " " : "") + std::string(argv[i]);
 
   TrainArgs train_args;
   auto* train_cmd = app.add_subcommand("train", "train a network, write CSVs and the model");
   add_data_options(train_cmd, train_args.data);
   add_recipe_options(train_cmd, train_args.recipe, train_args.dtype, train_args.threads);
   train_cmd->add_option("--out", train_args.out, "output folder")->capture_default_str();
-  train_cmd->add_option("--misclassified", train_args.misclassified,
-                        "how many misclassified test digits to write to misclassified.csv")
+  train_cmd
+      ->add_option("--misclassified", train_args.misclassified,
+                   "how many misclassified test digits to write to misclassified.csv")
       ->capture_default_str();
   train_cmd->add_flag("--quiet", train_args.quiet, "no progress bar within an epoch");
-  train_cmd->add_flag_callback("--no-train-eval", [&] { train_args.recipe.eval_train = false; },
-                               "skip the full train-set loss/accuracy after each epoch");
+  train_cmd->add_flag_callback(
+      "--no-train-eval", [&] { train_args.recipe.eval_train = false; },
+      "skip the full train-set loss/accuracy after each epoch");
 
   EvalArgs eval_args;
-  auto* eval_cmd = app.add_subcommand("evaluate", "test accuracy and confusion matrix of a saved model");
+  auto* eval_cmd =
+      app.add_subcommand("evaluate", "test accuracy and confusion matrix of a saved model");
   add_data_options(eval_cmd, eval_args.data);
-  eval_cmd->add_option("--model", eval_args.model, "model file from `mnist train`")->capture_default_str();
+  eval_cmd->add_option("--model", eval_args.model, "model file from `mnist train`")
+      ->capture_default_str();
   eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
-  eval_cmd->add_option("--threads", eval_args.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+  eval_cmd->add_option("--threads", eval_args.threads, "BLAS threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
 
   EvalArgs pred_args;
-  auto* pred_cmd = app.add_subcommand("predict", "classify test images by index or 28x28 PGM files");
+  auto* pred_cmd =
+      app.add_subcommand("predict", "classify test images by index or 28x28 PGM files");
   add_data_options(pred_cmd, pred_args.data);
-  pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")->capture_default_str();
+  pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")
+      ->capture_default_str();
   pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)");
-  pred_cmd->add_option("--image", pred_args.images,
-                       "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
+  pred_cmd
+      ->add_option("--image", pred_args.images,
+                   "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
       ->check(CLI::ExistingFile);
-  pred_cmd->add_option("--threads", pred_args.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+  pred_cmd->add_option("--threads", pred_args.threads, "BLAS threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
 
   SweepArgs sweep_args;
   sweep_args.train.recipe.epochs = 2;  // report 000 Figs. 7-8: 2 epochs per point
@@ -471,15 +512,17 @@ int main(int argc, char** argv) {
   add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
                      sweep_args.train.threads);
   sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates, "learning rates of the grid");
-  sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas, "L2 strengths of the grid (l2 unless --penalty)");
+  sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
+                        "L2 strengths of the grid (l2 unless --penalty)");
   sweep_cmd->add_option("--layer-counts", sweep_args.grid.layer_counts, "numbers of hidden layers")
       ->check(CLI::Range(0, 64));
   sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")
       ->check(CLI::Range(1, 100000));
   sweep_cmd->add_option("--csv", sweep_args.csv, "results; points already in it are skipped")
       ->capture_default_str();
-  sweep_cmd->add_option("--workers", sweep_args.workers,
-                        "parallel training runs (each with 1 BLAS thread when > 1)")
+  sweep_cmd
+      ->add_option("--workers", sweep_args.workers,
+                   "parallel training runs (each with 1 BLAS thread when > 1)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
 

@@ -27,7 +27,8 @@ Matrix<T> to_matrix(const Images& images) {
   T* out = x.data();
   const std::uint8_t* in = images.pixels.data();
   const T scale = T(1) / T(255);
-  for (std::size_t i = 0, n = images.count * px; i < n; ++i) out[i] = T(in[i]) * scale;
+  for (std::size_t i = 0, n = images.count * px; i < n; ++i)
+    out[i] = T(in[i]) * scale;
   return x;
 }
 
@@ -35,7 +36,8 @@ template <class T>
 Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes) {
   Matrix<T> y({labels.size(), classes});
   y.fill(T(0));
-  for (std::size_t i = 0; i < labels.size(); ++i) y(i, labels[i]) = T(1);
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    y(i, labels[i]) = T(1);
   return y;
 }
 
@@ -76,7 +78,8 @@ void fill_mask(Matrix<T>& mask, double p, std::mt19937_64& rng) {
 }  // namespace
 
 void Recipe::validate() const {
-  for (std::size_t h : hidden) require(h >= 1 && h <= 100000, "--layers: sizes must be 1..100000");
+  for (std::size_t h : hidden)
+    require(h >= 1 && h <= 100000, "--layers: sizes must be 1..100000");
   nn::Activation::parse(activation);  // throws naming the text
   if (!init.empty()) nn::Initialiser::parse(init);
   nn::OptimiserSpec::parse(optimiser);
@@ -95,7 +98,8 @@ void Recipe::validate() const {
 std::string Recipe::describe(std::size_t inputs) const {
   std::ostringstream s;
   s << inputs;
-  for (std::size_t h : hidden) s << "-" << h;
+  for (std::size_t h : hidden)
+    s << "-" << h;
   s << "-10 " << (hidden.empty() ? "softmax regression" : activation);
   s << ", " << optimiser << " ";
   if (!schedule.empty())
@@ -158,8 +162,9 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   }
   sizes.push_back(10);
   acts.push_back(nn::Activation::softmax());
-  const std::string init_name =
-      !recipe.init.empty() ? recipe.init : relu_like(hidden_act) ? "he_normal" : "glorot_uniform";
+  const std::string init_name = !recipe.init.empty()    ? recipe.init
+                                : relu_like(hidden_act) ? "he_normal"
+                                                        : "glorot_uniform";
   nn::Initialiser init = nn::Initialiser::parse(init_name);
   init.bias_value = 0.0;  // zero biases: with he/glorot weights the 0.01 constant only adds bias
   std::mt19937_64 rng(recipe.seed);
@@ -171,9 +176,10 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   nn::Optimiser<T> opt(spec.kind, net.parameters(), spec.options);
   const bool scheduled = !recipe.schedule.empty();
   const nn::Schedule schedule =
-      scheduled               ? nn::Schedule::parse(recipe.schedule)
-      : recipe.lr_decay != 1  ? nn::Schedule::exponential(spec.options.learning_rate, recipe.lr_decay)
-                              : nn::Schedule::constant(spec.options.learning_rate);
+      scheduled ? nn::Schedule::parse(recipe.schedule)
+      : recipe.lr_decay != 1
+          ? nn::Schedule::exponential(spec.options.learning_rate, recipe.lr_decay)
+          : nn::Schedule::constant(spec.options.learning_rate);
 
   nn::Regularisation reg;
   reg.penalty = recipe.penalty == "l1"   ? nn::Penalty::L1
@@ -241,7 +247,8 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
       opt.set_learning_rate(lr);
       opt.step();
       loss_sum += value;
-      if (callbacks.on_batch) callbacks.on_batch(epoch + 1, b + 1, batches, loss_sum / double(b + 1));
+      if (callbacks.on_batch)
+        callbacks.on_batch(epoch + 1, b + 1, batches, loss_sum / double(b + 1));
     }
     const auto t1 = clock::now();
     EpochRecord rec;
@@ -290,8 +297,10 @@ std::array<std::array<double, 10>, 10> row_percentages(
   std::array<std::array<double, 10>, 10> p{};
   for (int t = 0; t < 10; ++t) {
     std::size_t row = 0;
-    for (int k = 0; k < 10; ++k) row += c[t][k];
-    for (int k = 0; k < 10; ++k) p[t][k] = row ? 100.0 * double(c[t][k]) / double(row) : 0.0;
+    for (int k = 0; k < 10; ++k)
+      row += c[t][k];
+    for (int k = 0; k < 10; ++k)
+      p[t][k] = row ? 100.0 * double(c[t][k]) / double(row) : 0.0;
   }
   return p;
 }
@@ -316,8 +325,9 @@ Images read_pgm(const std::string& path, bool* inverted) {
   std::string magic;
   in >> magic;
   if (magic != "P5" && magic != "P2")
-    throw std::runtime_error(path + ": not a PGM image (P2 or P5 expected; convert a PNG with "
-                                    "e.g. `convert in.png -resize 28x28 -colorspace Gray out.pgm`)");
+    throw std::runtime_error(path +
+                             ": not a PGM image (P2 or P5 expected; convert a PNG with "
+                             "e.g. `convert in.png -resize 28x28 -colorspace Gray out.pgm`)");
   auto number = [&](const char* what) {
     in >> std::ws;
     while (in.peek() == '#') {
@@ -351,7 +361,8 @@ Images read_pgm(const std::string& path, bool* inverted) {
       p = static_cast<std::uint8_t>(v);
     }
   }
-  for (auto& p : im.pixels) p = static_cast<std::uint8_t>(std::lround(p * 255.0 / double(maxval)));
+  for (auto& p : im.pixels)
+    p = static_cast<std::uint8_t>(std::lround(p * 255.0 / double(maxval)));
   // MNIST digits are light on a dark background; a drawing on white paper is the
   // opposite. The border (outer ring) tells which.
   double border = 0;
@@ -364,21 +375,21 @@ Images read_pgm(const std::string& path, bool* inverted) {
       }
   const bool invert = border / k > 127;
   if (invert)
-    for (auto& p : im.pixels) p = static_cast<std::uint8_t>(255 - p);
+    for (auto& p : im.pixels)
+      p = static_cast<std::uint8_t>(255 - p);
   if (inverted) *inverted = invert;
   return im;
 }
 
-#define XGRAD_MNIST_INSTANTIATE(T)                                                          \
-  template Matrix<T> to_matrix<T>(const Images&);                                            \
-  template Matrix<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t);              \
-  template Evaluation evaluate<T>(const nn::Network<T>&, const Matrix<T>&,                   \
-                                  const std::vector<std::uint8_t>&);                         \
-  template nn::Network<T> train<T>(const Recipe&, const Matrix<T>&,                          \
-                                   const std::vector<std::uint8_t>&, const Matrix<T>&,       \
-                                   const std::vector<std::uint8_t>&, const Callbacks&,       \
-                                   std::vector<EpochRecord>*);                               \
-  template void save_model<T>(const nn::Network<T>&, const std::string&);                    \
+#define XGRAD_MNIST_INSTANTIATE(T)                                                         \
+  template Matrix<T> to_matrix<T>(const Images&);                                          \
+  template Matrix<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t);            \
+  template Evaluation evaluate<T>(const nn::Network<T>&, const Matrix<T>&,                 \
+                                  const std::vector<std::uint8_t>&);                       \
+  template nn::Network<T> train<T>(                                                        \
+      const Recipe&, const Matrix<T>&, const std::vector<std::uint8_t>&, const Matrix<T>&, \
+      const std::vector<std::uint8_t>&, const Callbacks&, std::vector<EpochRecord>*);      \
+  template void save_model<T>(const nn::Network<T>&, const std::string&);                  \
   template nn::Network<T> load_model<T>(const std::string&);
 XGRAD_MNIST_INSTANTIATE(float)
 XGRAD_MNIST_INSTANTIATE(double)

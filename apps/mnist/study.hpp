@@ -27,11 +27,11 @@ Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes =
 struct Recipe {
   std::vector<std::size_t> hidden = {512, 512};  // empty = logistic regression
   std::string activation = "relu";
-  std::string init;  // empty: he_normal for relu-like, glorot_uniform otherwise
+  std::string init;                // empty: he_normal for relu-like, glorot_uniform otherwise
   std::string optimiser = "adam";  // nn::OptimiserSpec syntax: "adam", "rmsprop:rho=0.9"
   double learning_rate = 1e-3;
-  double lr_decay = 0.9;  // learning_rate * lr_decay^epoch; 1 = constant
-  std::string schedule;   // nn::Schedule syntax, replaces learning_rate and lr_decay
+  double lr_decay = 0.9;         // learning_rate * lr_decay^epoch; 1 = constant
+  std::string schedule;          // nn::Schedule syntax, replaces learning_rate and lr_decay
   std::string penalty = "none";  // none | l1 | l2 (lambda * sum |W| or W^2, weights only)
   double lambda = 0.0;
   double dropout = 0.2;        // hidden units, inverted dropout
@@ -50,7 +50,7 @@ struct Recipe {
 struct EpochRecord {
   std::size_t epoch = 0;  // 1-based
   double learning_rate = 0;
-  double batch_loss = 0;  // mean objective over the epoch's minibatches
+  double batch_loss = 0;                      // mean objective over the epoch's minibatches
   double train_loss = 0, train_accuracy = 0;  // NaN when eval_train is off
   double test_loss = 0, test_accuracy = 0;
   double seconds_train = 0, seconds_eval = 0;
@@ -60,7 +60,7 @@ struct Evaluation {
   double loss = 0;      // mean cross-entropy
   double accuracy = 0;  // fraction correct
   std::vector<std::uint8_t> predicted;
-  std::vector<float> confidence;  // probability of the predicted class
+  std::vector<float> confidence;                            // probability of the predicted class
   std::array<std::array<std::size_t, 10>, 10> confusion{};  // [true][predicted]
 };
 

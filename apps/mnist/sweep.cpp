@@ -35,17 +35,18 @@ std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
   for (std::size_t h : base.hidden)
     if (h != base_nodes && grid.layer_counts.empty() != grid.nodes.empty())
       throw std::invalid_argument("sweep: --layer-counts/--node-counts need equal hidden sizes");
-  const auto lrs = grid.learning_rates.empty() ? std::vector<double>{base.learning_rate}
-                                               : grid.learning_rates;
+  const auto lrs =
+      grid.learning_rates.empty() ? std::vector<double>{base.learning_rate} : grid.learning_rates;
   const auto lambdas = grid.lambdas.empty() ? std::vector<double>{base.lambda} : grid.lambdas;
-  const auto counts = grid.layer_counts.empty() ? std::vector<std::size_t>{base.hidden.size()}
-                                                : grid.layer_counts;
+  const auto counts =
+      grid.layer_counts.empty() ? std::vector<std::size_t>{base.hidden.size()} : grid.layer_counts;
   const auto nodes = grid.nodes.empty() ? std::vector<std::size_t>{base_nodes} : grid.nodes;
   std::vector<SweepPoint> points;
   for (double lr : lrs)
     for (double lambda : lambdas)
       for (std::size_t c : counts)
-        for (std::size_t n : nodes) points.push_back({lr, lambda, c, n});
+        for (std::size_t n : nodes)
+          points.push_back({lr, lambda, c, n});
   return points;
 }
 
@@ -65,7 +66,8 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
                       const std::vector<std::uint8_t>& y_test, const std::string& csv_path,
                       std::size_t workers, const std::function<void(const std::string&)>& log) {
   const std::vector<SweepPoint> all = grid_points(base, grid);
-  for (const SweepPoint& p : all) point_recipe(base, p).validate();  // fail before any work
+  for (const SweepPoint& p : all)
+    point_recipe(base, p).validate();  // fail before any work
   std::set<std::string> done;
   {
     std::ifstream in(csv_path);
@@ -76,7 +78,8 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
       while (std::getline(in, line)) {
         // The key is the first four fields.
         std::size_t pos = 0;
-        for (int i = 0; i < 4 && pos != std::string::npos; ++i) pos = line.find(',', pos + 1);
+        for (int i = 0; i < 4 && pos != std::string::npos; ++i)
+          pos = line.find(',', pos + 1);
         if (pos != std::string::npos) done.insert(line.substr(0, pos));
       }
     }
@@ -115,14 +118,16 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
       const auto t0 = std::chrono::steady_clock::now();
       try {
         train<T>(r, x_train, y_train, x_test, y_test, Callbacks{}, &history);
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const EpochRecord& last = history.back();
         row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
             << r.activation << "," << r.optimiser << "," << fmt(last.test_accuracy) << ","
             << fmt(last.test_loss) << "," << fmt(last.batch_loss) << "," << fmt(s);
       } catch (const std::runtime_error& e) {
         // A diverged point is a result (report 000 Fig. 7 has them), not a failed sweep.
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
             << r.activation << "," << r.optimiser << ",nan,nan,nan," << fmt(s);
         if (log) log("point " + p.key() + ": " + e.what());
@@ -137,9 +142,11 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
     }
   };
   std::vector<std::thread> pool;
-  for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  for (std::size_t w = 1; w < workers; ++w)
+    pool.emplace_back(work);
   work();
-  for (auto& t : pool) t.join();
+  for (auto& t : pool)
+    t.join();
   set_threads(saved_threads);
   if (error) std::rethrow_exception(error);
   return todo.size();
@@ -148,12 +155,10 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
 template std::size_t run_sweep<float>(const Recipe&, const SweepGrid&, const Matrix<float>&,
                                       const std::vector<std::uint8_t>&, const Matrix<float>&,
                                       const std::vector<std::uint8_t>&, const std::string&,
-                                      std::size_t,
-                                      const std::function<void(const std::string&)>&);
+                                      std::size_t, const std::function<void(const std::string&)>&);
 template std::size_t run_sweep<double>(const Recipe&, const SweepGrid&, const Matrix<double>&,
                                        const std::vector<std::uint8_t>&, const Matrix<double>&,
                                        const std::vector<std::uint8_t>&, const std::string&,
-                                       std::size_t,
-                                       const std::function<void(const std::string&)>&);
+                                       std::size_t, const std::function<void(const std::string&)>&);
 
 }  // namespace xgrad::mnist

@@ -14,10 +14,10 @@
 namespace xgrad::mnist {
 
 struct SweepGrid {
-  std::vector<double> learning_rates;      // empty: the recipe's
-  std::vector<double> lambdas;             // empty: the recipe's
-  std::vector<std::size_t> layer_counts;   // empty: the recipe's hidden layers
-  std::vector<std::size_t> nodes;          // empty: the recipe's hidden layers
+  std::vector<double> learning_rates;     // empty: the recipe's
+  std::vector<double> lambdas;            // empty: the recipe's
+  std::vector<std::size_t> layer_counts;  // empty: the recipe's hidden layers
+  std::vector<std::size_t> nodes;         // empty: the recipe's hidden layers
 };
 
 struct SweepPoint {

@@ -105,20 +105,22 @@ TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
   CHECK(d.train.images.pixels.size() == 60000u * 784u);
   CHECK(d.test.images.pixels.size() == 10000u * 784u);
   std::size_t counts[10] = {};
-  for (auto l : d.train.labels) ++counts[l];
+  for (auto l : d.train.labels)
+    ++counts[l];
   const std::size_t expected[10] = {5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949};
   for (int k = 0; k < 10; ++k) {
     CAPTURE(k);
     CHECK(counts[k] == expected[k]);
   }
   std::size_t test_counts[10] = {};
-  for (auto l : d.test.labels) ++test_counts[l];
+  for (auto l : d.test.labels)
+    ++test_counts[l];
   CHECK(test_counts[0] == 980);
   CHECK(test_counts[9] == 1009);
   // Sum in 64 bits: the uint8 sum overflows int (DESIGN.md §6).
-  const double mean = double(std::accumulate(d.train.images.pixels.begin(),
-                                             d.train.images.pixels.end(), 0ull)) /
-                      double(d.train.images.pixels.size());
+  const double mean =
+      double(std::accumulate(d.train.images.pixels.begin(), d.train.images.pixels.end(), 0ull)) /
+      double(d.train.images.pixels.size());
   CHECK(mean == doctest::Approx(33.318).epsilon(1e-4));
   CHECK(d.train.labels[0] == 5);  // the famous first training digit
   CHECK(d.test.labels[0] == 7);
@@ -133,8 +135,10 @@ TEST_CASE("pooled 80/20 split: sizes, seeded, a permutation of all 70,000") {
   CHECK(p.train.size() == 56000);
   CHECK(p.test.size() == 14000);
   std::size_t counts[10] = {};
-  for (auto l : p.train.labels) ++counts[l];
-  for (auto l : p.test.labels) ++counts[l];
+  for (auto l : p.train.labels)
+    ++counts[l];
+  for (auto l : p.test.labels)
+    ++counts[l];
   CHECK(counts[0] == 5923 + 980);
   CHECK(counts[1] == 6742 + 1135);
   const TrainTest again = pooled_split(mnist(), 0.2, 42);

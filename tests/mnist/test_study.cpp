@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool have_mnist() { return !find_file(XGRAD_MNIST_DIR, "train-images-idx3-ubyte").empty(); }
+bool have_mnist() {
+  return !find_file(XGRAD_MNIST_DIR, "train-images-idx3-ubyte").empty();
+}
 
 const TrainTest& mnist() {
   static const TrainTest data = load_dir(XGRAD_MNIST_DIR, "MNIST", "(test data)");
@@ -47,7 +49,8 @@ std::pair<int, std::string> run(const std::string& args) {
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), int(buf.size()), p)) out += buf.data();
+  while (p && fgets(buf.data(), int(buf.size()), p))
+    out += buf.data();
   const int status = p ? pclose(p) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
@@ -90,7 +93,8 @@ TEST_CASE("a short run on 6,000 MNIST images reaches 87% test accuracy, and save
   CHECK(e.accuracy == doctest::Approx(history.back().test_accuracy));
   std::size_t total = 0;
   for (auto& row : e.confusion)
-    for (auto c : row) total += c;
+    for (auto c : row)
+      total += c;
   CHECK(total == 2000);
 
   const std::string dir = temp_dir("model");
@@ -162,7 +166,8 @@ TEST_CASE("PGM input: P2 and P5, dark-on-light drawings are inverted, bad files 
   {
     std::ofstream f(dir + "/white.pgm", std::ios::binary);
     f << "P5\n# drawn on paper\n28 28\n255\n";
-    for (int i = 0; i < 784; ++i) f.put(char(i == 400 ? 0 : 255));
+    for (int i = 0; i < 784; ++i)
+      f.put(char(i == 400 ? 0 : 255));
   }
   bool inverted = false;
   Images im = read_pgm(dir + "/white.pgm", &inverted);
@@ -172,7 +177,8 @@ TEST_CASE("PGM input: P2 and P5, dark-on-light drawings are inverted, bad files 
   {
     std::ofstream f(dir + "/ascii.pgm");
     f << "P2 28 28 15\n";
-    for (int i = 0; i < 784; ++i) f << (i == 1 ? 15 : 0) << " ";
+    for (int i = 0; i < 784; ++i)
+      f << (i == 1 ? 15 : 0) << " ";
   }
   im = read_pgm(dir + "/ascii.pgm", &inverted);
   CHECK_FALSE(inverted);
@@ -211,7 +217,8 @@ TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes")
     std::istringstream in(slurp(path));
     std::vector<std::string> out;
     std::string line;
-    while (std::getline(in, line)) out.push_back(line.substr(0, line.rfind(',')));
+    while (std::getline(in, line))
+      out.push_back(line.substr(0, line.rfind(',')));
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -283,7 +290,8 @@ TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
                         "confused_pairs.csv", "misclassified.csv", "model.xgm"})
     CHECK(fs::exists(dir + "/" + f));
   const std::string acc = out.substr(out.find("test accuracy") + 14, 6);
-  std::tie(status, out) = run("evaluate " + data + " --test-limit 1000 --model " + dir + "/model.xgm");
+  std::tie(status, out) =
+      run("evaluate " + data + " --test-limit 1000 --model " + dir + "/model.xgm");
   CHECK(status == 0);
   CHECK(out.find("test accuracy " + acc) != std::string::npos);  // same accuracy after load
   std::tie(status, out) = run("predict " + data + " --model " + dir + "/model.xgm --index 0");
@@ -295,9 +303,11 @@ TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
   {
     std::ofstream f(dir + "/seven.pgm", std::ios::binary);
     f << "P5\n28 28\n255\n";
-    for (std::size_t k = 0; k < 784; ++k) f.put(char(255 - mnist().test.images.pixels[k]));
+    for (std::size_t k = 0; k < 784; ++k)
+      f.put(char(255 - mnist().test.images.pixels[k]));
   }
-  std::tie(status, out) = run("predict --model " + dir + "/model.xgm --image " + dir + "/seven.pgm");
+  std::tie(status, out) =
+      run("predict --model " + dir + "/model.xgm --image " + dir + "/seven.pgm");
   CHECK(status == 0);
   CHECK(out.find("inverted): predicted " + predicted) != std::string::npos);
   std::tie(status, out) = run("predict --model " + dir + "/model.xgm --index 10000 " + data);

@@ -27,11 +27,16 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int begin = 0; begin < n; begin += batch) {
       const int m = std::min(batch, n - begin);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hid, in, 1, X.data(), in, W1.data(), hid, 0, H.data(), hid);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, out, hid, 1, H.data(), hid, W2.data(), out, 0, Z2.data(), out);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hid, out, m, 1, H.data(), hid, dZ2.data(), out, 0, dW2.data(), out);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, hid, out, 1, dZ2.data(), out, W2.data(), out, 0, dH.data(), hid);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, hid, m, 1, X.data(), in, dH.data(), hid, 0, dW1.data(), hid);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hid, in, 1, X.data(), in, W1.data(),
+                  hid, 0, H.data(), hid);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, out, hid, 1, H.data(), hid,
+                  W2.data(), out, 0, Z2.data(), out);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hid, out, m, 1, H.data(), hid,
+                  dZ2.data(), out, 0, dW2.data(), out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, hid, out, 1, dZ2.data(), out,
+                  W2.data(), out, 0, dH.data(), hid);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, hid, m, 1, X.data(), in, dH.data(),
+                  hid, 0, dW1.data(), hid);
     }
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
