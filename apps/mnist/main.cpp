@@ -292,6 +292,9 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
           "seconds_train,seconds_eval\n";
   const bool tty = isatty(2) && !a.quiet;
   Callbacks cb;
+  // Progress within an epoch: a redrawn bar on a terminal; in a log file a line at most
+  // every 10 s, so a slow epoch still shows life without flooding the log.
+  auto last_line = std::chrono::steady_clock::now();
   if (tty) {
     cb.on_batch = [&](std::size_t epoch, std::size_t b, std::size_t batches, double loss) {
       if (b % std::max<std::size_t>(1, batches / 40) != 0 && b != batches) return;
@@ -300,6 +303,17 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
                    a.recipe.epochs, std::string(std::size_t(filled), '#').c_str(),
                    int(100 * b / batches), loss);
       std::fflush(stderr);
+    };
+  } else if (!a.quiet) {
+    cb.on_batch = [&](std::size_t epoch, std::size_t b, std::size_t batches, double loss) {
+      if (b == batches) return;  // the epoch line follows
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_line < std::chrono::seconds(10)) return;
+      last_line = now;
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "epoch %zu/%zu %3d%% (batch %zu/%zu) loss %.4f", epoch,
+                    a.recipe.epochs, int(100 * b / batches), b, batches, loss);
+      say(buf);
     };
   }
   cb.on_epoch = [&](const EpochRecord& r) {
@@ -471,7 +485,9 @@ int main(int argc, char** argv) {
       ->add_option("--misclassified", train_args.misclassified,
                    "how many misclassified test digits to write to misclassified.csv")
       ->capture_default_str();
-  train_cmd->add_flag("--quiet", train_args.quiet, "no progress bar within an epoch");
+  train_cmd->add_flag(
+      "--quiet", train_args.quiet,
+      "no progress within an epoch (a bar on a terminal, a line per 10 s in a log)");
   train_cmd->add_flag_callback(
       "--no-train-eval", [&] { train_args.recipe.eval_train = false; },
       "skip the full train-set loss/accuracy after each epoch");
