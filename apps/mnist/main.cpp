@@ -318,6 +318,7 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   }
   cb.on_epoch = [&](const EpochRecord& r) {
     if (tty) std::fprintf(stderr, "\r%90s\r", "");
+    last_line = std::chrono::steady_clock::now();  // the epoch line counts as progress
     char buf[256];
     std::snprintf(
         buf, sizeof buf,
