@@ -232,7 +232,7 @@ TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
   CHECK(line_count(res / "cv_summary.csv") == 1 + 5 + 5);
   CHECK(first_line(res / "fresh_test.csv") ==
         "model,test_points,mse,mse_over_noise_floor,r2,mse_vs_true_function");
-  CHECK(line_count(res / "sparse_generalisation.csv") == 1 + 3 + 3 + 1);
+  CHECK(line_count(res / "sparse_generalisation.csv") == 1 + 3 + 1 + 3 + 1);
   CHECK(first_line(res / "sparse_generalisation.csv").rfind("data_seed,model,", 0) == 0);
   CHECK(first_line(res / "franke_summary.csv") == "model,test_mse,test_r2");
   CHECK(slurp(res / "franke_grid.csv").find("franke,sgd,relu,l2,1,128,10,") != std::string::npos);
