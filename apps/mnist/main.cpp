@@ -419,10 +419,11 @@ int run_predict(const EvalArgs& a) {
   if (net.inputs() != 784 || net.outputs() != 10)
     throw std::runtime_error(a.model + ": not an MNIST model (784 inputs, 10 outputs)");
   if (a.indices.empty() && a.images.empty())
-    throw CLI::ValidationError("predict", "give --index N (test-set images) or --image FILE.pgm");
+    throw CLI::ValidationError("predict",
+                               "give --index N (test-set images) or --image FILE.pgm|png");
   for (const std::string& path : a.images) {
     bool inverted = false;
-    const Images im = read_pgm(path, &inverted);
+    const Images im = read_image(path, &inverted);
     Say s{"image"};
     show_prediction(net, im, path + (inverted ? " (dark on light: inverted)" : ""), -1, s);
   }
@@ -506,7 +507,7 @@ int main(int argc, char** argv) {
 
   EvalArgs pred_args;
   auto* pred_cmd =
-      app.add_subcommand("predict", "classify test images by index or 28x28 PGM files");
+      app.add_subcommand("predict", "classify test images by index or 28x28 PGM/PNG files");
   add_data_options(pred_cmd, pred_args.data);
   pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")
       ->capture_default_str();

@@ -1,5 +1,9 @@
 #include "study.hpp"
 
+#ifdef XGRAD_MNIST_HAVE_PNG
+#include <png.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -319,6 +323,24 @@ std::vector<ConfusedPair> most_confused(const std::array<std::array<std::size_t,
   return pairs;
 }
 
+// MNIST digits are light on a dark background; a drawing on white paper is the
+// opposite. The border (outer ring) tells which.
+static void to_mnist_polarity(Images& im, bool* inverted) {
+  double border = 0;
+  int k = 0;
+  for (int r = 0; r < 28; ++r)
+    for (int c = 0; c < 28; ++c)
+      if (r == 0 || c == 0 || r == 27 || c == 27) {
+        border += im.pixels[std::size_t(r * 28 + c)];
+        ++k;
+      }
+  const bool invert = border / k > 127;
+  if (invert)
+    for (auto& p : im.pixels)
+      p = static_cast<std::uint8_t>(255 - p);
+  if (inverted) *inverted = invert;
+}
+
 Images read_pgm(const std::string& path, bool* inverted) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open image");
@@ -363,22 +385,53 @@ Images read_pgm(const std::string& path, bool* inverted) {
   }
   for (auto& p : im.pixels)
     p = static_cast<std::uint8_t>(std::lround(p * 255.0 / double(maxval)));
-  // MNIST digits are light on a dark background; a drawing on white paper is the
-  // opposite. The border (outer ring) tells which.
-  double border = 0;
-  int k = 0;
-  for (int r = 0; r < 28; ++r)
-    for (int c = 0; c < 28; ++c)
-      if (r == 0 || c == 0 || r == 27 || c == 27) {
-        border += im.pixels[std::size_t(r * 28 + c)];
-        ++k;
-      }
-  const bool invert = border / k > 127;
-  if (invert)
-    for (auto& p : im.pixels)
-      p = static_cast<std::uint8_t>(255 - p);
-  if (inverted) *inverted = invert;
+  to_mnist_polarity(im, inverted);
   return im;
+}
+
+#ifdef XGRAD_MNIST_HAVE_PNG
+namespace {
+Images read_png(const std::string& path, bool* inverted) {
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str()))
+    throw std::runtime_error(path + ": not a readable PNG (" + image.message + ")");
+  if (image.width != 28 || image.height != 28) {
+    png_image_free(&image);
+    throw std::runtime_error(path + ": image is " + std::to_string(image.width) + "x" +
+                             std::to_string(image.height) + ", expected 28x28");
+  }
+  // Grey, with transparency composited onto white: a drawing app's transparent canvas
+  // then reads as paper, and the polarity check below inverts it.
+  image.format = PNG_FORMAT_GRAY;
+  png_color white{255, 255, 255};
+  Images im;
+  im.count = 1;
+  im.rows = im.cols = 28;
+  im.pixels.resize(784);
+  if (!png_image_finish_read(&image, &white, im.pixels.data(), 28, nullptr))
+    throw std::runtime_error(path + ": corrupt PNG (" + image.message + ")");
+  to_mnist_polarity(im, inverted);
+  return im;
+}
+}  // namespace
+#endif
+
+Images read_image(const std::string& path, bool* inverted) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open image");
+  char magic[4] = {};
+  in.read(magic, 4);
+  if (std::memcmp(magic, "\x89PNG", 4) == 0) {
+#ifdef XGRAD_MNIST_HAVE_PNG
+    return read_png(path, inverted);
+#else
+    throw std::runtime_error(path +
+                             ": PNG support was not built (libpng missing); "
+                             "convert it to PGM");
+#endif
+  }
+  return read_pgm(path, inverted);
 }
 
 #define XGRAD_MNIST_INSTANTIATE(T)                                                         \

@@ -110,5 +110,8 @@ std::vector<ConfusedPair> most_confused(const std::array<std::array<std::size_t,
 /// A 28x28 image from a PGM file (P2 or P5, maxval <= 255). Dark-on-light drawings are
 /// inverted to MNIST's light-on-dark (decided from the border); `inverted` says so.
 Images read_pgm(const std::string& path, bool* inverted = nullptr);
+/// A 28x28 PGM or PNG (by content; PNG when built with libpng, colour converted to grey,
+/// transparency composited onto white), with the same polarity rule as read_pgm.
+Images read_image(const std::string& path, bool* inverted = nullptr);
 
 }  // namespace xgrad::mnist

@@ -15,6 +15,10 @@
 #include "study.hpp"
 #include "sweep.hpp"
 
+#ifdef XGRAD_MNIST_HAVE_PNG
+#include <png.h>
+#endif
+
 using namespace xgrad::mnist;
 namespace fs = std::filesystem;
 
@@ -190,6 +194,39 @@ TEST_CASE("PGM input: P2 and P5, dark-on-light drawings are inverted, bad files 
   CHECK_THROWS_WITH_AS(read_pgm(dir + "/png.pgm"), doctest::Contains("not a PGM image"),
                        std::runtime_error);
 }
+
+#ifdef XGRAD_MNIST_HAVE_PNG
+TEST_CASE("PNG input: colour with transparency, read by content, wrong size refused") {
+  const std::string dir = temp_dir("png");
+  // A transparent 28x28 RGBA canvas with one opaque black stroke pixel: transparency
+  // reads as white paper, so the digit is inverted to light-on-dark.
+  std::vector<std::uint8_t> rgba(28 * 28 * 4, 0);
+  rgba[4 * 400 + 3] = 255;  // pixel 400: black, opaque
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = image.height = 28;
+  image.format = PNG_FORMAT_RGBA;
+  REQUIRE(
+      png_image_write_to_file(&image, (dir + "/digit.img").c_str(), 0, rgba.data(), 0, nullptr));
+  bool inverted = false;
+  const Images im = read_image(dir + "/digit.img", &inverted);  // no .png suffix needed
+  CHECK(inverted);
+  CHECK(im.pixels[400] == 255);
+  CHECK(im.pixels[0] == 0);
+  image = png_image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = 27;
+  image.height = 28;
+  image.format = PNG_FORMAT_GRAY;
+  std::vector<std::uint8_t> grey(27 * 28, 0);
+  REQUIRE(
+      png_image_write_to_file(&image, (dir + "/small.png").c_str(), 0, grey.data(), 0, nullptr));
+  CHECK_THROWS_WITH_AS(read_image(dir + "/small.png"), doctest::Contains("27x28, expected 28x28"),
+                       std::runtime_error);
+  std::ofstream(dir + "/broken.png", std::ios::binary) << "\x89PNG\r\n\x1a\nbroken";
+  CHECK_THROWS_AS(read_image(dir + "/broken.png"), std::runtime_error);
+}
+#endif
 
 TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes") {
   if (!have_mnist()) {
