@@ -3,12 +3,13 @@
 # time: the machine is shared), each into results/mnist/<name>/ with a log.
 #   apps/mnist/run_results.sh [BUILD_DIR] [DATA_DIR] [names...]
 # Names: best (3 seeds), fashion (3 seeds), r000, r001, r003, logistic000, logistic003,
-# sweeps (the three grids of docs/results-mnist.md; resumable).
+# activations (report 000 Table III), sweeps (the three grids of docs/results-mnist.md;
+# resumable).
 set -eu
 BUILD=${1:-build}
 DATA=${2:-data/mnist}
 shift 2 2>/dev/null || true
-NAMES=${*:-"best r000 r001 r003 logistic000 logistic003 fashion sweeps"}
+NAMES=${*:-"best r000 r001 r003 logistic000 logistic003 fashion activations sweeps"}
 MNIST="$BUILD/apps/mnist/mnist"
 OUT=results/mnist
 mkdir -p "$OUT"
@@ -41,6 +42,11 @@ for n in $NAMES; do
   logistic003)  # report 003's logistic regression: SGD lr 1e-3, batch 50, 50 epochs
     run logistic003 --dataset mnist --data "$DATA" --logistic --init glorot_uniform --optimiser sgd \
       --lr 1e-3 --lr-decay 1 --batch 50 --epochs 50 ;;
+  activations)  # report 000 Table III / Fig. 9: 784-256-10, 5 epochs, three activations
+    for a in sigmoid relu leaky_relu; do
+      run act-$a --dataset mnist --data "$DATA" --protocol pooled --layers 256 --activation $a \
+        --lr 1e-3 --lr-decay 1 --dropout 0 --batch 128 --epochs 5
+    done ;;
   sweeps)  # report 000 Figs. 7-8: 2 epochs per point, two workers with 1 BLAS thread each
     S="$MNIST sweep --dataset mnist --data $DATA --protocol pooled --activation sigmoid --optimiser adam --batch 128 --epochs 2 --workers 2"
     $S --layers 128 128 --lrs 0.1 0.316 1 3.16 10 --lambdas 1e-10 1e-9 1e-8 1e-7 1e-6 1e-5 \
