@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() /
-                     ("runge_test_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path p =
+      fs::temp_directory_path() / ("runge_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -42,7 +42,8 @@ std::size_t line_count(const fs::path& p) {
   std::ifstream in(p);
   std::size_t n = 0;
   std::string line;
-  while (std::getline(in, line)) ++n;
+  while (std::getline(in, line))
+    ++n;
   return n;
 }
 
@@ -53,8 +54,8 @@ struct Run {
 
 /// Runs the runge executable in `dir` with `args`.
 Run run_cli(const fs::path& dir, const std::string& args) {
-  const std::string cmd = "cd '" + dir.string() + "' && OPENBLAS_NUM_THREADS=1 '" RUNGE_EXE
-                          "' " + args + " > out.txt 2> err.txt";
+  const std::string cmd = "cd '" + dir.string() + "' && OPENBLAS_NUM_THREADS=1 '" RUNGE_EXE "' " +
+                          args + " > out.txt 2> err.txt";
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir / "out.txt"), slurp(dir / "err.txt")};
 }
@@ -75,8 +76,9 @@ TEST_CASE("cli: train prints test MSE and R2 and writes the curve and prediction
   CHECK(line_count(dir / "runge_curve.csv") == 4);  // header + epochs 10, 20, 30
   CHECK(first_line(dir / "runge_predictions.csv") == "x,part,target,prediction,true_function");
   CHECK(line_count(dir / "runge_predictions.csv") == 1 + 80 + 401);
-  const Run f = run_cli(dir, "train --function franke --points 60 --epochs 5 --nodes 8 "
-                           "--activation relu --predictions franke.csv");
+  const Run f = run_cli(dir,
+                        "train --function franke --points 60 --epochs 5 --nodes 8 "
+                        "--activation relu --predictions franke.csv");
   CHECK(f.status == 0);
   CHECK(first_line(dir / "franke.csv") == "x,y,part,target,prediction,true_function");
 }
@@ -117,13 +119,15 @@ TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' 
   CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval kfold --folds 4 --out k.csv")
             .status == 0);
   CHECK(slurp(dir / "k.csv").find(",kfold,ok,") != std::string::npos);
-  CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval bootstrap --bootstraps 3 "
-                   "--out b.csv")
+  CHECK(run_cli(dir,
+                "sweep --points 40 --epochs 10 --nodes 4 --eval bootstrap --bootstraps 3 "
+                "--out b.csv")
             .status == 0);
   CHECK(slurp(dir / "b.csv").find(",bootstrap,ok,") != std::string::npos);
   // Plain gradient descent at rate 1e6 on ReLU units overflows to inf/NaN.
-  const Run r = run_cli(dir, "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
-                           "--optimiser sgd --lr 0.01,1e6 --out d.csv");
+  const Run r = run_cli(dir,
+                        "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
+                        "--optimiser sgd --lr 0.01,1e6 --out d.csv");
   CHECK(r.status == 0);
   const std::string csv = slurp(dir / "d.csv");
   CHECK(csv.find(",holdout,ok,") != std::string::npos);
@@ -220,8 +224,7 @@ TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
   CHECK(first_line(res / "fig1_sgd.csv") == runge::csv_header());
   CHECK(first_line(res / "table1.csv") == "mode,optimiser,layers,best_lr,best_mse,log10_lr");
   CHECK(line_count(res / "table1.csv") == 9);
-  CHECK(first_line(res / "fig2_curves.csv") ==
-        "mode,optimiser,layers,lr,epoch,train_mse,test_mse");
+  CHECK(first_line(res / "fig2_curves.csv") == "mode,optimiser,layers,lr,epoch,train_mse,test_mse");
   CHECK(first_line(res / "fig3_fit.csv") == "x,true,nn,ols12");
   CHECK(first_line(res / "fig4.csv") == runge::csv_header());
   CHECK(r.out.find("figure-4 experiment") != std::string::npos);

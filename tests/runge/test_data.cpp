@@ -50,8 +50,7 @@ TEST_CASE("equispaced Runge grid and Franke inputs") {
 TEST_CASE("bad data options are refused with the option's name") {
   runge::DataSpec spec;
   spec.noise = -0.1;
-  CHECK_THROWS_WITH_AS(runge::generate(spec), doctest::Contains("--noise"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(runge::generate(spec), doctest::Contains("--noise"), std::invalid_argument);
   const auto d = runge::generate(runge::DataSpec{});
   CHECK_THROWS_WITH_AS(runge::train_test_split(d, 1.0, 1), doctest::Contains("--test-fraction"),
                        std::invalid_argument);
@@ -68,7 +67,8 @@ TEST_CASE("train/test split: sizes, disjoint, seeded") {
   CHECK(s.train.size() == 240);
   CHECK(s.test.size() == 60);
   std::set<double> train(s.train.x.begin(), s.train.x.end());
-  for (double v : s.test.x) CHECK(train.count(v) == 0);
+  for (double v : s.test.x)
+    CHECK(train.count(v) == 0);
   CHECK(runge::train_test_split(d, 0.2, 44).test.x == s.test.x);
   CHECK(runge::train_test_split(d, 0.2, 45).test.x != s.test.x);
 }
@@ -82,7 +82,8 @@ TEST_CASE("k-fold indices partition the rows, bootstrap draws with replacement")
     all.insert(all.end(), f.begin(), f.end());
   }
   std::sort(all.begin(), all.end());
-  for (std::size_t i = 0; i < 23; ++i) CHECK(all[i] == i);
+  for (std::size_t i = 0; i < 23; ++i)
+    CHECK(all[i] == i);
   CHECK_THROWS_AS(runge::kfold_indices(10, 1, 1), std::invalid_argument);
   std::mt19937_64 rng(5);
   const auto boot = runge::bootstrap_indices(100, rng);

@@ -14,13 +14,15 @@ Matrix random_design(std::size_t n, std::size_t p, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> g(0.0, 1.0);
   Matrix X({n, p});
-  for (auto& v : X) v = g(rng);
+  for (auto& v : X)
+    v = g(rng);
   return X;
 }
 Matrix times(const Matrix& X, const std::vector<double>& b) {
   Matrix y = xt::zeros<double>({X.shape(0), std::size_t(1)});
   for (std::size_t i = 0; i < X.shape(0); ++i)
-    for (std::size_t k = 0; k < b.size(); ++k) y(i, 0) += X(i, k) * b[k];
+    for (std::size_t k = 0; k < b.size(); ++k)
+      y(i, 0) += X(i, k) * b[k];
   return y;
 }
 }  // namespace
@@ -72,23 +74,28 @@ TEST_CASE("OLS through dgelsd recovers the coefficients of noiseless polynomial 
   Matrix F({50, 6});
   for (std::size_t i = 0; i < 50; ++i) {
     F(i, 0) = 1.0;
-    for (std::size_t k = 1; k < 6; ++k) F(i, k) = std::pow(d.x(i, 0), double(k));
+    for (std::size_t k = 1; k < 6; ++k)
+      F(i, k) = std::pow(d.x(i, 0), double(k));
   }
   const runge::Vector b = runge::ols_lstsq(F, d.y);
   const double want[6] = {0.5, -2.0, 3.0, 0.0, 0.0, 1.0};
-  for (std::size_t k = 0; k < 6; ++k) CHECK(b(k) == doctest::Approx(want[k]).epsilon(1e-9));
+  for (std::size_t k = 0; k < 6; ++k)
+    CHECK(b(k) == doctest::Approx(want[k]).epsilon(1e-9));
 }
 
 TEST_CASE("OLS through dgelsd stays accurate where the normal equations lose digits") {
   // Degree-12 monomials on [0,1]: cond(X) ~ 1e9, cond(X^T X) ~ 1e18.
   Matrix x({200, 1});
-  for (std::size_t i = 0; i < 200; ++i) x(i, 0) = double(i) / 199.0;
+  for (std::size_t i = 0; i < 200; ++i)
+    x(i, 0) = double(i) / 199.0;
   Matrix X = runge::polynomial_features(x, 12);
   std::vector<double> truth(12);
-  for (std::size_t k = 0; k < 12; ++k) truth[k] = (k % 2 ? -1.0 : 1.0) * double(k + 1) / 4.0;
+  for (std::size_t k = 0; k < 12; ++k)
+    truth[k] = (k % 2 ? -1.0 : 1.0) * double(k + 1) / 4.0;
   const Matrix y = times(X, truth);
   const runge::Vector b = runge::ols_lstsq(X, y);
-  for (std::size_t k = 0; k < 12; ++k) CHECK(b(k) == doctest::Approx(truth[k]).epsilon(1e-4));
+  for (std::size_t k = 0; k < 12; ++k)
+    CHECK(b(k) == doctest::Approx(truth[k]).epsilon(1e-4));
 }
 
 TEST_CASE("Ridge matches its closed form and shrinks towards zero") {
@@ -101,7 +108,8 @@ TEST_CASE("Ridge matches its closed form and shrinks towards zero") {
     double g = lambda * b(k);
     for (std::size_t i = 0; i < 40; ++i) {
       double r = -y(i, 0);
-      for (std::size_t j = 0; j < 4; ++j) r += X(i, j) * b(j);
+      for (std::size_t j = 0; j < 4; ++j)
+        r += X(i, j) * b(j);
       g += X(i, k) * r;
     }
     CHECK(std::abs(g) < 1e-10);
@@ -125,7 +133,8 @@ TEST_CASE("Lasso by coordinate descent finds the zeros of a known sparse problem
   Matrix y = times(X, truth);
   std::mt19937_64 rng(3);
   std::normal_distribution<double> g(0.0, 0.1);
-  for (auto& v : y) v += g(rng);
+  for (auto& v : y)
+    v += g(rng);
   const double lambda = 0.1;
   const auto r = runge::lasso_cd(X, y, lambda);
   REQUIRE(r.converged);
@@ -144,7 +153,8 @@ TEST_CASE("Lasso by coordinate descent finds the zeros of a known sparse problem
     double c = 0;
     for (std::size_t i = 0; i < 200; ++i) {
       double res = y(i, 0);
-      for (std::size_t j = 0; j < 10; ++j) res -= X(i, j) * r.coef(j);
+      for (std::size_t j = 0; j < 10; ++j)
+        res -= X(i, j) * r.coef(j);
       c += X(i, k) * res;
     }
     c /= 200.0;

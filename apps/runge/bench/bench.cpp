@@ -3,8 +3,8 @@
 // steps). Prints one CSV row per case; bench/run_bench.sh runs the PyTorch and
 // scikit-learn peers in the same run.
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <sstream>
 #include <string>
 
@@ -23,15 +23,18 @@ int main(int argc, char** argv) {
   bool header = true;
   app.add_option("--epochs", epochs, "Epochs per case");
   app.add_option("--threads", threads, "OpenBLAS threads (tiny matrices: 1 is fastest)");
-  app.add_option("--cases", cases, "Comma-separated: full (full batch), batch5, tanh100 "
-                                   "(report 002: 2 x 100 tanh, Adam lr 1e-3, L2, batch 200)");
+  app.add_option("--cases", cases,
+                 "Comma-separated: full (full batch), batch5, tanh100 "
+                 "(report 002: 2 x 100 tanh, Adam lr 1e-3, L2, batch 200)");
   app.add_flag("!--no-header", header, "Omit the CSV header line");
   CLI11_PARSE(app, argc, argv);
   xgrad::set_threads(threads);
 
   runge::DataSpec d;  // report 000: 300 points, sigma 0.05; 240 for training
   const auto split = runge::train_test_split(runge::generate(d), 0.2, 44);
-  if (header) std::printf("impl,case,threads,steps,seconds,cpu_seconds,us_per_step,cpu_us_per_step,test_mse\n");
+  if (header)
+    std::printf(
+        "impl,case,threads,steps,seconds,cpu_seconds,us_per_step,cpu_us_per_step,test_mse\n");
   std::stringstream ss(cases);
   std::string c;
   while (std::getline(ss, c, ',')) {

@@ -14,9 +14,13 @@ Function parse_function(const std::string& text) {
                               "' (expected runge or franke)");
 }
 
-const char* function_name(Function f) { return f == Function::Runge ? "runge" : "franke"; }
+const char* function_name(Function f) {
+  return f == Function::Runge ? "runge" : "franke";
+}
 
-double runge_function(double x) { return 1.0 / (1.0 + 25.0 * x * x); }
+double runge_function(double x) {
+  return 1.0 / (1.0 + 25.0 * x * x);
+}
 
 double franke_function(double x, double y) {
   const double a = 0.75 * std::exp(-std::pow(9 * x - 2, 2) / 4.0 - std::pow(9 * y - 2, 2) / 4.0);
@@ -62,7 +66,8 @@ Dataset generate(const DataSpec& spec) {
   out.y = true_function(spec.function, out.x);
   // Noise is drawn after every input so that the inputs of a seed do not depend on sigma.
   std::normal_distribution<double> noise(0.0, 1.0);
-  for (std::size_t i = 0; i < spec.n; ++i) out.y(i, 0) += spec.noise * noise(rng);
+  for (std::size_t i = 0; i < spec.n; ++i)
+    out.y(i, 0) += spec.noise * noise(rng);
   return out;
 }
 
@@ -72,8 +77,10 @@ Dataset subset(const Dataset& d, const std::vector<std::size_t>& rows) {
   out.y = Matrix({rows.size(), d.y.shape(1)});
   for (std::size_t r = 0; r < rows.size(); ++r) {
     if (rows[r] >= d.size()) throw std::out_of_range("subset: row index out of range");
-    for (std::size_t c = 0; c < d.x.shape(1); ++c) out.x(r, c) = d.x(rows[r], c);
-    for (std::size_t c = 0; c < d.y.shape(1); ++c) out.y(r, c) = d.y(rows[r], c);
+    for (std::size_t c = 0; c < d.x.shape(1); ++c)
+      out.x(r, c) = d.x(rows[r], c);
+    for (std::size_t c = 0; c < d.y.shape(1); ++c)
+      out.y(r, c) = d.y(rows[r], c);
   }
   return out;
 }
@@ -126,13 +133,15 @@ std::vector<std::vector<std::size_t>> kfold_indices(std::size_t n, std::size_t k
 
 std::vector<std::size_t> bootstrap_indices(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::size_t> out(n);
-  for (auto& i : out) i = static_cast<std::size_t>(rng() % n);
+  for (auto& i : out)
+    i = static_cast<std::size_t>(rng() % n);
   return out;
 }
 
 std::vector<std::size_t> complement(std::size_t n, const std::vector<std::size_t>& chosen) {
   std::vector<char> in(n, 0);
-  for (auto i : chosen) in.at(i) = 1;
+  for (auto i : chosen)
+    in.at(i) = 1;
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < n; ++i)
     if (!in[i]) out.push_back(i);
@@ -146,11 +155,13 @@ void StandardScaler::fit(const Matrix& m) {
   scale = xt::ones<double>({c});
   for (std::size_t j = 0; j < c; ++j) {
     double s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += m(i, j);
+    for (std::size_t i = 0; i < n; ++i)
+      s += m(i, j);
     mean(j) = s / double(n);
     if (!with_std) continue;
     double v = 0;
-    for (std::size_t i = 0; i < n; ++i) v += (m(i, j) - mean(j)) * (m(i, j) - mean(j));
+    for (std::size_t i = 0; i < n; ++i)
+      v += (m(i, j) - mean(j)) * (m(i, j) - mean(j));
     // Population standard deviation, as sklearn's StandardScaler.
     const double sd = std::sqrt(v / double(n));
     scale(j) = sd > 1e-300 ? sd : 1.0;
@@ -162,7 +173,8 @@ Matrix StandardScaler::transform(const Matrix& m) const {
     throw std::invalid_argument("StandardScaler::transform: column count differs from fit");
   Matrix out(m.shape());
   for (std::size_t i = 0; i < m.shape(0); ++i)
-    for (std::size_t j = 0; j < m.shape(1); ++j) out(i, j) = (m(i, j) - mean(j)) / scale(j);
+    for (std::size_t j = 0; j < m.shape(1); ++j)
+      out(i, j) = (m(i, j) - mean(j)) / scale(j);
   return out;
 }
 
@@ -171,7 +183,8 @@ Matrix StandardScaler::inverse_transform(const Matrix& m) const {
     throw std::invalid_argument("StandardScaler::inverse_transform: column count differs");
   Matrix out(m.shape());
   for (std::size_t i = 0; i < m.shape(0); ++i)
-    for (std::size_t j = 0; j < m.shape(1); ++j) out(i, j) = m(i, j) * scale(j) + mean(j);
+    for (std::size_t j = 0; j < m.shape(1); ++j)
+      out(i, j) = m(i, j) * scale(j) + mean(j);
   return out;
 }
 
@@ -190,7 +203,8 @@ double r2(const Matrix& prediction, const Matrix& target) {
   if (prediction.shape() != target.shape() || target.size() == 0)
     throw std::invalid_argument("r2: prediction and target shapes differ");
   double mean = 0;
-  for (std::size_t i = 0; i < target.size(); ++i) mean += target.flat(i);
+  for (std::size_t i = 0; i < target.size(); ++i)
+    mean += target.flat(i);
   mean /= double(target.size());
   double ss_res = 0, ss_tot = 0;
   for (std::size_t i = 0; i < target.size(); ++i) {

@@ -26,10 +26,10 @@ double franke_function(double x, double y);
 
 struct DataSpec {
   Function function = Function::Runge;
-  std::size_t n = 300;          // report 000: 300 points
-  double noise = 0.05;          // sigma of the Gaussian noise (report 000: 0.05)
-  std::uint64_t seed = 44;      // report 000 used random_state 44 for its split
-  bool equispaced = false;      // grid instead of uniform draws (Runge only: n points on [-1,1])
+  std::size_t n = 300;      // report 000: 300 points
+  double noise = 0.05;      // sigma of the Gaussian noise (report 000: 0.05)
+  std::uint64_t seed = 44;  // report 000 used random_state 44 for its split
+  bool equispaced = false;  // grid instead of uniform draws (Runge only: n points on [-1,1])
 };
 
 /// x [n, d] (d = 1 for Runge on [-1,1], 2 for Franke on [0,1]^2) and y [n, 1].

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -37,7 +37,8 @@ std::string num(double v) {
 /// 10^a, 10^(a+step), ..., 10^b (report 000's log-spaced learning-rate axes).
 std::vector<double> logspace(double a, double b, double step) {
   std::vector<double> out;
-  for (int k = 0; a + k * step <= b + 1e-9; ++k) out.push_back(std::pow(10.0, a + k * step));
+  for (int k = 0; a + k * step <= b + 1e-9; ++k)
+    out.push_back(std::pow(10.0, a + k * step));
   return out;
 }
 
@@ -127,7 +128,8 @@ std::ofstream open_csv(const Context& c, const std::string& file, const std::str
 
 Matrix linspace_column(double a, double b, std::size_t n) {
   Matrix x({n, 1});
-  for (std::size_t i = 0; i < n; ++i) x(i, 0) = a + (b - a) * double(i) / double(n - 1);
+  for (std::size_t i = 0; i < n; ++i)
+    x(i, 0) = a + (b - a) * double(i) / double(n - 1);
   return x;
 }
 
@@ -182,7 +184,8 @@ std::vector<TableRow> read_table1(const Context& c) {
   while (std::getline(in, line)) {
     std::stringstream ss(line);
     std::string f[6];
-    for (auto& x : f) std::getline(ss, x, ',');
+    for (auto& x : f)
+      std::getline(ss, x, ',');
     if (f[3] == "nan") continue;
     out.push_back({f[0], f[1], std::stoul(f[2]), std::stod(f[3])});
   }
@@ -219,8 +222,8 @@ void curves(const Context& c) {
   const Matrix pn = nn.predict(grid), po = ols.predict(grid);
   auto fit = open_csv(c, "fig3_fit.csv", "x,true,nn,ols12");
   for (std::size_t i = 0; i < grid.shape(0); ++i)
-    fit << num(grid(i, 0)) << ',' << num(runge_function(grid(i, 0))) << ',' << num(pn(i, 0))
-        << ',' << num(po(i, 0)) << '\n';
+    fit << num(grid(i, 0)) << ',' << num(runge_function(grid(i, 0))) << ',' << num(pn(i, 0)) << ','
+        << num(po(i, 0)) << '\n';
   auto pts = open_csv(c, "fig3_points.csv", "x,y,part");
   for (std::size_t i = 0; i < data.split.train.size(); ++i)
     pts << num(data.split.train.x(i, 0)) << ',' << num(data.split.train.y(i, 0)) << ",train\n";
@@ -243,18 +246,16 @@ void architecture(const Context& c) {
   s.axes.optimiser = {"adam"};
   s.axes.activation = {"sigmoid", "relu", "leaky_relu"};
   s.axes.layers = c.opt.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 3, 5};
-  s.axes.nodes = c.opt.quick ? std::vector<std::size_t>{5}
-                             : std::vector<std::size_t>{10, 20, 30, 40, 50};
+  s.axes.nodes =
+      c.opt.quick ? std::vector<std::size_t>{5} : std::vector<std::size_t>{10, 20, 30, 40, 50};
   s.axes.batch_size = {48};
   s.axes.lr = c.opt.quick ? std::vector<double>{1e-2} : logspace(-3.0, 1.0, 0.5);
   const auto t0 = std::chrono::steady_clock::now();
   const SweepStats st = sweep(c, data, s, "fig4.csv");
-  const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto out = open_csv(c, "fig4_walltime.csv", "points,run,reused,diverged,seconds,jobs");
-  out << st.points << ',' << st.run << ',' << st.reused << ',' << st.diverged << ','
-      << num(wall) << ',' << (c.opt.jobs ? c.opt.jobs : std::thread::hardware_concurrency())
-      << '\n';
+  out << st.points << ',' << st.run << ',' << st.reused << ',' << st.diverged << ',' << num(wall)
+      << ',' << (c.opt.jobs ? c.opt.jobs : std::thread::hardware_concurrency()) << '\n';
   std::printf("figure-4 experiment: %zu points (%zu run, %zu reused) in %.1f s wall time\n",
               st.points, st.run, st.reused, wall);
 }
@@ -273,8 +274,8 @@ void regularisation(const Context& c) {
       act = b->point.activation;
     }
   }
-  c.log("regularisation: architecture " + std::to_string(layers) + " x " +
-        std::to_string(nodes) + " " + act);
+  c.log("regularisation: architecture " + std::to_string(layers) + " x " + std::to_string(nodes) +
+        " " + act);
   SweepSpec s;
   s.train = report000_sgd(c.epochs(3000));
   s.model = report000_model(layers, nodes, act);
@@ -298,10 +299,10 @@ void regularisation(const Context& c) {
     f.axes.lambda = {b ? b->point.lambda : 1e-3};
     f.axes.lr = {b ? b->point.lr : std::pow(10.0, -0.4)};
     f.axes.activation = {"sigmoid", "relu", "leaky_relu"};
-    f.axes.layers = c.opt.quick ? std::vector<std::size_t>{1}
-                                : std::vector<std::size_t>{1, 2, 3, 4, 5};
-    f.axes.nodes = c.opt.quick ? std::vector<std::size_t>{5}
-                               : std::vector<std::size_t>{5, 10, 25, 50};
+    f.axes.layers =
+        c.opt.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 2, 3, 4, 5};
+    f.axes.nodes =
+        c.opt.quick ? std::vector<std::size_t>{5} : std::vector<std::size_t>{5, 10, 25, 50};
     sweep(c, data, f, "fig6_" + pen + ".csv");
   }
 }
@@ -349,8 +350,7 @@ void cv(const Context& c) {
     nets.push_back(our_best(c));
   }
   auto out = open_csv(c, "cv_folds.csv", "data_seed,model,fold,mse,r2");
-  auto summary =
-      open_csv(c, "cv_summary.csv", "data_seed,model,folds,mean_mse,mean_r2,std_r2");
+  auto summary = open_csv(c, "cv_summary.csv", "data_seed,model,folds,mean_mse,mean_r2,std_r2");
   // R^2 depends on the variance of the draw: the true function's own CV R^2 (the
   // ceiling no model can pass on average) is written next to the models, and the whole
   // protocol is repeated on several draws so that one lucky draw does not decide.
@@ -374,18 +374,19 @@ void cv(const Context& c) {
         mm += ms[i] / double(ms.size());
         mr += rs[i] / double(rs.size());
       }
-      for (double r : rs) sr += (r - mr) * (r - mr);
+      for (double r : rs)
+        sr += (r - mr) * (r - mr);
       sr = std::sqrt(sr / double(std::max<std::size_t>(rs.size() - 1, 1)));
-      summary << seed << ',' << name << ',' << ms.size() << ',' << num(mm) << ',' << num(mr)
-              << ',' << num(sr) << '\n';
+      summary << seed << ',' << name << ',' << ms.size() << ',' << num(mm) << ',' << num(mr) << ','
+              << num(sr) << '\n';
       if (!all_r2.count(name)) order.push_back(name);
       all_r2[name].push_back(mr);
       all_mse[name].push_back(mm);
       c.log("cv seed " + std::to_string(seed) + " " + name + ": R2 = " + num(mr) +
             " MSE = " + num(mm));
     };
-    auto run_model = [&](const std::string& name, const std::function<Matrix(
-                                                      const Dataset&, const Dataset&)>& predict) {
+    auto run_model = [&](const std::string& name,
+                         const std::function<Matrix(const Dataset&, const Dataset&)>& predict) {
       std::vector<double> ms, rs;
       // The folds are independent: one thread each (BLAS single-threaded, see sweep.hpp),
       // the results gathered in fold order so that the CSV does not depend on timing.
@@ -397,7 +398,8 @@ void cv(const Context& c) {
           fold_data(f, trs[f], tes[f]);
           pool.emplace_back([&, f] { preds[f] = predict(trs[f], tes[f]); });
         }
-        for (auto& t : pool) t.join();
+        for (auto& t : pool)
+          t.join();
       }
       for (std::size_t f = 0; f < k; ++f) {
         const Dataset& te = tes[f];
@@ -426,8 +428,10 @@ void cv(const Context& c) {
   }
   for (const auto& name : order) {
     double mr = 0, mm = 0;
-    for (double v : all_r2[name]) mr += v / double(all_r2[name].size());
-    for (double v : all_mse[name]) mm += v / double(all_mse[name].size());
+    for (double v : all_r2[name])
+      mr += v / double(all_r2[name].size());
+    for (double v : all_mse[name])
+      mm += v / double(all_mse[name].size());
     summary << "mean," << name << ',' << k << ',' << num(mm) << ',' << num(mr) << ",nan\n";
   }
   const Dataset full = generate(dspec);
@@ -444,8 +448,8 @@ void cv(const Context& c) {
   const Matrix truth = true_function(Function::Runge, fresh.x);
   auto write = [&](const std::string& name, const Matrix& p) {
     fr << name << ',' << fresh.size() << ',' << num(mse(p, fresh.y)) << ','
-       << num(mse(p, fresh.y) / floor) << ',' << num(r2(p, fresh.y)) << ','
-       << num(mse(p, truth)) << '\n';
+       << num(mse(p, fresh.y) / floor) << ',' << num(r2(p, fresh.y)) << ',' << num(mse(p, truth))
+       << '\n';
     c.log("fresh " + name + ": MSE = " + num(mse(p, fresh.y)) + " = " +
           num(mse(p, fresh.y) / floor) + " x noise floor");
   };
@@ -500,8 +504,7 @@ void sparse(const Context& c) {
   base.axes.activation = c.opt.quick ? std::vector<std::string>{"tanh"}
                                      : std::vector<std::string>{"sigmoid", "tanh", "leaky_relu"};
   base.axes.layers = c.opt.quick ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 2};
-  base.axes.nodes = c.opt.quick ? std::vector<std::size_t>{5}
-                                : std::vector<std::size_t>{5, 10, 20};
+  base.axes.nodes = c.opt.quick ? std::vector<std::size_t>{5} : std::vector<std::size_t>{5, 10, 20};
   base.axes.batch_size = {0};
   base.axes.lr = c.opt.quick ? std::vector<double>{1e-2} : std::vector<double>{1e-2, 1e-1};
   auto gen = open_csv(c, "sparse_generalisation.csv",
@@ -543,10 +546,10 @@ void sparse(const Context& c) {
       t.lambda = b->point.lambda;
       const Matrix p = ensemble_predict(known.full, m, t, members, fresh.x);
       const double e = mse(p, fresh.y);
-      gen << draw << ",ffnn," << (pen == "none" ? "l0" : pen) << ',' << num(b->point.lambda)
-          << ',' << b->point.optimiser << ',' << b->point.activation << ',' << b->point.layers
-          << ',' << b->point.nodes << ',' << num(b->point.lr) << ',' << num(b->mse) << ','
-          << num(e) << ',' << num(std::log10(e)) << ',' << num(mse(p, truth)) << '\n';
+      gen << draw << ",ffnn," << (pen == "none" ? "l0" : pen) << ',' << num(b->point.lambda) << ','
+          << b->point.optimiser << ',' << b->point.activation << ',' << b->point.layers << ','
+          << b->point.nodes << ',' << num(b->point.lr) << ',' << num(b->mse) << ',' << num(e) << ','
+          << num(std::log10(e)) << ',' << num(mse(p, truth)) << '\n';
       c.log("sparse draw " + std::to_string(draw) + " " + pen +
             ": fresh log10 MSE = " + num(std::log10(e)));
     }
@@ -557,13 +560,13 @@ void sparse(const Context& c) {
       const CvModel prior = our_best(c);
       const Matrix p = ensemble_predict(known.full, prior.model, prior.train, members, fresh.x);
       const double e = mse(p, fresh.y);
-      gen << draw << ",xgrad_prior," << prior.train.penalty << ',' << num(prior.train.lambda)
-          << ',' << prior.train.optimiser << ',' << prior.model.activation << ','
+      gen << draw << ",xgrad_prior," << prior.train.penalty << ',' << num(prior.train.lambda) << ','
+          << prior.train.optimiser << ',' << prior.model.activation << ','
           << prior.model.hidden.size() << ',' << prior.model.hidden.front() << ','
-          << num(prior.train.learning_rate) << ",nan," << num(e) << ',' << num(std::log10(e))
-          << ',' << num(mse(p, truth)) << '\n';
-      c.log("sparse draw " + std::to_string(draw) + " prior: fresh log10 MSE = " +
-            num(std::log10(e)));
+          << num(prior.train.learning_rate) << ",nan," << num(e) << ',' << num(std::log10(e)) << ','
+          << num(mse(p, truth)) << '\n';
+      c.log("sparse draw " + std::to_string(draw) +
+            " prior: fresh log10 MSE = " + num(std::log10(e)));
     }
     // The linear baselines with degree and lambda chosen by the same CV folds.
     const auto folds = kfold_indices(known.full.size(), base.folds, base.resample_seed);
@@ -593,8 +596,8 @@ void sparse(const Context& c) {
           fit_linear(known.full, parse_linear_method(meth), best_p, best_l).predict(fresh.x);
       const double e = mse(pr, fresh.y);
       gen << draw << ',' << meth << "_degree" << best_p << ",-," << num(best_l) << ",-,-,-,-,-,"
-          << num(best) << ',' << num(e) << ',' << num(std::log10(e)) << ','
-          << num(mse(pr, truth)) << '\n';
+          << num(best) << ',' << num(e) << ',' << num(std::log10(e)) << ',' << num(mse(pr, truth))
+          << '\n';
     }
     gen << draw << ",true_function,-,0,-,-,-,-,-,nan," << num(mse(truth, fresh.y)) << ','
         << num(std::log10(mse(truth, fresh.y))) << ",0\n";
@@ -662,7 +665,8 @@ void franke(const Context& c) {
     out << "xgrad_1x128_relu_adam," << num(sc.mse) << ',' << num(sc.r2) << '\n';
   }
   for (int p : {5, 8, 14}) {
-    const Matrix pr = fit_linear(data.split.train, LinearMethod::OLS, p, 0.0).predict(data.split.test.x);
+    const Matrix pr =
+        fit_linear(data.split.train, LinearMethod::OLS, p, 0.0).predict(data.split.test.x);
     out << "ols_degree" << p << ',' << num(mse(pr, data.split.test.y)) << ','
         << num(r2(pr, data.split.test.y)) << '\n';
   }
@@ -675,18 +679,24 @@ void franke(const Context& c) {
 
 const std::vector<ExperimentInfo>& experiments() {
   static const std::vector<ExperimentInfo> list = {
-      {"learning-rate", "report 000 Fig. 1 and Table I: test MSE vs learning rate, GD/SGD x "
-                        "RMSprop/Adam, 1 and 2 hidden layers of 50 sigmoid nodes"},
-      {"curves", "report 000 Figs. 2-3: MSE vs epoch at the best rates; the fit vs OLS "
-                 "degree 12 and the true function"},
-      {"architecture", "report 000 Fig. 4: layers {1,3,5} x nodes x {sigmoid, ReLU, "
-                       "LeakyReLU} x learning rate (prints its wall time)"},
-      {"regularisation", "report 000 Figs. 5-6: lambda x learning rate for L1 and L2, then "
-                         "layers x nodes at the best lambda"},
-      {"cv", "report 000's 5-fold CV R^2 (96.4% vs OLS 96.0%) and a fresh 10,000-point test "
-             "against the noise floor"},
-      {"sparse", "report 001: N=18, L0/L1/L2 grid search with CV, winners on a fresh "
-                 "100-point set"},
+      {"learning-rate",
+       "report 000 Fig. 1 and Table I: test MSE vs learning rate, GD/SGD x "
+       "RMSprop/Adam, 1 and 2 hidden layers of 50 sigmoid nodes"},
+      {"curves",
+       "report 000 Figs. 2-3: MSE vs epoch at the best rates; the fit vs OLS "
+       "degree 12 and the true function"},
+      {"architecture",
+       "report 000 Fig. 4: layers {1,3,5} x nodes x {sigmoid, ReLU, "
+       "LeakyReLU} x learning rate (prints its wall time)"},
+      {"regularisation",
+       "report 000 Figs. 5-6: lambda x learning rate for L1 and L2, then "
+       "layers x nodes at the best lambda"},
+      {"cv",
+       "report 000's 5-fold CV R^2 (96.4% vs OLS 96.0%) and a fresh 10,000-point test "
+       "against the noise floor"},
+      {"sparse",
+       "report 001: N=18, L0/L1/L2 grid search with CV, winners on a fresh "
+       "100-point set"},
       {"franke", "report 003: Franke function, 1 x 128 ReLU, SGD grid with bootstrap vs OLS"},
   };
   return list;
@@ -696,16 +706,24 @@ double run_experiment(const std::string& name, const ExperimentOptions& options)
   const auto t0 = std::chrono::steady_clock::now();
   Context c{options, fs::path(options.out_dir)};
   fs::create_directories(c.dir);
-  if (name == "learning-rate") learning_rate(c);
-  else if (name == "curves") curves(c);
-  else if (name == "architecture") architecture(c);
-  else if (name == "regularisation") regularisation(c);
-  else if (name == "cv") cv(c);
-  else if (name == "sparse") sparse(c);
-  else if (name == "franke") franke(c);
+  if (name == "learning-rate")
+    learning_rate(c);
+  else if (name == "curves")
+    curves(c);
+  else if (name == "architecture")
+    architecture(c);
+  else if (name == "regularisation")
+    regularisation(c);
+  else if (name == "cv")
+    cv(c);
+  else if (name == "sparse")
+    sparse(c);
+  else if (name == "franke")
+    franke(c);
   else {
     std::string names;
-    for (const auto& e : experiments()) names += (names.empty() ? "" : ", ") + e.name;
+    for (const auto& e : experiments())
+      names += (names.empty() ? "" : ", ") + e.name;
     throw std::invalid_argument("experiment: unknown name '" + name + "' (expected one of " +
                                 names + ")");
   }

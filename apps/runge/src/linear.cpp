@@ -19,7 +19,8 @@ Matrix polynomial_features(const Matrix& x, int degree) {
     Matrix out({n, p});
     for (std::size_t i = 0; i < n; ++i) {
       double v = 1;
-      for (std::size_t k = 0; k < p; ++k) out(i, k) = v *= x(i, 0);
+      for (std::size_t k = 0; k < p; ++k)
+        out(i, k) = v *= x(i, 0);
     }
     return out;
   }
@@ -37,8 +38,8 @@ Matrix polynomial_features(const Matrix& x, int degree) {
 
 static void check_rows(const Matrix& X, const Matrix& y, const char* who) {
   if (y.shape(0) != X.shape(0) || y.shape(1) != 1)
-    throw std::invalid_argument(std::string(who) + ": y must be [" +
-                                std::to_string(X.shape(0)) + ", 1]");
+    throw std::invalid_argument(std::string(who) + ": y must be [" + std::to_string(X.shape(0)) +
+                                ", 1]");
 }
 
 Vector ols_lstsq(const Matrix& X, const Matrix& y) {
@@ -48,7 +49,8 @@ Vector ols_lstsq(const Matrix& X, const Matrix& y) {
   auto result = xt::linalg::lstsq(X, y);
   const auto& sol = std::get<0>(result);
   Vector b = xt::zeros<double>({X.shape(1)});
-  for (std::size_t k = 0; k < X.shape(1); ++k) b(k) = sol(k, 0);
+  for (std::size_t k = 0; k < X.shape(1); ++k)
+    b(k) = sol(k, 0);
   return b;
 }
 
@@ -57,17 +59,18 @@ Vector ridge_solve(const Matrix& X, const Matrix& y, double lambda) {
   if (!(lambda >= 0)) throw std::invalid_argument("--lambda must be >= 0 for ridge");
   const std::size_t p = X.shape(1);
   Matrix A = xt::linalg::dot(xt::transpose(X), X);
-  for (std::size_t k = 0; k < p; ++k) A(k, k) += lambda;
+  for (std::size_t k = 0; k < p; ++k)
+    A(k, k) += lambda;
   Matrix rhs = xt::linalg::dot(xt::transpose(X), y);
   // A is symmetric positive definite for lambda > 0: a linear solve, no inverse formed.
   Matrix sol = xt::linalg::solve(A, rhs);
   Vector b = xt::zeros<double>({p});
-  for (std::size_t k = 0; k < p; ++k) b(k) = sol(k, 0);
+  for (std::size_t k = 0; k < p; ++k)
+    b(k) = sol(k, 0);
   return b;
 }
 
-LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
-                     const LassoOptions& options) {
+LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const LassoOptions& options) {
   check_rows(X, y, "lasso_cd");
   if (!(lambda >= 0)) throw std::invalid_argument("--lambda must be >= 0 for lasso");
   const std::size_t n = X.shape(0), p = X.shape(1);
@@ -75,9 +78,11 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
   LassoResult out;
   out.coef = xt::zeros<double>({p});
   std::vector<double> col_sq(p, 0.0), r(n);
-  for (std::size_t i = 0; i < n; ++i) r[i] = y(i, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    r[i] = y(i, 0);
   for (std::size_t k = 0; k < p; ++k)
-    for (std::size_t i = 0; i < n; ++i) col_sq[k] += X(i, k) * X(i, k);
+    for (std::size_t i = 0; i < n; ++i)
+      col_sq[k] += X(i, k) * X(i, k);
   for (int it = 1; it <= options.max_iterations; ++it) {
     double max_change = 0, max_coef = 0;
     for (std::size_t k = 0; k < p; ++k) {
@@ -85,13 +90,15 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
       const double old = out.coef(k);
       // rho = x_k . (r + x_k b_k) / n: the partial residual's correlation with column k.
       double rho = 0;
-      for (std::size_t i = 0; i < n; ++i) rho += X(i, k) * r[i];
+      for (std::size_t i = 0; i < n; ++i)
+        rho += X(i, k) * r[i];
       rho = rho / dn + old * col_sq[k] / dn;
       const double z = col_sq[k] / dn;
       const double updated = std::copysign(std::max(std::abs(rho) - lambda, 0.0), rho) / z;
       if (updated != old) {
         const double delta = updated - old;
-        for (std::size_t i = 0; i < n; ++i) r[i] -= delta * X(i, k);
+        for (std::size_t i = 0; i < n; ++i)
+          r[i] -= delta * X(i, k);
         out.coef(k) = updated;
       }
       max_change = std::max(max_change, std::abs(updated - old));
@@ -116,9 +123,12 @@ LinearMethod parse_linear_method(const std::string& text) {
 
 const char* linear_method_name(LinearMethod m) {
   switch (m) {
-    case LinearMethod::OLS: return "ols";
-    case LinearMethod::Ridge: return "ridge";
-    case LinearMethod::Lasso: return "lasso";
+    case LinearMethod::OLS:
+      return "ols";
+    case LinearMethod::Ridge:
+      return "ridge";
+    case LinearMethod::Lasso:
+      return "lasso";
   }
   return "?";
 }
@@ -128,7 +138,8 @@ Matrix LinearModel::predict(const Matrix& x) const {
   Matrix out({x.shape(0), 1});
   for (std::size_t i = 0; i < F.shape(0); ++i) {
     double s = intercept;
-    for (std::size_t k = 0; k < F.shape(1); ++k) s += F(i, k) * coef(k);
+    for (std::size_t k = 0; k < F.shape(1); ++k)
+      s += F(i, k) * coef(k);
     out(i, 0) = s;
   }
   return out;
@@ -146,13 +157,18 @@ LinearModel fit_linear(const Dataset& train, LinearMethod method, int degree, do
   m.scaler.fit(F);
   const Matrix Fs = m.scaler.transform(F);
   double ymean = 0;
-  for (std::size_t i = 0; i < train.size(); ++i) ymean += train.y(i, 0);
+  for (std::size_t i = 0; i < train.size(); ++i)
+    ymean += train.y(i, 0);
   ymean /= double(train.size());
   Matrix yc = train.y - ymean;
   m.intercept = ymean;
   switch (method) {
-    case LinearMethod::OLS: m.coef = ols_lstsq(Fs, yc); break;
-    case LinearMethod::Ridge: m.coef = ridge_solve(Fs, yc, lambda); break;
+    case LinearMethod::OLS:
+      m.coef = ols_lstsq(Fs, yc);
+      break;
+    case LinearMethod::Ridge:
+      m.coef = ridge_solve(Fs, yc, lambda);
+      break;
     case LinearMethod::Lasso: {
       auto r = lasso_cd(Fs, yc, lambda, lasso);
       m.coef = r.coef;

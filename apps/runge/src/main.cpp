@@ -30,7 +30,8 @@ std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
+  while (std::getline(ss, item, ','))
+    out.push_back(item);
   return out;
 }
 
@@ -55,11 +56,14 @@ std::vector<double> parse_doubles(const std::string& text, const std::string& op
     if (parts.size() != 3) throw std::invalid_argument(option + ": log:A,B,STEP needs 3 numbers");
     const double a = parse_double(parts[0], option), b = parse_double(parts[1], option),
                  step = parse_double(parts[2], option);
-    if (!(step > 0) || b < a) throw std::invalid_argument(option + ": log:A,B,STEP needs A <= B, STEP > 0");
-    for (int k = 0; a + k * step <= b + 1e-9; ++k) out.push_back(std::pow(10.0, a + k * step));
+    if (!(step > 0) || b < a)
+      throw std::invalid_argument(option + ": log:A,B,STEP needs A <= B, STEP > 0");
+    for (int k = 0; a + k * step <= b + 1e-9; ++k)
+      out.push_back(std::pow(10.0, a + k * step));
     return out;
   }
-  for (const auto& s : split_list(text)) out.push_back(parse_double(s, option));
+  for (const auto& s : split_list(text))
+    out.push_back(parse_double(s, option));
   if (out.empty()) throw std::invalid_argument(option + ": empty list");
   return out;
 }
@@ -86,15 +90,18 @@ struct DataOptions {
   std::uint64_t split_seed = 44;
 
   void add(CLI::App* app) {
-    app->add_option("--function", function, "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
-                                            "(Franke's function on [0,1]^2)");
+    app->add_option("--function", function,
+                    "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
+                    "(Franke's function on [0,1]^2)");
     app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)");
     app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
     app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise");
-    app->add_flag("--equispaced", equispaced, "Runge only: an even grid on [-1,1] instead of "
-                                              "uniform draws");
-    app->add_option("--test-fraction", test_fraction, "Fraction of the points held out for "
-                                                      "testing, in (0,1)");
+    app->add_flag("--equispaced", equispaced,
+                  "Runge only: an even grid on [-1,1] instead of "
+                  "uniform draws");
+    app->add_option("--test-fraction", test_fraction,
+                    "Fraction of the points held out for "
+                    "testing, in (0,1)");
     app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle");
   }
   SweepData load() const {
@@ -124,9 +131,10 @@ struct ModelOptions {
                             "leaky_relu[:alpha], elu[:alpha], identity");
     app->add_option("--output-activation", output_activation,
                     "Activation of the output layer (identity for regression)");
-    app->add_option("--init", init, "Weight initialiser: standard_normal (report 000), "
-                                    "normal:SIGMA, glorot_uniform, glorot_normal, he_normal, "
-                                    "he_uniform");
+    app->add_option("--init", init,
+                    "Weight initialiser: standard_normal (report 000), "
+                    "normal:SIGMA, glorot_uniform, glorot_normal, he_normal, "
+                    "he_uniform");
     app->add_option("--bias-init", bias_init, "Constant initial bias (report 000: 0.01)");
   }
   ModelSpec spec() const {
@@ -156,8 +164,9 @@ struct TrainOptions {
     const std::string list = sweep ? " (comma-separated list to sweep)" : "";
     app->add_option("--optimiser", optimiser,
                     "Optimiser: gd (full batch), sgd, momentum, adagrad, rmsprop, adam" + list);
-    app->add_option("--lr", lr, "Learning rate eta" + list +
-                                    (sweep ? "; log:A,B,STEP gives 10^A ... 10^B" : ""));
+    app->add_option(
+        "--lr", lr,
+        "Learning rate eta" + list + (sweep ? "; log:A,B,STEP gives 10^A ... 10^B" : ""));
     app->add_option("--schedule", schedule,
                     "Learning-rate schedule: constant; inverse_time (report 000: eta t1/(t+t1), "
                     "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); or "
@@ -167,8 +176,10 @@ struct TrainOptions {
     app->add_flag("--divide-lr", divide_lr,
                   "Divide the rate by the number of minibatches (report 000's SGD)");
     app->add_option("--cost", cost, "Cost function: mse (report 000 eq. 16)");
-    app->add_option("--penalty", penalty, "Regularisation: none, l1, l2 (report 000 eq. 22: "
-                                          "lambda sum|W| or lambda sum W^2)" + list);
+    app->add_option("--penalty", penalty,
+                    "Regularisation: none, l1, l2 (report 000 eq. 22: "
+                    "lambda sum|W| or lambda sum W^2)" +
+                        list);
     app->add_option("--lambda", lambda, "Regularisation strength lambda" + list);
     app->add_flag("--penalise-biases", penalise_biases, "Apply the penalty to biases too");
     app->add_option("--seed", seed, "Seed of the initial weights and the minibatch shuffles");
@@ -207,8 +218,10 @@ void write_predictions(const std::string& path, const SweepData& data, const Tra
       out << x(i, 0);
       if (two_d) out << ',' << x(i, 1);
       out << ',' << part << ',';
-      if (y) out << (*y)(i, 0);
-      else out << "nan";
+      if (y)
+        out << (*y)(i, 0);
+      else
+        out << "nan";
       out << ',' << p(i, 0) << ',' << t(i, 0) << '\n';
     }
   };
@@ -217,7 +230,8 @@ void write_predictions(const std::string& path, const SweepData& data, const Tra
   rows(data.split.test.x, &data.split.test.y, "test");
   if (!two_d) {
     Matrix grid({401, 1});
-    for (std::size_t i = 0; i < 401; ++i) grid(i, 0) = -1.0 + 2.0 * double(i) / 400.0;
+    for (std::size_t i = 0; i < 401; ++i)
+      grid(i, 0) = -1.0 + 2.0 * double(i) / 400.0;
     rows(grid, nullptr, "grid");
   }
 }
@@ -225,8 +239,9 @@ void write_predictions(const std::string& path, const SweepData& data, const Tra
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"runge: feed-forward networks vs polynomial regression on the Runge and Franke "
-               "functions (xgrad apps/runge; reports 000-003)"};
+  CLI::App app{
+      "runge: feed-forward networks vs polynomial regression on the Runge and Franke "
+      "functions (xgrad apps/runge; reports 000-003)"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   int threads = 1;
@@ -234,8 +249,9 @@ int main(int argc, char** argv) {
                  "OpenBLAS threads of a single run (sweeps always use 1 per worker)");
 
   // ---- train ----
-  auto* train = app.add_subcommand("train", "Train one network; print test MSE and R^2; write "
-                                            "the learning curve and the predictions as CSV");
+  auto* train = app.add_subcommand("train",
+                                   "Train one network; print test MSE and R^2; write "
+                                   "the learning curve and the predictions as CSV");
   train->option_defaults()->always_capture_default();
   DataOptions tdata;
   ModelOptions tmodel;
@@ -246,8 +262,9 @@ int main(int argc, char** argv) {
   std::string curve_path = "runge_curve.csv", pred_path = "runge_predictions.csv";
   tdata.add(train);
   train->add_option("--layers", tlayers, "Number of hidden layers");
-  train->add_option("--nodes", tnodes, "Nodes per hidden layer: one number for every layer, "
-                                       "or one per layer (50,20)");
+  train->add_option("--nodes", tnodes,
+                    "Nodes per hidden layer: one number for every layer, "
+                    "or one per layer (50,20)");
   tmodel.add(train, false);
   ttrain.add(train, false);
   train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs");
@@ -256,9 +273,10 @@ int main(int argc, char** argv) {
                     "Predictions CSV (inputs, part, target, prediction, true function)");
 
   // ---- baseline ----
-  auto* base = app.add_subcommand("baseline", "Polynomial OLS (LAPACK dgelsd), Ridge (closed "
-                                              "form) and Lasso (coordinate descent) on the same "
-                                              "split; print and write MSE and R^2");
+  auto* base = app.add_subcommand("baseline",
+                                  "Polynomial OLS (LAPACK dgelsd), Ridge (closed "
+                                  "form) and Lasso (coordinate descent) on the same "
+                                  "split; print and write MSE and R^2");
   base->option_defaults()->always_capture_default();
   DataOptions bdata;
   std::string methods = "ols,ridge,lasso", degrees = "12", blambdas = "1e-4";
@@ -266,14 +284,16 @@ int main(int argc, char** argv) {
   bdata.add(base);
   base->add_option("--method", methods, "Methods, comma-separated: ols, ridge, lasso");
   base->add_option("--degree", degrees, "Polynomial degrees, comma-separated (report 000: 12)");
-  base->add_option("--lambda", blambdas, "Ridge/Lasso strengths, comma-separated (Ridge: "
-                                         "lambda ||b||^2; Lasso: lambda ||b||_1 next to "
-                                         "1/(2n) ||y - Xb||^2, as scikit-learn)");
+  base->add_option("--lambda", blambdas,
+                   "Ridge/Lasso strengths, comma-separated (Ridge: "
+                   "lambda ||b||^2; Lasso: lambda ||b||_1 next to "
+                   "1/(2n) ||y - Xb||^2, as scikit-learn)");
   base->add_option("--out", base_out, "Output CSV");
 
   // ---- sweep ----
-  auto* sw = app.add_subcommand("sweep", "Grid sweep in parallel (one CSV row per point, "
-                                         "resumable, identical to a serial run)");
+  auto* sw = app.add_subcommand("sweep",
+                                "Grid sweep in parallel (one CSV row per point, "
+                                "resumable, identical to a serial run)");
   sw->option_defaults()->always_capture_default();
   DataOptions sdata;
   ModelOptions smodel;
@@ -287,9 +307,10 @@ int main(int argc, char** argv) {
   sw->add_option("--nodes", snodes, "Nodes per hidden layer to sweep, comma-separated");
   smodel.add(sw, true);
   strain.add(sw, true);
-  sw->add_option("--eval", eval, "Evaluation: holdout (train part vs test part), kfold (k-fold "
-                                 "CV over all points), bootstrap (resampled train part vs test "
-                                 "part)");
+  sw->add_option("--eval", eval,
+                 "Evaluation: holdout (train part vs test part), kfold (k-fold "
+                 "CV over all points), bootstrap (resampled train part vs test "
+                 "part)");
   sw->add_option("--folds", folds, "k of k-fold cross-validation");
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples");
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
@@ -298,8 +319,9 @@ int main(int argc, char** argv) {
   sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
 
   // ---- experiment ----
-  auto* ex = app.add_subcommand("experiment", "Run one of the named experiments that "
-                                              "reproduce the reports (CSV for the figures)");
+  auto* ex = app.add_subcommand("experiment",
+                                "Run one of the named experiments that "
+                                "reproduce the reports (CSV for the figures)");
   ex->option_defaults()->always_capture_default();
   std::string ex_name, ex_dir = "apps/runge/results";
   bool quick = false, ex_fresh = false;
@@ -331,20 +353,24 @@ int main(int argc, char** argv) {
       ModelSpec m = tmodel.spec();
       const auto nodes = parse_sizes(tnodes, "--nodes");
       if (tlayers == 0) throw std::invalid_argument("--layers must be at least 1");
-      if (nodes.size() == 1) m.hidden.assign(tlayers, nodes[0]);
-      else if (nodes.size() == tlayers) m.hidden = nodes;
-      else throw std::invalid_argument("--nodes: give one number or one per layer (--layers " +
-                                       std::to_string(tlayers) + ")");
+      if (nodes.size() == 1)
+        m.hidden.assign(tlayers, nodes[0]);
+      else if (nodes.size() == tlayers)
+        m.hidden = nodes;
+      else
+        throw std::invalid_argument("--nodes: give one number or one per layer (--layers " +
+                                    std::to_string(tlayers) + ")");
       TrainSpec t = ttrain.spec();
       t.curve_every = curve_every;
       m.validate();
       t.validate();
       const SweepData data = tdata.load();
-      std::printf("runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g, "
-                  "%zu epochs, batch %zu, BLAS threads %d\n",
-                  tdata.function.c_str(), data.split.train.size(), data.split.test.size(),
-                  m.layers_string().c_str(), m.activation.c_str(), t.optimiser.c_str(),
-                  t.learning_rate, t.epochs, t.batch_size, xgrad::threads());
+      std::printf(
+          "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g, "
+          "%zu epochs, batch %zu, BLAS threads %d\n",
+          tdata.function.c_str(), data.split.train.size(), data.split.test.size(),
+          m.layers_string().c_str(), m.activation.c_str(), t.optimiser.c_str(), t.learning_rate,
+          t.epochs, t.batch_size, xgrad::threads());
       const TrainedModel model = train_network(data.split.train, &data.split.test, m, t);
       {
         std::ofstream out(curve_path);
@@ -361,8 +387,7 @@ int main(int argc, char** argv) {
       write_predictions(pred_path, data, model, parse_function(tdata.function));
       const Scores s = score(model, data.split.test);
       const Scores st = score(model, data.split.train);
-      std::printf("train MSE %.6g  R2 %.6f\ntest  MSE %.6g  R2 %.6f\n", st.mse, st.r2, s.mse,
-                  s.r2);
+      std::printf("train MSE %.6g  R2 %.6f\ntest  MSE %.6g  R2 %.6f\n", st.mse, st.r2, s.mse, s.r2);
       std::printf("wrote %s and %s\n", curve_path.c_str(), pred_path.c_str());
     } else if (*base) {
       const SweepData data = bdata.load();
@@ -371,7 +396,8 @@ int main(int argc, char** argv) {
       out << "method,degree,lambda,train_mse,test_mse,test_r2,converged\n";
       out.precision(10);
       std::vector<LinearMethod> ms;
-      for (const auto& s : split_list(methods)) ms.push_back(parse_linear_method(s));
+      for (const auto& s : split_list(methods))
+        ms.push_back(parse_linear_method(s));
       const auto ds = parse_sizes(degrees, "--degree");
       const auto ls = parse_doubles(blambdas, "--lambda");
       for (auto d : ds)
@@ -387,10 +413,10 @@ int main(int argc, char** argv) {
             const Matrix pt = model.predict(data.split.test.x);
             const double tr = mse(model.predict(data.split.train.x), data.split.train.y);
             const double te = mse(pt, data.split.test.y), rr = r2(pt, data.split.test.y);
-            std::printf("%-6s %6zu %10.3g %12.6g %12.6g %9.5f%s\n", linear_method_name(meth), d,
-                        l, tr, te, rr, model.converged ? "" : "  (lasso not converged)");
-            out << linear_method_name(meth) << ',' << d << ',' << l << ',' << tr << ',' << te
-                << ',' << rr << ',' << (model.converged ? 1 : 0) << '\n';
+            std::printf("%-6s %6zu %10.3g %12.6g %12.6g %9.5f%s\n", linear_method_name(meth), d, l,
+                        tr, te, rr, model.converged ? "" : "  (lasso not converged)");
+            out << linear_method_name(meth) << ',' << d << ',' << l << ',' << tr << ',' << te << ','
+                << rr << ',' << (model.converged ? 1 : 0) << '\n';
           }
       std::printf("wrote %s\n", base_out.c_str());
     } else if (*sw) {
@@ -423,12 +449,11 @@ int main(int argc, char** argv) {
       const SweepData data = sdata.load();
       if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
       if (fresh) std::remove(sweep_out.c_str());
-      const std::size_t workers =
-          jobs ? jobs : std::max(1u, std::thread::hardware_concurrency());
+      const std::size_t workers = jobs ? jobs : std::max(1u, std::thread::hardware_concurrency());
       std::printf("runge sweep: %zu points, %s, %zu workers (BLAS 1 thread each) -> %s\n",
                   s.axes.size(), evaluation_name(s.evaluation), workers, sweep_out.c_str());
-      const SweepStats st = run_sweep(data, s, sweep_out, 0,
-                                      [](const std::string& l) { std::puts(l.c_str()); });
+      const SweepStats st =
+          run_sweep(data, s, sweep_out, 0, [](const std::string& l) { std::puts(l.c_str()); });
       std::printf("done: %zu points, %zu run, %zu reused from the CSV, %zu diverged, %.2f s\n",
                   st.points, st.run, st.reused, st.diverged, st.seconds);
     } else if (*ex) {
@@ -441,7 +466,8 @@ int main(int argc, char** argv) {
       std::vector<std::string> run = {ex_name};
       if (ex_name == "all") {
         run.clear();
-        for (const auto& e : experiments()) run.push_back(e.name);
+        for (const auto& e : experiments())
+          run.push_back(e.name);
       }
       for (const auto& n : run) {
         const double secs = run_experiment(n, o);

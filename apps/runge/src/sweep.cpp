@@ -44,14 +44,16 @@ std::vector<std::string> split_csv(const std::string& line) {
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;
-  for (double x : v) s += x;
+  for (double x : v)
+    s += x;
   return s / double(v.size());
 }
 double std_of(const std::vector<double>& v) {
   if (v.size() < 2) return 0;
   const double m = mean_of(v);
   double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
+  for (double x : v)
+    s += (x - m) * (x - m);
   return std::sqrt(s / double(v.size() - 1));
 }
 
@@ -113,9 +115,12 @@ Evaluation parse_evaluation(const std::string& text) {
 
 const char* evaluation_name(Evaluation e) {
   switch (e) {
-    case Evaluation::Holdout: return "holdout";
-    case Evaluation::KFold: return "kfold";
-    case Evaluation::Bootstrap: return "bootstrap";
+    case Evaluation::Holdout:
+      return "holdout";
+    case Evaluation::KFold:
+      return "kfold";
+    case Evaluation::Bootstrap:
+      return "bootstrap";
   }
   return "?";
 }
@@ -156,7 +161,8 @@ PointResult evaluate_point(const GridPoint& p, const SweepData& data, const Swee
       const auto folds = kfold_indices(data.full.size(), spec.folds, spec.resample_seed);
       for (std::size_t f = 0; f < folds.size(); ++f) {
         std::vector<char> in_fold(data.full.size(), 0);
-        for (auto i : folds[f]) in_fold[i] = 1;
+        for (auto i : folds[f])
+          in_fold[i] = 1;
         std::vector<std::size_t> rest;
         for (std::size_t i = 0; i < data.full.size(); ++i)
           if (!in_fold[i]) rest.push_back(i);
@@ -196,11 +202,11 @@ std::string csv_row(const PointResult& r, const SweepSpec& spec) {
   const GridPoint& p = r.point;
   std::ostringstream s;
   s << p.index << ',' << spec.function << ',' << p.optimiser << ',' << p.activation << ','
-    << p.penalty << ',' << p.layers << ',' << p.nodes << ',' << p.batch_size << ','
-    << fmt(p.lambda) << ',' << fmt(p.lr) << ',' << spec.train.epochs << ','
-    << evaluation_name(spec.evaluation) << ',' << r.status << ',' << fmt(r.mse) << ','
-    << fmt(r.mse_std) << ',' << fmt(r.r2) << ',' << fmt(r.r2_std) << ',' << fmt(r.train_mse)
-    << ',' << fmt(std::isnan(r.mse) ? kNaN : std::log10(r.mse));
+    << p.penalty << ',' << p.layers << ',' << p.nodes << ',' << p.batch_size << ',' << fmt(p.lambda)
+    << ',' << fmt(p.lr) << ',' << spec.train.epochs << ',' << evaluation_name(spec.evaluation)
+    << ',' << r.status << ',' << fmt(r.mse) << ',' << fmt(r.mse_std) << ',' << fmt(r.r2) << ','
+    << fmt(r.r2_std) << ',' << fmt(r.train_mse) << ','
+    << fmt(std::isnan(r.mse) ? kNaN : std::log10(r.mse));
   return s.str();
 }
 
@@ -289,7 +295,8 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
         probe.point = grid[idx];
         const auto want = split_csv(csv_row(probe, spec));
         bool same = true;
-        for (std::size_t c = 0; c < kKeyColumns && same; ++c) same = want[c] == f[c];
+        for (std::size_t c = 0; c < kKeyColumns && same; ++c)
+          same = want[c] == f[c];
         if (same && !rows[idx]) {
           rows[idx] = line;
           ++stats.reused;
@@ -358,10 +365,9 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       if (log) {
         std::ostringstream msg;
         msg << "[" << stats.reused + finished << "/" << grid.size() << "] " << p.optimiser << ' '
-            << p.activation << ' ' << p.penalty << " layers=" << p.layers
-            << " nodes=" << p.nodes << " batch=" << p.batch_size << " lambda=" << fmt(p.lambda, 4)
-            << " lr=" << fmt(p.lr, 4) << " -> " << r.status << " mse=" << fmt(r.mse, 4)
-            << " r2=" << fmt(r.r2, 4);
+            << p.activation << ' ' << p.penalty << " layers=" << p.layers << " nodes=" << p.nodes
+            << " batch=" << p.batch_size << " lambda=" << fmt(p.lambda, 4) << " lr=" << fmt(p.lr, 4)
+            << " -> " << r.status << " mse=" << fmt(r.mse, 4) << " r2=" << fmt(r.r2, 4);
         log(msg.str());
       }
       if (stop_after && finished >= stop_after) stop = true;
@@ -371,14 +377,15 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
     worker();
   } else {
     std::vector<std::thread> pool;
-    for (std::size_t j = 0; j < jobs; ++j) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
+    for (std::size_t j = 0; j < jobs; ++j)
+      pool.emplace_back(worker);
+    for (auto& t : pool)
+      t.join();
   }
   xgrad::set_threads(previous_threads);
   out.close();
   if (failure) std::rethrow_exception(failure);
-  stats.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;
 }
 

@@ -62,7 +62,7 @@ struct SweepSpec {
   std::size_t folds = 5;
   std::size_t bootstraps = 20;
   std::uint64_t resample_seed = 2024;
-  std::size_t jobs = 0;  // worker threads; 0 = all cores
+  std::size_t jobs = 0;            // worker threads; 0 = all cores
   std::string function = "runge";  // written in the CSV for tidy joins
 };
 

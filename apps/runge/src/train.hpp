@@ -24,29 +24,29 @@ struct ModelSpec {
   std::vector<std::size_t> hidden = {50};  // nodes of each hidden layer (report 000: 50)
   std::string activation = "sigmoid";      // every hidden layer (report 000 §III.A)
   std::string output_activation = "identity";
-  std::string init = "standard_normal";    // report 000: N(0,1) weights
-  double bias_init = 0.01;                 // report 000: biases 0.01
+  std::string init = "standard_normal";  // report 000: N(0,1) weights
+  double bias_init = 0.01;               // report 000: biases 0.01
   /// Throws std::invalid_argument naming the option (--nodes 0, unknown --activation ...).
   void validate() const;
-  std::string layers_string() const;       // "50x50"
+  std::string layers_string() const;  // "50x50"
 };
 
 struct TrainSpec {
-  std::string optimiser = "adam";   // gd (full batch), sgd, momentum, adagrad, rmsprop, adam
+  std::string optimiser = "adam";  // gd (full batch), sgd, momentum, adagrad, rmsprop, adam
   double learning_rate = 1e-2;
   /// "constant"; "inverse_time" = report 000's eta t1/(t+t1) with t1 = 30 m (m batches per
   /// epoch); "epoch_decay" = report 003's eta/(e m + 1); or any xgrad::nn::Schedule text.
   std::string schedule = "constant";
   std::size_t epochs = 3000;
-  std::size_t batch_size = 0;       // 0 = full batch
+  std::size_t batch_size = 0;         // 0 = full batch
   bool divide_lr_by_batches = false;  // report 000: SGD rate = eta / number of batches
   std::string cost = "mse";
-  std::string penalty = "none";     // none, l1, l2
+  std::string penalty = "none";  // none, l1, l2
   double lambda = 0.0;
   bool penalise_biases = false;
-  std::uint64_t seed = 1;           // initialisation and shuffling
-  bool scale_target = true;         // train on standardised y; metrics in original units
-  std::size_t curve_every = 0;      // 0: no learning curve; k: every k epochs (and the last)
+  std::uint64_t seed = 1;       // initialisation and shuffling
+  bool scale_target = true;     // train on standardised y; metrics in original units
+  std::size_t curve_every = 0;  // 0: no learning curve; k: every k epochs (and the last)
   void validate() const;
 };
 
