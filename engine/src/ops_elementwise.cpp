@@ -2,11 +2,13 @@
 // Each forward is followed by its backward rule; `g` is the output's gradient,
 // `y` the output, `a`/`b` the inputs (docs/engine.md has the same table in math).
 #include <cmath>
+#include <type_traits>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include "op_support.hpp"
+#include "vector_exp.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad {
@@ -23,6 +25,17 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
   n.alpha = alpha;
   n.beta = beta;
   xt::noalias(n.value) = forward(tape.value_of(ia));
+  return finish(tape, i);
+}
+
+/// Like unary, for a forward that writes its output buffer itself: fill(in, out).
+template <class T, class Fill>
+Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, op_name(op));
+  const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
+  const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
+  fill(tape.value_of(ia), tape.node(i).value);
   return finish(tape, i);
 }
 
@@ -220,7 +233,15 @@ Tensor<T> sqrt(const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
-  return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
+  if constexpr (std::is_same_v<T, double>) {
+    // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp.
+    return detail::unary_into(Op::Exp, a, [](const Matrix<double>& x, Matrix<double>& y) {
+      detail::map_batches(x.data(), y.data(), x.size(),
+                          [](const auto& v) { return detail::exp_batch(v); });
+    });
+  } else {
+    return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
+  }
 }
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
@@ -232,7 +253,17 @@ Tensor<T> abs(const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
-  return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+  if constexpr (std::is_same_v<T, double>) {
+    // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
+    return detail::unary_into(Op::Sigmoid, a, [](const Matrix<double>& x, Matrix<double>& y) {
+      detail::map_batches(x.data(), y.data(), x.size(), [](const auto& v) {
+        using B = std::decay_t<decltype(v)>;
+        return B(1.0) / (B(1.0) + detail::exp_batch(-v));
+      });
+    });
+  } else {
+    return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+  }
 }
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a) {
