@@ -16,7 +16,8 @@ void gemm<float>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
                  float alpha, const float* a, const float* b, float beta, float* c) {
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product: BLAS rejects zero leading dimensions
-    for (std::size_t i = 0; i < m * n; ++i) c[i] *= beta;
+    // beta = 0 means "C is not read" (BLAS semantics): the buffer may hold garbage.
+    for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == 0.0f ? 0.0f : c[i] * beta;
     return;
   }
   // Leading dimensions of the stored (untransposed) row-major buffers.
@@ -33,7 +34,7 @@ void gemm<double>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std:
                   double alpha, const double* a, const double* b, double beta, double* c) {
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product: BLAS rejects zero leading dimensions
-    for (std::size_t i = 0; i < m * n; ++i) c[i] *= beta;
+    for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == 0.0 ? 0.0 : c[i] * beta;
     return;
   }
   const auto lda = static_cast<blasint>(trans_a ? m : k);

@@ -109,7 +109,7 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Matrix<d
     tape.backward(out, upstream);
     std::vector<Matrix<double>> grads;
     // The inputs are the first xs.size() nodes of the tape, in order.
-    for (std::uint32_t i = 0; i < xs.size(); ++i) grads.push_back(tape.grad_of(i));
+    for (std::uint32_t i = 0; i < xs.size(); ++i) grads.push_back(tape.handle(i).grad());
     return grads;
   };
   return check(build, analytic, points, options);

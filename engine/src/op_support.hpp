@@ -22,17 +22,40 @@ void reshape_reuse(Matrix<T>& m, std::size_t rows, std::size_t cols);
 
 /// Shape of a 2-D broadcast of a and b, or an exception naming op and both shapes.
 template <class T>
-std::pair<std::size_t, std::size_t> broadcast_shape(Op op, const Matrix<T>& a,
-                                                    const Matrix<T>& b) {
+std::pair<std::size_t, std::size_t> broadcast_shape(Op op, const Matrix<T>& a, const Matrix<T>& b) {
   auto dim = [&](std::size_t x, std::size_t y) {
     if (x == y || y == 1) return x;
     if (x == 1) return y;
-    throw std::invalid_argument(std::string(op_name(op)) + ": shapes " + shape_string(a) +
-                                " and " + shape_string(b) + " cannot be broadcast");
+    throw std::invalid_argument(std::string(op_name(op)) + ": shapes " + shape_string(a) + " and " +
+                                shape_string(b) + " cannot be broadcast");
   };
   const std::size_t rows = dim(a.shape(0), b.shape(0));
   const std::size_t cols = dim(a.shape(1), b.shape(1));
   return {rows, cols};
+}
+
+/// Tape-owned gradients are not zero-filled before the reverse walk: the first rule that
+/// reaches one in a backward pass assigns instead of adding, which saves a memset and a
+/// read of every such buffer. A parameter's gradient always accumulates.
+template <class T>
+bool grad_fresh(const Node<T>& n) {
+  return !n.grad_touched && !n.param;
+}
+/// Records that node n's gradient holds this backward's contribution.
+template <class T>
+void mark_written(Node<T>& n) {
+  n.grad_touched = true;
+  n.grad_ready = true;
+}
+/// The gradient buffer of node `target` for a rule that adds into it piece by piece:
+/// zeroed first if fresh.
+template <class T>
+Matrix<T>& grad_for_add(Tape<T>& tape, std::uint32_t target) {
+  Node<T>& n = tape.node(target);
+  Matrix<T>& g = tape.grad_of(target);
+  if (grad_fresh(n)) g.fill(T(0));
+  mark_written(n);
+  return g;
 }
 
 /// Adds gradient `g` (an expression of the op's output shape) into the gradient of
@@ -44,18 +67,43 @@ void accumulate(Tape<T>& tape, std::uint32_t target, const E& g, std::uint32_t f
   Node<T>& n = tape.node(target);
   if (!n.requires_grad) return;
   Matrix<T>& dst = tape.grad_of(target);
+  const bool fresh = grad_fresh(n);
   const std::size_t r = dst.shape(0), c = dst.shape(1);
   const std::size_t gr = g.shape()[0], gc = g.shape()[1];
   if (gr == r && gc == c) {
-    xt::noalias(dst) += g;
-  } else if ((r == 1 || r == gr) && (c == 1 || c == gc)) {
-    // Broadcast operand: sum the incoming gradient down to its shape.
     if constexpr (std::is_same_v<std::decay_t<E>, Matrix<T>>) {
       const T* src = g.data();
       T* out = dst.data();
-      for (std::size_t i = 0; i < gr; ++i) {
-        for (std::size_t j = 0; j < gc; ++j) {
-          out[(r == 1 ? 0 : i) * c + (c == 1 ? 0 : j)] += src[i * gc + j];
+      const std::size_t size = dst.size();
+      if (fresh) {
+        std::copy(src, src + size, out);
+      } else {
+        for (std::size_t k = 0; k < size; ++k)
+          out[k] += src[k];
+      }
+    } else if (fresh) {
+      xt::noalias(dst) = g;
+    } else {
+      xt::noalias(dst) += g;
+    }
+  } else if ((r == 1 || r == gr) && (c == 1 || c == gc)) {
+    // Broadcast operand: sum the incoming gradient down to its shape.
+    if (fresh) dst.fill(T(0));
+    if constexpr (std::is_same_v<std::decay_t<E>, Matrix<T>>) {
+      const T* src = g.data();
+      T* out = dst.data();
+      if (r == 1 && c == gc) {
+        // A bias row 1xC: add the rows in order, a contiguous loop the compiler vectorises.
+        for (std::size_t i = 0; i < gr; ++i) {
+          const T* row = src + i * gc;
+          for (std::size_t j = 0; j < gc; ++j)
+            out[j] += row[j];
+        }
+      } else {
+        for (std::size_t i = 0; i < gr; ++i) {
+          for (std::size_t j = 0; j < gc; ++j) {
+            out[(r == 1 ? 0 : i) * c + (c == 1 ? 0 : j)] += src[i * gc + j];
+          }
         }
       }
     } else {
@@ -70,7 +118,32 @@ void accumulate(Tape<T>& tape, std::uint32_t target, const E& g, std::uint32_t f
                            shape_string(gr, gc) + " cannot flow into a tensor of shape " +
                            shape_string(r, c));
   }
-  n.grad_touched = true;
+  mark_written(n);
+}
+
+/// Adds f(k) into element k of the gradient of node `target`, for a unary op whose
+/// output (node `from`) has the target's shape: a plain loop over the buffer, which the
+/// compiler vectorises, instead of an xtensor expression.
+template <class T, class F>
+void accumulate_unary(Tape<T>& tape, std::uint32_t target, std::uint32_t from, F&& f) {
+  if (target == kNoParent) return;
+  Node<T>& n = tape.node(target);
+  if (!n.requires_grad) return;
+  Matrix<T>& dst = tape.grad_of(target);
+  const Matrix<T>& g = tape.grad_of(from);
+  if (dst.shape(0) != g.shape(0) || dst.shape(1) != g.shape(1)) {
+    throw std::logic_error(std::string(op_name(tape.node(from).op)) + ": gradient of shape " +
+                           shape_string(g) + " cannot flow into a tensor of shape " +
+                           shape_string(dst));
+  }
+  T* out = dst.data();
+  const std::size_t size = dst.size();
+  if (grad_fresh(n)) {
+    for (std::size_t k = 0; k < size; ++k) out[k] = f(k);
+  } else {
+    for (std::size_t k = 0; k < size; ++k) out[k] += f(k);
+  }
+  mark_written(n);
 }
 
 /// log sum_q exp(x_q - max) of one row of length cols, with the row max in row_max:
@@ -79,7 +152,8 @@ template <class T>
 inline T row_log_normaliser(const T* x, std::size_t cols, T& row_max) {
   row_max = *std::max_element(x, x + cols);
   T s = 0;
-  for (std::size_t q = 0; q < cols; ++q) s += std::exp(x[q] - row_max);
+  for (std::size_t q = 0; q < cols; ++q)
+    s += std::exp(x[q] - row_max);
   return std::log(s);
 }
 

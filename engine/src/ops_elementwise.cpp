@@ -39,14 +39,35 @@ Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill) {
   return finish(tape, i);
 }
 
-template <class T, class Forward>
-Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forward) {
+template <class T, class Forward, class ScalarOp>
+Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forward,
+                 ScalarOp&& scalar) {
   Tape<T>& tape = a.tape();
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::uint32_t ib = tape.index_of(b, op_name(op));
-  const auto [rows, cols] = broadcast_shape(op, tape.value_of(ia), tape.value_of(ib));
+  const Matrix<T>& va = tape.value_of(ia);
+  const Matrix<T>& vb = tape.value_of(ib);
+  const auto [rows, cols] = broadcast_shape(op, va, vb);
   const std::uint32_t i = tape.record(op, ia, ib, rows, cols);
-  xt::noalias(tape.node(i).value) = forward(tape.value_of(ia), tape.value_of(ib));
+  Matrix<T>& y = tape.node(i).value;
+  const bool a_full = va.shape(0) == rows && va.shape(1) == cols;
+  const bool b_full = vb.shape(0) == rows && vb.shape(1) == cols;
+  if (rows > 1 && ((a_full && vb.shape(0) == 1 && vb.shape(1) == cols) ||
+                   (b_full && va.shape(0) == 1 && va.shape(1) == cols))) {
+    // A matrix and a 1xC row (x W + b): xtensor's broadcasting assignment is a strided
+    // loop several times slower than this contiguous one.
+    const T* pa = va.data();
+    const T* pb = vb.data();
+    T* out = y.data();
+    for (std::size_t p = 0; p < rows; ++p) {
+      const T* ra = a_full ? pa + p * cols : pa;
+      const T* rb = b_full ? pb + p * cols : pb;
+      T* ro = out + p * cols;
+      for (std::size_t q = 0; q < cols; ++q) ro[q] = scalar(ra[q], rb[q]);
+    }
+  } else {
+    xt::noalias(y) = forward(va, vb);
+  }
   return finish(tape, i);
 }
 
@@ -137,14 +158,16 @@ void backward_abs(Tape<T>& t, std::uint32_t i) {
 //      (e^-a overflows to inf for a << 0 and y becomes exactly 0: no NaN)
 template <class T>
 void backward_sigmoid(Tape<T>& t, std::uint32_t i) {
-  const Matrix<T>& y = t.value_of(i);
-  accumulate(t, t.node(i).lhs, t.grad_of(i) * y * (T(1) - y), i);
+  const T* y = t.value_of(i).data();
+  const T* g = t.grad_of(i).data();
+  accumulate_unary(t, t.node(i).lhs, i, [=](std::size_t k) { return g[k] * y[k] * (T(1) - y[k]); });
 }
 // ---- tanh: y = tanh a;  da = g (1 - y^2)
 template <class T>
 void backward_tanh(Tape<T>& t, std::uint32_t i) {
-  const Matrix<T>& y = t.value_of(i);
-  accumulate(t, t.node(i).lhs, t.grad_of(i) * (T(1) - y * y), i);
+  const T* y = t.value_of(i).data();
+  const T* g = t.grad_of(i).data();
+  accumulate_unary(t, t.node(i).lhs, i, [=](std::size_t k) { return g[k] * (T(1) - y[k] * y[k]); });
 }
 // ---- relu: y = max(a, 0);  da = g [a > 0]
 template <class T>
@@ -193,19 +216,23 @@ using detail::unary;
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Add, a, b, [](const auto& x, const auto& y) { return x + y; });
+  return binary(Op::Add, a, b, [](const auto& x, const auto& y) { return x + y; },
+                [](T x, T y) { return x + y; });
 }
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Sub, a, b, [](const auto& x, const auto& y) { return x - y; });
+  return binary(Op::Sub, a, b, [](const auto& x, const auto& y) { return x - y; },
+                [](T x, T y) { return x - y; });
 }
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Mul, a, b, [](const auto& x, const auto& y) { return x * y; });
+  return binary(Op::Mul, a, b, [](const auto& x, const auto& y) { return x * y; },
+                [](T x, T y) { return x * y; });
 }
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Div, a, b, [](const auto& x, const auto& y) { return x / y; });
+  return binary(Op::Div, a, b, [](const auto& x, const auto& y) { return x / y; },
+                [](T x, T y) { return x / y; });
 }
 template <class T>
 Tensor<T> neg(const Tensor<T>& a) {

@@ -62,7 +62,7 @@ void backward_softmax_cross_entropy(Tape<T>& t, std::uint32_t i) {
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   const T k = t.grad_of(i)(0, 0) / static_cast<T>(rows);
   if (t.node(n.lhs).requires_grad) {
-    Matrix<T>& dz = t.grad_of(n.lhs);
+    Matrix<T>& dz = grad_for_add(t, n.lhs);
     for (std::size_t p = 0; p < rows; ++p) {
       T y_total = 0;
       for (std::size_t q = 0; q < cols; ++q) y_total += y(p, q);
@@ -70,7 +70,6 @@ void backward_softmax_cross_entropy(Tape<T>& t, std::uint32_t i) {
         dz(p, q) += k * (std::exp(log_p(p, q)) * y_total - y(p, q));
       }
     }
-    t.node(n.lhs).grad_touched = true;
   }
   accumulate(t, n.rhs, -k * log_p, i);
 }

@@ -15,13 +15,16 @@ void backward_matmul(Tape<T>& t, std::uint32_t i) {
   const Matrix<T>& b = t.value_of(n.rhs);
   const Matrix<T>& g = t.grad_of(i);
   const std::size_t m = a.shape(0), k = a.shape(1), cols = b.shape(1);
+  // beta = 0 on a fresh (not yet written) tape-owned gradient: GEMM assigns.
   if (t.node(n.lhs).requires_grad) {
-    gemm<T>(false, true, m, k, cols, T(1), g.data(), b.data(), T(1), t.grad_of(n.lhs).data());
-    t.node(n.lhs).grad_touched = true;
+    const T beta = grad_fresh(t.node(n.lhs)) ? T(0) : T(1);
+    gemm<T>(false, true, m, k, cols, T(1), g.data(), b.data(), beta, t.grad_of(n.lhs).data());
+    mark_written(t.node(n.lhs));
   }
   if (t.node(n.rhs).requires_grad) {
-    gemm<T>(true, false, k, cols, m, T(1), a.data(), g.data(), T(1), t.grad_of(n.rhs).data());
-    t.node(n.rhs).grad_touched = true;
+    const T beta = grad_fresh(t.node(n.rhs)) ? T(0) : T(1);
+    gemm<T>(true, false, k, cols, m, T(1), a.data(), g.data(), beta, t.grad_of(n.rhs).data());
+    mark_written(t.node(n.rhs));
   }
 }
 XGRAD_INSTANTIATE_BACKWARD(matmul)

@@ -67,7 +67,7 @@ template <class T>
 void backward_sum(Tape<T>& t, std::uint32_t i) {
   const Node<T>& n = t.node(i);
   if (!t.node(n.lhs).requires_grad) return;
-  Matrix<T>& da = t.grad_of(n.lhs);
+  Matrix<T>& da = grad_for_add(t, n.lhs);
   const Matrix<T>& g = t.grad_of(i);
   const T scale = n.alpha;
   if (n.axis == -1) {
@@ -75,7 +75,6 @@ void backward_sum(Tape<T>& t, std::uint32_t i) {
   } else {
     xt::noalias(da) += scale * g;  // 1xC or Rx1 broadcasts over da
   }
-  t.node(n.lhs).grad_touched = true;
 }
 // ---- mean (axis): y = sum / count;  da = g / count broadcast back (alpha holds 1/count)
 template <class T>
@@ -94,14 +93,13 @@ void backward_softmax(Tape<T>& t, std::uint32_t i) {
   if (!t.node(n.lhs).requires_grad) return;
   const Matrix<T>& y = t.value_of(i);
   const Matrix<T>& g = t.grad_of(i);
-  Matrix<T>& da = t.grad_of(n.lhs);
+  Matrix<T>& da = grad_for_add(t, n.lhs);
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   for (std::size_t p = 0; p < rows; ++p) {
     T dot = 0;
     for (std::size_t q = 0; q < cols; ++q) dot += g(p, q) * y(p, q);
     for (std::size_t q = 0; q < cols; ++q) da(p, q) += y(p, q) * (g(p, q) - dot);
   }
-  t.node(n.lhs).grad_touched = true;
 }
 // ---- log_softmax (rows): y = a - max - log sum e^{a - max};  da = g - e^y sum_k g_k
 template <class T>
@@ -110,14 +108,13 @@ void backward_log_softmax(Tape<T>& t, std::uint32_t i) {
   if (!t.node(n.lhs).requires_grad) return;
   const Matrix<T>& y = t.value_of(i);
   const Matrix<T>& g = t.grad_of(i);
-  Matrix<T>& da = t.grad_of(n.lhs);
+  Matrix<T>& da = grad_for_add(t, n.lhs);
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   for (std::size_t p = 0; p < rows; ++p) {
     T total = 0;
     for (std::size_t q = 0; q < cols; ++q) total += g(p, q);
     for (std::size_t q = 0; q < cols; ++q) da(p, q) += g(p, q) - std::exp(y(p, q)) * total;
   }
-  t.node(n.lhs).grad_touched = true;
 }
 
 XGRAD_INSTANTIATE_BACKWARD(sum)

@@ -7,6 +7,7 @@
 
 #include <xtensor/xnoalias.hpp>
 
+#include "op_support.hpp"
 #include "op_table.hpp"
 
 namespace xgrad {
@@ -232,6 +233,8 @@ void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
   const detail::Node<T>& n = tape.node(i);
   for (const std::uint32_t parent : {n.lhs, n.rhs}) {
     if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
+    // A tape-owned gradient no rule has written yet holds no values of this pass.
+    if (!tape.node(parent).param && !tape.node(parent).grad_touched) continue;
     const Matrix<T>& g = tape.grad_of(parent);
     const std::size_t k = first_non_finite(g);
     if (k == g.size()) continue;
@@ -289,23 +292,24 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
     }
   }
   // Gradients of tape-owned nodes are recomputed by every backward; parameters
-  // accumulate into their own grad() until zero_grad().
+  // accumulate into their own grad() until zero_grad(). Tape-owned buffers are sized
+  // here but not zeroed: the first rule to reach one assigns (detail::grad_fresh), and
+  // one that nothing reaches reads as zeros through Tensor::grad() (grad_ready false).
   for (std::uint32_t i = 0; i <= r; ++i) {
     detail::Node<T>& n = nodes_[i];
     n.grad_touched = false;
     if (!n.requires_grad || n.param) continue;
     detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
-    n.grad.fill(T(0));
-    n.grad_ready = true;
+    n.grad_ready = false;
   }
   // The implicit seed of a scalar root is written in place: backward() allocates nothing.
+  Matrix<T>& root_grad = detail::grad_for_add(*this, r);
   if (seed != nullptr) {
     // noalias: a plain xtensor `+=` evaluates into a temporary (one allocation per call).
-    xt::noalias(grad_of(r)) += *seed;
+    xt::noalias(root_grad) += *seed;
   } else {
-    grad_of(r)(0, 0) += T(1);
+    root_grad(0, 0) += T(1);
   }
-  nodes_[r].grad_touched = true;
   for (std::uint32_t i = r + 1; i-- > 0;) {
     const detail::Node<T>& n = nodes_[i];
     if (!n.requires_grad || !n.grad_touched || n.lhs == detail::kNoParent) continue;
