@@ -283,10 +283,8 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
     // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
     return detail::unary_into(Op::Sigmoid, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::map_batches(x.data(), y.data(), x.size(), [](const auto& v) {
-        using B = std::decay_t<decltype(v)>;
-        return B(1.0) / (B(1.0) + detail::exp_batch(-v));
-      });
+      detail::map_batches(x.data(), y.data(), x.size(),
+                          [](const auto& v) { return detail::sigmoid_batch(v); });
     });
   } else {
     return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });

@@ -1,10 +1,12 @@
 // Fused, numerically stable losses. Each returns a 1x1 mean; logits of +-1000 give a
 // finite loss and gradient (tests/engine/test_losses.cpp).
 #include <cmath>
+#include <type_traits>
 
 #include <xtensor/xmath.hpp>
 
 #include "op_support.hpp"
+#include "vector_exp.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad {
@@ -48,7 +50,15 @@ void backward_bce_with_logits(Tape<T>& t, std::uint32_t i) {
   const Matrix<T>& z = t.value_of(n.lhs);
   const Matrix<T>& y = t.value_of(n.rhs);
   const T k = t.grad_of(i)(0, 0) / static_cast<T>(z.size());
-  accumulate(t, n.lhs, k * (T(1) / (T(1) + xt::exp(-z)) - y), i);
+  if constexpr (std::is_same_v<T, double>) {
+    // sigmoid(z) with the fast exp of vector_exp.hpp, into the node's spare buffer.
+    Matrix<T>& s = t.node(i).saved;
+    reshape_reuse(s, z.shape(0), z.shape(1));
+    map_batches(z.data(), s.data(), z.size(), [](const auto& v) { return sigmoid_batch(v); });
+    accumulate(t, n.lhs, k * (s - y), i);
+  } else {
+    accumulate(t, n.lhs, k * (T(1) / (T(1) + xt::exp(-z)) - y), i);
+  }
   accumulate(t, n.rhs, -k * z, i);
 }
 // ---- softmax_cross_entropy: L = -1/n sum_rows sum_k y_k log p_k, p = softmax(z)

@@ -61,6 +61,13 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   return p * xsimd::bitwise_cast<B>(two_k);  // exact: a power of two, no overflow
 }
 
+/// The logistic function 1 / (1 + e^-x) on exp_batch (x << 0: e^-x = inf, result 0).
+template <class A>
+inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
+  using B = xsimd::batch<double, A>;
+  return B(1.0) / (B(1.0) + exp_batch(-x));
+}
+
 /// y[i] = f(x[i]) for i < n, f a function of xsimd::batch<double>. x and y may be the same
 /// buffer. The tail is computed in a padded batch, so every element goes through the
 /// same code whatever its position.
