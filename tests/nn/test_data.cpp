@@ -8,20 +8,14 @@
 
 #include <doctest/doctest.h>
 
+#include "message_of.hpp"
+
 #include "xgrad/nn/data.hpp"
 
 using xgrad::Matrix;
 using namespace xgrad::nn;
 
 namespace {
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 std::vector<std::size_t> sorted(std::vector<std::size_t> v) {
   std::sort(v.begin(), v.end());

@@ -6,21 +6,12 @@
 
 #include <doctest/doctest.h>
 
+#include "message_of.hpp"
+
 #include "xgrad/nn/metrics.hpp"
 
 using xgrad::Matrix;
 using namespace xgrad::nn;
-
-namespace {
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-}  // namespace
 
 TEST_CASE("mse is the mean of squared differences over all elements") {
   const Matrix<double> p{{1.0, 2.0}, {3.0, 4.0}};

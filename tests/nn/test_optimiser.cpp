@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include "message_of.hpp"
+
 #include "xgrad/nn/optimiser.hpp"
 #include "xgrad/nn/trainer.hpp"
 
@@ -16,15 +18,6 @@ using xgrad::Parameter;
 using namespace xgrad::nn;
 
 namespace {
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 // θ0 = [0.5, -1, 2]; step 1 with g1 = [0.1, -0.2, 0.3], step 2 with g2 = [0.4, 0, -0.5];
 // η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8 throughout.

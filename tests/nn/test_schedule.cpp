@@ -5,20 +5,11 @@
 
 #include <doctest/doctest.h>
 
+#include "message_of.hpp"
+
 #include "xgrad/nn/schedule.hpp"
 
 using namespace xgrad::nn;
-
-namespace {
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-}  // namespace
 
 TEST_CASE("constant schedule ignores epoch and step") {
   const Schedule s = Schedule::constant(0.01);

@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "message_of.hpp"
+
 #include "xgrad/nn/data.hpp"
 #include "xgrad/nn/trainer.hpp"
 
@@ -18,15 +20,6 @@ using xgrad::Parameter;
 using namespace xgrad::nn;
 
 namespace {
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 // y = sin(2x) + x/2 on n points in [-1.5, 1.5].
 template <class T>
