@@ -35,9 +35,30 @@ std::string default_data_dir() {
   return env && *env ? env : "data/mnist";
 }
 
+bool data_dir_from_env() {
+  const char* env = std::getenv("XGRAD_MNIST_DIR");
+  return env && *env;
+}
+
+// Upper bound of the count options (images, rows written): far above any real use,
+// low enough that a negative number wrapped to a huge one cannot slip through.
+constexpr double kMaxCount = 1e9;
+
+// Seeds are uint64: a negative one would wrap silently.
+const CLI::Validator kNotNegative(
+    [](std::string& text) {
+      return text.find('-') == 0 ? "must not be negative, got " + text : std::string();
+    },
+    "NOT NEGATIVE");
+
 struct DataOptions {
   std::string dataset = "auto";
   std::string dir = default_data_dir();
+  // --data (or $XGRAD_MNIST_DIR) named the folder: a folder without MNIST is then an
+  // error, never a silent switch to Fashion-MNIST.
+  bool dir_from_env = data_dir_from_env();
+  const CLI::Option* dir_option = nullptr;
+  bool dir_explicit() const { return dir_from_env || (dir_option && dir_option->count() > 0); }
   std::string fashion_dir = kFashionDir;
   std::string protocol = "standard";
   double test_fraction = 0.2;
@@ -48,14 +69,14 @@ struct DataOptions {
 
 void add_data_options(CLI::App* app, DataOptions& d) {
   app->add_option("--dataset", d.dataset,
-                  "mnist, fashion-mnist, or auto: MNIST when --data has it, otherwise say so "
-                  "and use Fashion-MNIST")
+                  "mnist, fashion-mnist, or auto: MNIST from --data; when --data is not given "
+                  "and the default folder lacks MNIST, say so and use Fashion-MNIST")
       ->check(CLI::IsMember({"auto", "mnist", "fashion-mnist"}))
       ->capture_default_str();
-  app->add_option("--data", d.dir,
-                  "folder with the four MNIST IDX files (raw or .gz); $XGRAD_MNIST_DIR "
-                  "overrides the default")
-      ->capture_default_str();
+  d.dir_option = app->add_option("--data", d.dir,
+                                 "folder with the four MNIST IDX files (raw or .gz); "
+                                 "$XGRAD_MNIST_DIR overrides the default")
+                     ->capture_default_str();
   app->add_option("--fashion-dir", d.fashion_dir,
                   "folder with Fashion-MNIST (Debian package dataset-fashion-mnist)")
       ->capture_default_str();
@@ -67,11 +88,15 @@ void add_data_options(CLI::App* app, DataOptions& d) {
   app->add_option("--test-fraction", d.test_fraction, "test share of the pooled protocol")
       ->check(CLI::Range(0.01, 0.99))
       ->capture_default_str();
-  app->add_option("--split-seed", d.split_seed, "seed of the pooled split")->capture_default_str();
+  app->add_option("--split-seed", d.split_seed, "seed of the pooled split")
+      ->check(kNotNegative)
+      ->capture_default_str();
   app->add_option("--train-limit", d.train_limit,
                   "use only the first N training images (0 = all; for quick runs)")
+      ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--test-limit", d.test_limit, "use only the first N test images (0 = all)")
+      ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
 }
 
@@ -97,12 +122,22 @@ TrainTest load_data(const DataOptions& d, Say& say) {
     t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
   } else if (!find_file(d.dir, "train-images-idx3-ubyte").empty()) {
     t = load_dir(d.dir, "MNIST", mnist_how);
+  } else if (d.dir_explicit()) {
+    // A folder the user named: a typo must not quietly train on the other data set.
+    throw std::invalid_argument(
+        std::string(d.dir_from_env && !(d.dir_option && d.dir_option->count()) ? "$XGRAD_MNIST_DIR"
+                                                                               : "--data") +
+        ": MNIST is not in '" + d.dir + "' (no train-images-idx3-ubyte[.gz]). " + mnist_how +
+        " Or pass --dataset fashion-mnist for Fashion-MNIST.");
   } else {
-    // Not silent: the substitution is announced, and every later line names the set.
-    std::cout << "[Fashion-MNIST] MNIST is not in '" << d.dir
-              << "' (no train-images-idx3-ubyte[.gz]). " << mnist_how << std::endl
-              << "[Fashion-MNIST] Training on Fashion-MNIST from " << d.fashion_dir
-              << " instead; use --dataset mnist to make a missing MNIST an error." << std::endl;
+    // Not silent: the substitution is announced (on stderr too, so it shows when stdout
+    // goes to a file), and every later line names the set.
+    const std::string notice = "[Fashion-MNIST] MNIST is not in '" + d.dir +
+                               "' (no train-images-idx3-ubyte[.gz]). " + mnist_how +
+                               "\n[Fashion-MNIST] Training on Fashion-MNIST from " + d.fashion_dir +
+                               " instead; use --dataset mnist to make a missing MNIST an error.";
+    std::cout << notice << std::endl;
+    std::cerr << notice << std::endl;
     t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
   }
   say.name = t.name;
@@ -121,6 +156,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   app->add_option("--layers", r.hidden,
                   "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
       ->expected(0, 64)
+      ->check(CLI::Range(1.0, 100000.0))
       ->default_str("512 512");
   app->add_flag_callback(
       "--logistic", [&r] { r.hidden.clear(); },
@@ -168,6 +204,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")
+      ->check(kNotNegative)
       ->capture_default_str();
   app->add_option("--dtype", dtype, "float32 or float64")
       ->check(CLI::IsMember({"float32", "float64"}))
@@ -274,9 +311,9 @@ struct TrainArgs {
 template <class T>
 int run_train(const TrainArgs& a, const std::string& command_line) {
   Say say;
+  a.recipe.validate();  // before the data: a bad option costs no loading time
   xgrad::set_threads(a.threads);
   TrainTest data = load_data(a.data, say);
-  a.recipe.validate();
   say("recipe: " + a.recipe.describe() + ", " + a.dtype + ", " + std::to_string(xgrad::threads()) +
       " BLAS thread(s)");
   const auto t0 = std::chrono::steady_clock::now();
@@ -455,6 +492,9 @@ struct SweepArgs {
 template <class T>
 int run_sweep_cmd(const SweepArgs& a) {
   Say say;
+  a.train.recipe.validate();  // before the data, as `train` does
+  for (const SweepPoint& p : grid_points(a.train.recipe, a.grid))
+    point_recipe(a.train.recipe, p).validate();
   xgrad::set_threads(a.train.threads);
   const TrainTest data = load_data(a.train.data, say);
   say("sweep base recipe: " + a.train.recipe.describe());
@@ -486,6 +526,7 @@ int main(int argc, char** argv) {
   train_cmd
       ->add_option("--misclassified", train_args.misclassified,
                    "how many misclassified test digits to write to misclassified.csv")
+      ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   train_cmd->add_flag(
       "--quiet", train_args.quiet,
@@ -511,7 +552,8 @@ int main(int argc, char** argv) {
   add_data_options(pred_cmd, pred_args.data);
   pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")
       ->capture_default_str();
-  pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)");
+  pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)")
+      ->check(CLI::Range(0.0, kMaxCount));
   pred_cmd
       ->add_option("--image", pred_args.images,
                    "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
@@ -544,10 +586,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
 
+  // Usage errors exit 2 whoever finds them (CLI11 would use 104-109); --help exits 0.
+  auto usage_exit = [&app](const CLI::ParseError& e) { return app.exit(e) == 0 ? 0 : 2; };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return usage_exit(e);
   }
   try {
     if (*eval_cmd) {
@@ -566,7 +610,7 @@ int main(int argc, char** argv) {
     return train_args.dtype == "float64" ? run_train<double>(train_args, command_line)
                                          : run_train<float>(train_args, command_line);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return usage_exit(e);
   } catch (const std::invalid_argument& e) {
     std::cerr << "mnist: invalid option: " << e.what() << "\n";
     return 2;

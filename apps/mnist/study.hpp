@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,6 @@ namespace xgrad::mnist {
 /// Pixels as an [n, rows*cols] matrix scaled to [0, 1]; converted once per run.
 template <class T>
 Matrix<T> to_matrix(const Images& images);
-/// One-hot rows [n, 10].
-template <class T>
-Matrix<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes = 10);
 
 /// Everything that defines a training run. Defaults are this app's default recipe
 /// (see docs/results-mnist.md for how it was chosen).
@@ -41,7 +39,8 @@ struct Recipe {
   std::uint64_t seed = 1;
   bool eval_train = true;  // full train-set loss/accuracy after every epoch
 
-  /// Throws std::invalid_argument naming the first bad field (as a CLI option name).
+  /// Throws std::invalid_argument naming the first bad field (as a CLI option name,
+  /// "--activation: unknown activation ...").
   void validate() const;
   /// One line: "784-512-10 relu, adam lr 0.001, batch 128, 10 epochs, ..."
   std::string describe(std::size_t inputs = 784) const;
@@ -68,6 +67,13 @@ template <class T>
 Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
                     const std::vector<std::uint8_t>& labels);
 
+/// Thrown by train() when the loss becomes NaN/Inf: the one error a sweep records as a
+/// diverged point instead of stopping.
+class TrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct Callbacks {
   /// After each minibatch (batch is 1-based); for a progress display.
   std::function<void(std::size_t epoch, std::size_t batch, std::size_t batches, double loss)>
@@ -75,7 +81,7 @@ struct Callbacks {
   std::function<void(const EpochRecord&)> on_epoch;
 };
 
-/// Builds the network of `recipe` and trains it. Throws std::runtime_error when the
+/// Builds the network of `recipe` and trains it. Throws TrainingDiverged when the
 /// loss becomes NaN/Inf (naming epoch and batch); the network then holds the
 /// parameters of the last completed epoch.
 template <class T>

@@ -18,6 +18,20 @@ const char* kHeader =
     "learning_rate,lambda,layers,nodes,seed,epochs,batch_size,activation,optimiser,"
     "test_accuracy,test_loss,train_batch_loss,seconds";
 
+// BLAS single-threaded for the sweep's lifetime, the previous count restored on every
+// exit (exceptions included). Serial sweeps too: then a sweep's numbers do not depend
+// on the number of workers.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : saved_(threads()) { set_threads(1); }
+  ~SingleThreadedBlas() { set_threads(saved_); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 std::string fmt(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
@@ -96,12 +110,12 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
   std::ofstream out(csv_path, std::ios::app);
   if (!out) throw std::runtime_error(csv_path + ": cannot open for writing");
   if (fresh || std::ifstream(csv_path).peek() == EOF) out << kHeader << "\n" << std::flush;
+  if (!out) throw std::runtime_error(csv_path + ": cannot write");
 
   workers = std::max<std::size_t>(1, std::min(workers, todo.size()));
-  const int saved_threads = threads();
-  if (workers > 1) set_threads(1);  // the workers own the cores, BLAS runs single-threaded
+  const SingleThreadedBlas single_threaded;  // the workers own the cores
   std::atomic<std::size_t> next{0};
-  std::mutex mutex;
+  std::mutex mutex;  // guards out, log and error
   std::exception_ptr error;
   auto work = [&] {
     for (;;) {
@@ -115,6 +129,7 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
       const Recipe r = point_recipe(base, p);
       std::vector<EpochRecord> history;
       std::ostringstream row;
+      std::string diverged;
       const auto t0 = std::chrono::steady_clock::now();
       try {
         train<T>(r, x_train, y_train, x_test, y_test, Callbacks{}, &history);
@@ -124,20 +139,28 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
         row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
             << r.activation << "," << r.optimiser << "," << fmt(last.test_accuracy) << ","
             << fmt(last.test_loss) << "," << fmt(last.batch_loss) << "," << fmt(s);
-      } catch (const std::runtime_error& e) {
+      } catch (const TrainingDiverged& e) {
         // A diverged point is a result (report 000 Fig. 7 has them), not a failed sweep.
+        // Any other error (I/O, memory, a bug) stops the sweep below.
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
             << r.activation << "," << r.optimiser << ",nan,nan,nan," << fmt(s);
-        if (log) log("point " + p.key() + ": " + e.what());
+        diverged = e.what();
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);
         if (!error) error = std::current_exception();
         return;
       }
       std::lock_guard<std::mutex> lock(mutex);
+      if (error) return;
       out << row.str() << "\n" << std::flush;
+      if (!out) {
+        error = std::make_exception_ptr(
+            std::runtime_error(csv_path + ": cannot write the row of point " + p.key()));
+        return;
+      }
+      if (log && !diverged.empty()) log("point " + p.key() + ": " + diverged);
       if (log) log("done " + row.str());
     }
   };
@@ -147,7 +170,6 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
   work();
   for (auto& t : pool)
     t.join();
-  set_threads(saved_threads);
   if (error) std::rethrow_exception(error);
   return todo.size();
 }

@@ -1,6 +1,6 @@
 // Grid sweeps (report 000 Figs. 7-8): learning rate x lambda and layers x nodes, one
 // CSV row per point, resumable, in parallel. Parallelism has one owner (DESIGN.md §6):
-// with more than one worker, BLAS runs single-threaded and the workers own the cores.
+// BLAS runs single-threaded during every sweep (serial too) and the workers own the cores.
 // Every point trains from its own seed with deterministic single-threaded kernels, so
 // results do not depend on the number of workers or on the order points finish.
 #pragma once
@@ -34,7 +34,10 @@ std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid);
 Recipe point_recipe(const Recipe& base, const SweepPoint& point);
 
 /// Runs the points whose key is not yet in `csv_path` (creating it with a header),
-/// appending one row per finished point. Returns the number of points run now.
+/// appending one row per finished point. Returns the number of points run now. A point
+/// whose training diverges is a row of NaNs; any other error (e.g. the CSV cannot be
+/// written) stops the sweep and is rethrown. BLAS runs on 1 thread meanwhile; the
+/// previous count is restored on return and on exceptions.
 template <class T>
 std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>& x_train,
                       const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,

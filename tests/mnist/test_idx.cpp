@@ -11,15 +11,12 @@
 #include <string>
 
 #include "idx.hpp"
+#include "require_mnist.hpp"
 
 using namespace xgrad::mnist;
+using xgrad::mnist::testing::require_mnist;
 
 namespace {
-
-bool have_mnist() {
-  return !find_file(XGRAD_MNIST_DIR, "train-images-idx3-ubyte").empty() &&
-         !find_file(XGRAD_MNIST_DIR, "t10k-labels-idx1-ubyte").empty();
-}
 
 const TrainTest& mnist() {
   static const TrainTest data = load_dir(XGRAD_MNIST_DIR, "MNIST", "(test data)");
@@ -93,10 +90,7 @@ TEST_CASE("a missing data set says how to get it") {
 }
 
 TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR " (set XGRAD_MNIST_DIR)");
-    return;
-  }
+  require_mnist();
   const TrainTest& d = mnist();
   CHECK(d.train.size() == 60000);
   CHECK(d.test.size() == 10000);
@@ -127,10 +121,7 @@ TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
 }
 
 TEST_CASE("pooled 80/20 split: sizes, seeded, a permutation of all 70,000") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
-    return;
-  }
+  require_mnist();
   const TrainTest p = pooled_split(mnist(), 0.2, 42);
   CHECK(p.train.size() == 56000);
   CHECK(p.test.size() == 14000);

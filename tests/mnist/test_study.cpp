@@ -2,7 +2,10 @@
 // model file's errors, PGM input, sweeps (parallel = serial, resumable) and the CLI.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
+
+#include <csignal>
 
 #include <array>
 #include <cstdio>
@@ -12,21 +15,20 @@
 #include <string>
 
 #include "idx.hpp"
+#include "require_mnist.hpp"
 #include "study.hpp"
 #include "sweep.hpp"
+#include "xgrad/threads.hpp"
 
 #ifdef XGRAD_MNIST_HAVE_PNG
 #include <png.h>
 #endif
 
 using namespace xgrad::mnist;
+using xgrad::mnist::testing::require_mnist;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool have_mnist() {
-  return !find_file(XGRAD_MNIST_DIR, "train-images-idx3-ubyte").empty();
-}
 
 const TrainTest& mnist() {
   static const TrainTest data = load_dir(XGRAD_MNIST_DIR, "MNIST", "(test data)");
@@ -47,9 +49,12 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-// Runs the mnist executable; returns exit status and combined output.
-std::pair<int, std::string> run(const std::string& args) {
-  const std::string cmd = std::string(XGRAD_MNIST_EXE) + " " + args + " 2>&1";
+// Runs the mnist executable; returns exit status and combined output (`redirect`
+// "2>&1 >/dev/null" keeps stderr only). `prefix` goes before the command
+// ("cd DIR && env -u VAR").
+std::pair<int, std::string> run(const std::string& args, const std::string& redirect = "2>&1",
+                                const std::string& prefix = "") {
+  const std::string cmd = prefix + " " + std::string(XGRAD_MNIST_EXE) + " " + args + " " + redirect;
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf{};
@@ -75,10 +80,7 @@ Recipe quick_recipe() {
 }  // namespace
 
 TEST_CASE("a short run on 6,000 MNIST images reaches 87% test accuracy, and save/load keeps it") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
-    return;
-  }
+  require_mnist();
   const LabelledSet tr = head(mnist().train, 6000);
   const LabelledSet te = head(mnist().test, 2000);
   const auto xtr = to_matrix<float>(tr.images);
@@ -116,10 +118,7 @@ TEST_CASE("a short run on 6,000 MNIST images reaches 87% test accuracy, and save
 }
 
 TEST_CASE("logistic regression (no hidden layer) trains with the same loop") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
-    return;
-  }
+  require_mnist();
   const LabelledSet tr = head(mnist().train, 6000);
   const LabelledSet te = head(mnist().test, 2000);
   Recipe r = quick_recipe();
@@ -229,10 +228,7 @@ TEST_CASE("PNG input: colour with transparency, read by content, wrong size refu
 #endif
 
 TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
-    return;
-  }
+  require_mnist();
   const LabelledSet tr = head(mnist().train, 1500);
   const LabelledSet te = head(mnist().test, 500);
   const auto xtr = to_matrix<float>(tr.images);
@@ -313,10 +309,7 @@ TEST_CASE("CLI: bad options are refused with a message naming the option") {
 }
 
 TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
-  if (!have_mnist()) {
-    MESSAGE("skipped: no MNIST in " XGRAD_MNIST_DIR);
-    return;
-  }
+  require_mnist();
   const std::string dir = temp_dir("cli");
   const std::string data = std::string("--data ") + XGRAD_MNIST_DIR;
   auto [status, out] = run("train " + data + " --layers 32 --epochs 1 --train-limit 3000 " +
@@ -350,4 +343,157 @@ TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
   std::tie(status, out) = run("predict --model " + dir + "/model.xgm --index 10000 " + data);
   CHECK(status != 0);
   CHECK(out.find("--index") != std::string::npos);
+}
+
+TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options range-checked") {
+  const std::pair<const char*, const char*> usage[] = {
+      {"train --no-such-option", "--no-such-option"},
+      {"train --epochs 0", "--epochs"},
+      {"train --train-limit -1", "--train-limit"},
+      {"train --test-limit -5", "--test-limit"},
+      {"train --misclassified -1", "--misclassified"},
+      {"train --seed -1", "--seed"},
+      {"train --split-seed -2", "--split-seed"},
+      {"train --layers -3", "--layers"},
+      {"train --epochs abc", "--epochs"},
+      {"predict --model m.xgm --index -1", "--index"},
+      {"sweep --layer-counts -1", "--layer-counts"},
+      {"sweep --workers 0", "--workers"},
+      {"train --dataset cifar", "--dataset"},
+  };
+  for (const auto& [args, expected] : usage) {
+    CAPTURE(args);
+    const auto [status, output] = run(args);
+    CHECK(status == 2);
+    CHECK(output.find(expected) != std::string::npos);
+  }
+  CHECK(run("--help").first == 0);
+  CHECK(run("sweep --help").first == 0);
+}
+
+TEST_CASE("CLI: the recipe is checked before the data is loaded, naming the option") {
+  // /nonexistent holds no data: the recipe error must come first.
+  const std::pair<const char*, const char*> cases[] = {
+      {"train --activation foo", "--activation: unknown activation \"foo\""},
+      {"train --optimiser lbfgs", "--optimiser: "},
+      {"train --init bogus", "--init: "},
+      {"train --schedule exponential:abc", "--schedule: "},
+      {"train --lr -1", "--lr"},
+      {"sweep --activation foo", "--activation: unknown activation"},
+      {"sweep --lrs 0", "--lr"},
+  };
+  for (const auto& [args, expected] : cases) {
+    CAPTURE(args);
+    const auto [status, output] =
+        run(std::string(args) + " --dataset mnist --data /nonexistent/mnist");
+    CHECK(status == 2);
+    CHECK(output.find(expected) != std::string::npos);
+    CHECK(output.find("/nonexistent/mnist") == std::string::npos);  // data not touched
+  }
+}
+
+TEST_CASE("CLI: --data without MNIST is refused, only the default folder falls back") {
+  const std::string dir = temp_dir("fallback");
+  // An explicit --data (a typo) with --dataset auto: refused, naming path and script.
+  auto [status, out] =
+      run("train --data " + dir + "/typo --fashion-dir " + dir + "/fashion --epochs 1");
+  CHECK(status == 2);
+  CHECK(out.find("'" + dir + "/typo'") != std::string::npos);
+  CHECK(out.find("download_mnist.sh") != std::string::npos);
+  CHECK(out.find("Fashion-MNIST from") == std::string::npos);
+  // $XGRAD_MNIST_DIR names a folder too.
+  std::tie(status, out) = run("train --fashion-dir " + dir + "/fashion --epochs 1", "2>&1",
+                              "XGRAD_MNIST_DIR=" + dir + "/typo2");
+  CHECK(status == 2);
+  CHECK(out.find(dir + "/typo2") != std::string::npos);
+  // No --data and no data/mnist under the working directory: the fallback, announced
+  // on stderr (here Fashion-MNIST is missing too, so the run then stops).
+  std::tie(status, out) = run("train --fashion-dir " + dir + "/fashion --epochs 1",
+                              "2>&1 >/dev/null", "cd " + dir + " && env -u XGRAD_MNIST_DIR");
+  CHECK(status != 0);
+  CHECK(out.find("[Fashion-MNIST] MNIST is not in 'data/mnist'") != std::string::npos);
+  CHECK(out.find("[Fashion-MNIST] Training on Fashion-MNIST from " + dir + "/fashion") !=
+        std::string::npos);
+}
+
+namespace {
+// Restores the file-size limit (and SIGXFSZ) of this process on scope exit.
+struct FileSizeLimit {
+  rlimit saved{};
+  void (*saved_handler)(int) = nullptr;
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved);
+    saved_handler = std::signal(SIGXFSZ, SIG_IGN);  // a write past it fails with EFBIG
+    rlimit r = saved;
+    r.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &r);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, saved_handler);
+  }
+};
+}  // namespace
+
+TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads are restored") {
+  // Synthetic data: the error path needs no MNIST.
+  xgrad::Matrix<float> x({64, 784});
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.data()[i] = float((i * 37) % 255) / 255.0f;
+  std::vector<std::uint8_t> y(64);
+  for (std::size_t i = 0; i < y.size(); ++i)
+    y[i] = std::uint8_t(i % 10);
+  Recipe base = quick_recipe();
+  base.epochs = 1;
+  base.hidden = {8};
+  SweepGrid grid;
+  grid.learning_rates = {1e-3, 2e-3};
+  const std::string dir = temp_dir("sweep_io");
+  const int before = xgrad::threads();
+  xgrad::set_threads(2);
+  // A working sweep runs on 1 BLAS thread and restores the count.
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, dir + "/ok.csv", 1, nullptr) == 2);
+  CHECK(xgrad::threads() == 2);
+  // The header fits under the file-size limit, no row does: the first row's write
+  // fails, which must stop the sweep (not be recorded as a diverged point).
+  const std::string csv = dir + "/full.csv";
+  {
+    std::ifstream ok(dir + "/ok.csv");
+    std::string header;
+    std::getline(ok, header);
+    std::ofstream(csv) << header << "\n";
+  }
+  {
+    const FileSizeLimit limit(fs::file_size(csv) + 4);
+    CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, csv, 2, nullptr),
+                         doctest::Contains("full.csv: cannot write"), std::runtime_error);
+  }
+  CHECK(xgrad::threads() == 2);  // restored on the exception too
+  xgrad::set_threads(before);
+}
+
+TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
+  xgrad::Matrix<float> x({64, 784});
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.data()[i] = float((i * 37) % 255) / 255.0f;
+  std::vector<std::uint8_t> y(64);
+  for (std::size_t i = 0; i < y.size(); ++i)
+    y[i] = std::uint8_t(i % 10);
+  Recipe base = quick_recipe();
+  base.epochs = 1;
+  base.hidden = {8};
+  base.optimiser = "sgd";
+  base.batch_size = 8;  // 8 steps: the second sees the overflowed weights
+  SweepGrid grid;
+  grid.learning_rates = {1e-3, 1e30};  // the second overflows at once
+  const std::string dir = temp_dir("sweep_nan");
+  std::vector<std::string> lines;
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, dir + "/s.csv", 1,
+                         [&](const std::string& l) { lines.push_back(l); }) == 2);
+  const std::string csv = slurp(dir + "/s.csv");
+  CHECK(csv.find(",nan,nan,nan,") != std::string::npos);
+  bool logged = false;
+  for (const auto& l : lines)
+    logged = logged || l.find("training diverged") != std::string::npos;
+  CHECK(logged);
 }
