@@ -24,7 +24,8 @@ Matrix<double> random_upstream(std::size_t rows, std::size_t cols, std::uint64_t
   std::uniform_real_distribution<double> u(0.5, 1.5);
   std::bernoulli_distribution sign(0.5);
   Matrix<double> g({rows, cols});
-  for (double& x : g) x = sign(rng) ? u(rng) : -u(rng);
+  for (double& x : g)
+    x = sign(rng) ? u(rng) : -u(rng);
   return g;
 }
 
@@ -82,14 +83,13 @@ std::string GradcheckResult::message() const {
   std::ostringstream s;
   s << std::setprecision(6);
   if (passed) {
-    s << "gradcheck passed: " << elements_checked << " elements, worst at input " << input
-      << " (" << row << ", " << col << "): abs error " << abs_error << ", rel error "
-      << rel_error;
+    s << "gradcheck passed: " << elements_checked << " elements, worst at input " << input << " ("
+      << row << ", " << col << "): abs error " << abs_error << ", rel error " << rel_error;
   } else {
-    s << "gradcheck FAILED at input " << input << " (" << row << ", " << col
-      << "): analytic " << std::setprecision(12) << analytic << ", numeric " << numeric
-      << std::setprecision(6) << ", abs error " << abs_error << ", rel error " << rel_error
-      << " (" << elements_checked << " elements checked)";
+    s << "gradcheck FAILED at input " << input << " (" << row << ", " << col << "): analytic "
+      << std::setprecision(12) << analytic << ", numeric " << numeric << std::setprecision(6)
+      << ", abs error " << abs_error << ", rel error " << rel_error << " (" << elements_checked
+      << " elements checked)";
   }
   return s.str();
 }
@@ -98,10 +98,12 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Matrix<d
                           const GradcheckOptions& options) {
   std::vector<Matrix<double>> xs = inputs;
   std::vector<Matrix<double>*> points;
-  for (auto& x : xs) points.push_back(&x);
+  for (auto& x : xs)
+    points.push_back(&x);
   const Build build = [&](Tape<double>& tape) {
     std::vector<Tensor<double>> vars;
-    for (const auto& x : xs) vars.push_back(tape.variable(x));
+    for (const auto& x : xs)
+      vars.push_back(tape.variable(x));
     return f(tape, vars);
   };
   const Analytic analytic = [&](Tape<double>& tape, const Tensor<double>& out,
@@ -109,7 +111,8 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Matrix<d
     tape.backward(out, upstream);
     std::vector<Matrix<double>> grads;
     // The inputs are the first xs.size() nodes of the tape, in order.
-    for (std::uint32_t i = 0; i < xs.size(); ++i) grads.push_back(tape.handle(i).grad());
+    for (std::uint32_t i = 0; i < xs.size(); ++i)
+      grads.push_back(tape.handle(i).grad());
     return grads;
   };
   return check(build, analytic, points, options);
@@ -119,17 +122,21 @@ GradcheckResult gradcheck(const GradcheckParameterFunction& f,
                           std::vector<Parameter<double>> parameters,
                           const GradcheckOptions& options) {
   std::vector<Matrix<double>*> points;
-  for (auto& p : parameters) points.push_back(&p.value());
+  for (auto& p : parameters)
+    points.push_back(&p.value());
   const Analytic analytic = [&](Tape<double>& tape, const Tensor<double>& out,
                                 const Matrix<double>& upstream) {
-    for (auto& p : parameters) p.zero_grad();
+    for (auto& p : parameters)
+      p.zero_grad();
     tape.backward(out, upstream);
     std::vector<Matrix<double>> grads;
-    for (auto& p : parameters) grads.push_back(p.grad());
+    for (auto& p : parameters)
+      grads.push_back(p.grad());
     return grads;
   };
   GradcheckResult r = check(f, analytic, points, options);
-  for (auto& p : parameters) p.zero_grad();
+  for (auto& p : parameters)
+    p.zero_grad();
   return r;
 }
 

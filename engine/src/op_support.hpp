@@ -139,9 +139,11 @@ void accumulate_unary(Tape<T>& tape, std::uint32_t target, std::uint32_t from, F
   T* out = dst.data();
   const std::size_t size = dst.size();
   if (grad_fresh(n)) {
-    for (std::size_t k = 0; k < size; ++k) out[k] = f(k);
+    for (std::size_t k = 0; k < size; ++k)
+      out[k] = f(k);
   } else {
-    for (std::size_t k = 0; k < size; ++k) out[k] += f(k);
+    for (std::size_t k = 0; k < size; ++k)
+      out[k] += f(k);
   }
   mark_written(n);
 }

@@ -63,7 +63,8 @@ Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forwar
       const T* ra = a_full ? pa + p * cols : pa;
       const T* rb = b_full ? pb + p * cols : pb;
       T* ro = out + p * cols;
-      for (std::size_t q = 0; q < cols; ++q) ro[q] = scalar(ra[q], rb[q]);
+      for (std::size_t q = 0; q < cols; ++q)
+        ro[q] = scalar(ra[q], rb[q]);
     }
   } else {
     xt::noalias(y) = forward(va, vb);
@@ -216,23 +217,27 @@ using detail::unary;
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Add, a, b, [](const auto& x, const auto& y) { return x + y; },
-                [](T x, T y) { return x + y; });
+  return binary(
+      Op::Add, a, b, [](const auto& x, const auto& y) { return x + y; },
+      [](T x, T y) { return x + y; });
 }
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Sub, a, b, [](const auto& x, const auto& y) { return x - y; },
-                [](T x, T y) { return x - y; });
+  return binary(
+      Op::Sub, a, b, [](const auto& x, const auto& y) { return x - y; },
+      [](T x, T y) { return x - y; });
 }
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Mul, a, b, [](const auto& x, const auto& y) { return x * y; },
-                [](T x, T y) { return x * y; });
+  return binary(
+      Op::Mul, a, b, [](const auto& x, const auto& y) { return x * y; },
+      [](T x, T y) { return x * y; });
 }
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(Op::Div, a, b, [](const auto& x, const auto& y) { return x / y; },
-                [](T x, T y) { return x / y; });
+  return binary(
+      Op::Div, a, b, [](const auto& x, const auto& y) { return x / y; },
+      [](T x, T y) { return x / y; });
 }
 template <class T>
 Tensor<T> neg(const Tensor<T>& a) {
@@ -240,15 +245,18 @@ Tensor<T> neg(const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> affine(const Tensor<T>& a, Scalar<T> scale, Scalar<T> shift) {
-  return unary(Op::Affine, a, [=](const auto& x) { return scale * x + shift; }, scale, shift);
+  return unary(
+      Op::Affine, a, [=](const auto& x) { return scale * x + shift; }, scale, shift);
 }
 template <class T>
 Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a) {
-  return unary(Op::ScalarDiv, a, [=](const auto& x) { return numerator / x; }, numerator);
+  return unary(
+      Op::ScalarDiv, a, [=](const auto& x) { return numerator / x; }, numerator);
 }
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent) {
-  return unary(Op::Pow, a, [=](const auto& x) { return xt::pow(x, exponent); }, exponent);
+  return unary(
+      Op::Pow, a, [=](const auto& x) { return xt::pow(x, exponent); }, exponent);
 }
 template <class T>
 Tensor<T> square(const Tensor<T>& a) {
@@ -300,34 +308,34 @@ Tensor<T> relu(const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha) {
-  return unary(Op::LeakyRelu, a, [=](const auto& x) { return xt::where(x > T(0), x, alpha * x); },
-               alpha);
+  return unary(
+      Op::LeakyRelu, a, [=](const auto& x) { return xt::where(x > T(0), x, alpha * x); }, alpha);
 }
 template <class T>
 Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha) {
-  return unary(Op::Elu, a,
-               [=](const auto& x) { return xt::where(x > T(0), x, alpha * xt::expm1(x)); },
-               alpha);
+  return unary(
+      Op::Elu, a, [=](const auto& x) { return xt::where(x > T(0), x, alpha * xt::expm1(x)); },
+      alpha);
 }
 
-#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                 \
-  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);           \
-  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);           \
-  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&);           \
-  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&);           \
-  template Tensor<T> neg(const Tensor<T>&);                             \
-  template Tensor<T> affine(const Tensor<T>&, Scalar<T>, Scalar<T>);    \
-  template Tensor<T> scalar_div(Scalar<T>, const Tensor<T>&);           \
-  template Tensor<T> pow(const Tensor<T>&, Scalar<T>);                  \
-  template Tensor<T> square(const Tensor<T>&);                          \
-  template Tensor<T> sqrt(const Tensor<T>&);                            \
-  template Tensor<T> exp(const Tensor<T>&);                             \
-  template Tensor<T> log(const Tensor<T>&);                             \
-  template Tensor<T> abs(const Tensor<T>&);                             \
-  template Tensor<T> sigmoid(const Tensor<T>&);                         \
-  template Tensor<T> tanh(const Tensor<T>&);                            \
-  template Tensor<T> relu(const Tensor<T>&);                            \
-  template Tensor<T> leaky_relu(const Tensor<T>&, Scalar<T>);           \
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                             \
+  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> neg(const Tensor<T>&);                          \
+  template Tensor<T> affine(const Tensor<T>&, Scalar<T>, Scalar<T>); \
+  template Tensor<T> scalar_div(Scalar<T>, const Tensor<T>&);        \
+  template Tensor<T> pow(const Tensor<T>&, Scalar<T>);               \
+  template Tensor<T> square(const Tensor<T>&);                       \
+  template Tensor<T> sqrt(const Tensor<T>&);                         \
+  template Tensor<T> exp(const Tensor<T>&);                          \
+  template Tensor<T> log(const Tensor<T>&);                          \
+  template Tensor<T> abs(const Tensor<T>&);                          \
+  template Tensor<T> sigmoid(const Tensor<T>&);                      \
+  template Tensor<T> tanh(const Tensor<T>&);                         \
+  template Tensor<T> relu(const Tensor<T>&);                         \
+  template Tensor<T> leaky_relu(const Tensor<T>&, Scalar<T>);        \
   template Tensor<T> elu(const Tensor<T>&, Scalar<T>);
 XGRAD_INSTANTIATE_ELEMENTWISE(float)
 XGRAD_INSTANTIATE_ELEMENTWISE(double)

@@ -21,8 +21,8 @@ std::uint32_t record_loss(Op op, const Tensor<T>& a, const Tensor<T>& b, bool sa
   const Matrix<T>& va = tape.value_of(ia);
   const Matrix<T>& vb = tape.value_of(ib);
   if (same_shape && va.shape() != vb.shape()) {
-    throw std::invalid_argument(std::string(op_name(op)) + ": prediction is " +
-                                shape_string(va) + " but target is " + shape_string(vb));
+    throw std::invalid_argument(std::string(op_name(op)) + ": prediction is " + shape_string(va) +
+                                " but target is " + shape_string(vb));
   }
   if (va.size() == 0) {
     throw std::invalid_argument(std::string(op_name(op)) + ": empty input " + shape_string(va));
@@ -75,7 +75,8 @@ void backward_softmax_cross_entropy(Tape<T>& t, std::uint32_t i) {
     Matrix<T>& dz = grad_for_add(t, n.lhs);
     for (std::size_t p = 0; p < rows; ++p) {
       T y_total = 0;
-      for (std::size_t q = 0; q < cols; ++q) y_total += y(p, q);
+      for (std::size_t q = 0; q < cols; ++q)
+        y_total += y(p, q);
       for (std::size_t q = 0; q < cols; ++q) {
         dz(p, q) += k * (std::exp(log_p(p, q)) * y_total - y(p, q));
       }
@@ -134,9 +135,9 @@ Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target
   return detail::finish(tape, i);
 }
 
-#define XGRAD_INSTANTIATE_LOSS(T)                                                  \
-  template Tensor<T> mse_loss(const Tensor<T>&, const Tensor<T>&);                \
-  template Tensor<T> bce_with_logits(const Tensor<T>&, const Tensor<T>&);         \
+#define XGRAD_INSTANTIATE_LOSS(T)                                         \
+  template Tensor<T> mse_loss(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> bce_with_logits(const Tensor<T>&, const Tensor<T>&); \
   template Tensor<T> softmax_cross_entropy(const Tensor<T>&, const Tensor<T>&);
 XGRAD_INSTANTIATE_LOSS(float)
 XGRAD_INSTANTIATE_LOSS(double)

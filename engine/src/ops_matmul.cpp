@@ -44,9 +44,9 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   }
   const std::uint32_t i = tape.record(Op::MatMul, ia, ib, m, n);
   Matrix<T>& y = tape.node(i).value;
-  y.fill(T(0));  // also the result of an empty (k = 0) product
-  detail::gemm<T>(false, false, m, n, k, T(1), tape.value_of(ia).data(),
-                  tape.value_of(ib).data(), T(0), y.data());
+  // beta = 0: GEMM writes y without reading it (zeros for an empty k = 0 product).
+  detail::gemm<T>(false, false, m, n, k, T(1), tape.value_of(ia).data(), tape.value_of(ib).data(),
+                  T(0), y.data());
   return detail::finish(tape, i);
 }
 

@@ -97,8 +97,10 @@ void backward_softmax(Tape<T>& t, std::uint32_t i) {
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   for (std::size_t p = 0; p < rows; ++p) {
     T dot = 0;
-    for (std::size_t q = 0; q < cols; ++q) dot += g(p, q) * y(p, q);
-    for (std::size_t q = 0; q < cols; ++q) da(p, q) += y(p, q) * (g(p, q) - dot);
+    for (std::size_t q = 0; q < cols; ++q)
+      dot += g(p, q) * y(p, q);
+    for (std::size_t q = 0; q < cols; ++q)
+      da(p, q) += y(p, q) * (g(p, q) - dot);
   }
 }
 // ---- log_softmax (rows): y = a - max - log sum e^{a - max};  da = g - e^y sum_k g_k
@@ -112,8 +114,10 @@ void backward_log_softmax(Tape<T>& t, std::uint32_t i) {
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   for (std::size_t p = 0; p < rows; ++p) {
     T total = 0;
-    for (std::size_t q = 0; q < cols; ++q) total += g(p, q);
-    for (std::size_t q = 0; q < cols; ++q) da(p, q) += g(p, q) - std::exp(y(p, q)) * total;
+    for (std::size_t q = 0; q < cols; ++q)
+      total += g(p, q);
+    for (std::size_t q = 0; q < cols; ++q)
+      da(p, q) += g(p, q) - std::exp(y(p, q)) * total;
   }
 }
 
@@ -152,11 +156,11 @@ Tensor<T> log_softmax(const Tensor<T>& a) {
   return detail::rowwise(Op::LogSoftmax, a);
 }
 
-#define XGRAD_INSTANTIATE_ROWWISE(T)                  \
-  template Tensor<T> sum(const Tensor<T>&, Axis);     \
-  template Tensor<T> mean(const Tensor<T>&, Axis);    \
-  template Tensor<T> transpose(const Tensor<T>&);     \
-  template Tensor<T> softmax(const Tensor<T>&);       \
+#define XGRAD_INSTANTIATE_ROWWISE(T)               \
+  template Tensor<T> sum(const Tensor<T>&, Axis);  \
+  template Tensor<T> mean(const Tensor<T>&, Axis); \
+  template Tensor<T> transpose(const Tensor<T>&);  \
+  template Tensor<T> softmax(const Tensor<T>&);    \
   template Tensor<T> log_softmax(const Tensor<T>&);
 XGRAD_INSTANTIATE_ROWWISE(float)
 XGRAD_INSTANTIATE_ROWWISE(double)

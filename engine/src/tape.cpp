@@ -30,8 +30,7 @@ template void reshape_reuse(Matrix<double>&, std::size_t, std::size_t);
 
 // ---------------------------------------------------------------- Parameter
 template <class T>
-Parameter<T>::Parameter(Matrix<T> value, std::string name)
-    : data_(std::make_shared<Data>()) {
+Parameter<T>::Parameter(Matrix<T> value, std::string name) : data_(std::make_shared<Data>()) {
   data_->grad = xt::zeros<T>(value.shape());
   data_->value = std::move(value);
   data_->name = std::move(name);
@@ -69,8 +68,8 @@ const Matrix<T>& Tensor<T>::grad() const {
   const std::uint32_t i = t.index_of(*this, "grad");
   detail::Node<T>& n = t.node(i);
   if (!n.requires_grad) {
-    throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) +
-                           " (" + op_name(n.op) + ") does not require a gradient");
+    throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) + " (" +
+                           op_name(n.op) + ") does not require a gradient");
   }
   if (!n.param && !n.grad_ready) {
     // No backward() has reached this node since it was recorded (it came after the
@@ -108,9 +107,8 @@ std::uint32_t Tape<T>::index_of(const Tensor<T>& t, const char* op) const {
   }
   if (t.generation_ != generation_ || t.index_ >= used_) {
     throw std::logic_error(std::string(op) + ": tensor #" + std::to_string(t.index_) +
-                           " is from a cleared tape (generation " +
-                           std::to_string(t.generation_) + ", tape is at generation " +
-                           std::to_string(generation_) + ")");
+                           " is from a cleared tape (generation " + std::to_string(t.generation_) +
+                           ", tape is at generation " + std::to_string(generation_) + ")");
   }
   return t.index_;
 }
@@ -160,8 +158,8 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
 
 template <class T>
 Tensor<T> Tape<T>::constant(const Matrix<T>& value) {
-  const std::uint32_t i = record(Op::Constant, detail::kNoParent, detail::kNoParent,
-                                 value.shape(0), value.shape(1));
+  const std::uint32_t i =
+      record(Op::Constant, detail::kNoParent, detail::kNoParent, value.shape(0), value.shape(1));
   nodes_[i].value = value;  // same shape: copies into the existing buffer
   return handle(i);
 }
@@ -175,8 +173,8 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
                             std::to_string(rows.size()));
   }
   const std::size_t cols = data.shape(1);
-  const std::uint32_t i = record(Op::Constant, detail::kNoParent, detail::kNoParent,
-                                 end - begin, cols);
+  const std::uint32_t i =
+      record(Op::Constant, detail::kNoParent, detail::kNoParent, end - begin, cols);
   T* out = nodes_[i].value.data();
   const T* in = data.data();
   for (std::size_t r = begin; r < end; ++r) {
@@ -264,9 +262,10 @@ void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOpt
   const std::uint32_t r = index_of(root, "backward");
   const Matrix<T>& v = value_of(r);
   if (seed.dimension() != 2 || seed.shape() != v.shape()) {
-    throw std::invalid_argument("backward: seed gradient is " +
-                                shape_string(seed.shape(0), seed.dimension() > 1 ? seed.shape(1) : 1) +
-                                " but the root is " + shape_string(v));
+    throw std::invalid_argument(
+        "backward: seed gradient is " +
+        shape_string(seed.shape(0), seed.dimension() > 1 ? seed.shape(1) : 1) +
+        " but the root is " + shape_string(v));
   }
   run_backward(r, &seed, options);
 }
@@ -322,7 +321,8 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
 template <class T>
 void Tape<T>::clear() {
   // Parameters are released so the tape does not keep a dropped network alive.
-  for (std::size_t i = 0; i < used_; ++i) nodes_[i].param.reset();
+  for (std::size_t i = 0; i < used_; ++i)
+    nodes_[i].param.reset();
   used_ = 0;
   ++generation_;
   released_ = false;
@@ -331,17 +331,16 @@ void Tape<T>::clear() {
 template <class T>
 void Tape<T>::check_node_finite(std::uint32_t i, bool gradient) const {
   const detail::Node<T>& n = nodes_[i];
-  const Matrix<T>& m = gradient ? (n.param ? n.param->grad : n.grad)
-                                : (n.param ? n.param->value : n.value);
+  const Matrix<T>& m =
+      gradient ? (n.param ? n.param->grad : n.grad) : (n.param ? n.param->value : n.value);
   const T* p = m.data();
   for (std::size_t k = 0; k < m.size(); ++k) {
     if (!std::isfinite(p[k])) {
       const std::size_t cols = m.shape(1);
       std::ostringstream msg;
       msg << op_name(n.op) << " (tensor #" << i << ", " << shape_string(m) << ") produced "
-          << (std::isnan(p[k]) ? "NaN" : "Inf") << " in its "
-          << (gradient ? "gradient" : "output") << " at (" << k / cols << ", " << k % cols
-          << ")";
+          << (std::isnan(p[k]) ? "NaN" : "Inf") << " in its " << (gradient ? "gradient" : "output")
+          << " at (" << k / cols << ", " << k % cols << ")";
       throw std::domain_error(msg.str());
     }
   }

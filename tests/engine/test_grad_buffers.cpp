@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <xtensor/xbuilder.hpp>
+
 #include <doctest/doctest.h>
 
 #include "engine_test_util.hpp"
@@ -87,4 +89,24 @@ TEST_CASE("parameters keep accumulating across backward passes") {
     CHECK(p.grad()(0, 0) == 3.0 * step);
     CHECK(p.grad()(0, 1) == 3.0 * step);
   }
+}
+
+TEST_CASE("an empty (k = 0) matmul writes zeros into a reused output buffer") {
+  xgrad::Tape<double> tape;
+  {
+    const auto y = xgrad::matmul(tape.constant(Matrix<double>{{1.0}, {2.0}, {3.0}}),
+                                 tape.constant(Matrix<double>{{4.0, 5.0}}));
+    CHECK(y.value()(2, 1) == 15.0);
+  }
+  tape.clear();
+  const auto a = tape.variable(Matrix<double>(xt::zeros<double>({3, 0})));
+  const auto b = tape.variable(Matrix<double>(xt::zeros<double>({0, 2})));
+  const auto y = xgrad::matmul(a, b);  // same 3x2 buffer as step 1's product
+  REQUIRE(y.value().shape(0) == 3);
+  REQUIRE(y.value().shape(1) == 2);
+  for (const double v : y.value())
+    CHECK(v == 0.0);
+  tape.backward(xgrad::sum(y, xgrad::Axis::All));
+  CHECK(a.grad().size() == 0);
+  CHECK(b.grad().size() == 0);
 }

@@ -1,14 +1,14 @@
 #!/bin/bash
 # Speed benchmark of issue 4 in one run: xgrad (runge_bench) next to PyTorch and
 # scikit-learn on the same machine, one thread each (OpenBLAS, torch, sklearn's BLAS).
-#   apps/runge/bench/run_bench.sh [BUILD_DIR] [EPOCHS]
-# Writes apps/runge/results/bench.csv and prints it; a missing peer is skipped with a
+#   [BENCH_OUT=file] apps/runge/bench/run_bench.sh [BUILD_DIR] [EPOCHS]
+# Writes apps/runge/results/bench.csv (or BENCH_OUT) and prints it; a missing peer is skipped with a
 # message. Uses Debian's /usr/bin/python3 (python3-torch, python3-sklearn).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../../../build-runge}"
 epochs="${2:-3000}"
-out="$here/../results/bench.csv"
+out="${BENCH_OUT:-$here/../results/bench.csv}"  # BENCH_OUT=file writes elsewhere
 cores=$(nproc)  # before OMP_NUM_THREADS=1, which nproc obeys
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 echo "# $(date -u +%FT%TZ) $cores cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" >&2
