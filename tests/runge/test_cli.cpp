@@ -6,9 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include <unistd.h>
+
+#include <xgrad/threads.hpp>
 
 #include "sweep.hpp"
 
@@ -52,10 +55,13 @@ struct Run {
   std::string out, err;
 };
 
-/// Runs the runge executable in `dir` with `args`.
-Run run_cli(const fs::path& dir, const std::string& args) {
-  const std::string cmd = "cd '" + dir.string() + "' && OPENBLAS_NUM_THREADS=1 '" RUNGE_EXE "' " +
-                          args + " > out.txt 2> err.txt";
+/// Runs the runge executable in `dir` with `args`. A run that outlives `limit_s` seconds
+/// is killed and reports status 124 (timeout's), so a command that should be refused at
+/// once but starts an endless run fails the test instead of hanging it.
+Run run_cli(const fs::path& dir, const std::string& args, int limit_s = 900) {
+  const std::string cmd = "cd '" + dir.string() + "' && OPENBLAS_NUM_THREADS=1 timeout " +
+                          std::to_string(limit_s) + " '" RUNGE_EXE "' " + args +
+                          " > out.txt 2> err.txt";
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir / "out.txt"), slurp(dir / "err.txt")};
 }
@@ -209,10 +215,125 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
-    const Run r = run_cli(dir, c.args);
-    CHECK(r.status != 0);
+    const Run r = run_cli(dir, c.args, 120);
+    CHECK(r.status == 2);
     CHECK(r.err.find(c.option) != std::string::npos);
   }
+}
+
+TEST_CASE("cli: negative and zero counts are refused before anything runs") {
+  // Unsigned options used to wrap -1 around to 2^64 - 1: an endless run (--epochs) or
+  // std::bad_alloc (--points). Each must now exit 2 at once, naming the option.
+  const auto dir = scratch("counts");
+  struct Case {
+    const char* args;
+    const char* option;
+  };
+  const Case cases[] = {
+      {"train --epochs -1", "--epochs"},
+      {"train --epochs 0", "--epochs"},
+      {"train --points -5", "--points"},
+      {"train --points 1", "--points"},
+      {"train --layers -1", "--layers"},
+      {"train --curve-every -1", "--curve-every"},
+      {"train --curve-every 0", "--curve-every"},
+      {"--threads -1 train", "--threads"},
+      {"baseline --points -5", "--points"},
+      {"sweep --epochs -1", "--epochs"},
+      {"sweep --points -5", "--points"},
+      {"sweep --folds -3 --eval kfold", "--folds"},
+      {"sweep --folds 1 --eval kfold", "--folds"},
+      {"sweep --bootstraps -1 --eval bootstrap", "--bootstraps"},
+      {"sweep --jobs -2", "--jobs"},
+      {"experiment cv --quick --jobs -1", "--jobs"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.args);
+    const Run r = run_cli(dir, c.args, 60);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(c.option) != std::string::npos);
+    CHECK(r.out.find("runge train:") == std::string::npos);
+    CHECK(r.out.find("runge sweep:") == std::string::npos);
+  }
+}
+
+TEST_CASE("cli: parse errors exit 2 like the app's own checks; --help exits 0") {
+  const auto dir = scratch("exit_codes");
+  const char* refused[] = {
+      "",                        // no subcommand
+      "train --no-such-option",  // unknown option
+      "train --epochs many",     // not a number
+      "train --epochs",          // missing value
+      "train extra-argument",    // stray positional
+      "experiment",              // missing required name
+      "experiment nonsense",     // not one of the names
+  };
+  for (const char* args : refused) {
+    CAPTURE(args);
+    const Run r = run_cli(dir, args, 60);
+    CHECK(r.status == 2);
+    CHECK_FALSE(r.err.empty());
+  }
+  CHECK(run_cli(dir, "--help").status == 0);
+  CHECK(run_cli(dir, "sweep --help").status == 0);
+}
+
+TEST_CASE("cli: an unwritable --curve or --predictions is refused before training") {
+  const auto dir = scratch("unwritable");
+  // A million epochs would take minutes: the refusal must come first.
+  const std::string slow = "train --points 40 --epochs 1000000 --nodes 4 ";
+  const Run c = run_cli(dir, slow + "--curve no/such/dir/curve.csv", 60);
+  CHECK(c.status == 2);
+  CHECK(c.err.find("--curve") != std::string::npos);
+  CHECK(c.out.find("runge train:") == std::string::npos);
+  const Run p = run_cli(dir, slow + "--predictions no/such/dir/p.csv", 60);
+  CHECK(p.status == 2);
+  CHECK(p.err.find("--predictions") != std::string::npos);
+  CHECK(p.out.find("runge train:") == std::string::npos);
+  // The writability probe leaves no empty file behind.
+  CHECK_FALSE(fs::exists(dir / "runge_curve.csv"));
+}
+
+TEST_CASE("cli: experiment writes to ./runge-results by default, not the committed results") {
+  const auto dir = scratch("default_out_dir");
+  const Run r = run_cli(dir, "experiment franke --quick --jobs 2");
+  CAPTURE(r.err);
+  CHECK(r.status == 0);
+  CHECK(first_line(dir / "runge-results" / "franke_summary.csv") == "model,test_mse,test_r2");
+  CHECK_FALSE(fs::exists(dir / "apps"));
+  CHECK(r.out.find("runge-results") != std::string::npos);
+}
+
+TEST_CASE("sweep: the BLAS thread guard restores the previous count, also on exceptions") {
+  const int before = xgrad::threads();
+  xgrad::set_threads(2);
+  {
+    const runge::BlasThreadsGuard g(1);
+    CHECK(xgrad::threads() == 1);
+    CHECK(g.previous() == 2);
+  }
+  CHECK(xgrad::threads() == 2);
+  try {
+    const runge::BlasThreadsGuard g(1);
+    CHECK(xgrad::threads() == 1);
+    throw std::runtime_error("a failing sweep point");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(xgrad::threads() == 2);
+  // A sweep whose points throw leaves the count as it found it.
+  runge::DataSpec d;
+  d.n = 30;
+  runge::SweepData data;
+  data.full = runge::generate(d);
+  data.split = runge::train_test_split(data.full, 0.2, 1);
+  runge::SweepSpec s;
+  s.train.epochs = 2;
+  s.axes.activation = {"sigmoid", "no_such_activation"};
+  s.jobs = 2;
+  const auto dir = scratch("guard");
+  CHECK_THROWS(runge::run_sweep(data, s, (dir / "g.csv").string()));
+  CHECK(xgrad::threads() == 2);
+  xgrad::set_threads(before);
 }
 
 TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {

@@ -115,3 +115,18 @@ TEST_CASE("metrics: MSE and R2") {
   CHECK(runge::r2(p, y) == doctest::Approx(0.5));
   CHECK(runge::r2(y, y) == 1.0);
 }
+
+TEST_CASE("metrics: R2 of a constant target is finite (nn::r2's convention)") {
+  // SS_tot = 0: the old runge copy gave 1 - x/0 = -inf, or NaN for an exact fit.
+  const runge::Matrix y = {{2.0}, {2.0}, {2.0}};
+  const runge::Matrix p = {{1.0}, {2.0}, {3.0}};
+  CHECK(runge::r2(y, y) == 1.0);
+  CHECK(runge::r2(p, y) == 0.0);
+  CHECK(std::isfinite(runge::r2(p, y)));
+  // One row: R^2 is undefined, NaN (not an exception, not inf).
+  const runge::Matrix one = {{1.0}};
+  const runge::Matrix two = {{3.0}};
+  CHECK(std::isnan(runge::r2(two, one)));
+  CHECK_THROWS_AS(runge::r2(p, one), std::invalid_argument);
+  CHECK_THROWS_AS(runge::mse(p, one), std::invalid_argument);
+}

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
+
+#include <xgrad/nn/metrics.hpp>
 
 namespace runge {
 
@@ -85,6 +88,8 @@ Dataset subset(const Dataset& d, const std::vector<std::size_t>& rows) {
   return out;
 }
 
+// Separate from nn::permutation: that one draws with rejection sampling (another random
+// stream), so the published splits, folds and results would change.
 static std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed) {
   std::vector<std::size_t> idx(n);
   std::iota(idx.begin(), idx.end(), std::size_t(0));
@@ -98,6 +103,8 @@ static std::vector<std::size_t> permutation(std::size_t n, std::uint64_t seed) {
   return idx;
 }
 
+// Separate from nn::train_test_split: other draws (see permutation) and the test part is
+// the tail of the permutation here, the head there; reusing it would change every split.
 Split train_test_split(const Dataset& d, double test_fraction, std::uint64_t seed) {
   if (!(test_fraction > 0.0 && test_fraction < 1.0))
     throw std::invalid_argument("--test-fraction must lie strictly between 0 and 1, got " +
@@ -113,6 +120,8 @@ Split train_test_split(const Dataset& d, double test_fraction, std::uint64_t see
   return {subset(d, train), subset(d, test)};
 }
 
+// Separate from nn::kfold_indices: other permutation draws (see permutation), so the
+// published cross-validation folds would change.
 std::vector<std::vector<std::size_t>> kfold_indices(std::size_t n, std::size_t k,
                                                     std::uint64_t seed) {
   if (k < 2 || k > n)
@@ -131,6 +140,8 @@ std::vector<std::vector<std::size_t>> kfold_indices(std::size_t n, std::size_t k
   return folds;
 }
 
+// Separate from nn::bootstrap_indices: rng() % n here, rejection sampling there (other
+// draws, so the published bootstrap numbers would change).
 std::vector<std::size_t> bootstrap_indices(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::size_t> out(n);
   for (auto& i : out)
@@ -148,6 +159,8 @@ std::vector<std::size_t> complement(std::size_t n, const std::vector<std::size_t
   return out;
 }
 
+// Separate from nn::StandardScaler: it has the centre-only mode (with_std = false) of
+// report 003 and xtensor members the linear baselines use; nn's has neither.
 void StandardScaler::fit(const Matrix& m) {
   const std::size_t n = m.shape(0), c = m.shape(1);
   if (n == 0) throw std::invalid_argument("StandardScaler::fit: no rows");
@@ -189,29 +202,14 @@ Matrix StandardScaler::inverse_transform(const Matrix& m) const {
 }
 
 double mse(const Matrix& prediction, const Matrix& target) {
-  if (prediction.shape() != target.shape() || target.size() == 0)
-    throw std::invalid_argument("mse: prediction and target shapes differ");
-  double s = 0;
-  for (std::size_t i = 0; i < target.size(); ++i) {
-    const double e = prediction.flat(i) - target.flat(i);
-    s += e * e;
-  }
-  return s / double(target.size());
+  return xgrad::nn::mse(prediction, target);
 }
 
 double r2(const Matrix& prediction, const Matrix& target) {
-  if (prediction.shape() != target.shape() || target.size() == 0)
-    throw std::invalid_argument("r2: prediction and target shapes differ");
-  double mean = 0;
-  for (std::size_t i = 0; i < target.size(); ++i)
-    mean += target.flat(i);
-  mean /= double(target.size());
-  double ss_res = 0, ss_tot = 0;
-  for (std::size_t i = 0; i < target.size(); ++i) {
-    ss_res += std::pow(prediction.flat(i) - target.flat(i), 2);
-    ss_tot += std::pow(target.flat(i) - mean, 2);
-  }
-  return 1.0 - ss_res / ss_tot;
+  // R^2 of a single row is undefined (scikit-learn warns and gives NaN); nn::r2 throws.
+  if (target.shape(0) < 2 && prediction.shape() == target.shape())
+    return std::numeric_limits<double>::quiet_NaN();
+  return xgrad::nn::r2(prediction, target);
 }
 
 }  // namespace runge

@@ -79,8 +79,10 @@ struct StandardScaler {
 };
 
 // ---- metrics (report 000 eq. 16; R^2 as in sklearn's r2_score) ----
+/// xgrad::nn::mse.
 double mse(const Matrix& prediction, const Matrix& target);
-/// 1 - SS_res / SS_tot; SS_tot about the target's own mean.
+/// xgrad::nn::r2: 1 - SS_res / SS_tot, SS_tot about the target's own mean; a constant
+/// target scores 1 when predicted exactly, else 0 (never inf or NaN). NaN for one row.
 double r2(const Matrix& prediction, const Matrix& target);
 
 }  // namespace runge

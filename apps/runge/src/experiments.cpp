@@ -13,8 +13,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include <xgrad/threads.hpp>
-
 #include "data.hpp"
 #include "linear.hpp"
 #include "sweep.hpp"
@@ -335,8 +333,7 @@ CvModel our_best(const Context& c) {
 }
 
 void cv(const Context& c) {
-  const int blas_threads = xgrad::threads();
-  xgrad::set_threads(1);  // the fold threads own the cores
+  const BlasThreadsGuard blas_threads(1);  // the fold threads own the cores
   const DataSpec dspec = report000_data();
   const std::size_t k = 5;
   std::vector<CvModel> nets;
@@ -462,7 +459,6 @@ void cv(const Context& c) {
   }
   write("ols12", fit_linear(split.train, LinearMethod::OLS, 12, 0.0).predict(fresh.x));
   write("true_function", truth);
-  xgrad::set_threads(blas_threads);
 }
 
 // ---- 6. report 001's sparse study ----

@@ -10,7 +10,8 @@
 namespace runge {
 
 struct ExperimentOptions {
-  std::string out_dir = "apps/runge/results";
+  // Relative to the working directory; the committed copy is apps/runge/results.
+  std::string out_dir = "runge-results";
   bool quick = false;    // tiny grids and few epochs: a smoke run for the tests
   std::size_t jobs = 0;  // sweep workers; 0 = all cores
   bool fresh = false;    // ignore CSVs of an earlier run instead of resuming them

@@ -5,6 +5,7 @@
 //   runge experiment  the seven named experiments of issue 4
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -80,6 +81,28 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
   return out;
 }
 
+// Bounds of the count options: a negative number given to an unsigned option would
+// otherwise wrap around to a huge count (an endless run or std::bad_alloc). Checked as
+// signed integers so that "-1" is refused by the range check instead of converted.
+constexpr long long kMaxPoints = 10'000'000;
+constexpr long long kMaxEpochs = 10'000'000;
+constexpr long long kMaxLayers = 1000;
+constexpr long long kMaxJobs = 1024;
+constexpr long long kMaxFolds = 1'000'000;
+constexpr long long kMaxBootstraps = 1'000'000;
+
+/// Refuses a path that cannot be opened for writing, before any long computation runs;
+/// a file that did not exist before is not left behind.
+void check_writable(const std::string& path, const std::string& option) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  {
+    std::ofstream probe(path, std::ios::app);
+    if (!probe) throw std::runtime_error(option + ": cannot write " + path);
+  }
+  if (!existed) std::filesystem::remove(path, ec);
+}
+
 struct DataOptions {
   std::string function = "runge";
   std::size_t points = 300;
@@ -93,7 +116,8 @@ struct DataOptions {
     app->add_option("--function", function,
                     "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
                     "(Franke's function on [0,1]^2)");
-    app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)");
+    app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)")
+        ->check(CLI::Range(2LL, kMaxPoints));
     app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
     app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise");
     app->add_flag("--equispaced", equispaced,
@@ -171,7 +195,8 @@ struct TrainOptions {
                     "Learning-rate schedule: constant; inverse_time (report 000: eta t1/(t+t1), "
                     "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); or "
                     "step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
-    app->add_option("--epochs", epochs, "Passes over the training data");
+    app->add_option("--epochs", epochs, "Passes over the training data")
+        ->check(CLI::Range(1LL, kMaxEpochs));
     app->add_option("--batch-size", batch_size, "Minibatch size, 0 = full batch" + list);
     app->add_flag("--divide-lr", divide_lr,
                   "Divide the rate by the number of minibatches (report 000's SGD)");
@@ -246,7 +271,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 1;
   app.add_option("--threads", threads,
-                 "OpenBLAS threads of a single run (sweeps always use 1 per worker)");
+                 "OpenBLAS threads of a single run (sweeps always use 1 per worker)")
+      ->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----
   auto* train = app.add_subcommand("train",
@@ -261,13 +287,15 @@ int main(int argc, char** argv) {
   std::size_t curve_every = 1;
   std::string curve_path = "runge_curve.csv", pred_path = "runge_predictions.csv";
   tdata.add(train);
-  train->add_option("--layers", tlayers, "Number of hidden layers");
+  train->add_option("--layers", tlayers, "Number of hidden layers")
+      ->check(CLI::Range(1LL, kMaxLayers));
   train->add_option("--nodes", tnodes,
                     "Nodes per hidden layer: one number for every layer, "
                     "or one per layer (50,20)");
   tmodel.add(train, false);
   ttrain.add(train, false);
-  train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs");
+  train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs")
+      ->check(CLI::Range(1LL, kMaxEpochs));
   train->add_option("--curve", curve_path, "Learning-curve CSV (epoch,train_mse,test_mse)");
   train->add_option("--predictions", pred_path,
                     "Predictions CSV (inputs, part, target, prediction, true function)");
@@ -311,10 +339,13 @@ int main(int argc, char** argv) {
                  "Evaluation: holdout (train part vs test part), kfold (k-fold "
                  "CV over all points), bootstrap (resampled train part vs test "
                  "part)");
-  sw->add_option("--folds", folds, "k of k-fold cross-validation");
-  sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples");
+  sw->add_option("--folds", folds, "k of k-fold cross-validation")
+      ->check(CLI::Range(2LL, kMaxFolds));
+  sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
+      ->check(CLI::Range(1LL, kMaxBootstraps));
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
-  sw->add_option("--jobs", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1");
+  sw->add_option("--jobs", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1")
+      ->check(CLI::Range(0LL, kMaxJobs));
   sw->add_option("--out", sweep_out, "Sweep CSV; an existing one of the same grid is resumed");
   sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
 
@@ -323,7 +354,7 @@ int main(int argc, char** argv) {
                                 "Run one of the named experiments that "
                                 "reproduce the reports (CSV for the figures)");
   ex->option_defaults()->always_capture_default();
-  std::string ex_name, ex_dir = "apps/runge/results";
+  std::string ex_name, ex_dir = ExperimentOptions{}.out_dir;
   bool quick = false, ex_fresh = false;
   std::size_t ex_jobs = 0;
   std::string names_help = "Experiment name:";
@@ -335,15 +366,20 @@ int main(int argc, char** argv) {
   names.push_back("all");
   names_help += "\n    all: every experiment in order";
   ex->add_option("name", ex_name, names_help)->required()->check(CLI::IsMember(names));
-  ex->add_option("--out-dir", ex_dir, "Folder of the CSV files");
+  ex->add_option("--out-dir", ex_dir,
+                 "Folder of the CSV files, relative to the working directory (the committed "
+                 "results: --out-dir apps/runge/results)");
   ex->add_flag("--quick", quick, "Tiny grids and few epochs (a smoke test, not the results)");
-  ex->add_option("--jobs", ex_jobs, "Sweep worker threads (0 = all cores)");
+  ex->add_option("--jobs", ex_jobs, "Sweep worker threads (0 = all cores)")
+      ->check(CLI::Range(0LL, kMaxJobs));
   ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and friends exit 0; every refused command line exits 2, as the checks below.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   }
 
   try {
@@ -365,6 +401,9 @@ int main(int argc, char** argv) {
       m.validate();
       t.validate();
       const SweepData data = tdata.load();
+      // Before training: a bad output path should not cost a whole run.
+      check_writable(curve_path, "--curve");
+      check_writable(pred_path, "--predictions");
       std::printf(
           "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g, "
           "%zu epochs, batch %zu, BLAS threads %d\n",

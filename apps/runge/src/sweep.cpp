@@ -17,6 +17,17 @@
 
 namespace runge {
 
+BlasThreadsGuard::BlasThreadsGuard(int n) : previous_(xgrad::threads()) {
+  xgrad::set_threads(n);
+}
+
+BlasThreadsGuard::~BlasThreadsGuard() {
+  try {
+    xgrad::set_threads(previous_);
+  } catch (...) {  // previous_ came from threads(), so this cannot fail; never throw here
+  }
+}
+
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -330,8 +341,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
 
   // One owner of parallelism: the workers. BLAS single-threaded in serial runs too, so
   // that serial and parallel sweeps compute the very same numbers.
-  const int previous_threads = xgrad::threads();
-  xgrad::set_threads(1);
+  const BlasThreadsGuard blas_threads(1);
   std::size_t jobs = spec.jobs ? spec.jobs : std::max(1u, std::thread::hardware_concurrency());
   jobs = std::min(jobs, std::max<std::size_t>(todo.size(), 1));
 
@@ -382,7 +392,6 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
     for (auto& t : pool)
       t.join();
   }
-  xgrad::set_threads(previous_threads);
   out.close();
   if (failure) std::rethrow_exception(failure);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

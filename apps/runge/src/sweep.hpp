@@ -20,6 +20,21 @@
 
 namespace runge {
 
+/// Sets the BLAS thread count for its lifetime and restores the previous count when it
+/// goes out of scope, also when an exception unwinds through it (sweeps and the
+/// cross-validation experiment run their own workers with BLAS at one thread).
+class BlasThreadsGuard {
+ public:
+  explicit BlasThreadsGuard(int n);
+  ~BlasThreadsGuard();
+  BlasThreadsGuard(const BlasThreadsGuard&) = delete;
+  BlasThreadsGuard& operator=(const BlasThreadsGuard&) = delete;
+  int previous() const { return previous_; }
+
+ private:
+  int previous_;
+};
+
 struct GridAxes {
   std::vector<std::string> optimiser = {"adam"};
   std::vector<std::string> activation = {"sigmoid"};
