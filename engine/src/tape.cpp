@@ -275,7 +275,7 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   if (released_) {
     throw std::logic_error(
         "backward: the graph was already released by an earlier backward(); pass "
-        "BackwardOptions{.keep_graph = true} to the first call to walk it twice");
+        "BackwardOptions{true} (keep_graph) to the first call to walk it twice");
   }
   if (!nodes_[r].requires_grad) {
     throw std::invalid_argument(std::string("backward: root (") + op_name(nodes_[r].op) +
@@ -301,6 +301,9 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
     detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
     n.grad_ready = false;
   }
+  // Nodes after the root take no part in this walk: their gradient from an earlier
+  // backward (keep_graph) is stale, so they too read as zeros until a walk reaches them.
+  for (std::size_t i = r + 1; i < used_; ++i) nodes_[i].grad_ready = false;
   // The implicit seed of a scalar root is written in place: backward() allocates nothing.
   Matrix<T>& root_grad = detail::grad_for_add(*this, r);
   if (seed != nullptr) {

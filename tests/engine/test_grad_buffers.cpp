@@ -110,3 +110,16 @@ TEST_CASE("an empty (k = 0) matmul writes zeros into a reused output buffer") {
   CHECK(a.grad().size() == 0);
   CHECK(b.grad().size() == 0);
 }
+
+TEST_CASE("a node after the root of a later backward reads zeros, not its earlier gradient") {
+  // b = a * a walked first, then a walk rooted at a: b took no part in the second walk.
+  xgrad::Tape<double> tape;
+  const auto a = tape.variable(xgrad::Matrix<double>{{3.0}});
+  const auto b = a * a;
+  tape.backward(b, xgrad::BackwardOptions{true});
+  CHECK(a.grad()(0, 0) == 6.0);
+  CHECK(b.grad()(0, 0) == 1.0);
+  tape.backward(a, xgrad::BackwardOptions{true});
+  CHECK(a.grad()(0, 0) == 1.0);
+  CHECK(b.grad()(0, 0) == 0.0);
+}
