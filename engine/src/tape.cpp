@@ -303,7 +303,8 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   }
   // Nodes after the root take no part in this walk: their gradient from an earlier
   // backward (keep_graph) is stale, so they too read as zeros until a walk reaches them.
-  for (std::size_t i = r + 1; i < used_; ++i) nodes_[i].grad_ready = false;
+  for (std::size_t i = r + 1; i < used_; ++i)
+    nodes_[i].grad_ready = false;
   // The implicit seed of a scalar root is written in place: backward() allocates nothing.
   Matrix<T>& root_grad = detail::grad_for_add(*this, r);
   if (seed != nullptr) {
