@@ -11,7 +11,6 @@
 
 namespace xgrad {
 
-/// Axis argument of sum and mean.
 /// A scalar argument of an op: not used to deduce T, so `t * 2.0` works for float tensors.
 template <class T>
 struct scalar_of {
@@ -20,6 +19,7 @@ struct scalar_of {
 template <class T>
 using Scalar = typename scalar_of<T>::type;
 
+/// Axis argument of sum and mean.
 enum class Axis : int {
   All = -1,   // -> 1x1
   Rows = 0,   // reduce over rows    -> 1xC

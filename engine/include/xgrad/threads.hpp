@@ -1,6 +1,7 @@
-// The one thread setting of xgrad: the number of threads OpenBLAS may use.
-// Inside one training run OpenBLAS owns the cores; a parallel sweep sets 1 here and
-// runs its own workers instead (two pools on two cores fight, docs/performance.md).
+// The one thread setting of xgrad: the number of threads OpenBLAS may use. It is
+// process-wide (OpenBLAS keeps one count), so set it from one place, before starting
+// threads. Inside one training run OpenBLAS owns the cores; a parallel sweep sets 1
+// here and runs its own workers instead: two pools on two cores fight (DESIGN.md §6).
 #pragma once
 
 namespace xgrad {
