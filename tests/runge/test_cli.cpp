@@ -257,7 +257,7 @@ TEST_CASE("cli: negative and zero counts are refused before anything runs") {
   }
 }
 
-TEST_CASE("cli: parse errors exit 2 like the app's own checks; --help exits 0") {
+TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 0") {
   const auto dir = scratch("exit_codes");
   const char* refused[] = {
       "",                        // no subcommand
