@@ -1,10 +1,22 @@
 // OpenBLAS calls: GEMM for matmul and its backward, and the thread setting.
+//
+// Degenerate and small products do not go to OpenBLAS as they are. Its GEMM has a fixed
+// cost that dominates when an operand is a vector: in the 1-50-50-1 Runge network
+// (240 rows, float64) the products with k = 1 (x W1, and the gradient through the
+// 50 -> 1 layer) took 2.7-4.1 us each in dgemm against 1.3-1.5 us for the loops below,
+// and cblas_dger / cblas_dgemv were no faster than dgemm (2.4-2.6 us). The n = 1 and
+// m = 1 products are vector-matrix loops of the same cost as dgemm, kept here so that
+// every vector case takes one path. And OpenBLAS's "small matrix" kernel for
+// op(B) = B^T is ~25% slower than its kernel for B: with B small, transposing it into a
+// stack buffer first is cheaper (240x50 times (50x50)^T: 31 -> 24 us).
 #include "blas.hpp"
 
 #include <cblas.h>
 
 #include <stdexcept>
 #include <string>
+
+#include <xsimd/xsimd.hpp>
 
 #include "xgrad/threads.hpp"
 
@@ -23,24 +35,193 @@ void cblas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, bl
                 double beta, double* c, blasint ldc) {
   cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+// BLAS semantics for every path: beta = 0 means C is not read (it may hold garbage or
+// NaN), otherwise C = alpha op(A) op(B) + beta C.
+template <class T>
+T combine(T alpha, T sum, T beta, const T& c) {
+  return beta == T(0) ? alpha * sum : alpha * sum + beta * c;
+}
+
+/// C[i, j] = alpha a[i] b[j] + beta C[i, j], C m x n: a product with k = 1. Whether a or b
+/// is "transposed" does not matter, a vector is stored the same either way.
+template <class T>
+void outer(std::size_t m, std::size_t n, T alpha, const T* a, const T* b, T beta, T* c) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t w = B::size;
+  for (std::size_t i = 0; i < m; ++i) {
+    const T ai = alpha * a[i];
+    const B av(ai);
+    T* ci = c + i * n;
+    std::size_t j = 0;
+    if (beta == T(0)) {
+      for (; j + w <= n; j += w)
+        (av * B::load_unaligned(b + j)).store_unaligned(ci + j);
+      for (; j < n; ++j)
+        ci[j] = ai * b[j];
+    } else {
+      const B bv(beta);
+      for (; j + w <= n; j += w) {
+        const B r = xsimd::fma(av, B::load_unaligned(b + j), bv * B::load_unaligned(ci + j));
+        r.store_unaligned(ci + j);
+      }
+      for (; j < n; ++j)
+        ci[j] = ai * b[j] + beta * ci[j];
+    }
+  }
+}
+
+/// out[i] = alpha <M[i, :], v> + beta out[i] for i < rows, M rows x k row-major.
+/// Rows go w at a time (w = lanes of a batch) so the w sums are reduced together (haddp).
+template <class T>
+void dot_rows(std::size_t rows, std::size_t k, T alpha, const T* mat, const T* v, T beta, T* out) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t w = B::size;
+  std::size_t i = 0;
+  for (; i + w <= rows; i += w) {
+    B acc[w];
+    for (std::size_t r = 0; r < w; ++r)
+      acc[r] = B(T(0));
+    std::size_t p = 0;
+    for (; p + w <= k; p += w) {
+      const B vp = B::load_unaligned(v + p);
+      for (std::size_t r = 0; r < w; ++r)
+        acc[r] = xsimd::fma(B::load_unaligned(mat + (i + r) * k + p), vp, acc[r]);
+    }
+    alignas(64) T sums[w];
+    xsimd::haddp(acc).store_aligned(sums);
+    for (std::size_t r = 0; r < w; ++r) {
+      T s = sums[r];
+      for (std::size_t q = p; q < k; ++q)
+        s += mat[(i + r) * k + q] * v[q];
+      out[i + r] = combine(alpha, s, beta, out[i + r]);
+    }
+  }
+  for (; i < rows; ++i) {
+    B acc(T(0));
+    std::size_t p = 0;
+    for (; p + w <= k; p += w)
+      acc = xsimd::fma(B::load_unaligned(mat + i * k + p), B::load_unaligned(v + p), acc);
+    T s = xsimd::hadd(acc);
+    for (; p < k; ++p)
+      s += mat[i * k + p] * v[p];
+    out[i] = combine(alpha, s, beta, out[i]);
+  }
+}
+
+/// out[j] = alpha sum_p v[p] M[p, j] + beta out[j] for j < cols, M k x cols row-major:
+/// a vector times a matrix, summed over the rows of M, 4 batches of columns at a time.
+template <class T>
+void vec_mat(std::size_t k, std::size_t cols, T alpha, const T* v, const T* mat, T beta, T* out) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t w = B::size;
+  constexpr std::size_t nb = 4;
+  auto store = [&](const B& sum, std::size_t j) {
+    const B r = B(alpha) * sum;
+    if (beta == T(0)) {
+      r.store_unaligned(out + j);
+    } else {
+      xsimd::fma(B(beta), B::load_unaligned(out + j), r).store_unaligned(out + j);
+    }
+  };
+  std::size_t j = 0;
+  for (; j + nb * w <= cols; j += nb * w) {
+    B acc[nb];
+    for (std::size_t q = 0; q < nb; ++q)
+      acc[q] = B(T(0));
+    for (std::size_t p = 0; p < k; ++p) {
+      const B vp(v[p]);
+      for (std::size_t q = 0; q < nb; ++q)
+        acc[q] = xsimd::fma(vp, B::load_unaligned(mat + p * cols + j + q * w), acc[q]);
+    }
+    for (std::size_t q = 0; q < nb; ++q)
+      store(acc[q], j + q * w);
+  }
+  for (; j + w <= cols; j += w) {
+    B acc(T(0));
+    for (std::size_t p = 0; p < k; ++p)
+      acc = xsimd::fma(B(v[p]), B::load_unaligned(mat + p * cols + j), acc);
+    store(acc, j);
+  }
+  for (; j < cols; ++j) {
+    T s = 0;
+    for (std::size_t p = 0; p < k; ++p)
+      s += v[p] * mat[p * cols + j];
+    out[j] = combine(alpha, s, beta, out[j]);
+  }
+}
+
+// vec_mat walks M column block by column block, each block over all k rows: fine while M
+// stays in cache (L2 here is 1 MiB), so larger vector-matrix products go to OpenBLAS.
+constexpr std::size_t kVecMatMaxElements = 1 << 16;
+// B^T is copied into a stack buffer of this many elements (32 KiB in float64: L1) ...
+constexpr std::size_t kPackMaxElements = 4096;
+// ... when op(A) has at least this many rows to amortise the copy. Measured, one thread:
+// 240x50 * (50x50)^T 31.5 -> 24.3 us, 128x256 * (256x10)^T float32 9.5 -> 7.6 us; but
+// 5 rows 0.7 -> 2.0 us, and 128x128 * (128x128)^T (too big for the buffer) 69 -> 86 us.
+constexpr std::size_t kPackMinRows = 32;
+
+/// The vector cases (k, n or m equal to 1) by the loops above; false if not one of them.
+template <class T>
+bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
+                      T alpha, const T* a, const T* b, T beta, T* c) {
+  if (k == 1) {
+    outer(m, n, alpha, a, b, beta, c);
+    return true;
+  }
+  if (n == 1) {  // op(B) is the vector b[0..k)
+    if (!trans_a) {
+      dot_rows(m, k, alpha, a, b, beta, c);  // A stored m x k
+      return true;
+    }
+    if (k * m <= kVecMatMaxElements) {
+      vec_mat(k, m, alpha, b, a, beta, c);  // A stored k x m
+      return true;
+    }
+    return false;
+  }
+  if (m == 1) {  // op(A) is the vector a[0..k)
+    if (trans_b) {
+      dot_rows(n, k, alpha, b, a, beta, c);  // B stored n x k
+      return true;
+    }
+    if (k * n <= kVecMatMaxElements) {
+      vec_mat(k, n, alpha, a, b, beta, c);  // B stored k x n
+      return true;
+    }
+  }
+  return false;
+}
 }  // namespace
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c) {
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // an empty product: BLAS rejects zero leading dimensions
+  if (k == 0 || alpha == T(0)) {  // A and B are not read (BLAS: they may be anything)
     // beta = 0 means "C is not read" (BLAS semantics): the buffer may hold garbage.
     for (std::size_t i = 0; i < m * n; ++i)
       c[i] = beta == T(0) ? T(0) : c[i] * beta;
     return;
   }
-  // Leading dimensions of the stored (untransposed) row-major buffers.
+  if (gemm_vector_case(trans_a, trans_b, m, n, k, alpha, a, b, beta, c)) return;
+  // Leading dimension of the stored (untransposed) row-major A.
   const auto lda = static_cast<blasint>(trans_a ? m : k);
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans;
+  if (trans_b && n * k <= kPackMaxElements && m >= kPackMinRows) {
+    alignas(64) T packed[kPackMaxElements];  // op(B) = B^T, k x n, from B stored n x k
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t p = 0; p < k; ++p)
+        packed[p * n + j] = b[j * k + p];
+    cblas_gemm(ta, CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n),
+               static_cast<blasint>(k), alpha, a, lda, packed, static_cast<blasint>(n), beta, c,
+               static_cast<blasint>(n));
+    return;
+  }
   const auto ldb = static_cast<blasint>(trans_b ? k : n);
-  cblas_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-             static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
-             lda, b, ldb, beta, c, static_cast<blasint>(n));
+  cblas_gemm(ta, trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+             static_cast<blasint>(n), static_cast<blasint>(k), alpha, a, lda, b, ldb, beta, c,
+             static_cast<blasint>(n));
 }
 template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
                           const float*, float, float*);
