@@ -209,7 +209,8 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   app->add_option("--dtype", dtype, "float32 or float64")
       ->check(CLI::IsMember({"float32", "float64"}))
       ->capture_default_str();
-  app->add_option("--threads", threads, "BLAS threads (the one owner of parallelism in a run)")
+  app->add_option("--threads", threads,
+                  "threads of this run (GEMMs and the engine's loops share one pool)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 }
@@ -542,7 +543,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--model", eval_args.model, "model file from `mnist train`")
       ->capture_default_str();
   eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
-  eval_cmd->add_option("--threads", eval_args.threads, "BLAS threads")
+  eval_cmd->add_option("--threads", eval_args.threads, "threads (GEMMs and the engine's loops)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 
@@ -558,7 +559,7 @@ int main(int argc, char** argv) {
       ->add_option("--image", pred_args.images,
                    "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
       ->check(CLI::ExistingFile);
-  pred_cmd->add_option("--threads", pred_args.threads, "BLAS threads")
+  pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 

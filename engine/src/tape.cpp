@@ -9,6 +9,7 @@
 
 #include "op_support.hpp"
 #include "op_table.hpp"
+#include "xgrad/parallel.hpp"
 
 namespace xgrad {
 
@@ -175,16 +176,22 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
   const std::size_t cols = data.shape(1);
   const std::uint32_t i =
       record(Op::Constant, detail::kNoParent, detail::kNoParent, end - begin, cols);
-  T* out = nodes_[i].value.data();
-  const T* in = data.data();
-  for (std::size_t r = begin; r < end; ++r) {
-    const std::size_t src = rows[r];
-    if (src >= data.shape(0)) {
-      throw std::out_of_range("gather_rows: row index " + std::to_string(src) +
+  for (std::size_t r = begin; r < end; ++r) {  // all checks before the parallel copy
+    if (rows[r] >= data.shape(0)) {
+      throw std::out_of_range("gather_rows: row index " + std::to_string(rows[r]) +
                               " outside data with " + std::to_string(data.shape(0)) + " rows");
     }
-    std::copy(in + src * cols, in + (src + 1) * cols, out + (r - begin) * cols);
   }
+  T* out = nodes_[i].value.data();
+  const T* in = data.data();
+  const std::size_t* picked = rows.data() + begin;
+  // Random rows of a large data set: the copy waits on memory, so two threads help.
+  parallel_for(end - begin,
+               std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, cols)),
+               [=](std::size_t first, std::size_t last) {
+                 for (std::size_t r = first; r < last; ++r)
+                   std::copy(in + picked[r] * cols, in + (picked[r] + 1) * cols, out + r * cols);
+               });
   return handle(i);
 }
 

@@ -9,6 +9,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "xgrad/parallel.hpp"
+
 namespace xgrad::nn {
 
 namespace {
@@ -327,33 +329,40 @@ void Optimiser<T>::update() {
           (grad.dimension() == 2 ? shape_string(grad) : "undefined") + " but had " +
           std::to_string(sizes_[i]) + " elements when the optimiser was made");
     }
-    T* theta = value.data();
-    T* g = grad.data();
-    const std::size_t n = sizes_[i];
-    switch (kind_) {
-      case OptimiserKind::GradientDescent:
-      case OptimiserKind::Sgd:
-        descend<Zero>(theta, g, n, eta);
-        break;
-      case OptimiserKind::Momentum:
-        momentum_update<Zero>(theta, g, first_[i].data(), n, eta,
-                              static_cast<T>(options_.momentum));
-        break;
-      case OptimiserKind::AdaGrad:
-        scaled_update<Zero>(theta, g, first_[i].data(), n, eta, T(1), T(1), eps);
-        break;
-      case OptimiserKind::RmsProp: {
-        const T rho = static_cast<T>(options_.rho);
-        scaled_update<Zero>(theta, g, first_[i].data(), n, eta, rho, T(1) - rho, eps);
-        break;
+    T* const theta = value.data();
+    T* const g = grad.data();
+    T* const first = first_[i].size() == 0 ? nullptr : first_[i].data();
+    T* const second = second_[i].size() == 0 ? nullptr : second_[i].data();
+    // Elements [b, e) of this parameter; large parameters are split across the threads
+    // (chunk edges on whole SIMD registers, so every element gets the same arithmetic).
+    const auto update_range = [&](std::size_t b, std::size_t e) {
+      const std::size_t n = e - b;
+      switch (kind_) {
+        case OptimiserKind::GradientDescent:
+        case OptimiserKind::Sgd:
+          descend<Zero>(theta + b, g + b, n, eta);
+          break;
+        case OptimiserKind::Momentum:
+          momentum_update<Zero>(theta + b, g + b, first + b, n, eta,
+                                static_cast<T>(options_.momentum));
+          break;
+        case OptimiserKind::AdaGrad:
+          scaled_update<Zero>(theta + b, g + b, first + b, n, eta, T(1), T(1), eps);
+          break;
+        case OptimiserKind::RmsProp: {
+          const T rho = static_cast<T>(options_.rho);
+          scaled_update<Zero>(theta + b, g + b, first + b, n, eta, rho, T(1) - rho, eps);
+          break;
+        }
+        case OptimiserKind::Adam:
+          adam_update<Zero>(theta + b, g + b, first + b, second + b, n,
+                            static_cast<T>(options_.beta1), static_cast<T>(options_.beta2),
+                            static_cast<T>(options_.learning_rate / c1),
+                            static_cast<T>(1.0 / std::sqrt(c2)), eps);
+          break;
       }
-      case OptimiserKind::Adam:
-        adam_update<Zero>(theta, g, first_[i].data(), second_[i].data(), n,
-                          static_cast<T>(options_.beta1), static_cast<T>(options_.beta2),
-                          static_cast<T>(options_.learning_rate / c1),
-                          static_cast<T>(1.0 / std::sqrt(c2)), eps);
-        break;
-    }
+    };
+    parallel_for(sizes_[i], kParallelItems, update_range);
   }
 }
 

@@ -1,9 +1,11 @@
 // Optimisers: each update rule against numbers worked out by hand from its formula over
 // two steps, the factory and its errors, and loss reduction by training with each.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -12,6 +14,7 @@
 
 #include "xgrad/nn/optimiser.hpp"
 #include "xgrad/nn/trainer.hpp"
+#include "xgrad/threads.hpp"
 
 using xgrad::Matrix;
 using xgrad::Parameter;
@@ -128,6 +131,39 @@ TEST_CASE("adam vectorised body and scalar tail agree element by element") {
   }
   for (std::size_t i = 1; i < 37; ++i)
     CHECK(p.value()(0, i) == p.value()(0, 0));
+}
+
+TEST_CASE_TEMPLATE(
+    "every optimiser updates a large parameter bit-identically at one and two threads", T, float,
+    double) {
+  // 300 x 217 = 65,100 elements: split across two threads (xgrad::kParallelItems each at
+  // least), with a tail; plus a small bias that stays on one thread.
+  const auto run = [](const std::string& name, int threads) {
+    const int before = xgrad::threads();
+    xgrad::set_threads(threads);
+    std::mt19937 rng(11);
+    std::normal_distribution<double> n01;
+    Matrix<T> w = xt::zeros<T>({std::size_t{300}, std::size_t{217}});
+    for (T& x : w)
+      x = static_cast<T>(n01(rng));
+    Parameter<T> weight(w, "W"), bias(Matrix<T>{{T(0.1), T(-0.2)}}, "b");
+    auto opt = make_optimiser<T>(name, {weight, bias});
+    for (int s = 0; s < 3; ++s) {
+      for (T& g : weight.grad())
+        g = static_cast<T>(n01(rng));
+      bias.grad().fill(T(0.5));
+      s == 2 ? opt->step_and_zero_grad() : opt->step();
+    }
+    xgrad::set_threads(before);
+    CHECK(std::all_of(weight.grad().begin(), weight.grad().end(), [](T g) { return g == T(0); }));
+    return std::make_pair(Matrix<T>(weight.value()), Matrix<T>(bias.value()));
+  };
+  for (const std::string name : {"gd", "sgd", "momentum", "adagrad", "rmsprop", "adam"}) {
+    CAPTURE(name);
+    const auto one = run(name, 1), two = run(name, 2);
+    CHECK(one.first == two.first);
+    CHECK(one.second == two.second);
+  }
 }
 
 TEST_CASE("optimiser step updates in place and zero_grad clears the shared grads") {

@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 1;
   app.add_option("--threads", threads,
-                 "OpenBLAS threads of a single run (sweeps always use 1 per worker)")
+                 "threads of a single run, GEMMs and loops (sweeps always use 1 per worker)")
       ->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----

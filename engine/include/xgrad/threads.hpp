@@ -1,12 +1,12 @@
-// The one thread setting of xgrad: the number of threads OpenBLAS may use. It is
-// process-wide (OpenBLAS keeps one count), so set it from one place, before starting
-// threads. Inside one training run OpenBLAS owns the cores; a parallel sweep sets 1
-// here and runs its own workers instead: two pools on two cores fight (DESIGN.md §6).
+// The one thread setting of xgrad: how many threads a run uses, for OpenBLAS's GEMMs and
+// for the engine's own loops (xgrad/parallel.hpp) alike — both run on libgomp's one pool
+// (OpenBLAS's OpenMP build). It is process-wide, so set it from one place, before starting
+// threads. A parallel sweep sets 1 here and runs one single-threaded training per core.
 #pragma once
 
 namespace xgrad {
-/// Sets the BLAS thread count (n >= 1; throws std::invalid_argument otherwise).
+/// Sets the thread count (n >= 1; throws std::invalid_argument otherwise).
 void set_threads(int n);
-/// The BLAS thread count in force.
+/// The thread count in force.
 int threads();
 }  // namespace xgrad

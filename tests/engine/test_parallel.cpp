@@ -1,0 +1,120 @@
+// xgrad::parallel_for, the engine's one way to use more than one thread outside BLAS:
+// chunks cover the range exactly once on cache-line edges, small ranges stay on the
+// calling thread, and a parallel gather gives the same batch as a serial one.
+#include <algorithm>
+#include <cstddef>
+#include <numeric>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <omp.h>
+#include <xtensor/xview.hpp>
+
+#include "xgrad/parallel.hpp"
+#include "xgrad/tape.hpp"
+
+namespace {
+
+/// Sets the thread count for one test and restores the previous one after it.
+struct ThreadsFor {
+  explicit ThreadsFor(int n) : before(xgrad::threads()) { xgrad::set_threads(n); }
+  ~ThreadsFor() { xgrad::set_threads(before); }
+  ThreadsFor(const ThreadsFor&) = delete;
+  ThreadsFor& operator=(const ThreadsFor&) = delete;
+  int before;
+};
+
+/// The chunks parallel_for hands out, sorted by start, with the OpenMP thread of each.
+std::vector<std::pair<std::size_t, std::size_t>> chunks_of(std::size_t n, std::size_t min_chunk,
+                                                           std::vector<int>* thread_ids) {
+  std::vector<std::pair<std::size_t, std::size_t>> chunks(64);
+  std::vector<int> ids(64, -1);
+  std::size_t used = 0;
+  xgrad::parallel_for(n, min_chunk, [&](std::size_t begin, std::size_t end) {
+    std::size_t slot = 0;
+#pragma omp atomic capture
+    slot = used++;
+    chunks[slot] = {begin, end};
+    ids[slot] = omp_get_thread_num();
+  });
+  chunks.resize(used);
+  ids.resize(used);
+  std::vector<std::size_t> order(used);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return chunks[a].first < chunks[b].first; });
+  std::vector<std::pair<std::size_t, std::size_t>> sorted;
+  thread_ids->clear();
+  for (const std::size_t k : order) {
+    sorted.push_back(chunks[k]);
+    thread_ids->push_back(ids[k]);
+  }
+  return sorted;
+}
+
+}  // namespace
+
+TEST_CASE("parallel_for covers the range once, in one chunk per thread on cache-line edges") {
+  const ThreadsFor two(2);
+  for (const std::size_t n : {std::size_t{40000}, std::size_t{200704}, std::size_t{65537}}) {
+    CAPTURE(n);
+    std::vector<int> ids;
+    const auto chunks = chunks_of(n, xgrad::kParallelItems, &ids);
+    REQUIRE(chunks.size() == 2);
+    CHECK(chunks.front().first == 0);
+    CHECK(chunks.front().second == chunks.back().first);  // disjoint and gap-free
+    CHECK(chunks.back().second == n);
+    CHECK(chunks.front().second % 16 == 0);  // 64 bytes of float: no shared cache line
+    CHECK(ids[0] != ids[1]);                 // two threads did the work
+  }
+}
+
+TEST_CASE("parallel_for below two chunks of work is one call on the calling thread") {
+  const ThreadsFor two(2);
+  std::vector<int> ids;
+  const auto small = chunks_of(2 * xgrad::kParallelItems - 1, xgrad::kParallelItems, &ids);
+  REQUIRE(small.size() == 1);
+  CHECK(small[0] == std::make_pair(std::size_t{0}, 2 * xgrad::kParallelItems - 1));
+  CHECK(ids[0] == 0);
+  CHECK_FALSE(omp_in_parallel());
+
+  const ThreadsFor one(1);
+  const auto serial = chunks_of(1000000, xgrad::kParallelItems, &ids);
+  REQUIRE(serial.size() == 1);
+  CHECK(serial[0] == std::make_pair(std::size_t{0}, std::size_t{1000000}));
+}
+
+TEST_CASE("parallel_for sets every element of a large buffer exactly once") {
+  const ThreadsFor two(2);
+  std::vector<int> hits(100003, 0);
+  xgrad::parallel_for(hits.size(), 1000, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i)
+      ++hits[i];
+  });
+  CHECK(std::count(hits.begin(), hits.end(), 1) == static_cast<long>(hits.size()));
+}
+
+TEST_CASE("gather_rows gives the same minibatch at one and two threads") {
+  const std::size_t rows = 3000, cols = 784;
+  xgrad::Matrix<float> data = xt::zeros<float>({rows, cols});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (float& x : data)
+    x = u(rng);
+  std::vector<std::size_t> order(rows);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::shuffle(order.begin(), order.end(), rng);
+
+  auto gather = [&](int threads) {
+    const ThreadsFor t(threads);
+    xgrad::Tape<float> tape;
+    return xgrad::Matrix<float>(tape.gather_rows(data, order, 500, 756).value());
+  };
+  const xgrad::Matrix<float> serial = gather(1), parallel = gather(2);
+  REQUIRE(parallel.shape(0) == 256);
+  CHECK(parallel == serial);
+  for (std::size_t r = 0; r < 256; ++r)
+    CHECK(xt::view(parallel, r, xt::all()) == xt::view(data, order[500 + r], xt::all()));
+}
