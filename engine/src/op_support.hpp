@@ -13,6 +13,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "op_table.hpp"
+#include "xgrad/parallel.hpp"
 #include "xgrad/tape.hpp"
 
 namespace xgrad::detail {
@@ -137,14 +138,16 @@ void accumulate_unary(Tape<T>& tape, std::uint32_t target, std::uint32_t from, F
                            shape_string(dst));
   }
   T* out = dst.data();
-  const std::size_t size = dst.size();
-  if (grad_fresh(n)) {
-    for (std::size_t k = 0; k < size; ++k)
-      out[k] = f(k);
-  } else {
-    for (std::size_t k = 0; k < size; ++k)
-      out[k] += f(k);
-  }
+  const bool fresh = grad_fresh(n);
+  parallel_for(dst.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
+    if (fresh) {
+      for (std::size_t k = b; k < e; ++k)
+        out[k] = f(k);
+    } else {
+      for (std::size_t k = b; k < e; ++k)
+        out[k] += f(k);
+    }
+  });
   mark_written(n);
 }
 

@@ -1,19 +1,31 @@
 // Elementwise ops: broadcasting arithmetic, functions and activations.
 // Each forward is followed by its backward rule; `g` is the output's gradient,
 // `y` the output, `a`/`b` the inputs (docs/engine.md has the same table in math).
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <type_traits>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include "op_support.hpp"
 #include "vector_exp.hpp"
 #include "xgrad/ops.hpp"
+#include "xgrad/parallel.hpp"
 
 namespace xgrad {
 namespace detail {
 namespace {
+
+/// map_batches over chunks of [0, n) on the thread pool; chunk edges on 16 doubles keep
+/// the batches (and the one padded tail batch) where a serial pass has them.
+template <class F>
+void parallel_map_batches(const double* x, double* y, std::size_t n, F&& f) {
+  parallel_for(n, kParallelItems,
+               [&](std::size_t b, std::size_t e) { map_batches(x + b, y + b, e - b, f); });
+}
 
 template <class T, class Forward>
 Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0)) {
@@ -24,7 +36,20 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
   Node<T>& n = tape.node(i);
   n.alpha = alpha;
   n.beta = beta;
-  xt::noalias(n.value) = forward(tape.value_of(ia));
+  const Matrix<T>& in = tape.value_of(ia);
+  if (n.value.size() < 2 * kParallelItems || threads() == 1) {
+    xt::noalias(n.value) = forward(in);
+  } else {
+    // Contiguous 1-D chunks per thread; their starts are 64-byte aligned like the whole
+    // buffer, so xtensor takes the same SIMD path as the serial assignment.
+    const T* src = in.data();
+    T* dst = n.value.data();
+    parallel_for(n.value.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
+      const std::array<std::size_t, 1> shape{e - b};
+      auto chunk_out = xt::adapt(dst + b, e - b, xt::no_ownership(), shape);
+      xt::noalias(chunk_out) = forward(xt::adapt(src + b, e - b, xt::no_ownership(), shape));
+    });
+  }
   return finish(tape, i);
 }
 
@@ -59,13 +84,16 @@ Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forwar
     const T* pa = va.data();
     const T* pb = vb.data();
     T* out = y.data();
-    for (std::size_t p = 0; p < rows; ++p) {
-      const T* ra = a_full ? pa + p * cols : pa;
-      const T* rb = b_full ? pb + p * cols : pb;
-      T* ro = out + p * cols;
-      for (std::size_t q = 0; q < cols; ++q)
-        ro[q] = scalar(ra[q], rb[q]);
-    }
+    parallel_for(rows, std::max<std::size_t>(1, kParallelItems / cols),
+                 [&](std::size_t first, std::size_t last) {
+                   for (std::size_t p = first; p < last; ++p) {
+                     const T* ra = a_full ? pa + p * cols : pa;
+                     const T* rb = b_full ? pb + p * cols : pb;
+                     T* ro = out + p * cols;
+                     for (std::size_t q = 0; q < cols; ++q)
+                       ro[q] = scalar(ra[q], rb[q]);
+                   }
+                 });
   } else {
     xt::noalias(y) = forward(va, vb);
   }
@@ -271,8 +299,8 @@ Tensor<T> exp(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
     // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp.
     return detail::unary_into(Op::Exp, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::map_batches(x.data(), y.data(), x.size(),
-                          [](const auto& v) { return detail::exp_batch(v); });
+      detail::parallel_map_batches(x.data(), y.data(), x.size(),
+                                   [](const auto& v) { return detail::exp_batch(v); });
     });
   } else {
     return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
@@ -291,8 +319,8 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
     // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
     return detail::unary_into(Op::Sigmoid, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::map_batches(x.data(), y.data(), x.size(),
-                          [](const auto& v) { return detail::sigmoid_batch(v); });
+      detail::parallel_map_batches(x.data(), y.data(), x.size(),
+                                   [](const auto& v) { return detail::sigmoid_batch(v); });
     });
   } else {
     return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
