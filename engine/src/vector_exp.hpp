@@ -64,11 +64,44 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   return p * xsimd::bitwise_cast<B>(two_k);  // exact: a power of two, no overflow
 }
 
-/// The logistic function 1 / (1 + e^-x) on exp_batch (x << 0: e^-x = inf, result 0).
+/// The logistic function 1 / (1 + e^-x), within 2 ulp (tests/engine/test_sigmoid_batch.cpp).
+///
+/// Why not 1 / (1 + exp_batch(-x)): in the float64 Runge network (1-50-50-1, 240 rows)
+/// sigmoid's forward was a quarter of a training step, and that form pays for a degree-13
+/// polynomial (19 multiplications and FMAs in all) and then a division. Here e^-x = 2^k e^r
+/// with e^r = P(r) / P(-r), the [6/6] Pade approximant (relative error about
+/// 1.7e-13 r^13 < 2e-19 for |r| <= 0.347), and the Pade division merges with sigmoid's:
+///   1 / (1 + 2^k P(r) / P(-r)) = P(-r) / (P(-r) + 2^k P(r)),
+/// one division and 11 multiplications and FMAs: 12,000 elements in ~14 us instead of
+/// ~24 us (one core, loaded machine). P(+-r) = E(r^2) +- r O(r^2) share their even and odd
+/// parts. Same bound as before (both reach 2 ulp; this one a little more
+/// often: ~0.5% of random arguments against ~0.1%). A batch with a lane outside |x| <= 708
+/// or a NaN lane takes the old formula, so the edges (0, 1, NaN) are what they were.
 template <class A>
 inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
-  return B(1.0) / (B(1.0) + exp_batch(-x));
+  using I = xsimd::batch<std::int64_t, A>;
+  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return B(1.0) / (B(1.0) + exp_batch(-x));
+  // The range reduction of exp_batch, for z = -x: z = k ln 2 + r, |r| <= 0.347.
+  const B z = -x;
+  const B shifter(0x1.8p52);
+  const B t = xsimd::fma(z, B(0x1.71547652b82fep0), shifter);
+  const B k = t - shifter;
+  B r = xsimd::fnma(k, B(0x1.62e42feep-1), z);
+  r = xsimd::fnma(k, B(0x1.a39ef35793c76p-33), r);
+  // P(r) = sum c_j r^j, c_j = (12 - j)! 6! / (12! j! (6 - j)!): 1, 1/2, 5/44, 1/66, 1/792,
+  // 1/15840, 1/665280. E = even part, ro = odd part.
+  const B r2 = r * r;
+  const B e4 = xsimd::fma(r2, B(1.0 / 665280.0), B(1.0 / 792.0));
+  const B e2 = xsimd::fma(r2, e4, B(5.0 / 44.0));
+  const B e = xsimd::fma(r2, e2, B(1.0));
+  const B o2 = xsimd::fma(r2, B(1.0 / 15840.0), B(1.0 / 66.0));
+  const B ro = r * xsimd::fma(r2, o2, B(0.5));
+  const B p = e + ro;  // P(r)
+  const B q = e - ro;  // P(-r)
+  // 2^k as in exp_batch; k <= 1021 and P(r) < 1.2, so 2^k P(r) stays finite.
+  const I two_k = (xsimd::bitwise_cast<I>(t) + I(1023)) << 52;
+  return q / xsimd::fma(xsimd::bitwise_cast<B>(two_k), p, q);
 }
 
 /// y[i] = f(x[i]) for i < n, f a function of xsimd::batch<double>. x and y may be the same
