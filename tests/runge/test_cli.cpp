@@ -360,8 +360,19 @@ TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
   CHECK(line_count(res / "cv_summary.csv") == 1 + 5 + 5);
   CHECK(first_line(res / "fresh_test.csv") ==
         "model,test_points,mse,mse_over_noise_floor,r2,mse_vs_true_function");
-  CHECK(line_count(res / "sparse_generalisation.csv") == 1 + 3 + 1 + 3 + 1);
+  // One development and one held-out draw: L0/L1/L2 winners, the prior, the averaged
+  // network, three linear baselines and the true function for each.
+  CHECK(line_count(res / "sparse_generalisation.csv") == 1 + 2 * (3 + 1 + 1 + 3 + 1));
   CHECK(first_line(res / "sparse_generalisation.csv").rfind("data_seed,model,", 0) == 0);
+  {
+    const std::string gen = slurp(res / "sparse_generalisation.csv");
+    CHECK(gen.find("\n2025,ffnn_avg1se,") != std::string::npos);
+    CHECK(gen.find("\n101,ffnn_avg1se,") != std::string::npos);
+    CHECK(gen.find(",heldout\n") != std::string::npos);
+  }
+  CHECK(first_line(res / "sparse_avg_candidates.csv") ==
+        "data_seed,set,activation,layers,nodes,epochs,seeds,cv_mse,cv_se,kept,log10_fresh_mse");
+  CHECK(line_count(res / "sparse_avg_candidates.csv") == 1 + 2);
   CHECK(first_line(res / "franke_summary.csv") == "model,test_mse,test_r2");
   CHECK(slurp(res / "franke_grid.csv").find("franke,sgd,relu,l2,1,128,10,") != std::string::npos);
 }

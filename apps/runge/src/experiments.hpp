@@ -25,6 +25,18 @@ struct ExperimentInfo {
 /// The seven experiments of issue 4, in order.
 const std::vector<ExperimentInfo>& experiments();
 
+/// A cross-validated MSE: the mean of the squared errors of the held-out predictions and
+/// its standard error (their population standard deviation over sqrt(count)).
+struct CvScore {
+  double mse = 0;
+  double se = 0;
+};
+CvScore cv_score(const std::vector<double>& squared_errors);
+/// The one-standard-error set of the sparse study's averaged network: the indices whose
+/// MSE is at most the lowest MSE plus that lowest one's standard error, ascending.
+/// Non-finite scores are never kept; empty when none is finite.
+std::vector<std::size_t> within_one_se(const std::vector<CvScore>& scores);
+
 /// Runs one experiment by name (throws std::invalid_argument naming an unknown one).
 /// Returns the wall time in seconds.
 double run_experiment(const std::string& name, const ExperimentOptions& options);
