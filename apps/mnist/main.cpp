@@ -14,6 +14,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "idx.hpp"
 #include "study.hpp"
@@ -299,6 +300,23 @@ std::string percent(double a) {
   return buf;
 }
 
+/// Two-thread steps of ~100 µs need every core they ask for: when other work already
+/// keeps the cores busy they can run several times slower than one thread
+/// (docs/engine.md §8), so say so before a long run.
+void warn_if_cores_busy(int threads, const Say& say) {
+  double load[1] = {0.0};
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (threads < 2 || cores < 1 || getloadavg(load, 1) != 1) return;
+  if (load[0] + static_cast<double>(threads) > static_cast<double>(cores) + 0.5) {
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  "note: load average %.1f on %d cores: other work is running, and %d threads "
+                  "may be slower than --threads 1 here",
+                  load[0], cores, threads);
+    say(text);
+  }
+}
+
 struct TrainArgs {
   DataOptions data;
   Recipe recipe;
@@ -316,7 +334,8 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   xgrad::set_threads(a.threads);
   TrainTest data = load_data(a.data, say);
   say("recipe: " + a.recipe.describe() + ", " + a.dtype + ", " + std::to_string(xgrad::threads()) +
-      " BLAS thread(s)");
+      " thread(s)");
+  warn_if_cores_busy(a.threads, say);
   const auto t0 = std::chrono::steady_clock::now();
   // The training pixels are held once: as T from here on (the uint8 copy is freed
   // before the test set is converted, which keeps the peak low). The test set keeps its
