@@ -4,9 +4,10 @@
 // cost that dominates when an operand is a vector: in the 1-50-50-1 Runge network
 // (240 rows, float64) the products with k = 1 (x W1, and the gradient through the
 // 50 -> 1 layer) took 2.7-4.1 us each in dgemm against 1.3-1.5 us for the loops below,
-// and cblas_dger / cblas_dgemv were no faster than dgemm (2.4-2.6 us). The n = 1 and
-// m = 1 products are vector-matrix loops of the same cost as dgemm, kept here so that
-// every vector case takes one path. And OpenBLAS's "small matrix" kernel for
+// and cblas_dger / cblas_dgemv were no faster than dgemm (2.4-2.6 us). For n = 1 or
+// m = 1 the loops win on small products (the batch-5 network: 0.03 against 0.07 us) and
+// a vector times a matrix (1.25 against 1.35 us at 240 x 50); dot products of rows lose
+// to OpenBLAS above ~2000 elements and go there. And OpenBLAS's "small matrix" kernel for
 // op(B) = B^T is ~25% slower than its kernel for B: with B small, transposing it into a
 // stack buffer first is cheaper (240x50 times (50x50)^T: 31 -> 24 us).
 #include "blas.hpp"
@@ -71,32 +72,44 @@ void outer(std::size_t m, std::size_t n, T alpha, const T* a, const T* b, T beta
   }
 }
 
+/// out[i..i+G) = alpha <M[r, :], v> + beta out[r] for the G rows from i, M row-major with
+/// k columns: G independent FMA chains, their sums reduced w at a time (haddp).
+template <std::size_t G, class T>
+void dot_row_group(std::size_t i, std::size_t k, T alpha, const T* mat, const T* v, T beta,
+                   T* out) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t w = B::size;
+  static_assert(G % w == 0, "a group is whole batches of rows");
+  B acc[G];
+  for (std::size_t r = 0; r < G; ++r)
+    acc[r] = B(T(0));
+  std::size_t p = 0;
+  for (; p + w <= k; p += w) {
+    const B vp = B::load_unaligned(v + p);
+    for (std::size_t r = 0; r < G; ++r)
+      acc[r] = xsimd::fma(B::load_unaligned(mat + (i + r) * k + p), vp, acc[r]);
+  }
+  for (std::size_t r = 0; r < G; ++r) {
+    T s = xsimd::hadd(acc[r]);
+    for (std::size_t q = p; q < k; ++q)
+      s += mat[(i + r) * k + q] * v[q];
+    out[i + r] = combine(alpha, s, beta, out[i + r]);
+  }
+}
+
 /// out[i] = alpha <M[i, :], v> + beta out[i] for i < rows, M rows x k row-major.
-/// Rows go w at a time (w = lanes of a batch) so the w sums are reduced together (haddp).
+/// Rows go 8 (or a batch width, if more) at a time: one FMA chain each, enough chains to
+/// hide the FMA latency.
 template <class T>
 void dot_rows(std::size_t rows, std::size_t k, T alpha, const T* mat, const T* v, T beta, T* out) {
   using B = xsimd::batch<T>;
   constexpr std::size_t w = B::size;
+  constexpr std::size_t g = w > 8 ? w : 8;
   std::size_t i = 0;
-  for (; i + w <= rows; i += w) {
-    B acc[w];
-    for (std::size_t r = 0; r < w; ++r)
-      acc[r] = B(T(0));
-    std::size_t p = 0;
-    for (; p + w <= k; p += w) {
-      const B vp = B::load_unaligned(v + p);
-      for (std::size_t r = 0; r < w; ++r)
-        acc[r] = xsimd::fma(B::load_unaligned(mat + (i + r) * k + p), vp, acc[r]);
-    }
-    alignas(64) T sums[w];
-    xsimd::haddp(acc).store_aligned(sums);
-    for (std::size_t r = 0; r < w; ++r) {
-      T s = sums[r];
-      for (std::size_t q = p; q < k; ++q)
-        s += mat[(i + r) * k + q] * v[q];
-      out[i + r] = combine(alpha, s, beta, out[i + r]);
-    }
-  }
+  for (; i + g <= rows; i += g)
+    dot_row_group<g>(i, k, alpha, mat, v, beta, out);
+  for (; i + w <= rows; i += w)
+    dot_row_group<w>(i, k, alpha, mat, v, beta, out);
   for (; i < rows; ++i) {
     B acc(T(0));
     std::size_t p = 0;
@@ -107,6 +120,34 @@ void dot_rows(std::size_t rows, std::size_t k, T alpha, const T* mat, const T* v
       s += mat[i * k + p] * v[p];
     out[i] = combine(alpha, s, beta, out[i]);
   }
+}
+
+/// sum[q] = sum_p v[p] M[p, j + q w .. j + q w + w) for q < NB: NB batches of columns over
+/// all k rows of M (row-major, cols columns), even and odd rows in separate accumulators
+/// so that 2 NB FMA chains are in flight.
+template <std::size_t NB, class T>
+void vec_mat_columns(std::size_t k, std::size_t cols, const T* v, const T* mat, std::size_t j,
+                     xsimd::batch<T>* sum) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t w = B::size;
+  B even[NB], odd[NB];
+  for (std::size_t q = 0; q < NB; ++q)
+    even[q] = odd[q] = B(T(0));
+  std::size_t p = 0;
+  for (; p + 2 <= k; p += 2) {
+    const B v0(v[p]), v1(v[p + 1]);
+    for (std::size_t q = 0; q < NB; ++q)
+      even[q] = xsimd::fma(v0, B::load_unaligned(mat + p * cols + j + q * w), even[q]);
+    for (std::size_t q = 0; q < NB; ++q)
+      odd[q] = xsimd::fma(v1, B::load_unaligned(mat + (p + 1) * cols + j + q * w), odd[q]);
+  }
+  if (p < k) {
+    const B v0(v[p]);
+    for (std::size_t q = 0; q < NB; ++q)
+      even[q] = xsimd::fma(v0, B::load_unaligned(mat + p * cols + j + q * w), even[q]);
+  }
+  for (std::size_t q = 0; q < NB; ++q)
+    sum[q] = even[q] + odd[q];
 }
 
 /// out[j] = alpha sum_p v[p] M[p, j] + beta out[j] for j < cols, M k x cols row-major:
@@ -126,24 +167,30 @@ void vec_mat(std::size_t k, std::size_t cols, T alpha, const T* v, const T* mat,
   };
   std::size_t j = 0;
   for (; j + nb * w <= cols; j += nb * w) {
-    B acc[nb];
+    B sum[nb];
+    vec_mat_columns<nb>(k, cols, v, mat, j, sum);
     for (std::size_t q = 0; q < nb; ++q)
-      acc[q] = B(T(0));
-    for (std::size_t p = 0; p < k; ++p) {
-      const B vp(v[p]);
-      for (std::size_t q = 0; q < nb; ++q)
-        acc[q] = xsimd::fma(vp, B::load_unaligned(mat + p * cols + j + q * w), acc[q]);
-    }
-    for (std::size_t q = 0; q < nb; ++q)
-      store(acc[q], j + q * w);
+      store(sum[q], j + q * w);
   }
   for (; j + w <= cols; j += w) {
-    B acc(T(0));
-    for (std::size_t p = 0; p < k; ++p)
-      acc = xsimd::fma(B(v[p]), B::load_unaligned(mat + p * cols + j), acc);
-    store(acc, j);
+    B sum[1];
+    vec_mat_columns<1>(k, cols, v, mat, j, sum);
+    store(sum[0], j);
   }
-  for (; j < cols; ++j) {
+  if (j == cols) return;
+  if (cols >= w) {
+    // The last < w columns: one more batch, ending at the last column. Its first lanes
+    // repeat columns already written and are dropped; out is written once per column.
+    const std::size_t j0 = cols - w;
+    B sum[1];
+    vec_mat_columns<1>(k, cols, v, mat, j0, sum);
+    alignas(64) T lanes[w];
+    sum[0].store_aligned(lanes);
+    for (; j < cols; ++j)
+      out[j] = combine(alpha, lanes[j - j0], beta, out[j]);
+    return;
+  }
+  for (; j < cols; ++j) {  // fewer columns than a batch
     T s = 0;
     for (std::size_t p = 0; p < k; ++p)
       s += v[p] * mat[p * cols + j];
@@ -151,6 +198,10 @@ void vec_mat(std::size_t k, std::size_t cols, T alpha, const T* v, const T* mat,
   }
 }
 
+// Dot products of rows: faster than OpenBLAS up to ~2000-3000 elements of M, slower above
+// (one thread, k = 50: m = 32 0.14 against 0.16 us, m = 64 0.29 against 0.27, m = 240 1.28
+// against 0.95; float32 alike).
+constexpr std::size_t kDotRowsMaxElements = 2048;
 // vec_mat walks M column block by column block, each block over all k rows: fine while M
 // stays in cache (L2 here is 1 MiB), so larger vector-matrix products go to OpenBLAS.
 constexpr std::size_t kVecMatMaxElements = 1 << 16;
@@ -171,6 +222,7 @@ bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, 
   }
   if (n == 1) {  // op(B) is the vector b[0..k)
     if (!trans_a) {
+      if (m * k > kDotRowsMaxElements) return false;
       dot_rows(m, k, alpha, a, b, beta, c);  // A stored m x k
       return true;
     }
@@ -182,6 +234,7 @@ bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, 
   }
   if (m == 1) {  // op(A) is the vector a[0..k)
     if (trans_b) {
+      if (n * k > kDotRowsMaxElements) return false;
       dot_rows(n, k, alpha, b, a, beta, c);  // B stored n x k
       return true;
     }

@@ -103,18 +103,21 @@ TEST_CASE_TEMPLATE("gemm, k = 1: the outer-product loop", T, float, double) {
 
 TEST_CASE_TEMPLATE("gemm, n = 1: dot products of rows, or a vector times a matrix", T, float,
                    double) {
-  // Rows in whole and partial groups of a batch width, k with and without a remainder;
-  // (300 x 300)^T times a vector is above the vector-times-matrix limit (OpenBLAS).
-  for (Shape s : {Shape{240, 1, 50}, Shape{9, 1, 19}, Shape{3, 1, 2}, Shape{17, 1, 8},
-                  Shape{50, 1, 240}, Shape{21, 1, 11}, Shape{64, 1, 5}, Shape{300, 1, 300}}) {
+  // Rows in groups of 8, of a batch width and single, k with and without a remainder,
+  // columns in blocks, single batches and a last partial batch, odd and even k. Above the
+  // limits (OpenBLAS): 240 x 50 rows times a vector (> 2048 elements), and
+  // (300 x 300)^T times a vector.
+  for (Shape s :
+       {Shape{240, 1, 50}, Shape{9, 1, 19}, Shape{3, 1, 2}, Shape{17, 1, 8}, Shape{13, 1, 7},
+        Shape{50, 1, 240}, Shape{21, 1, 11}, Shape{64, 1, 5}, Shape{300, 1, 300}}) {
     check_shape<T>(s);
   }
 }
 
 TEST_CASE_TEMPLATE("gemm, m = 1: a vector times a matrix, or dot products of rows", T, float,
                    double) {
-  for (Shape s : {Shape{1, 50, 240}, Shape{1, 17, 23}, Shape{1, 37, 9}, Shape{1, 3, 2},
-                  Shape{1, 64, 5}, Shape{1, 300, 300}}) {
+  for (Shape s : {Shape{1, 50, 240}, Shape{1, 17, 23}, Shape{1, 13, 7}, Shape{1, 37, 9},
+                  Shape{1, 3, 2}, Shape{1, 64, 5}, Shape{1, 300, 300}}) {
     check_shape<T>(s);
   }
 }
