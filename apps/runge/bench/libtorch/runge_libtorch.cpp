@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
     } else if (a == "--header") {
       header = true;
     } else {
-      std::fprintf(stderr,
-                   "usage: runge_libtorch [--epochs N] [--cases full,batch5] [--header]\n");
+      std::fprintf(stderr, "usage: runge_libtorch [--epochs N] [--cases full,batch5] [--header]\n");
       return a == "--help" ? 0 : 2;
     }
   }
