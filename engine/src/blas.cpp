@@ -258,6 +258,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     return;
   }
   if (gemm_vector_case(trans_a, trans_b, m, n, k, alpha, a, b, beta, c)) return;
+  use_thread_setting_here();
   // Leading dimension of the stored (untransposed) row-major A.
   const auto lda = static_cast<blasint>(trans_a ? m : k);
   const auto ta = trans_a ? CblasTrans : CblasNoTrans;
@@ -282,17 +283,5 @@ template void gemm<double>(bool, bool, std::size_t, std::size_t, std::size_t, do
                            const double*, double, double*);
 
 }  // namespace detail
-
-void set_threads(int n) {
-  if (n < 1) {
-    throw std::invalid_argument("set_threads: thread count must be at least 1, got " +
-                                std::to_string(n));
-  }
-  openblas_set_num_threads(n);
-}
-
-int threads() {
-  return openblas_get_num_threads();
-}
 
 }  // namespace xgrad

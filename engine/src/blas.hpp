@@ -13,4 +13,8 @@ namespace xgrad::detail {
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
+
+/// Puts the calling thread's OpenMP thread count in line with xgrad::threads() before a
+/// BLAS call (threads.cpp says why).
+void use_thread_setting_here();
 }  // namespace xgrad::detail

@@ -40,8 +40,9 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
   if (n.value.size() < 2 * kParallelItems || threads() == 1) {
     xt::noalias(n.value) = forward(in);
   } else {
-    // Contiguous 1-D chunks per thread; their starts are 64-byte aligned like the whole
-    // buffer, so xtensor takes the same SIMD path as the serial assignment.
+    // Contiguous 1-D chunks per thread. Their offsets are multiples of 16 elements, a
+    // multiple of the buffer's SIMD alignment, so xtensor takes the same path (aligned
+    // stores, no scalar prologue) as the serial assignment.
     const T* src = in.data();
     T* dst = n.value.data();
     parallel_for(n.value.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
@@ -84,16 +85,18 @@ Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forwar
     const T* pa = va.data();
     const T* pb = vb.data();
     T* out = y.data();
-    parallel_for(rows, std::max<std::size_t>(1, kParallelItems / cols),
-                 [&](std::size_t first, std::size_t last) {
-                   for (std::size_t p = first; p < last; ++p) {
-                     const T* ra = a_full ? pa + p * cols : pa;
-                     const T* rb = b_full ? pb + p * cols : pb;
-                     T* ro = out + p * cols;
-                     for (std::size_t q = 0; q < cols; ++q)
-                       ro[q] = scalar(ra[q], rb[q]);
-                   }
-                 });
+    parallel_for(
+        rows, std::max<std::size_t>(1, kParallelItems / cols),
+        [&](std::size_t first, std::size_t last) {
+          for (std::size_t p = first; p < last; ++p) {
+            const T* ra = a_full ? pa + p * cols : pa;
+            const T* rb = b_full ? pb + p * cols : pb;
+            T* ro = out + p * cols;
+            for (std::size_t q = 0; q < cols; ++q)
+              ro[q] = scalar(ra[q], rb[q]);
+          }
+        },
+        /*align=*/1);
   } else {
     xt::noalias(y) = forward(va, vb);
   }

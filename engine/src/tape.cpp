@@ -186,12 +186,13 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
   const T* in = data.data();
   const std::size_t* picked = rows.data() + begin;
   // Random rows of a large data set: the copy waits on memory, so two threads help.
-  parallel_for(end - begin,
-               std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, cols)),
-               [=](std::size_t first, std::size_t last) {
-                 for (std::size_t r = first; r < last; ++r)
-                   std::copy(in + picked[r] * cols, in + (picked[r] + 1) * cols, out + r * cols);
-               });
+  parallel_for(
+      end - begin, std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, cols)),
+      [=](std::size_t first, std::size_t last) {
+        for (std::size_t r = first; r < last; ++r)
+          std::copy(in + picked[r] * cols, in + (picked[r] + 1) * cols, out + r * cols);
+      },
+      /*align=*/1);
   return handle(i);
 }
 

@@ -6,6 +6,9 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -13,9 +16,11 @@
 #include <omp.h>
 #include <xtensor/xview.hpp>
 
-#include "xgrad/parallel.hpp"
 #include "xgrad/ops.hpp"
+#include "xgrad/parallel.hpp"
 #include "xgrad/tape.hpp"
+
+extern "C" int openblas_get_num_threads(void);  // from <cblas.h>, which xtensor-blas shuns
 
 namespace {
 
@@ -60,7 +65,8 @@ std::vector<std::pair<std::size_t, std::size_t>> chunks_of(std::size_t n, std::s
 
 TEST_CASE("parallel_for covers the range once, in one chunk per thread on cache-line edges") {
   const ThreadsFor two(2);
-  for (const std::size_t n : {std::size_t{40000}, std::size_t{200704}, std::size_t{65537}}) {
+  // n / 2 is not a multiple of 16 for 40,040 and 65,537: the edge must be rounded.
+  for (const std::size_t n : {std::size_t{40040}, std::size_t{200704}, std::size_t{65537}}) {
     CAPTURE(n);
     std::vector<int> ids;
     const auto chunks = chunks_of(n, xgrad::kParallelItems, &ids);
@@ -71,6 +77,57 @@ TEST_CASE("parallel_for covers the range once, in one chunk per thread on cache-
     CHECK(chunks.front().second % 16 == 0);  // 64 bytes of float: no shared cache line
     CHECK(ids[0] != ids[1]);                 // two threads did the work
   }
+}
+
+TEST_CASE("xgrad runs on OpenBLAS's OpenMP build, the pool parallel_for shares") {
+  // The pthread build would be a second pool fighting ours; parallel_for would then run
+  // serially (docs/engine.md §8). A build or RUNPATH mistake shows up here first.
+  CHECK(xgrad::detail::one_thread_pool());
+}
+
+TEST_CASE("parallel_for over rows (align 1) splits evenly") {
+  const ThreadsFor two(2);
+  std::vector<int> ids;
+  std::vector<std::pair<std::size_t, std::size_t>> chunks;
+  std::size_t used = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> seen(8);
+  xgrad::parallel_for(
+      100, 10,
+      [&](std::size_t begin, std::size_t end) {
+        std::size_t slot = 0;
+#pragma omp atomic capture
+        slot = used++;
+        seen[slot] = {begin, end};
+      },
+      /*align=*/1);
+  REQUIRE(used == 2);
+  std::sort(seen.begin(), seen.begin() + 2);
+  CHECK(seen[0] == std::make_pair(std::size_t{0}, std::size_t{50}));
+  CHECK(seen[1] == std::make_pair(std::size_t{50}, std::size_t{100}));
+}
+
+TEST_CASE("an exception thrown in a chunk reaches the caller after the region") {
+  const ThreadsFor two(2);
+  CHECK_THROWS_WITH_AS(xgrad::parallel_for(100000, 1000,
+                                           [](std::size_t begin, std::size_t) {
+                                             if (begin > 0) throw std::runtime_error("chunk 2");
+                                           }),
+                       "chunk 2", std::runtime_error);
+}
+
+TEST_CASE("a GEMM on a thread that never called set_threads keeps the process's count") {
+  // OpenBLAS's OpenMP build takes its count from the calling thread's OpenMP setting;
+  // xgrad aligns that setting first, so a user's std::thread cannot reset the count.
+  const ThreadsFor two(2);
+  std::thread worker([] {
+    omp_set_num_threads(3);  // what a fresh thread on a bigger machine would have
+    xgrad::Tape<float> tape;
+    const auto a = tape.constant(xt::ones<float>({std::size_t{128}, std::size_t{128}}));
+    CHECK(xgrad::matmul(a, a).value()(0, 0) == 128.f);  // large enough to thread
+  });
+  worker.join();
+  CHECK(xgrad::threads() == 2);
+  CHECK(openblas_get_num_threads() == 2);  // OpenBLAS's own count, which it re-reads
 }
 
 TEST_CASE("parallel_for below two chunks of work is one call on the calling thread") {
@@ -148,6 +205,11 @@ std::vector<xgrad::Matrix<T>> forward_backward(Op op, int threads) {
 
 template <class T>
 void check_same_at_one_and_two_threads() {
+  {  // 130 x 301 elements and 130 rows of 301 really run as two chunks at two threads
+    const ThreadsFor two(2);
+    std::vector<int> ids;
+    REQUIRE(chunks_of(130 * 301, xgrad::kParallelItems, &ids).size() == 2);
+  }
   using Tensor = xgrad::Tensor<T>;
   const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
       {"neg", [](const Tensor& a) { return -a; }},
@@ -161,7 +223,8 @@ void check_same_at_one_and_two_threads() {
       {"elu", [](const Tensor& a) { return xgrad::elu(a, T(0.5)); }},
       {"affine", [](const Tensor& a) { return a * T(3) + T(1); }},
   };
-  for (const auto& [name, op] : ops) {
+  for (const auto& [label, op] : ops) {
+    const std::string name = label;
     CAPTURE(name);
     const auto one = forward_backward<T>(op, 1), two = forward_backward<T>(op, 2);
     CHECK(one[0] == two[0]);  // value of op(x) + b

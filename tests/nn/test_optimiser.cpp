@@ -14,6 +14,7 @@
 
 #include "xgrad/nn/optimiser.hpp"
 #include "xgrad/nn/trainer.hpp"
+#include "xgrad/parallel.hpp"
 #include "xgrad/threads.hpp"
 
 using xgrad::Matrix;
@@ -138,6 +139,7 @@ TEST_CASE_TEMPLATE(
     double) {
   // 300 x 217 = 65,100 elements: split across two threads (xgrad::kParallelItems each at
   // least), with a tail; plus a small bias that stays on one thread.
+  REQUIRE(300 * 217 >= 2 * xgrad::kParallelItems);
   const auto run = [](const std::string& name, int threads) {
     const int before = xgrad::threads();
     xgrad::set_threads(threads);

@@ -14,26 +14,34 @@
 namespace xgrad {
 namespace detail {
 using RangeBody = void (*)(void* context, std::size_t begin, std::size_t end);
-/// Runs body on chunks of [0, n) in parallel; chunks hold at least min_chunk items.
-void parallel_ranges(std::size_t n, std::size_t min_chunk, RangeBody body, void* context);
+/// Runs body on chunks of [0, n) in parallel (see parallel_for).
+void parallel_ranges(std::size_t n, std::size_t min_chunk, std::size_t align, RangeBody body,
+                     void* context);
+/// True when the OpenBLAS loaded is its OpenMP build, whose pool parallel_for shares.
+/// With another build loaded (an installed binary without its RUNPATH, LD_LIBRARY_PATH)
+/// parallel_for runs serially rather than start a second pool.
+bool one_thread_pool();
 }  // namespace detail
 
 /// Items (floats or doubles) below which a chunk is not worth a thread: opening a
-/// parallel region costs ~1-2 µs, about what streaming 16K numbers through a core takes.
+/// parallel region costs ~1 µs, about what streaming 16K numbers through a core takes.
 inline constexpr std::size_t kParallelItems = std::size_t{1} << 14;
 
-/// Calls body(begin, end) on disjoint chunks covering [0, n), one chunk per thread and
-/// each at least min_chunk long; with one thread, or when n < 2·min_chunk, it is a
-/// single call body(0, n) on the calling thread. body must not throw: check inputs first.
+/// Calls body(begin, end) on disjoint chunks covering [0, n), one per thread, on at most
+/// n / min_chunk threads; with one thread, or when n < 2·min_chunk, it is a single call
+/// body(0, n) on the calling thread. Chunk edges fall on multiples of `align` items: the
+/// default 16 keeps every element of a SIMD loop in the same register lane position as
+/// in a serial pass (and off another thread's cache line); loops over rows pass 1.
+/// An exception thrown by body is rethrown here after every chunk has finished.
 template <class Body>
-void parallel_for(std::size_t n, std::size_t min_chunk, Body&& body) {
+void parallel_for(std::size_t n, std::size_t min_chunk, Body&& body, std::size_t align = 16) {
   if (n < 2 * min_chunk || threads() == 1) {
     body(std::size_t{0}, n);
     return;
   }
   using Fn = std::remove_reference_t<Body>;  // may be const: cast it back as it was
   detail::parallel_ranges(
-      n, min_chunk,
+      n, min_chunk, align,
       [](void* context, std::size_t begin, std::size_t end) {
         (*static_cast<Fn*>(context))(begin, end);
       },

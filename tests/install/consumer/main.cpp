@@ -1,8 +1,10 @@
 // Differentiates f(a, b) = sum(a * b + a^2) with the installed engine and prints the
-// gradients, which tests/install/run_install_test.cmake compares with the exact values.
+// gradients, which tests/install/run_install_test.cmake compares with the exact values;
+// it also says so if the OpenBLAS it runs on is not the OpenMP build xgrad needs.
 #include <cstdio>
 
 #include <xgrad/ops.hpp>
+#include <xgrad/parallel.hpp>
 #include <xgrad/tape.hpp>
 
 int main() {
@@ -13,5 +15,7 @@ int main() {
   tape.backward(f);
   std::printf("df/da = %g %g\n", a.grad()(0, 0), a.grad()(0, 1));
   std::printf("df/db = %g %g\n", b.grad()(0, 0), b.grad()(0, 1));
+  // The installed config must link OpenBLAS's OpenMP build (one thread pool).
+  if (!xgrad::detail::one_thread_pool()) std::printf("OpenBLAS is not its OpenMP build\n");
   return 0;
 }
