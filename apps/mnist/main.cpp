@@ -307,7 +307,8 @@ void warn_if_cores_busy(int threads, const Say& say) {
   double load[1] = {0.0};
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   if (threads < 2 || cores < 1 || getloadavg(load, 1) != 1) return;
-  if (load[0] + static_cast<double>(threads) > static_cast<double>(cores) + 0.5) {
+  // At least one core's worth of other work beyond the cores this run leaves free.
+  if (load[0] > static_cast<double>(cores - threads) + 1.0) {
     char text[200];
     std::snprintf(text, sizeof text,
                   "note: load average %.1f on %d cores: other work is running, and %d threads "
