@@ -198,7 +198,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   app->add_option("--input-dropout", r.input_dropout, "dropout rate of input pixels")
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
-  app->add_option("--batch", r.batch_size, "minibatch size")
+  app->add_option("--batch,--batch-size", r.batch_size, "minibatch size")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app->add_option("--epochs", r.epochs, "passes over the training set")
@@ -602,7 +602,7 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--csv", sweep_args.csv, "results; points already in it are skipped")
       ->capture_default_str();
   sweep_cmd
-      ->add_option("--workers", sweep_args.workers,
+      ->add_option("--workers,--jobs", sweep_args.workers,
                    "parallel training runs (each with 1 BLAS thread when > 1)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -292,6 +292,9 @@ TEST_CASE("CLI: bad options are refused with a message naming the option") {
       {"evaluate --model /nonexistent/m.xgm", "/nonexistent/m.xgm"},
       {"train --dataset mnist --data /nonexistent/mnist", "download_mnist.sh"},
       {"sweep --workers 0", "--workers"},
+      // the runge app's names for the same options work here too
+      {"train --batch-size -5", "--batch"},
+      {"sweep --jobs 0", "--workers"},
   };
   for (const auto& [args, expected] : cases) {
     CAPTURE(args);

@@ -97,6 +97,10 @@ TEST_CASE("cli: --help explains the options with their defaults") {
   CHECK(r.out.find("0.05") != std::string::npos);
   CHECK(r.out.find("--schedule") != std::string::npos);
   CHECK(run_cli(dir, "sweep --help").out.find("--jobs") != std::string::npos);
+  // the mnist app's names for the same options work here too
+  CHECK(run_cli(dir, "sweep --help").out.find("--workers") != std::string::npos);
+  CHECK(run_cli(dir, "train --points 40 --epochs 2 --nodes 4 --batch 8").status == 0);
+  CHECK(run_cli(dir, "train --points 40 --epochs 2 --nodes 4 --batch -3").status == 2);
   CHECK(run_cli(dir, "experiment --help").out.find("architecture") != std::string::npos);
 }
 

@@ -197,7 +197,7 @@ struct TrainOptions {
                     "step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
     app->add_option("--epochs", epochs, "Passes over the training data")
         ->check(CLI::Range(1LL, kMaxEpochs));
-    app->add_option("--batch-size", batch_size, "Minibatch size, 0 = full batch" + list);
+    app->add_option("--batch-size,--batch", batch_size, "Minibatch size, 0 = full batch" + list);
     app->add_flag("--divide-lr", divide_lr,
                   "Divide the rate by the number of minibatches (report 000's SGD)");
     app->add_option("--cost", cost, "Cost function: mse (report 000 eq. 16)");
@@ -344,7 +344,7 @@ int main(int argc, char** argv) {
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
       ->check(CLI::Range(1LL, kMaxBootstraps));
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
-  sw->add_option("--jobs", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1")
+  sw->add_option("--jobs,--workers", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1")
       ->check(CLI::Range(0LL, kMaxJobs));
   sw->add_option("--out", sweep_out, "Sweep CSV; an existing one of the same grid is resumed");
   sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
@@ -370,7 +370,7 @@ int main(int argc, char** argv) {
                  "Folder of the CSV files, relative to the working directory (the committed "
                  "results: --out-dir apps/runge/results)");
   ex->add_flag("--quick", quick, "Tiny grids and few epochs (a smoke test, not the results)");
-  ex->add_option("--jobs", ex_jobs, "Sweep worker threads (0 = all cores)")
+  ex->add_option("--jobs,--workers", ex_jobs, "Sweep worker threads (0 = all cores)")
       ->check(CLI::Range(0LL, kMaxJobs));
   ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
 
