@@ -344,7 +344,8 @@ int main(int argc, char** argv) {
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
       ->check(CLI::Range(1LL, kMaxBootstraps));
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
-  sw->add_option("--jobs,--workers", jobs, "Worker threads (0 = all cores); each worker's BLAS uses 1")
+  sw->add_option("--jobs,--workers", jobs,
+                 "Worker threads (0 = all cores); each worker's BLAS uses 1")
       ->check(CLI::Range(0LL, kMaxJobs));
   sw->add_option("--out", sweep_out, "Sweep CSV; an existing one of the same grid is resumed");
   sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
