@@ -48,8 +48,8 @@ XGRAD_DECLARE_BACKWARD(softmax_cross_entropy)
 #undef XGRAD_DECLARE_BACKWARD
 
 /// Explicit float and double instantiation of one backward rule.
-#define XGRAD_INSTANTIATE_BACKWARD(name)                                          \
-  template void backward_##name<float>(Tape<float> & tape, std::uint32_t node);   \
+#define XGRAD_INSTANTIATE_BACKWARD(name)                                        \
+  template void backward_##name<float>(Tape<float> & tape, std::uint32_t node); \
   template void backward_##name<double>(Tape<double> & tape, std::uint32_t node);
 
 }  // namespace xgrad::detail

@@ -23,8 +23,8 @@ TEST_CASE("within_one_se keeps the candidates within one SE of the lowest CV MSE
   using runge::CvScore;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   // Lowest is index 2 (0.010, SE 0.002): the limit is 0.012.
-  const std::vector<CvScore> s = {
-      {0.0125, 0.001}, {0.0118, 0.010}, {0.010, 0.002}, {0.0119, 0.0}, {nan, nan}, {0.5, 1.0}};
+  const std::vector<CvScore> s = {{0.0125, 0.001}, {0.0118, 0.010}, {0.010, 0.002},
+                                  {0.0119, 0.0},   {nan, nan},      {0.5, 1.0}};
   CHECK(runge::within_one_se(s) == std::vector<std::size_t>{1, 2, 3});
   // The SE that counts is the best one's, not each candidate's own.
   CHECK(runge::within_one_se({{0.02, 0.0}, {0.011, 5.0}, {0.010, 0.0}}) ==

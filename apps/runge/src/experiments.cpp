@@ -525,9 +525,8 @@ AvgResult average_within_one_se(const Context& c, const Dataset& known, const Ma
     // One task per (candidate, seed); each writes only its own slots, so the result does
     // not depend on the number of workers or on timing.
     const BlasThreadsGuard blas_threads(1);
-    const std::size_t workers =
-        std::min<std::size_t>(tasks, c.opt.jobs ? c.opt.jobs
-                                                : std::max(1u, std::thread::hardware_concurrency()));
+    const std::size_t workers = std::min<std::size_t>(
+        tasks, c.opt.jobs ? c.opt.jobs : std::max(1u, std::thread::hardware_concurrency()));
     std::atomic<std::size_t> next{0};
     std::vector<std::thread> pool;
     std::exception_ptr error;
@@ -598,11 +597,11 @@ void sparse(const Context& c) {
   // The averaged network (average_within_one_se): smooth one- and two-layer networks
   // without penalty, each an 8-seed ensemble, trained like the grid's.
   const std::vector<AvgCandidate> avg_cands =
-      c.opt.quick ? std::vector<AvgCandidate>{{"tanh", 1, 5}}
-                  : std::vector<AvgCandidate>{{"sigmoid", 1, 10}, {"sigmoid", 1, 20},
-                                              {"sigmoid", 1, 50}, {"sigmoid", 2, 10},
-                                              {"tanh", 1, 10},    {"tanh", 1, 20},
-                                              {"tanh", 1, 50},    {"tanh", 2, 10}};
+      c.opt.quick
+          ? std::vector<AvgCandidate>{{"tanh", 1, 5}}
+          : std::vector<AvgCandidate>{{"sigmoid", 1, 10}, {"sigmoid", 1, 20}, {"sigmoid", 1, 50},
+                                      {"sigmoid", 2, 10}, {"tanh", 1, 10},    {"tanh", 1, 20},
+                                      {"tanh", 1, 50},    {"tanh", 2, 10}};
   const std::size_t avg_seeds = c.opt.quick ? 2 : 8;
   SweepSpec base;
   base.model = report000_model(2, 10, "tanh");
@@ -630,131 +629,131 @@ void sparse(const Context& c) {
                           "data_seed,set,activation,layers,nodes,epochs,seeds,cv_mse,cv_se,kept,"
                           "log10_fresh_mse");
   for (const auto& set : sets)
-  for (const std::uint64_t draw : set.seeds) {
-    const std::string end = std::string(",") + set.name + "\n";
-    DataSpec d;
-    d.n = 18;
-    d.noise = 0.1;
-    d.seed = draw;
-    // The 18 points are all "known" data of report 001's search; CV folds split them.
-    const SweepData known = sweep_data(d, 0.2, kSplitSeed);
-    DataSpec fresh_spec = d;
-    fresh_spec.n = 100;
-    fresh_spec.seed = 9001 + draw;
-    const Dataset fresh = generate(fresh_spec);
-    const Matrix truth = true_function(Function::Runge, fresh.x);
-    const std::string tag = "sparse_d" + std::to_string(draw) + "_";
-    for (const std::string pen : {"none", "l1", "l2"}) {
-      SweepSpec s = base;
-      s.axes.penalty = {pen};
-      s.axes.lambda = pen == "none" ? std::vector<double>{0.0}
-                      : c.opt.quick ? std::vector<double>{1e-3}
-                                    : std::vector<double>{1e-4, 1e-3, 1e-2};
-      const std::string file = tag + (pen == "none" ? "l0" : pen) + ".csv";
-      sweep(c, known, s, file);
-      const auto rows = read_sweep_csv(c.path(file));
-      const PointResult* b = best_of(rows);
-      if (!b) continue;
-      // The CV winner, refitted on all 18 known points (an ensemble over seeds), judged
-      // on the 100 fresh points.
-      ModelSpec m = s.model;
-      m.hidden.assign(b->point.layers, b->point.nodes);
-      m.activation = b->point.activation;
-      TrainSpec t = s.train;
-      t.optimiser = b->point.optimiser;
-      t.learning_rate = b->point.lr;
-      t.penalty = pen;
-      t.lambda = b->point.lambda;
-      const Matrix p = ensemble_predict(known.full, m, t, members, fresh.x);
-      const double e = mse(p, fresh.y);
-      gen << draw << ",ffnn," << (pen == "none" ? "l0" : pen) << ',' << num(b->point.lambda) << ','
-          << b->point.optimiser << ',' << b->point.activation << ',' << b->point.layers << ','
-          << b->point.nodes << ',' << num(b->point.lr) << ',' << num(b->mse) << ',' << num(e) << ','
-          << num(std::log10(e)) << ',' << num(mse(p, truth)) << end;
-      c.log("sparse draw " + std::to_string(draw) + " " + pen +
-            ": fresh log10 MSE = " + num(std::log10(e)));
-    }
-    {
-      // No search on the 18 points at all: the network of the 300-point study (cv), whose
-      // settings were fixed before this experiment saw any sparse data. CV on 3-point
-      // folds is so noisy that a prior can beat the search.
-      const CvModel prior = our_best(c);
-      const Matrix p = ensemble_predict(known.full, prior.model, prior.train, members, fresh.x);
-      const double e = mse(p, fresh.y);
-      gen << draw << ",xgrad_prior," << prior.train.penalty << ',' << num(prior.train.lambda) << ','
-          << prior.train.optimiser << ',' << prior.model.activation << ','
-          << prior.model.hidden.size() << ',' << prior.model.hidden.front() << ','
-          << num(prior.train.learning_rate) << ",nan," << num(e) << ',' << num(std::log10(e)) << ','
-          << num(mse(p, truth)) << end;
-      c.log("sparse draw " + std::to_string(draw) +
-            " prior: fresh log10 MSE = " + num(std::log10(e)));
-    }
-    {
-      TrainSpec t;
-      t.optimiser = "adam";
-      t.learning_rate = 1e-2;
-      t.epochs = c.epochs(1000);
-      t.batch_size = 0;
-      t.seed = 1;
-      const AvgResult a = average_within_one_se(c, known.full, fresh.x, avg_cands, t, avg_seeds,
-                                                base.folds, base.resample_seed);
-      for (std::size_t k = 0; k < avg_cands.size(); ++k) {
-        const bool kept = std::find(a.kept.begin(), a.kept.end(), k) != a.kept.end();
-        avg_csv << draw << ',' << set.name << ',' << avg_cands[k].activation << ','
-                << avg_cands[k].layers << ',' << avg_cands[k].nodes << ',' << t.epochs << ','
-                << avg_seeds << ',' << num(a.scores[k].mse) << ',' << num(a.scores[k].se) << ','
-                << (kept ? 1 : 0) << ',' << num(std::log10(mse(a.candidate_pred[k], fresh.y)))
-                << '\n';
+    for (const std::uint64_t draw : set.seeds) {
+      const std::string end = std::string(",") + set.name + "\n";
+      DataSpec d;
+      d.n = 18;
+      d.noise = 0.1;
+      d.seed = draw;
+      // The 18 points are all "known" data of report 001's search; CV folds split them.
+      const SweepData known = sweep_data(d, 0.2, kSplitSeed);
+      DataSpec fresh_spec = d;
+      fresh_spec.n = 100;
+      fresh_spec.seed = 9001 + draw;
+      const Dataset fresh = generate(fresh_spec);
+      const Matrix truth = true_function(Function::Runge, fresh.x);
+      const std::string tag = "sparse_d" + std::to_string(draw) + "_";
+      for (const std::string pen : {"none", "l1", "l2"}) {
+        SweepSpec s = base;
+        s.axes.penalty = {pen};
+        s.axes.lambda = pen == "none" ? std::vector<double>{0.0}
+                        : c.opt.quick ? std::vector<double>{1e-3}
+                                      : std::vector<double>{1e-4, 1e-3, 1e-2};
+        const std::string file = tag + (pen == "none" ? "l0" : pen) + ".csv";
+        sweep(c, known, s, file);
+        const auto rows = read_sweep_csv(c.path(file));
+        const PointResult* b = best_of(rows);
+        if (!b) continue;
+        // The CV winner, refitted on all 18 known points (an ensemble over seeds), judged
+        // on the 100 fresh points.
+        ModelSpec m = s.model;
+        m.hidden.assign(b->point.layers, b->point.nodes);
+        m.activation = b->point.activation;
+        TrainSpec t = s.train;
+        t.optimiser = b->point.optimiser;
+        t.learning_rate = b->point.lr;
+        t.penalty = pen;
+        t.lambda = b->point.lambda;
+        const Matrix p = ensemble_predict(known.full, m, t, members, fresh.x);
+        const double e = mse(p, fresh.y);
+        gen << draw << ",ffnn," << (pen == "none" ? "l0" : pen) << ',' << num(b->point.lambda)
+            << ',' << b->point.optimiser << ',' << b->point.activation << ',' << b->point.layers
+            << ',' << b->point.nodes << ',' << num(b->point.lr) << ',' << num(b->mse) << ','
+            << num(e) << ',' << num(std::log10(e)) << ',' << num(mse(p, truth)) << end;
+        c.log("sparse draw " + std::to_string(draw) + " " + pen +
+              ": fresh log10 MSE = " + num(std::log10(e)));
       }
-      const double e = mse(a.prediction, fresh.y);
-      double best_cv = kNaN;
-      for (std::size_t k : a.kept)
-        if (!(a.scores[k].mse >= best_cv)) best_cv = a.scores[k].mse;
-      gen << draw << ",ffnn_avg1se,l0,0,adam,avg_of_" << a.kept.size() << ",-,-,0.01,"
-          << num(best_cv) << ',' << num(e) << ',' << num(std::log10(e)) << ','
-          << num(mse(a.prediction, truth)) << end;
-      c.log("sparse draw " + std::to_string(draw) + " (" + set.name + ") averaged network of " +
-            std::to_string(a.kept.size()) + ": fresh log10 MSE = " + num(std::log10(e)));
-    }
-    // The linear baselines with degree and lambda chosen by the same CV folds.
-    const auto folds = kfold_indices(known.full.size(), base.folds, base.resample_seed);
-    for (const std::string meth : {"ols", "ridge", "lasso"}) {
-      double best = std::numeric_limits<double>::infinity();
-      int best_p = 1;
-      double best_l = 0;
-      const std::vector<double> lambdas = meth == "ols"
-                                              ? std::vector<double>{0.0}
-                                              : std::vector<double>{1e-5, 1e-4, 1e-3, 1e-2, 1e-1};
-      for (int p = 1; p <= 12; ++p)
-        for (double lam : lambdas) {
-          double cvm = 0;
-          for (std::size_t f = 0; f < folds.size(); ++f) {
-            const Dataset tr = subset(known.full, complement(known.full.size(), folds[f]));
-            const Dataset te = subset(known.full, folds[f]);
-            cvm += mse(fit_linear(tr, parse_linear_method(meth), p, lam).predict(te.x), te.y) /
-                   double(folds.size());
-          }
-          if (cvm < best) {
-            best = cvm;
-            best_p = p;
-            best_l = lam;
-          }
+      {
+        // No search on the 18 points at all: the network of the 300-point study (cv), whose
+        // settings were fixed before this experiment saw any sparse data. CV on 3-point
+        // folds is so noisy that a prior can beat the search.
+        const CvModel prior = our_best(c);
+        const Matrix p = ensemble_predict(known.full, prior.model, prior.train, members, fresh.x);
+        const double e = mse(p, fresh.y);
+        gen << draw << ",xgrad_prior," << prior.train.penalty << ',' << num(prior.train.lambda)
+            << ',' << prior.train.optimiser << ',' << prior.model.activation << ','
+            << prior.model.hidden.size() << ',' << prior.model.hidden.front() << ','
+            << num(prior.train.learning_rate) << ",nan," << num(e) << ',' << num(std::log10(e))
+            << ',' << num(mse(p, truth)) << end;
+        c.log("sparse draw " + std::to_string(draw) +
+              " prior: fresh log10 MSE = " + num(std::log10(e)));
+      }
+      {
+        TrainSpec t;
+        t.optimiser = "adam";
+        t.learning_rate = 1e-2;
+        t.epochs = c.epochs(1000);
+        t.batch_size = 0;
+        t.seed = 1;
+        const AvgResult a = average_within_one_se(c, known.full, fresh.x, avg_cands, t, avg_seeds,
+                                                  base.folds, base.resample_seed);
+        for (std::size_t k = 0; k < avg_cands.size(); ++k) {
+          const bool kept = std::find(a.kept.begin(), a.kept.end(), k) != a.kept.end();
+          avg_csv << draw << ',' << set.name << ',' << avg_cands[k].activation << ','
+                  << avg_cands[k].layers << ',' << avg_cands[k].nodes << ',' << t.epochs << ','
+                  << avg_seeds << ',' << num(a.scores[k].mse) << ',' << num(a.scores[k].se) << ','
+                  << (kept ? 1 : 0) << ',' << num(std::log10(mse(a.candidate_pred[k], fresh.y)))
+                  << '\n';
         }
-      const Matrix pr =
-          fit_linear(known.full, parse_linear_method(meth), best_p, best_l).predict(fresh.x);
-      const double e = mse(pr, fresh.y);
-      gen << draw << ',' << meth << "_degree" << best_p << ",-," << num(best_l) << ",-,-,-,-,-,"
-          << num(best) << ',' << num(e) << ',' << num(std::log10(e)) << ',' << num(mse(pr, truth))
-          << end;
+        const double e = mse(a.prediction, fresh.y);
+        double best_cv = kNaN;
+        for (std::size_t k : a.kept)
+          if (!(a.scores[k].mse >= best_cv)) best_cv = a.scores[k].mse;
+        gen << draw << ",ffnn_avg1se,l0,0,adam,avg_of_" << a.kept.size() << ",-,-,0.01,"
+            << num(best_cv) << ',' << num(e) << ',' << num(std::log10(e)) << ','
+            << num(mse(a.prediction, truth)) << end;
+        c.log("sparse draw " + std::to_string(draw) + " (" + set.name + ") averaged network of " +
+              std::to_string(a.kept.size()) + ": fresh log10 MSE = " + num(std::log10(e)));
+      }
+      // The linear baselines with degree and lambda chosen by the same CV folds.
+      const auto folds = kfold_indices(known.full.size(), base.folds, base.resample_seed);
+      for (const std::string meth : {"ols", "ridge", "lasso"}) {
+        double best = std::numeric_limits<double>::infinity();
+        int best_p = 1;
+        double best_l = 0;
+        const std::vector<double> lambdas = meth == "ols"
+                                                ? std::vector<double>{0.0}
+                                                : std::vector<double>{1e-5, 1e-4, 1e-3, 1e-2, 1e-1};
+        for (int p = 1; p <= 12; ++p)
+          for (double lam : lambdas) {
+            double cvm = 0;
+            for (std::size_t f = 0; f < folds.size(); ++f) {
+              const Dataset tr = subset(known.full, complement(known.full.size(), folds[f]));
+              const Dataset te = subset(known.full, folds[f]);
+              cvm += mse(fit_linear(tr, parse_linear_method(meth), p, lam).predict(te.x), te.y) /
+                     double(folds.size());
+            }
+            if (cvm < best) {
+              best = cvm;
+              best_p = p;
+              best_l = lam;
+            }
+          }
+        const Matrix pr =
+            fit_linear(known.full, parse_linear_method(meth), best_p, best_l).predict(fresh.x);
+        const double e = mse(pr, fresh.y);
+        gen << draw << ',' << meth << "_degree" << best_p << ",-," << num(best_l) << ",-,-,-,-,-,"
+            << num(best) << ',' << num(e) << ',' << num(std::log10(e)) << ',' << num(mse(pr, truth))
+            << end;
+      }
+      gen << draw << ",true_function,-,0,-,-,-,-,-,nan," << num(mse(truth, fresh.y)) << ','
+          << num(std::log10(mse(truth, fresh.y))) << ",0" << end;
+      if (draw == sets.front().seeds.front()) {
+        auto pts = open_csv(c, "sparse_points.csv", "x,y,part");
+        for (std::size_t i = 0; i < known.full.size(); ++i)
+          pts << num(known.full.x(i, 0)) << ',' << num(known.full.y(i, 0)) << ",known\n";
+      }
     }
-    gen << draw << ",true_function,-,0,-,-,-,-,-,nan," << num(mse(truth, fresh.y)) << ','
-        << num(std::log10(mse(truth, fresh.y))) << ",0" << end;
-    if (draw == sets.front().seeds.front()) {
-      auto pts = open_csv(c, "sparse_points.csv", "x,y,part");
-      for (std::size_t i = 0; i < known.full.size(); ++i)
-        pts << num(known.full.x(i, 0)) << ',' << num(known.full.y(i, 0)) << ",known\n";
-    }
-  }
 }
 
 // ---- 7. report 003's Franke regression ----

@@ -21,72 +21,137 @@ using Scalar = typename scalar_of<T>::type;
 
 /// Axis argument of sum and mean.
 enum class Axis : int {
-  All = -1,   // -> 1x1
-  Rows = 0,   // reduce over rows    -> 1xC
-  Cols = 1,   // reduce over columns -> Rx1
+  All = -1,  // -> 1x1
+  Rows = 0,  // reduce over rows    -> 1xC
+  Cols = 1,  // reduce over columns -> Rx1
 };
 
 // ---- linear algebra ----
 /// a [m,k] · b [k,n] -> [m,n] through OpenBLAS; backward uses the transpose flags, no copy.
-template <class T> Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
-template <class T> Tensor<T> transpose(const Tensor<T>& a);
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> transpose(const Tensor<T>& a);
 
 // ---- broadcasting arithmetic ----
-template <class T> Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
-template <class T> Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
-template <class T> Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
-template <class T> Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
-template <class T> Tensor<T> neg(const Tensor<T>& a);
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> neg(const Tensor<T>& a);
 /// scale * a + shift, one node for every op with a scalar.
-template <class T> Tensor<T> affine(const Tensor<T>& a, Scalar<T> scale, Scalar<T> shift);
+template <class T>
+Tensor<T> affine(const Tensor<T>& a, Scalar<T> scale, Scalar<T> shift);
 /// numerator / a
-template <class T> Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a);
+template <class T>
+Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a);
 
 // ---- elementwise functions ----
-template <class T> Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent);
-template <class T> Tensor<T> square(const Tensor<T>& a);
-template <class T> Tensor<T> sqrt(const Tensor<T>& a);
-template <class T> Tensor<T> exp(const Tensor<T>& a);
-template <class T> Tensor<T> log(const Tensor<T>& a);
-template <class T> Tensor<T> abs(const Tensor<T>& a);
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent);
+template <class T>
+Tensor<T> square(const Tensor<T>& a);
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& a);
+template <class T>
+Tensor<T> exp(const Tensor<T>& a);
+template <class T>
+Tensor<T> log(const Tensor<T>& a);
+template <class T>
+Tensor<T> abs(const Tensor<T>& a);
 
 // ---- reductions ----
-template <class T> Tensor<T> sum(const Tensor<T>& a, Axis axis = Axis::All);
-template <class T> Tensor<T> mean(const Tensor<T>& a, Axis axis = Axis::All);
+template <class T>
+Tensor<T> sum(const Tensor<T>& a, Axis axis = Axis::All);
+template <class T>
+Tensor<T> mean(const Tensor<T>& a, Axis axis = Axis::All);
 
 // ---- activations ----
-template <class T> Tensor<T> sigmoid(const Tensor<T>& a);
-template <class T> Tensor<T> tanh(const Tensor<T>& a);
-template <class T> Tensor<T> relu(const Tensor<T>& a);
-template <class T> Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha = T(0.01));
-template <class T> Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha = T(1));
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& a);
+template <class T>
+Tensor<T> tanh(const Tensor<T>& a);
+template <class T>
+Tensor<T> relu(const Tensor<T>& a);
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha = T(0.01));
+template <class T>
+Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha = T(1));
 /// Row-wise softmax (row max subtracted first).
-template <class T> Tensor<T> softmax(const Tensor<T>& a);
-template <class T> Tensor<T> log_softmax(const Tensor<T>& a);
+template <class T>
+Tensor<T> softmax(const Tensor<T>& a);
+template <class T>
+Tensor<T> log_softmax(const Tensor<T>& a);
 
 // ---- fused, numerically stable losses (1x1 results) ----
 /// mean over all elements of (prediction - target)^2.
-template <class T> Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target);
+template <class T>
+Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target);
 /// Binary cross-entropy of sigmoid(logits) against targets in [0,1], mean over elements.
-template <class T> Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target);
+template <class T>
+Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target);
 /// Cross-entropy of softmax(logits) against one-hot (or probability) rows, mean over
 /// rows; gradient (softmax(z) - y) / n.
 template <class T>
 Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target);
 
 // ---- operators ----
-template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
-template <class T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
-template <class T> Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
-template <class T> Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
-template <class T> Tensor<T> operator-(const Tensor<T>& a) { return neg(a); }
-template <class T> Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) { return affine(a, T(1), s); }
-template <class T> Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) { return affine(a, T(1), s); }
-template <class T> Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) { return affine(a, T(1), -s); }
-template <class T> Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) { return affine(a, T(-1), s); }
-template <class T> Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) { return affine(a, s, T(0)); }
-template <class T> Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) { return affine(a, s, T(0)); }
-template <class T> Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) { return affine(a, T(1) / s, T(0)); }
-template <class T> Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) { return scalar_div(s, a); }
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
+  return add(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
+  return sub(a, b);
+}
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
+  return mul(a, b);
+}
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
+  return div(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a) {
+  return neg(a);
+}
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) {
+  return affine(a, T(1), s);
+}
+template <class T>
+Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) {
+  return affine(a, T(1), s);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) {
+  return affine(a, T(1), -s);
+}
+template <class T>
+Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) {
+  return affine(a, T(-1), s);
+}
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) {
+  return affine(a, s, T(0));
+}
+template <class T>
+Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
+  return affine(a, s, T(0));
+}
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
+  return affine(a, T(1) / s, T(0));
+}
+template <class T>
+Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) {
+  return scalar_div(s, a);
+}
 
 }  // namespace xgrad

@@ -40,27 +40,27 @@ enum class Op : std::uint8_t {
   Mul,
   Div,
   Neg,
-  Affine,      // alpha * a + beta: covers a+s, a-s, s-a, a*s, a/s
-  ScalarDiv,   // alpha / a
-  Pow,         // a ^ alpha
+  Affine,     // alpha * a + beta: covers a+s, a-s, s-a, a*s, a/s
+  ScalarDiv,  // alpha / a
+  Pow,        // a ^ alpha
   Square,
   Sqrt,
   Exp,
   Log,
   Abs,
-  Sum,         // axis: -1 all, 0 over rows (-> 1xC), 1 over columns (-> Rx1)
+  Sum,  // axis: -1 all, 0 over rows (-> 1xC), 1 over columns (-> Rx1)
   Mean,
   Transpose,
   Sigmoid,
   Tanh,
   Relu,
-  LeakyRelu,   // alpha = negative slope
-  Elu,         // alpha = saturation
-  Softmax,     // row-wise
-  LogSoftmax,  // row-wise
-  MseLoss,               // mean((a - b)^2)
-  BceWithLogitsLoss,     // mean(max(z,0) - z y + log(1 + e^-|z|))
-  SoftmaxCrossEntropy,   // -1/n sum(y . log_softmax(z))
+  LeakyRelu,            // alpha = negative slope
+  Elu,                  // alpha = saturation
+  Softmax,              // row-wise
+  LogSoftmax,           // row-wise
+  MseLoss,              // mean((a - b)^2)
+  BceWithLogitsLoss,    // mean(max(z,0) - z y + log(1 + e^-|z|))
+  SoftmaxCrossEntropy,  // -1/n sum(y . log_softmax(z))
   Count
 };
 
