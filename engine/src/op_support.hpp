@@ -13,6 +13,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "op_table.hpp"
+#include "vector_exp.hpp"
 #include "xgrad/parallel.hpp"
 #include "xgrad/tape.hpp"
 
@@ -151,15 +152,44 @@ void accumulate_unary(Tape<T>& tape, std::uint32_t target, std::uint32_t from, F
   mark_written(n);
 }
 
-/// log sum_q exp(x_q - max) of one row of length cols, with the row max in row_max:
-/// the stable log-normaliser of softmax, log_softmax and the fused cross-entropy.
+/// log p = z - max - log sum_q e^(z_q - max) for each of `rows` rows of length cols
+/// (contiguous, row-major) into log_p, which may not alias z: the stable log-softmax of
+/// softmax, log_softmax and the fused cross-entropy. The exponentials of the whole block
+/// are taken in one vectorised pass over log_p (a scalar std::exp per element cost ~1 %
+/// of an MNIST step for the loss alone).
 template <class T>
-inline T row_log_normaliser(const T* x, std::size_t cols, T& row_max) {
-  row_max = *std::max_element(x, x + cols);
-  T s = 0;
-  for (std::size_t q = 0; q < cols; ++q)
-    s += std::exp(x[q] - row_max);
-  return std::log(s);
+void log_softmax_rows(const T* z, T* log_p, std::size_t rows, std::size_t cols) {
+  const auto row_max = [&](std::size_t p) {
+    return *std::max_element(z + p * cols, z + (p + 1) * cols);
+  };
+  for (std::size_t p = 0; p < rows; ++p) {
+    const T m = row_max(p);
+    for (std::size_t q = 0; q < cols; ++q)
+      log_p[p * cols + q] = z[p * cols + q] - m;
+  }
+  vector_exp(log_p, log_p, rows * cols);
+  for (std::size_t p = 0; p < rows; ++p) {
+    T sum = 0;
+    for (std::size_t q = 0; q < cols; ++q)
+      sum += log_p[p * cols + q];
+    const T m = row_max(p), lse = std::log(sum);
+    for (std::size_t q = 0; q < cols; ++q)  // (z - m) first: exact near the max, where
+      log_p[p * cols + q] = (z[p * cols + q] - m) - lse;  // m + lse would round off lse
+  }
+}
+
+/// Calls f(k, e^x[k]) for k = 0 .. n-1 in order, the exponentials taken a block at a time
+/// into a stack buffer (vectorised, no allocation): the backward rules that need e^(log p).
+template <class T, class F>
+void for_each_exp(const T* x, std::size_t n, F&& f) {
+  constexpr std::size_t kBlock = 512;
+  alignas(64) T e[kBlock];
+  for (std::size_t b = 0; b < n; b += kBlock) {
+    const std::size_t len = std::min(kBlock, n - b);
+    vector_exp(x + b, e, len);
+    for (std::size_t k = 0; k < len; ++k)
+      f(b + k, e[k]);
+  }
 }
 
 /// Opt-in NaN/Inf check after a forward op, then the handle.

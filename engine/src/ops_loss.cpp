@@ -2,9 +2,9 @@
 // finite loss and gradient (tests/engine/test_losses.cpp).
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
 #include <xtensor/xmath.hpp>
 
 #include "op_support.hpp"
@@ -30,29 +30,6 @@ std::uint32_t record_loss(Op op, const Tensor<T>& a, const Tensor<T>& b, bool sa
     throw std::invalid_argument(std::string(op_name(op)) + ": empty input " + shape_string(va));
   }
   return tape.record(op, ia, ib, 1, 1);
-}
-
-/// x[k] = e^x[k] for k < n in whole SIMD registers (the last one padded), so that every
-/// element takes the same vector path: float through xsimd, double through the exp of
-/// vector_exp.hpp (xsimd's is slow on AVX2). A scalar std::exp per element cost ~8 µs
-/// per 128 x 10 minibatch, about 1 % of an MNIST step.
-template <class T>
-void exp_in_place(T* x, std::size_t n) {
-  if constexpr (std::is_same_v<T, double>) {
-    map_batches(x, x, n, [](const auto& v) { return exp_batch(v); });
-  } else {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t w = B::size;
-    std::size_t i = 0;
-    for (; i + w <= n; i += w)
-      xsimd::exp(B::load_unaligned(x + i)).store_unaligned(x + i);
-    if (i < n) {
-      alignas(64) T tail[w] = {};
-      std::copy(x + i, x + n, tail);
-      xsimd::exp(B::load_aligned(tail)).store_aligned(tail);
-      std::copy(tail, tail + (n - i), x + i);
-    }
-  }
 }
 
 }  // namespace
@@ -96,33 +73,19 @@ void backward_softmax_cross_entropy(Tape<T>& t, std::uint32_t i) {
   const Matrix<T>& y = t.value_of(n.rhs);
   const std::size_t rows = y.shape(0), cols = y.shape(1);
   const T k = t.grad_of(i)(0, 0) / static_cast<T>(rows);
-  if (t.node(n.lhs).requires_grad && rows * cols > 0) {
+  if (t.node(n.lhs).requires_grad) {
     T* dz = grad_for_add(t, n.lhs).data();
-    const T* lp = log_p.data();
     const T* yp = y.data();
-    const auto row_total = [&](std::size_t p) {
-      T total = 0;
-      for (std::size_t q = 0; q < cols; ++q)
-        total += yp[p * cols + q];
-      return total;
-    };
-    // p = e^(log p) a block at a time through a stack buffer, vectorised.
-    constexpr std::size_t kBlock = 512;
-    alignas(64) T prob[kBlock];
-    std::size_t row = 0, col = 0;
-    T y_total = row_total(0);
-    for (std::size_t b = 0; b < rows * cols; b += kBlock) {
-      const std::size_t len = std::min(kBlock, rows * cols - b);
-      std::copy(lp + b, lp + b + len, prob);
-      exp_in_place(prob, len);
-      for (std::size_t e = 0; e < len; ++e) {
-        dz[b + e] += k * (prob[e] * y_total - yp[b + e]);
-        if (++col == cols && ++row < rows) {
-          col = 0;
-          y_total = row_total(row);
-        }
+    std::size_t col = cols;  // at the start of a row, y's row total is taken
+    T y_total = 0;
+    for_each_exp(log_p.data(), rows * cols, [&](std::size_t e, T prob) {
+      if (col == cols) {
+        col = 0;
+        y_total = std::accumulate(yp + e, yp + e + cols, T(0));
       }
-    }
+      ++col;
+      dz[e] += k * (prob * y_total - yp[e]);
+    });
   }
   accumulate(t, n.rhs, -k * log_p, i);
 }
@@ -164,30 +127,12 @@ Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target
   const std::size_t rows = z.shape(0), cols = z.shape(1);
   detail::Node<T>& n = tape.node(i);
   detail::reshape_reuse(n.saved, rows, cols);
-  // log p = z - max - log sum e^(z - max), row by row; the exponentials of the whole
-  // minibatch in one vectorised pass over `saved`, which then receives log p.
-  const T* zp = z.data();
-  T* s = n.saved.data();
-  const auto row_max = [&](std::size_t p) {
-    return *std::max_element(zp + p * cols, zp + (p + 1) * cols);
-  };
-  for (std::size_t p = 0; p < rows; ++p) {
-    const T m = row_max(p);
-    for (std::size_t q = 0; q < cols; ++q)
-      s[p * cols + q] = zp[p * cols + q] - m;
-  }
-  detail::exp_in_place(s, rows * cols);
+  detail::log_softmax_rows(z.data(), n.saved.data(), rows, cols);
   T total = 0;
-  for (std::size_t p = 0; p < rows; ++p) {
-    T sum = 0;
-    for (std::size_t q = 0; q < cols; ++q)
-      sum += s[p * cols + q];
-    const T m = row_max(p), lse = std::log(sum);
-    for (std::size_t q = 0; q < cols; ++q) {
-      s[p * cols + q] = zp[p * cols + q] - m - lse;
-      total -= y(p, q) * s[p * cols + q];
-    }
-  }
+  const T* log_p = n.saved.data();
+  const T* yp = y.data();
+  for (std::size_t k = 0; k < rows * cols; ++k)
+    total -= yp[k] * log_p[k];
   n.value(0, 0) = total / static_cast<T>(rows);
   return detail::finish(tape, i);
 }

@@ -1,6 +1,7 @@
 // Reductions, transpose and the row-wise softmax family.
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include <xtensor/xmanipulation.hpp>
 
@@ -47,16 +48,9 @@ Tensor<T> rowwise(Op op, const Tensor<T>& a) {
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
-  const T* x = tape.value_of(ia).data();
   T* y = tape.node(i).value.data();
-  for (std::size_t p = 0; p < rows; ++p) {
-    T m;
-    const T lse = row_log_normaliser(x + p * cols, cols, m);
-    for (std::size_t q = 0; q < cols; ++q) {
-      const T log_p = x[p * cols + q] - m - lse;
-      y[p * cols + q] = op == Op::Softmax ? std::exp(log_p) : log_p;
-    }
-  }
+  log_softmax_rows(tape.value_of(ia).data(), y, rows, cols);
+  if (op == Op::Softmax) vector_exp(y, y, rows * cols);
   return finish(tape, i);
 }
 
@@ -111,14 +105,19 @@ void backward_log_softmax(Tape<T>& t, std::uint32_t i) {
   const Matrix<T>& y = t.value_of(i);
   const Matrix<T>& g = t.grad_of(i);
   Matrix<T>& da = grad_for_add(t, n.lhs);
-  const std::size_t rows = y.shape(0), cols = y.shape(1);
-  for (std::size_t p = 0; p < rows; ++p) {
-    T total = 0;
-    for (std::size_t q = 0; q < cols; ++q)
-      total += g(p, q);
-    for (std::size_t q = 0; q < cols; ++q)
-      da(p, q) += g(p, q) - std::exp(y(p, q)) * total;
-  }
+  const std::size_t cols = y.shape(1);
+  const T* gp = g.data();
+  T* dp = da.data();
+  std::size_t col = cols;  // at the start of a row, g's row total is taken
+  T total = 0;
+  for_each_exp(y.data(), y.size(), [&](std::size_t k, T prob) {
+    if (col == cols) {
+      col = 0;
+      total = std::accumulate(gp + k, gp + k + cols, T(0));
+    }
+    ++col;
+    dp[k] += gp[k] - prob * total;
+  });
 }
 
 XGRAD_INSTANTIATE_BACKWARD(sum)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -32,6 +33,19 @@ enum class Domain {
   /// [0, 1]: targets of binary cross-entropy.
   Unit,
 };
+
+/// Distance in units in the last place between two doubles of the same sign (0 if equal,
+/// also for two NaNs).
+inline std::uint64_t ulp_distance(double a, double b) {
+  if (a == b || (std::isnan(a) && std::isnan(b))) return 0;
+  if (std::isnan(a) || std::isnan(b) || std::signbit(a) != std::signbit(b)) {
+    return std::numeric_limits<std::uint64_t>::max();
+  }
+  std::uint64_t ia, ib;
+  std::memcpy(&ia, &a, sizeof a);
+  std::memcpy(&ib, &b, sizeof b);
+  return ia > ib ? ia - ib : ib - ia;
+}
 
 /// A reproducible random rows x cols matrix (same seed, same numbers).
 template <class T = double>

@@ -12,21 +12,12 @@
 #include <doctest/doctest.h>
 
 #include "../../engine/src/vector_exp.hpp"
+#include "engine_test_util.hpp"
 
 namespace {
 
 using B = xsimd::batch<double>;
-
-std::uint64_t ulps(double a, double b) {
-  if (a == b || (std::isnan(a) && std::isnan(b))) return 0;
-  if (std::isnan(a) || std::isnan(b) || std::signbit(a) != std::signbit(b)) {
-    return std::numeric_limits<std::uint64_t>::max();
-  }
-  std::uint64_t ia, ib;
-  std::memcpy(&ia, &a, sizeof a);
-  std::memcpy(&ib, &b, sizeof b);
-  return ia > ib ? ia - ib : ib - ia;
-}
+using xgrad_test::ulp_distance;
 
 std::vector<double> fast_sigmoid(const std::vector<double>& x) {
   std::vector<double> y(x.size());
@@ -65,7 +56,7 @@ TEST_CASE("sigmoid kernel: within 2 ulp on [-708, 708]") {
     std::uint64_t worst = 0;
     double at = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
-      const std::uint64_t e = ulps(y[i], reference(x[i]));
+      const std::uint64_t e = ulp_distance(y[i], reference(x[i]));
       if (e > worst) {
         worst = e;
         at = x[i];
@@ -91,13 +82,13 @@ TEST_CASE("sigmoid kernel: exact values and edges as the formula it replaced") {
        {708.5, 709.0, 745.0, 1000.0, kInf, -708.5, -709.0, -740.0, -745.2, -1000.0, -kInf, nan}) {
     CAPTURE(v);
     const double got = fast_sigmoid({v})[0];
-    CHECK(ulps(got, old_sigmoid(v)) == 0);
+    CHECK(ulp_distance(got, old_sigmoid(v)) == 0);
   }
   CHECK(fast_sigmoid({-kInf})[0] == 0.0);
   CHECK(fast_sigmoid({kInf})[0] == 1.0);
   CHECK(std::isnan(fast_sigmoid({nan})[0]));
   // The fast range's negative end is a normal number near e^-708, not 0.
-  CHECK(ulps(fast_sigmoid({-708.0})[0], reference(-708.0)) <= 2);
+  CHECK(ulp_distance(fast_sigmoid({-708.0})[0], reference(-708.0)) <= 2);
 }
 
 TEST_CASE("sigmoid kernel: one bad lane sends its batch to the old formula, other batches not") {
@@ -109,11 +100,11 @@ TEST_CASE("sigmoid kernel: one bad lane sends its batch to the old formula, othe
   const std::vector<double> y = fast_sigmoid(x);
   for (std::size_t j = 0; j < w; ++j) {
     CAPTURE(j);
-    CHECK(ulps(y[w + j], old_sigmoid(x[w + j])) == 0);
+    CHECK(ulp_distance(y[w + j], old_sigmoid(x[w + j])) == 0);
   }
   const std::vector<double> first = fast_sigmoid(std::vector<double>(x.begin(), x.begin() + w));
   for (std::size_t j = 0; j < w; ++j)
-    CHECK(ulps(y[j], first[j]) == 0);
+    CHECK(ulp_distance(y[j], first[j]) == 0);
   for (std::size_t j = 2 * w; j < 3 * w; ++j)
-    CHECK(ulps(y[j], reference(x[j])) <= 2);
+    CHECK(ulp_distance(y[j], reference(x[j])) <= 2);
 }

@@ -16,19 +16,7 @@
 namespace {
 
 using B = xsimd::batch<double>;
-
-/// Distance in units in the last place between two doubles of the same sign (0 if equal,
-/// also for two NaNs).
-std::uint64_t ulp_distance(double a, double b) {
-  if (a == b || (std::isnan(a) && std::isnan(b))) return 0;
-  if (std::isnan(a) || std::isnan(b) || std::signbit(a) != std::signbit(b)) {
-    return std::numeric_limits<std::uint64_t>::max();
-  }
-  std::uint64_t ia, ib;
-  std::memcpy(&ia, &a, sizeof a);
-  std::memcpy(&ib, &b, sizeof b);
-  return ia > ib ? ia - ib : ib - ia;
-}
+using xgrad_test::ulp_distance;
 
 std::vector<double> fast_exp(const std::vector<double>& x) {
   std::vector<double> y(x.size());
