@@ -153,6 +153,7 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   n.beta = T(0);
   n.axis = -1;
   n.param.reset();
+  n.column_runs.clear();  // keeps its capacity: no allocation in later steps
   detail::reshape_reuse(n.value, rows, cols);
   return static_cast<std::uint32_t>(used_++);
 }

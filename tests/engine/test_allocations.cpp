@@ -121,4 +121,39 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
   });
   CHECK(first > 0);
 }
+
+TEST_CASE_TEMPLATE("steps whose inputs keep different columns allocate nothing after the first", T,
+                   float, double) {
+  // matmul drops the all-zero columns of a constant input (ops_matmul.cpp); its buffers
+  // keep their full size, so a later batch keeping more columns than the first reuses them.
+  constexpr std::size_t rows = 32, inputs = 128;
+  const std::size_t kept_by_group[] = {10, 25, 40};  // the first step keeps the fewest
+  Matrix<T> data = random_matrix<T>(3 * rows, inputs, 11);
+  for (std::size_t r = 0; r < 3 * rows; ++r) {
+    for (std::size_t c = kept_by_group[r / rows]; c < inputs; ++c)
+      data(r, c) = T(0);
+  }
+  std::vector<std::size_t> order(3 * rows);
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  xgrad::Parameter<T> w(random_matrix<T>(inputs, 64, 12), "W"), b(random_matrix<T>(1, 64, 13), "b");
+  xgrad::Tape<T> tape;
+  std::size_t compacted = 0;
+  auto step = [&](std::size_t s) {
+    tape.clear();
+    const xgrad::Tensor<T> x = tape.gather_rows(data, order, (s % 3) * rows, (s % 3 + 1) * rows);
+    const xgrad::Tensor<T> z = xgrad::matmul(x, tape.parameter(w));
+    compacted += tape.node(z.index()).column_runs.empty() ? 0 : 1;
+    w.zero_grad();
+    b.zero_grad();
+    tape.backward(xgrad::mean(xgrad::square(z + tape.parameter(b))));
+    xt::noalias(w.value()) -= T(0.01) * w.grad();
+  };
+  step(0);
+  long allocations = 0;
+  for (std::size_t s = 1; s < 10; ++s)
+    allocations += allocations_during([&] { step(s); });
+  CHECK(allocations == 0);
+  CHECK(compacted == 10);  // every step took the compact path
+}
 #endif

@@ -150,6 +150,10 @@ struct Node {
   Matrix<T> value;  // unused for Parameter leaves (their value lives in `param`)
   Matrix<T> grad;
   Matrix<T> saved;  // extra forward result backward needs (softmax probabilities)
+  // matmul of a constant with all-zero columns (ops_matmul.cpp): the kept columns as
+  // (first, count) runs, and a buffer for B's kept rows (forward) and their gradient.
+  std::vector<std::uint32_t> column_runs;
+  Matrix<T> scratch;
   std::shared_ptr<typename Parameter<T>::Data> param;
 };
 }  // namespace detail
