@@ -31,11 +31,19 @@ class BareGemmEpoch {
         dw1_(buf(inputs, hidden)) {}
 
   /// Wall seconds of one epoch (the last minibatch may be smaller, as in training).
-  double seconds() {
+  double seconds() { return seconds_with_inputs({}); }
+
+  /// The same epoch where minibatch b's first-layer GEMMs (X·W1 and Xᵀ·dZ1) use only
+  /// inputs_per_batch[b] of the inputs: the floor for a trainer that drops the input
+  /// columns that are zero across a minibatch (xgrad's matmul does). Empty: all inputs.
+  double seconds_with_inputs(const std::vector<int>& inputs_per_batch) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int begin = 0; begin < rows_; begin += batch_) {
+    for (int begin = 0, b = 0; begin < rows_; begin += batch_, ++b) {
       const int m = begin + batch_ <= rows_ ? batch_ : rows_ - begin;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hid_, in_, 1.f, x_.data(), in_,
+      const int k = inputs_per_batch.empty()
+                        ? in_
+                        : inputs_per_batch[static_cast<std::size_t>(b) % inputs_per_batch.size()];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hid_, k, 1.f, x_.data(), k,
                   w1_.data(), hid_, 0.f, h_.data(), hid_);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, out_, hid_, 1.f, h_.data(), hid_,
                   w2_.data(), out_, 0.f, z2_.data(), out_);
@@ -43,7 +51,7 @@ class BareGemmEpoch {
                   dz2_.data(), out_, 0.f, dw2_.data(), out_);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, hid_, out_, 1.f, dz2_.data(), out_,
                   w2_.data(), out_, 0.f, dh_.data(), hid_);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, hid_, m, 1.f, x_.data(), in_,
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, hid_, m, 1.f, x_.data(), k,
                   dh_.data(), hid_, 0.f, dw1_.data(), hid_);
     }
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

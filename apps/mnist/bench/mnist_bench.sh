@@ -16,7 +16,7 @@ echo "# mnist_bench: $(date -u +%FT%TZ), $(nproc) cores, $(grep -m1 'model name'
 echo "# network 784-256-10 sigmoid, Adam lr 1e-3, batch 128, float32, $EPOCHS epochs, median epoch time"
 for t in 1 2; do
   export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
-  "$BUILD/apps/mnist/mnist_gemm_epoch" "$t" "$EPOCHS" 128
+  "$BUILD/apps/mnist/mnist_gemm_epoch" "$t" "$EPOCHS" 128 "$DATA"
   "$BUILD/apps/mnist/mnist" train --dataset mnist --data "$DATA" --layers 256 --activation sigmoid \
     --optimiser adam --lr 1e-3 --lr-decay 1 --dropout 0 --batch 128 --epochs "$EPOCHS" \
     --threads "$t" --no-train-eval --quiet --out "$OUT/x$t" > "$OUT/x$t.log" 2>&1 ||
