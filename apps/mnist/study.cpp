@@ -230,7 +230,7 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
       // The forward pass of nn::Network::logits, with dropout between layers.
       const auto& layers = net.layers();
       for (std::size_t l = 0; l < layers.size(); ++l) {
-        Tensor<T> z = add(matmul(a, tape.parameter(layers[l].W)), tape.parameter(layers[l].b));
+        Tensor<T> z = linear(a, tape.parameter(layers[l].W), tape.parameter(layers[l].b));
         if (l + 1 == layers.size()) {
           a = z;  // logits: the softmax is fused into the loss
           break;

@@ -49,6 +49,7 @@ constexpr std::array<Entry<T>, static_cast<std::size_t>(Op::Count)> kTable{{
     {Op::MseLoss, "mse_loss", &backward_mse_loss<T>},
     {Op::BceWithLogitsLoss, "bce_with_logits", &backward_bce_with_logits<T>},
     {Op::SoftmaxCrossEntropy, "softmax_cross_entropy", &backward_softmax_cross_entropy<T>},
+    {Op::Linear, "linear", &backward_linear<T>},
 }};
 
 // The table must list every op in enum order: a missed or swapped row fails to compile.

@@ -45,6 +45,7 @@ XGRAD_DECLARE_BACKWARD(log_softmax)
 XGRAD_DECLARE_BACKWARD(mse_loss)
 XGRAD_DECLARE_BACKWARD(bce_with_logits)
 XGRAD_DECLARE_BACKWARD(softmax_cross_entropy)
+XGRAD_DECLARE_BACKWARD(linear)
 #undef XGRAD_DECLARE_BACKWARD
 
 /// Explicit float and double instantiation of one backward rule.

@@ -123,9 +123,10 @@ void scatter_kept_rows(const T* g_kept, std::size_t n, const std::vector<std::ui
 
 }  // namespace
 
-// ---- matmul: Y = A B, A [m,k], B [k,n];  dA += G B^T, dB += A^T G  (GEMM with beta = 1)
+/// The product's part of a backward rule: dA += G B^T, dB += A^T G (GEMM with beta = 1,
+/// or 0 on a fresh gradient), A and B node i's lhs and rhs.
 template <class T>
-void backward_matmul(Tape<T>& t, std::uint32_t i) {
+void backward_product(Tape<T>& t, std::uint32_t i) {
   Node<T>& n = t.node(i);
   const Matrix<T>& a = t.value_of(n.lhs);
   const Matrix<T>& b = t.value_of(n.rhs);
@@ -153,7 +154,61 @@ void backward_matmul(Tape<T>& t, std::uint32_t i) {
     mark_written(t.node(n.rhs));
   }
 }
+// ---- matmul: Y = A B, A [m,k], B [k,n]
+template <class T>
+void backward_matmul(Tape<T>& t, std::uint32_t i) {
+  backward_product(t, i);
+}
 XGRAD_INSTANTIATE_BACKWARD(matmul)
+
+// ---- linear: Y = A W + b, b [1,n] on every row;  the product's rule, and db += column sums of G
+template <class T>
+void backward_linear(Tape<T>& t, std::uint32_t i) {
+  backward_product(t, i);
+  accumulate(t, t.node(i).third, t.grad_of(i), i);
+}
+XGRAD_INSTANTIATE_BACKWARD(linear)
+
+/// node i's value (beta = 0: =, beta = 1: +=) A B for A = node ia, B = node ib; when A
+/// is a constant with enough all-zero columns, on its kept columns only (file comment).
+template <class T>
+void forward_product(Tape<T>& tape, std::uint32_t i, std::uint32_t ia, std::uint32_t ib, T beta) {
+  Node<T>& node = tape.node(i);
+  const std::size_t m = tape.value_of(ia).shape(0), k = tape.value_of(ia).shape(1);
+  const std::size_t n = tape.value_of(ib).shape(1);
+  const T* a_data = tape.value_of(ia).data();
+  const T* b_data = tape.value_of(ib).data();
+  if (!tape.node(ia).requires_grad && worth_scanning(m, n, k) &&
+      find_nonzero_column_runs(a_data, m, k, node.column_runs)) {
+    const std::size_t kept = kept_columns(node.column_runs);
+    if (compaction_pays(m, n, k, kept)) {
+      // saved and scratch keep their full [m,k] and [k,n] sizes, so a batch with more
+      // kept columns than the last one does not reallocate; the kept parts are dense
+      // prefixes [m,K] and [K,n].
+      reshape_reuse(node.saved, m, k);
+      reshape_reuse(node.scratch, k, n);
+      gather_columns(a_data, m, k, node.column_runs, kept, node.saved.data());
+      gather_kept_rows(b_data, n, node.column_runs, node.scratch.data());
+      gemm<T>(false, false, m, n, kept, T(1), node.saved.data(), node.scratch.data(), beta,
+              node.value.data());
+      return;
+    }
+    node.column_runs.clear();
+  }
+  // beta = 0: GEMM writes y without reading it (zeros for an empty k = 0 product).
+  gemm<T>(false, false, m, n, k, T(1), a_data, b_data, beta, node.value.data());
+}
+
+/// Shape of A B, or an exception naming the op and both shapes.
+template <class T>
+std::pair<std::size_t, std::size_t> product_shape(const char* op, const Matrix<T>& a,
+                                                  const Matrix<T>& b) {
+  if (a.shape(1) != b.shape(0)) {
+    throw std::invalid_argument(std::string(op) + ": inner dimensions differ: " + shape_string(a) +
+                                " times " + shape_string(b));
+  }
+  return {a.shape(0), b.shape(1)};
+}
 
 }  // namespace detail
 
@@ -162,39 +217,42 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   Tape<T>& tape = a.tape();
   const std::uint32_t ia = tape.index_of(a, "matmul");
   const std::uint32_t ib = tape.index_of(b, "matmul");
-  const std::size_t m = tape.value_of(ia).shape(0), k = tape.value_of(ia).shape(1);
-  const std::size_t k2 = tape.value_of(ib).shape(0), n = tape.value_of(ib).shape(1);
-  if (k != k2) {
-    throw std::invalid_argument("matmul: inner dimensions differ: " + shape_string(m, k) +
-                                " times " + shape_string(k2, n));
-  }
+  const auto [m, n] = detail::product_shape("matmul", tape.value_of(ia), tape.value_of(ib));
   const std::uint32_t i = tape.record(Op::MatMul, ia, ib, m, n);
-  detail::Node<T>& node = tape.node(i);
-  const T* a_data = tape.value_of(ia).data();
-  const T* b_data = tape.value_of(ib).data();
-  if (!tape.node(ia).requires_grad && detail::worth_scanning(m, n, k) &&
-      detail::find_nonzero_column_runs(a_data, m, k, node.column_runs)) {
-    const std::size_t kept = detail::kept_columns(node.column_runs);
-    if (detail::compaction_pays(m, n, k, kept)) {
-      // saved and scratch keep their full [m,k] and [k,n] sizes, so a batch with more
-      // kept columns than the last one does not reallocate; the kept parts are dense
-      // prefixes [m,K] and [K,n].
-      detail::reshape_reuse(node.saved, m, k);
-      detail::reshape_reuse(node.scratch, k, n);
-      detail::gather_columns(a_data, m, k, node.column_runs, kept, node.saved.data());
-      detail::gather_kept_rows(b_data, n, node.column_runs, node.scratch.data());
-      detail::gemm<T>(false, false, m, n, kept, T(1), node.saved.data(), node.scratch.data(), T(0),
-                      node.value.data());
-      return detail::finish(tape, i);
-    }
-    node.column_runs.clear();
+  detail::forward_product(tape, i, ia, ib, T(0));
+  return detail::finish(tape, i);
+}
+
+template <class T>
+Tensor<T> linear(const Tensor<T>& a, const Tensor<T>& w, const Tensor<T>& b) {
+  Tape<T>& tape = a.tape();
+  const std::uint32_t ia = tape.index_of(a, "linear");
+  const std::uint32_t iw = tape.index_of(w, "linear");
+  const std::uint32_t ib = tape.index_of(b, "linear");
+  const auto [m, n] = detail::product_shape("linear", tape.value_of(ia), tape.value_of(iw));
+  const Matrix<T>& bias = tape.value_of(ib);
+  if (bias.shape(0) != 1 || bias.shape(1) != n) {
+    throw std::invalid_argument("linear: the bias is " + shape_string(bias) + " but must be 1x" +
+                                std::to_string(n) + " for " + shape_string(tape.value_of(ia)) +
+                                " times " + shape_string(tape.value_of(iw)));
   }
-  // beta = 0: GEMM writes y without reading it (zeros for an empty k = 0 product).
-  detail::gemm<T>(false, false, m, n, k, T(1), a_data, b_data, T(0), node.value.data());
+  const std::uint32_t i = tape.record(Op::Linear, ia, iw, m, n, ib);
+  // Every row starts as b; the GEMM accumulates A W onto it (beta = 1). The rows are
+  // filled by doubling copies (1, 2, 4, ... rows): log2(m) copies instead of m short ones.
+  T* y = tape.node(i).value.data();
+  if (m > 0) std::copy(bias.data(), bias.data() + n, y);
+  for (std::size_t filled = 1; filled < m;) {
+    const std::size_t rows = std::min(filled, m - filled);
+    std::copy(y, y + rows * n, y + filled * n);
+    filled += rows;
+  }
+  detail::forward_product(tape, i, ia, iw, T(1));
   return detail::finish(tape, i);
 }
 
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&);
 template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&);
+template Tensor<float> linear(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);
+template Tensor<double> linear(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&);
 
 }  // namespace xgrad

@@ -128,7 +128,7 @@ Matrix<T>& Tape<T>::grad_of(std::uint32_t i) {
 
 template <class T>
 std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
-                              std::size_t cols) {
+                              std::size_t cols, std::uint32_t third) {
   if (released_ && grad_enabled_) {
     // A new differentiable forward after a released backward means the caller forgot
     // tape.clear() (the tape would grow every step), so say what to do. Under NoGradGuard
@@ -141,7 +141,8 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   if (used_ == nodes_.size()) nodes_.emplace_back();
   detail::Node<T>& n = nodes_[used_];
   const bool parent_needs = (lhs != detail::kNoParent && nodes_[lhs].requires_grad) ||
-                            (rhs != detail::kNoParent && nodes_[rhs].requires_grad);
+                            (rhs != detail::kNoParent && nodes_[rhs].requires_grad) ||
+                            (third != detail::kNoParent && nodes_[third].requires_grad);
   n.op = op;
   n.requires_grad = grad_enabled_ && parent_needs;
   n.grad_touched = false;
@@ -149,6 +150,7 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   // Under NoGradGuard nothing is recorded for backward: no parents are kept.
   n.lhs = n.requires_grad ? lhs : detail::kNoParent;
   n.rhs = n.requires_grad ? rhs : detail::kNoParent;
+  n.third = n.requires_grad ? third : detail::kNoParent;
   n.alpha = T(0);
   n.beta = T(0);
   n.axis = -1;
@@ -190,6 +192,11 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
   parallel_for(
       end - begin, std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, cols)),
       [=](std::size_t first, std::size_t last) {
+        if (cols == 1) {  // one feature (the Runge data): no library call per element
+          for (std::size_t r = first; r < last; ++r)
+            out[r] = in[picked[r]];
+          return;
+        }
         for (std::size_t r = first; r < last; ++r)
           std::copy(in + picked[r] * cols, in + (picked[r] + 1) * cols, out + r * cols);
       },
@@ -238,7 +245,7 @@ std::size_t first_non_finite(const Matrix<T>& m) {
 template <class T>
 void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
   const detail::Node<T>& n = tape.node(i);
-  for (const std::uint32_t parent : {n.lhs, n.rhs}) {
+  for (const std::uint32_t parent : {n.lhs, n.rhs, n.third}) {
     if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
     // A tape-owned gradient no rule has written yet holds no values of this pass.
     if (!tape.node(parent).param && !tape.node(parent).grad_touched) continue;

@@ -115,7 +115,7 @@ Tensor<T> Network<T>::logits(Tape<T>& tape, const Tensor<T>& x) const {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Dense<T>& layer = layers_[l];
     // report 000 eq. 2: z = a W + b, the 1 x out bias broadcast over the batch rows.
-    Tensor<T> z = xgrad::add(matmul(a, tape.parameter(layer.W)), tape.parameter(layer.b));
+    Tensor<T> z = linear(a, tape.parameter(layer.W), tape.parameter(layer.b));
     if (l + 1 == layers_.size()) return z;
     a = activate(layer.activation, z);  // eq. 3
   }

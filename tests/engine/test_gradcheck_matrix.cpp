@@ -1,4 +1,4 @@
-// Specification: matmul, transpose, the reductions and the row-wise softmax family
+// Specification: matmul, linear, transpose, the reductions and the row-wise softmax family
 // differentiate correctly (gradcheck in float64) on every shape class.
 #include "engine_test_util.hpp"
 
@@ -25,6 +25,60 @@ TEST_CASE("matmul of a tensor with itself gets both contributions") {
   check_op_gradients("matmul(a, a^T)",
                      [](const Inputs& x) { return xgrad::matmul(x[0], xgrad::transpose(x[0])); },
                      {random_matrix(3, 5, 21)});
+}
+
+TEST_CASE("linear differentiates correctly in all three inputs") {
+  struct Dims {
+    std::size_t m, k, n;
+  };
+  // Full product, one row, one input column (k = 1: the Runge network's first layer),
+  // one output column, and a single element.
+  const Dims dims[] = {{3, 4, 5}, {1, 4, 3}, {6, 1, 4}, {5, 3, 1}, {1, 1, 1}};
+  std::uint64_t seed = 40;
+  for (const Dims& d : dims) {
+    check_op_gradients("linear", [](const Inputs& x) { return xgrad::linear(x[0], x[1], x[2]); },
+                       {random_matrix(d.m, d.k, seed), random_matrix(d.k, d.n, seed + 1),
+                        random_matrix(1, d.n, seed + 2)});
+    seed += 3;
+  }
+}
+
+TEST_CASE("linear gives add(matmul(a, w), b) in value and gradient") {
+  // A constant input with zero columns (matmul's dropped-column path) and a dense one.
+  Matrix<double> digits = random_matrix(64, 128, 50);
+  for (std::size_t r = 0; r < 64; ++r) {
+    for (std::size_t c = 0; c < 40; ++c)
+      digits(r, c) = 0.0;
+  }
+  for (const Matrix<double>& a : {digits, random_matrix(64, 128, 51)}) {
+    xgrad::Parameter<double> w(random_matrix(128, 32, 52), "W"), b(random_matrix(1, 32, 53), "b");
+    xgrad::Parameter<double> w2(w.value(), "W"), b2(b.value(), "b");
+    const Matrix<double> seed = random_matrix(64, 32, 54);
+    Tape fused, separate;
+    const Tensor y = xgrad::linear(fused.constant(a), fused.parameter(w), fused.parameter(b));
+    const Tensor y2 = xgrad::add(xgrad::matmul(separate.constant(a), separate.parameter(w2)),
+                                 separate.parameter(b2));
+    fused.backward(y, seed);
+    separate.backward(y2, seed);
+    // b + (A W) against (A W) + b: the same terms, summed in another order.
+    CHECK(max_abs_diff(y.value(), y2.value()) <= 1e-12);
+    CHECK(max_abs_diff(w.grad(), w2.grad()) == 0.0);
+    CHECK(max_abs_diff(b.grad(), b2.grad()) == 0.0);
+  }
+}
+
+TEST_CASE("linear refuses a bias that is not one row of the output's width") {
+  Tape tape;
+  const Tensor a = tape.constant(random_matrix(3, 4, 1)), w = tape.constant(random_matrix(4, 5, 2));
+  CHECK_THROWS_WITH_AS(xgrad::linear(a, w, tape.constant(random_matrix(3, 5, 3))),
+                       "linear: the bias is 3x5 but must be 1x5 for 3x4 times 4x5",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(xgrad::linear(a, w, tape.constant(random_matrix(1, 4, 3))),
+                       "linear: the bias is 1x4 but must be 1x5 for 3x4 times 4x5",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(xgrad::linear(a, tape.constant(random_matrix(3, 5, 4)),
+                                     tape.constant(random_matrix(1, 5, 3))),
+                       "linear: inner dimensions differ: 3x4 times 3x5", std::invalid_argument);
 }
 
 TEST_CASE("matmul computes the product") {

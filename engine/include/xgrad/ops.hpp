@@ -30,6 +30,11 @@ enum class Axis : int {
 /// a [m,k] · b [k,n] -> [m,n] through OpenBLAS; backward uses the transpose flags, no copy.
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+/// a [m,k] · w [k,n] + b [1,n] (b added to every row): a dense layer's z = a W + b in one
+/// node. The same values and gradients as add(matmul(a, w), b), with one pass less each
+/// way: the GEMM accumulates onto rows prefilled with b, and dz is not copied.
+template <class T>
+Tensor<T> linear(const Tensor<T>& a, const Tensor<T>& w, const Tensor<T>& b);
 template <class T>
 Tensor<T> transpose(const Tensor<T>& a);
 

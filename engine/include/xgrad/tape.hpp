@@ -61,6 +61,7 @@ enum class Op : std::uint8_t {
   MseLoss,              // mean((a - b)^2)
   BceWithLogitsLoss,    // mean(max(z,0) - z y + log(1 + e^-|z|))
   SoftmaxCrossEntropy,  // -1/n sum(y . log_softmax(z))
+  Linear,               // a W + b, b a 1xN row: a dense layer's z in one node
   Count
 };
 
@@ -144,8 +145,9 @@ struct Node {
   bool grad_ready = false;    // grad was sized and zeroed since this node was recorded
   std::uint32_t lhs = kNoParent;
   std::uint32_t rhs = kNoParent;
-  T alpha = 0;  // scalar attribute (slope, exponent, scale)
-  T beta = 0;   // second scalar attribute (shift)
+  std::uint32_t third = kNoParent;  // linear's bias
+  T alpha = 0;                      // scalar attribute (slope, exponent, scale)
+  T beta = 0;                       // second scalar attribute (shift)
   int axis = -1;
   Matrix<T> value;  // unused for Parameter leaves (their value lives in `param`)
   Matrix<T> grad;
@@ -206,7 +208,7 @@ class Tape {
   /// parent requires it. Returns its index. Never moves existing nodes, so references
   /// to other nodes' values (e.g. the argument of constant(t.value())) stay valid.
   std::uint32_t record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
-                       std::size_t cols);
+                       std::size_t cols, std::uint32_t third = detail::kNoParent);
   detail::Node<T>& node(std::uint32_t i) { return nodes_[i]; }
   const detail::Node<T>& node(std::uint32_t i) const { return nodes_[i]; }
   Matrix<T>& value_of(std::uint32_t i);
