@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -48,11 +49,13 @@ template <class T>
 bool all_finite(const std::vector<Parameter<T>>& parameters) {
   for (const Parameter<T>& p : parameters) {
     const T* v = p.value().data();
-    // Summing v·0 is NaN exactly when some v is NaN or ±Inf, and vectorises.
-    T probe = T(0);
+    // |v| <= max is false exactly for NaN and ±Inf. OR-ing the integer results
+    // vectorises; a floating-point sum (v·0 summed) would not: without -ffast-math the
+    // compiler keeps its order, one dependent add per element.
+    std::uint32_t bad = 0;
     for (std::size_t i = 0; i < p.size(); ++i)
-      probe += v[i] * T(0);
-    if (probe != T(0)) return false;
+      bad |= static_cast<std::uint32_t>(!(std::abs(v[i]) <= std::numeric_limits<T>::max()));
+    if (bad != 0) return false;
   }
   return true;
 }

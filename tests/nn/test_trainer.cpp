@@ -155,6 +155,27 @@ TEST_CASE("a diverging learning rate stops training with finite parameters") {
   CHECK(same_values(values_of(net), initial));
 }
 
+TEST_CASE_TEMPLATE("all_finite finds one NaN or infinity among the parameters", T, float, double) {
+  Network<T> net = small_net<T>(8);
+  CHECK(all_finite(net.parameters()));
+  const T lim = std::numeric_limits<T>::max();
+  for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                      -std::numeric_limits<T>::infinity()}) {
+    auto params = net.parameters();
+    T& last = params.back().value().data()[params.back().size() - 1];
+    const T saved = last;
+    last = bad;
+    CHECK_FALSE(all_finite(params));
+    last = saved;
+  }
+  // The largest finite values and a subnormal are finite.
+  auto params = net.parameters();
+  params.front().value().data()[0] = lim;
+  params.front().value().data()[1] = -lim;
+  params.front().value().data()[2] = std::numeric_limits<T>::denorm_min();
+  CHECK(all_finite(params));
+}
+
 TEST_CASE("history CSV has the documented columns and one row per epoch") {
   Matrix<double> x, y;
   regression_data<double>(30, 10, x, y);

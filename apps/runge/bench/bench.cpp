@@ -1,7 +1,9 @@
 // Speed benchmark of issue 4: 1-50-50-1 sigmoid with Adam on the 240 training points of
 // report 000's split, 3000 epochs full batch (3000 steps) and batch size 5 (144,000
 // steps). Prints one CSV row per case; bench/run_bench.sh runs the PyTorch and
-// scikit-learn peers in the same run.
+// scikit-learn peers in the same run. Case full32 is the full-batch run in float32,
+// next to PyTorch's float32 (its default dtype): the runge app trains in float64, so
+// this case drives nn::Trainer<float> on the same scaled data directly.
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -9,10 +11,55 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <xgrad/nn/trainer.hpp>
 #include <xgrad/threads.hpp>
+#include <xtensor/xmath.hpp>
 
 #include "data.hpp"
 #include "train.hpp"
+
+namespace {
+
+/// Report 000's network (1-50-50-1 sigmoid, N(0,1) weights, biases 0.01, Adam lr 1e-3,
+/// full batch, standardised x and y, seed 1) trained in float32 with nn::Trainer.
+/// Returns {steps, wall seconds, CPU seconds, test MSE in the original units}.
+struct Float32Run {
+  std::size_t steps;
+  double seconds, cpu_seconds, test_mse;
+};
+Float32Run train_full_batch_float32(const runge::Split& split, std::size_t epochs) {
+  runge::StandardScaler sx, sy;
+  sx.fit(split.train.x);
+  sy.fit(split.train.y);
+  const xgrad::Matrix<float> x = xt::cast<float>(sx.transform(split.train.x));
+  const xgrad::Matrix<float> y = xt::cast<float>(sy.transform(split.train.y));
+  xgrad::nn::Initialiser init = xgrad::nn::Initialiser::parse("standard_normal");
+  init.bias_value = 0.01;
+  std::mt19937_64 rng(1);
+  xgrad::nn::Network<float> net({1, 50, 50, 1},
+                                {xgrad::nn::Activation::sigmoid(), xgrad::nn::Activation::sigmoid(),
+                                 xgrad::nn::Activation::identity()},
+                                init, rng);
+  xgrad::nn::OptimiserOptions opts;
+  opts.learning_rate = 1e-3;
+  auto adam = xgrad::nn::make_optimiser<float>("adam", net.parameters(), opts);
+  xgrad::nn::TrainerOptions t;
+  t.epochs = epochs;
+  t.batch_size = 0;  // full batch
+  t.shuffle = false;
+  t.progress = false;
+  xgrad::nn::Trainer<float> trainer(net, *adam, xgrad::nn::CostSpec{}, t);
+  const std::clock_t c0 = std::clock();
+  const auto t0 = std::chrono::steady_clock::now();
+  trainer.fit(x, y);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
+  const xgrad::Matrix<float> xt_test = xt::cast<float>(sx.transform(split.test.x));
+  const runge::Matrix prediction = sy.inverse_transform(xt::cast<double>(net.predict(xt_test)));
+  return {epochs, secs, cpu, runge::mse(prediction, split.test.y)};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"runge_bench: xgrad training speed on report 000's Runge data"};
@@ -24,8 +71,8 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "Epochs per case");
   app.add_option("--threads", threads, "OpenBLAS threads (tiny matrices: 1 is fastest)");
   app.add_option("--cases", cases,
-                 "Comma-separated: full (full batch), batch5, tanh100 "
-                 "(report 002: 2 x 100 tanh, Adam lr 1e-3, L2, batch 200)");
+                 "Comma-separated: full (full batch), full32 (the same in float32), "
+                 "batch5, tanh100 (report 002: 2 x 100 tanh, Adam lr 1e-3, L2, batch 200)");
   app.add_flag("!--no-header", header, "Omit the CSV header line");
   CLI11_PARSE(app, argc, argv);
   xgrad::set_threads(threads);
@@ -38,6 +85,14 @@ int main(int argc, char** argv) {
   std::stringstream ss(cases);
   std::string c;
   while (std::getline(ss, c, ',')) {
+    if (c == "full32") {
+      const Float32Run r = train_full_batch_float32(split, epochs);
+      std::printf("xgrad_float32,full,%d,%zu,%.4f,%.4f,%.3f,%.3f,%.6g\n", xgrad::threads(), r.steps,
+                  r.seconds, r.cpu_seconds, 1e6 * r.seconds / double(r.steps),
+                  1e6 * r.cpu_seconds / double(r.steps), r.test_mse);
+      std::fflush(stdout);
+      continue;
+    }
     runge::ModelSpec m;
     m.hidden = {50, 50};
     m.activation = "sigmoid";
