@@ -86,7 +86,7 @@ Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forwar
     const T* pb = vb.data();
     T* out = y.data();
     parallel_for(
-        rows, std::max<std::size_t>(1, kParallelItems / cols),
+        rows, std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, cols)),
         [&](std::size_t first, std::size_t last) {
           for (std::size_t p = first; p < last; ++p) {
             const T* ra = a_full ? pa + p * cols : pa;

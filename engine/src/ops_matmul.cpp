@@ -5,8 +5,10 @@
 // row of dB = A^T G at zero. Inputs often have such columns across a whole minibatch
 // (the blank border of handwritten digits: ~257 of MNIST's 784 pixels in a batch of
 // 128), so when A is a constant (no gradient wanted) and enough columns are zero, both
-// GEMMs run on the kept columns of A and the matching rows of B only. The result is
-// the same product: only exact zeros are dropped (a NaN in A counts as nonzero).
+// GEMMs run on the kept columns of A and the matching rows of B only. Only exact zeros
+// of A are dropped (a NaN in A counts as nonzero), so for a finite B the product is the
+// same up to rounding. A NaN or Inf in a dropped row of B no longer reaches Y as
+// 0 x Inf = NaN; under Tape::check_finite the plain product runs so that it does.
 #include <algorithm>
 
 #include "blas.hpp"
@@ -24,8 +26,11 @@ namespace {
 template <class T>
 bool find_nonzero_column_runs(const T* a, std::size_t m, std::size_t k,
                               std::vector<std::uint32_t>& runs) {
-  runs.assign(k, 0u);  // one flag per column first; keeps its capacity
-  std::uint32_t* seen = runs.data();
+  // One buffer, two parts that never overlap: up to ceil(k/2) runs need k + 1 slots
+  // [0, k], and one flag per column follows them at [k + 1, 2k + 1). It keeps its
+  // capacity across steps.
+  runs.assign(2 * k + 1, 0u);
+  std::uint32_t* seen = runs.data() + k + 1;
   for (std::size_t r = 0; r < m; ++r) {
     const T* row = a + r * k;
     for (std::size_t j = 0; j < k; ++j)
@@ -35,8 +40,6 @@ bool find_nonzero_column_runs(const T* a, std::size_t m, std::size_t k,
       return false;
     }
   }
-  // Runs overwrite the flags in place: run i starts at column >= 2i (runs are at least
-  // one column apart) and is written at 2i, 2i+1 once its end e >= 2i+1 has been read.
   std::size_t pairs = 0;
   for (std::size_t j = 0; j < k;) {
     if (seen[j] == 0) {
@@ -46,11 +49,11 @@ bool find_nonzero_column_runs(const T* a, std::size_t m, std::size_t k,
     const std::size_t first = j;
     while (j < k && seen[j] != 0)
       ++j;
-    seen[2 * pairs] = static_cast<std::uint32_t>(first);
-    seen[2 * pairs + 1] = static_cast<std::uint32_t>(j - first);
+    runs[2 * pairs] = static_cast<std::uint32_t>(first);
+    runs[2 * pairs + 1] = static_cast<std::uint32_t>(j - first);
     ++pairs;
   }
-  runs.resize(2 * pairs);
+  runs.resize(2 * pairs);  // shrinking keeps the capacity
   return true;
 }
 
@@ -84,7 +87,7 @@ void gather_columns(const T* a, std::size_t m, std::size_t k,
   const std::uint32_t* run = runs.data();
   const std::size_t pairs = runs.size() / 2;
   parallel_for(
-      m, std::max<std::size_t>(1, kParallelItems / kept),
+      m, std::max<std::size_t>(1, kParallelItems / std::max<std::size_t>(1, kept)),
       [=](std::size_t first, std::size_t last) {
         for (std::size_t r = first; r < last; ++r) {
           const T* in = a + r * k;
@@ -178,7 +181,9 @@ void forward_product(Tape<T>& tape, std::uint32_t i, std::uint32_t ia, std::uint
   const std::size_t n = tape.value_of(ib).shape(1);
   const T* a_data = tape.value_of(ia).data();
   const T* b_data = tape.value_of(ib).data();
-  if (!tape.node(ia).requires_grad && worth_scanning(m, n, k) &&
+  // Under check_finite the plain product runs: a NaN or Inf in a row of B whose column
+  // of A is all zero must still reach Y (0 x Inf = NaN) for the check to name this op.
+  if (!tape.node(ia).requires_grad && !tape.check_finite() && worth_scanning(m, n, k) &&
       find_nonzero_column_runs(a_data, m, k, node.column_runs)) {
     const std::size_t kept = kept_columns(node.column_runs);
     if (compaction_pays(m, n, k, kept)) {

@@ -53,7 +53,8 @@ bool all_finite(const std::vector<Parameter<T>>& parameters) {
     // vectorises; a floating-point sum (v·0 summed) would not: without -ffast-math the
     // compiler keeps its order, one dependent add per element.
     std::uint32_t bad = 0;
-    for (std::size_t i = 0; i < p.size(); ++i)
+    const std::size_t size = p.size();  // hoisted: a call in the condition stops vectorising
+    for (std::size_t i = 0; i < size; ++i)
       bad |= static_cast<std::uint32_t>(!(std::abs(v[i]) <= std::numeric_limits<T>::max()));
     if (bad != 0) return false;
   }

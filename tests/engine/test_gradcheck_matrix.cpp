@@ -65,6 +65,15 @@ TEST_CASE("linear gives add(matmul(a, w), b) in value and gradient") {
     CHECK(max_abs_diff(w.grad(), w2.grad()) == 0.0);
     CHECK(max_abs_diff(b.grad(), b2.grad()) == 0.0);
   }
+  // A variable input: its gradient G Wᵀ too.
+  const Matrix<double> a = random_matrix(16, 12, 55), w = random_matrix(12, 8, 56);
+  const Matrix<double> b = random_matrix(1, 8, 57), seed = random_matrix(16, 8, 58);
+  Tape fused, separate;
+  const Tensor va = fused.variable(a), va2 = separate.variable(a);
+  fused.backward(xgrad::linear(va, fused.constant(w), fused.constant(b)), seed);
+  separate.backward(xgrad::add(xgrad::matmul(va2, separate.constant(w)), separate.constant(b)),
+                    seed);
+  CHECK(max_abs_diff(va.grad(), va2.grad()) == 0.0);
 }
 
 TEST_CASE("linear refuses a bias that is not one row of the output's width") {

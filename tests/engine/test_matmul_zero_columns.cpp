@@ -161,3 +161,100 @@ TEST_CASE("without gradient recording the product drops the zero columns too") {
   const auto y_plain = xgrad::matmul(plain.variable(a), plain.parameter(w));
   CHECK(largest_difference(y, y_plain.value()) <= 8.0 * kInner * 2.3e-16);
 }
+
+namespace {
+
+/// matmul(constant a, W) against the plain path (a variable a), in value and in W's
+/// gradient, for a that should keep exactly the columns `runs` lists as (first, count).
+void check_runs_and_result(const Matrix<double>& a, const std::vector<std::uint32_t>& runs) {
+  const std::size_t m = a.shape(0), k = a.shape(1), n = 256;
+  xgrad::Parameter<double> w(random_matrix<double>(k, n, 7), "W"), w_plain(w.value(), "W");
+  const Matrix<double> seed = random_matrix<double>(m, n, 8);
+  xgrad::Tape<double> tape, plain;
+  const auto y = xgrad::matmul(tape.constant(a), tape.parameter(w));
+  CHECK(tape.node(y.index()).column_runs == runs);
+  tape.backward(y, seed);
+  const auto y_plain = xgrad::matmul(plain.variable(a), plain.parameter(w_plain));
+  plain.backward(y_plain, seed);
+  CHECK(largest_difference(y.value(), y_plain.value()) <= 1e-12 * static_cast<double>(k));
+  CHECK(largest_difference(w.grad(), w_plain.grad()) <= 1e-12 * static_cast<double>(m));
+}
+
+/// A 64 x k matrix whose column c is random when keep(c) and zero otherwise.
+template <class Keep>
+Matrix<double> columns_where(std::size_t k, Keep keep) {
+  Matrix<double> a = random_matrix<double>(64, k, 9);
+  for (std::size_t r = 0; r < 64; ++r) {
+    for (std::size_t c = 0; c < k; ++c) {
+      if (!keep(c)) a(r, c) = 0.0;
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("the kept columns are found for every pattern of runs") {
+  SUBCASE("column 0 alone, then a zero column: the run ends at column 1") {
+    check_runs_and_result(columns_where(34, [](std::size_t c) { return c == 0; }), {0, 1});
+  }
+  SUBCASE("the first and the last column") {
+    check_runs_and_result(columns_where(34, [](std::size_t c) { return c == 0 || c == 33; }),
+                          {0, 1, 33, 1});
+  }
+  SUBCASE("every other column, odd width: the most runs a width allows") {
+    std::vector<std::uint32_t> runs;
+    for (std::uint32_t c = 0; c < 33; c += 2)
+      runs.insert(runs.end(), {c, 1u});
+    check_runs_and_result(columns_where(33, [](std::size_t c) { return c % 2 == 0; }), runs);
+  }
+  SUBCASE("the last column alone") {
+    check_runs_and_result(columns_where(40, [](std::size_t c) { return c == 39; }), {39, 1});
+  }
+  SUBCASE("runs of two with gaps of one") {
+    check_runs_and_result(
+        columns_where(35, [](std::size_t c) { return c % 3 != 2; }),
+        {0, 2, 3, 2, 6, 2, 9, 2, 12, 2, 15, 2, 18, 2, 21, 2, 24, 2, 27, 2, 30, 2, 33, 2});
+  }
+}
+
+TEST_CASE("under check_finite a NaN in B reaches the product even where A is zero") {
+  const Matrix<double> a = digits_like_input<double>(1);
+  Matrix<double> b = random_matrix<double>(kInner, kOut, 2);
+  b(3, 0) = std::numeric_limits<double>::quiet_NaN();  // column 3 of a is all zero
+  xgrad::Parameter<double> w(b, "W");
+  SUBCASE("with the check on, matmul runs the plain product and is named") {
+    xgrad::Tape<double> tape;
+    tape.set_check_finite(true);
+    CHECK_THROWS_WITH_AS(xgrad::matmul(tape.constant(a), tape.parameter(w)),
+                         doctest::Contains("matmul"), std::domain_error);
+  }
+  SUBCASE("with the check off, the dropped row does not reach Y (documented)") {
+    xgrad::Tape<double> tape;
+    const auto y = xgrad::matmul(tape.constant(a), tape.parameter(w));
+    CHECK_FALSE(tape.node(y.index()).column_runs.empty());
+    CHECK(std::isfinite(y.value()(0, 0)));
+  }
+}
+
+TEST_CASE("a kept graph walked twice on the compact path doubles the parameter gradient") {
+  const Matrix<double> a = digits_like_input<double>(1);
+  const Matrix<double> seed = random_matrix<double>(kRows, kOut, 3);
+  xgrad::Parameter<double> w(random_matrix<double>(kInner, kOut, 2), "W");
+  xgrad::Tape<double> tape;
+  const auto y = xgrad::matmul(tape.constant(a), tape.parameter(w));
+  REQUIRE_FALSE(tape.node(y.index()).column_runs.empty());
+  tape.backward(y, seed, xgrad::BackwardOptions{true});
+  const Matrix<double> once = w.grad();
+  tape.backward(y, seed);
+  CHECK(largest_difference(w.grad(), Matrix<double>(2.0 * once)) == 0.0);
+}
+
+TEST_CASE("adding matrices with no columns gives an empty result") {
+  xgrad::Tape<double> tape;
+  const Matrix<double> empty = xt::zeros<double>({3, 0});
+  const Matrix<double> empty_row = xt::zeros<double>({1, 0});
+  const auto y = xgrad::add(tape.constant(empty), tape.constant(empty_row));
+  CHECK(y.rows() == 3);
+  CHECK(y.cols() == 0);
+}
