@@ -57,6 +57,12 @@ bool find_nonzero_column_runs(const T* a, std::size_t m, std::size_t k,
   return true;
 }
 
+/// Where B's kept rows start in Node::scratch, after A's kept columns [m,K]: rounded up
+/// to 64 bytes, so both parts start aligned.
+std::size_t kept_rows_offset(std::size_t m, std::size_t kept) {
+  return (m * kept + 15) / 16 * 16;
+}
+
 /// Number of columns the runs keep.
 std::size_t kept_columns(const std::vector<std::uint32_t>& runs) {
   std::size_t kept = 0;
@@ -137,9 +143,10 @@ void backward_product(Tape<T>& t, std::uint32_t i) {
   const std::size_t m = a.shape(0), k = a.shape(1), cols = b.shape(1);
   if (!n.column_runs.empty()) {  // A was a constant with zero columns: dB on the kept rows
     if (t.node(n.rhs).requires_grad) {
-      T* g_kept = n.scratch.data();
-      gemm<T>(true, false, kept_columns(n.column_runs), cols, m, T(1), n.saved.data(), g.data(),
-              T(0), g_kept);
+      const std::size_t kept = kept_columns(n.column_runs);
+      const T* a_kept = n.scratch.data();
+      T* g_kept = n.scratch.data() + kept_rows_offset(m, kept);
+      gemm<T>(true, false, kept, cols, m, T(1), a_kept, g.data(), T(0), g_kept);
       scatter_kept_rows(g_kept, cols, n.column_runs, grad_fresh(t.node(n.rhs)), t.grad_of(n.rhs));
       mark_written(t.node(n.rhs));
     }
@@ -187,15 +194,15 @@ void forward_product(Tape<T>& tape, std::uint32_t i, std::uint32_t ia, std::uint
       find_nonzero_column_runs(a_data, m, k, node.column_runs)) {
     const std::size_t kept = kept_columns(node.column_runs);
     if (compaction_pays(m, n, k, kept)) {
-      // saved and scratch keep their full [m,k] and [k,n] sizes, so a batch with more
-      // kept columns than the last one does not reallocate; the kept parts are dense
-      // prefixes [m,K] and [K,n].
-      reshape_reuse(node.saved, m, k);
-      reshape_reuse(node.scratch, k, n);
-      gather_columns(a_data, m, k, node.column_runs, kept, node.saved.data());
-      gather_kept_rows(b_data, n, node.column_runs, node.scratch.data());
-      gemm<T>(false, false, m, n, kept, T(1), node.saved.data(), node.scratch.data(), beta,
-              node.value.data());
+      // Sized for any kept count and only ever grown: later steps, a smaller last batch
+      // included, reuse it without allocating or zero-filling.
+      const std::size_t full = kept_rows_offset(m, k) + k * n;
+      if (node.scratch.size() < full) node.scratch.resize({full});
+      T* a_kept = node.scratch.data();
+      T* b_kept = a_kept + kept_rows_offset(m, kept);
+      gather_columns(a_data, m, k, node.column_runs, kept, a_kept);
+      gather_kept_rows(b_data, n, node.column_runs, b_kept);
+      gemm<T>(false, false, m, n, kept, T(1), a_kept, b_kept, beta, node.value.data());
       return;
     }
     node.column_runs.clear();

@@ -33,7 +33,7 @@ fi
 
 echo "# $(date -u +%FT%TZ) $cores cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)," \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$build/apps/runge/runge_bench" --epochs "$epochs" --threads 1 --cases full,batch5 > "$out"
+"$build/apps/runge/runge_bench" --epochs "$epochs" --threads 1 --cases full,full32,batch5 > "$out"
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 "$here/peers.py" --epochs "$epochs" >> "$out"
 else
@@ -46,7 +46,8 @@ echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 cat "$out"
 
 # Per case: process CPU time per step (the fairer figure on a shared machine) and wall
-# time, and each implementation's time over xgrad's (> 1: xgrad is faster).
+# time, and each implementation's time over xgrad's (> 1: xgrad is faster). A float32 row
+# (torch_float32) is set against xgrad_float32 when that row is there.
 echo
 awk -F, 'NR > 1 { key = $2 SUBSEP $1; cpu[key] = $8; wall[key] = $7; mse[key] = $9
                   if (!(($2) in seen)) { seen[$2] = 1; cases[++nc] = $2 }
@@ -55,9 +56,11 @@ awk -F, 'NR > 1 { key = $2 SUBSEP $1; cpu[key] = $8; wall[key] = $7; mse[key] = 
     printf "%-8s %-14s %14s %10s %13s %10s %10s\n", "case", "impl", "cpu_us/step", "x xgrad",
            "wall_us/step", "x xgrad", "test_mse"
     for (c = 1; c <= nc; ++c) {
-      x = cases[c] SUBSEP "xgrad"
       for (i = 1; i <= ni; ++i) {
         k = cases[c] SUBSEP impls[i]
+        x = cases[c] SUBSEP "xgrad"
+        if (impls[i] ~ /_float32$/ && (cases[c] SUBSEP "xgrad_float32") in cpu)
+          x = cases[c] SUBSEP "xgrad_float32"
         if (!(k in cpu)) continue
         rc = (x in cpu) ? sprintf("%.2f", cpu[k] / cpu[x]) : "-"
         rw = (x in wall) ? sprintf("%.2f", wall[k] / wall[x]) : "-"

@@ -304,7 +304,7 @@ def fig_bench(figs):
     for ax, c in zip(axes[0], cases):
         sel = [r for r in rows if r["case"] == c]
         ax.bar([r["impl"] for r in sel], [fnum(r[key]) for r in sel],
-               color=["tab:green" if r["impl"] == "xgrad" else "tab:grey" for r in sel])
+               color=["tab:green" if r["impl"].startswith("xgrad") else "tab:grey" for r in sel])
         for k, r in enumerate(sel):
             ax.text(k, fnum(r[key]), f"{fnum(r[per]):.0f} µs/step", ha="center", va="bottom",
                     fontsize=8)

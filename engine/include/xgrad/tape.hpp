@@ -153,9 +153,12 @@ struct Node {
   Matrix<T> grad;
   Matrix<T> saved;  // extra forward result backward needs (softmax probabilities)
   // matmul of a constant with all-zero columns (ops_matmul.cpp): the kept columns as
-  // (first, count) runs, and a buffer for B's kept rows (forward) and their gradient.
+  // (first, count) runs, and one flat buffer for A's kept columns [m,K] followed by B's
+  // kept rows [K,n] (forward) or their gradient (backward). Flat (SIMD-aligned, like
+  // every xtensor buffer) and only grown, so a smaller batch (the last of an epoch) and
+  // the next full one reuse it.
   std::vector<std::uint32_t> column_runs;
-  Matrix<T> scratch;
+  xt::xtensor<T, 1> scratch;
   std::shared_ptr<typename Parameter<T>::Data> param;
 };
 }  // namespace detail
