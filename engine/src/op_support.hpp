@@ -159,6 +159,7 @@ void accumulate_unary(Tape<T>& tape, std::uint32_t target, std::uint32_t from, F
 /// of an MNIST step for the loss alone).
 template <class T>
 void log_softmax_rows(const T* z, T* log_p, std::size_t rows, std::size_t cols) {
+  if (cols == 0) return;  // rows of nothing: no maximum to take, nothing to write
   const auto row_max = [&](std::size_t p) {
     return *std::max_element(z + p * cols, z + (p + 1) * cols);
   };
