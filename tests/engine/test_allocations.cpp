@@ -1,44 +1,17 @@
 // Specification: after its first step a training loop allocates nothing at all — no
 // tape node, no value or gradient buffer, no temporary in any forward or backward rule.
 //
-// This file counts heap allocations by interposing malloc for the whole test executable
-// (operator new and xsimd's aligned allocator, which backs every xtensor buffer, both end
-// in malloc). The count is read only inside the measured region. Under AddressSanitizer,
-// which owns malloc itself, the counting test is compiled out; the buffer-reuse test in
-// test_tape_lifecycle.cpp still runs there.
-#include <atomic>
+// This file counts heap allocations with tests/allocation_counter.hpp, which interposes
+// every glibc allocation function for the whole test executable. Under AddressSanitizer,
+// which owns the allocator, the counting tests are compiled out; the buffer-reuse test
+// in test_tape_lifecycle.cpp still runs there.
 #include <cstdlib>
 
 #include <xtensor/xnoalias.hpp>
 
 #include "engine_test_util.hpp"
 
-#if !defined(__SANITIZE_ADDRESS__)
-#define XGRAD_COUNT_ALLOCATIONS 1
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) noexcept {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
-  return __libc_malloc(size);
-}
-
-namespace {
-/// Heap allocations made while running f.
-template <class F>
-long allocations_during(F&& f) {
-  g_allocations = 0;
-  g_counting = true;
-  f();
-  g_counting = false;
-  return g_allocations.load();
-}
-}  // namespace
-#endif
+#include "../allocation_counter.hpp"
 
 using namespace xgrad_test;
 
@@ -120,6 +93,16 @@ TEST_CASE_TEMPLATE("a training step allocates nothing after the first one", T, f
     seen += xgrad::sum(v).item();
   });
   CHECK(first > 0);
+}
+
+TEST_CASE("the counter sees every kind of allocation the engine can make") {
+  // An xtensor buffer (xsimd's aligned allocator: posix_memalign), operator new, calloc.
+  CHECK(allocations_during([] {
+          xt::xtensor<float, 1> t;
+          t.resize({1000});
+        }) > 0);
+  CHECK(allocations_during([] { std::vector<int> v(1000); }) > 0);
+  CHECK(allocations_during([] { std::free(std::calloc(10, 100)); }) > 0);
 }
 
 TEST_CASE_TEMPLATE("steps whose inputs keep different columns allocate nothing after the first", T,

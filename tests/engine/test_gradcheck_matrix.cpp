@@ -44,26 +44,38 @@ TEST_CASE("linear differentiates correctly in all three inputs") {
 }
 
 TEST_CASE("linear gives add(matmul(a, w), b) in value and gradient") {
-  // A constant input with zero columns (matmul's dropped-column path) and a dense one.
+  // A constant input whose first 80 of 128 columns are zero, with 256 outputs: big
+  // enough that matmul's dropped-column path pays and is taken (checked below); and a
+  // dense input, which takes the plain path.
   Matrix<double> digits = random_matrix(64, 128, 50);
   for (std::size_t r = 0; r < 64; ++r) {
-    for (std::size_t c = 0; c < 40; ++c)
+    for (std::size_t c = 0; c < 80; ++c)
       digits(r, c) = 0.0;
   }
-  for (const Matrix<double>& a : {digits, random_matrix(64, 128, 51)}) {
-    xgrad::Parameter<double> w(random_matrix(128, 32, 52), "W"), b(random_matrix(1, 32, 53), "b");
+  for (const bool sparse : {true, false}) {
+    const Matrix<double> a = sparse ? digits : random_matrix(64, 128, 51);
+    xgrad::Parameter<double> w(random_matrix(128, 256, 52), "W"), b(random_matrix(1, 256, 53), "b");
     xgrad::Parameter<double> w2(w.value(), "W"), b2(b.value(), "b");
-    const Matrix<double> seed = random_matrix(64, 32, 54);
+    const Matrix<double> seed = random_matrix(64, 256, 54);
     Tape fused, separate;
     const Tensor y = xgrad::linear(fused.constant(a), fused.parameter(w), fused.parameter(b));
     const Tensor y2 = xgrad::add(xgrad::matmul(separate.constant(a), separate.parameter(w2)),
                                  separate.parameter(b2));
+    CHECK(fused.node(y.index()).column_runs.empty() == !sparse);
     fused.backward(y, seed);
     separate.backward(y2, seed);
     // b + (A W) against (A W) + b: the same terms, summed in another order.
     CHECK(max_abs_diff(y.value(), y2.value()) <= 1e-12);
     CHECK(max_abs_diff(w.grad(), w2.grad()) == 0.0);
     CHECK(max_abs_diff(b.grad(), b2.grad()) == 0.0);
+    if (sparse) {  // dW's rows for the dropped columns: exactly zero
+      bool zero = true;
+      for (std::size_t r = 0; r < 80; ++r) {
+        for (std::size_t c = 0; c < 256; ++c)
+          zero = zero && w.grad()(r, c) == 0.0;
+      }
+      CHECK(zero);
+    }
   }
   // A variable input: its gradient G Wᵀ too.
   const Matrix<double> a = random_matrix(16, 12, 55), w = random_matrix(12, 8, 56);

@@ -156,23 +156,25 @@ TEST_CASE("a diverging learning rate stops training with finite parameters") {
 }
 
 TEST_CASE_TEMPLATE("all_finite finds one NaN or infinity among the parameters", T, float, double) {
-  Network<T> net = small_net<T>(8);
-  CHECK(all_finite(net.parameters()));
-  const T lim = std::numeric_limits<T>::max();
+  // A 10x20 parameter (long enough for the vectorised loop and its tail) and a 1x3 one.
+  std::vector<xgrad::Parameter<T>> params{
+      xgrad::Parameter<T>(Matrix<T>(xt::ones<T>({std::size_t{10}, std::size_t{20}})), "W"),
+      xgrad::Parameter<T>(Matrix<T>(xt::ones<T>({std::size_t{1}, std::size_t{3}})), "b")};
+  CHECK(all_finite(params));
   for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
                       -std::numeric_limits<T>::infinity()}) {
-    auto params = net.parameters();
-    T& last = params.back().value().data()[params.back().size() - 1];
-    const T saved = last;
-    last = bad;
-    CHECK_FALSE(all_finite(params));
-    last = saved;
+    for (const auto& [which, at] :
+         {std::pair<std::size_t, std::size_t>{0, 0}, {0, 101}, {0, 199}, {1, 2}}) {
+      T& slot = params[which].value().data()[at];
+      slot = bad;
+      CHECK_FALSE(all_finite(params));
+      slot = T(1);
+    }
   }
   // The largest finite values and a subnormal are finite.
-  auto params = net.parameters();
-  params.front().value().data()[0] = lim;
-  params.front().value().data()[1] = -lim;
-  params.front().value().data()[2] = std::numeric_limits<T>::denorm_min();
+  params[0].value().data()[0] = std::numeric_limits<T>::max();
+  params[0].value().data()[1] = std::numeric_limits<T>::lowest();
+  params[0].value().data()[2] = std::numeric_limits<T>::denorm_min();
   CHECK(all_finite(params));
 }
 

@@ -2,10 +2,9 @@
 // tapes keep their buffers, the permutation is shuffled in place, the short last batch
 // has its own tape, the optimiser's state was allocated when it was made).
 //
-// Counts heap allocations by interposing malloc for the whole test_nn executable
-// (operator new and xsimd's aligned allocator behind every xtensor buffer both end in
-// malloc), as tests/engine/test_allocations.cpp does for the engine. Compiled out under
-// AddressSanitizer, which owns malloc.
+// Counts heap allocations with tests/allocation_counter.hpp (every glibc allocation
+// function, xsimd's posix_memalign included), as tests/engine/test_allocations.cpp does
+// for the engine. Compiled out under AddressSanitizer, which owns the allocator.
 //
 // The network has 8 outputs: OpenBLAS 0.3.21's small-matrix GEMM kernels on this
 // AVX-512 CPU (dgemm_small_kernel_*_COOPERLAKE, ...) malloc inside BLAS on every call
@@ -22,17 +21,10 @@
 
 #include "xgrad/nn/trainer.hpp"
 
-#if !defined(__SANITIZE_ADDRESS__)
+#include "../allocation_counter.hpp"
 
-namespace {
-std::atomic<long> g_nn_allocations{0};
-}  // namespace
-
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) noexcept {
-  g_nn_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(size);
-}
+#if defined(XGRAD_COUNT_ALLOCATIONS)
+using xgrad_test::g_allocations;
 
 using xgrad::Matrix;
 using namespace xgrad::nn;
@@ -68,11 +60,11 @@ TEST_CASE_TEMPLATE("a trainer step allocates nothing after the first epoch", T, 
   per_step.reserve(64);
   long mark = 0;
   auto count = std::make_shared<LambdaCallback<T>>();
-  count->epoch_begin = [&](TrainingState<T>&) { mark = g_nn_allocations.load(); };
+  count->epoch_begin = [&](TrainingState<T>&) { mark = g_allocations.load(); };
   count->batch_end = [&](TrainingState<T>& s) {
-    const long now = g_nn_allocations.load();
+    const long now = g_allocations.load();
     if (s.epoch >= 2) per_step.push_back(now - mark);
-    mark = g_nn_allocations.load();
+    mark = g_allocations.load();
   };
   trainer.add_callback(count);
   trainer.fit(x, y);
