@@ -104,6 +104,32 @@ TEST_CASE("every op takes tensors with no rows or no columns") {
   }
 }
 
+TEST_CASE("linear with no inputs gives the bias on every row, and db counts the rows") {
+  // k = 0: a [3,0] input times a [0,2] weight is a zero product, so y is b on each row.
+  Tape tape;
+  const Tensor a = tape.variable(Matrix<double>(xt::zeros<double>({3, 0})));
+  const Tensor w = tape.variable(Matrix<double>(xt::zeros<double>({0, 2})));
+  const Tensor b = tape.variable(Matrix<double>{{1.5, -2.0}});
+  const Tensor y = xgrad::linear(a, w, b);
+  REQUIRE(y.rows() == 3);
+  for (std::size_t r = 0; r < 3; ++r) {
+    CHECK(y.value()(r, 0) == 1.5);
+    CHECK(y.value()(r, 1) == -2.0);
+  }
+  tape.backward(xgrad::sum(y));
+  CHECK(b.grad()(0, 0) == 3.0);  // d sum / db = number of rows
+  CHECK(b.grad()(0, 1) == 3.0);
+  // No rows: nothing to add, db = 0.
+  Tape empty;
+  const Tensor b2 = empty.variable(Matrix<double>{{1.5, -2.0}});
+  const Tensor y2 = xgrad::linear(empty.variable(Matrix<double>(xt::zeros<double>({0, 3}))),
+                                  empty.variable(Matrix<double>(xt::zeros<double>({3, 2}))), b2);
+  CHECK(y2.rows() == 0);
+  empty.backward(xgrad::sum(y2));
+  CHECK(b2.grad()(0, 0) == 0.0);
+  CHECK(b2.grad()(0, 1) == 0.0);
+}
+
 TEST_CASE("the losses refuse an empty input and name it") {
   for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{0, 3}, {3, 0}}) {
     Tape tape;
