@@ -24,23 +24,44 @@
 
 namespace xgrad::detail {
 
-/// e^x for every lane of x (see the file comment for accuracy and edge cases).
+/// x = k ln 2 + r with k = round(x / ln 2) and |r| <= 0.347, for |x| <= 708 (then k lies
+/// in [-1022, 1022]). `t` carries k in its low mantissa bits, for two_to_k.
 template <class A>
-inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
+struct Ln2Reduced {
+  xsimd::batch<double, A> t, r;
+};
+template <class A>
+inline Ln2Reduced<A> reduce_by_ln2(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
-  using I = xsimd::batch<std::int64_t, A>;
-  // |x| <= 708: k = round(x / ln 2) lies in [-1022, 1022] and e^x is a normal double.
-  // The comparison is false for NaN, so NaN lanes take the fallback too.
-  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return xsimd::exp(x);
   // t = x / ln 2 + 1.5 * 2^52, rounded once (fma): its low mantissa bits hold
   // k = round(x / ln 2) as a two's-complement integer, and t - 1.5 * 2^52 is k exactly.
   const B shifter(0x1.8p52);
   const B t = xsimd::fma(x, B(0x1.71547652b82fep0), shifter);
   const B k = t - shifter;
   // Cody-Waite: r = x - k ln 2 with ln 2 = hi + lo; hi has 32 significant bits, so
-  // k * hi is exact for |k| < 2^21 and r loses nothing to cancellation. |r| <= 0.347.
+  // k * hi is exact for |k| < 2^21 and r loses nothing to cancellation.
   B r = xsimd::fnma(k, B(0x1.62e42feep-1), x);
   r = xsimd::fnma(k, B(0x1.a39ef35793c76p-33), r);
+  return {t, r};
+}
+
+/// 2^k for the k that reduce_by_ln2 left in t: (low bits of t) + 1023, shifted into the
+/// exponent field. The bits above them (t's own exponent and the 1.5 * 2^52 pattern)
+/// are shifted out.
+template <class A>
+inline xsimd::batch<double, A> two_to_k(const xsimd::batch<double, A>& t) {
+  using I = xsimd::batch<std::int64_t, A>;
+  return xsimd::bitwise_cast<xsimd::batch<double, A>>((xsimd::bitwise_cast<I>(t) + I(1023)) << 52);
+}
+
+/// e^x for every lane of x (see the file comment for accuracy and edge cases).
+template <class A>
+inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
+  using B = xsimd::batch<double, A>;
+  // |x| <= 708: k = round(x / ln 2) lies in [-1022, 1022] and e^x is a normal double.
+  // The comparison is false for NaN, so NaN lanes take the fallback too.
+  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return xsimd::exp(x);
+  const auto [t, r] = reduce_by_ln2(x);
   // e^r = 1 + r + r^2 q(r), q the Taylor series from 1/2! to 1/13!: the truncation error
   // is below r^14 / 14! < 5e-18 (0.04 ulp). q is evaluated by Estrin's scheme (pairs, then
   // powers r^2, r^4, r^8): a dependency chain of 5 FMAs instead of Horner's 11, ~10%
@@ -60,10 +81,7 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   const B q07 = xsimd::fma(q47, r4, q03);
   const B q = xsimd::fma(q811, r4 * r4, q07);
   const B p = B(1.0) + xsimd::fma(r2, q, r);
-  // 2^k: (low bits of t) + 1023, shifted into the exponent field. The bits above them
-  // (t's own exponent and the 1.5 * 2^52 pattern) are shifted out.
-  const I two_k = (xsimd::bitwise_cast<I>(t) + I(1023)) << 52;
-  return p * xsimd::bitwise_cast<B>(two_k);  // exact: a power of two, no overflow
+  return p * two_to_k(t);  // exact: a power of two, no overflow
 }
 
 /// The logistic function 1 / (1 + e^-x), within 2 ulp (tests/engine/test_sigmoid_batch.cpp).
@@ -82,15 +100,9 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
 template <class A>
 inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
-  using I = xsimd::batch<std::int64_t, A>;
   if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return B(1.0) / (B(1.0) + exp_batch(-x));
   // The range reduction of exp_batch, for z = -x: z = k ln 2 + r, |r| <= 0.347.
-  const B z = -x;
-  const B shifter(0x1.8p52);
-  const B t = xsimd::fma(z, B(0x1.71547652b82fep0), shifter);
-  const B k = t - shifter;
-  B r = xsimd::fnma(k, B(0x1.62e42feep-1), z);
-  r = xsimd::fnma(k, B(0x1.a39ef35793c76p-33), r);
+  const auto [t, r] = reduce_by_ln2(B(-x));
   // P(r) = sum c_j r^j, c_j = (12 - j)! 6! / (12! j! (6 - j)!): 1, 1/2, 5/44, 1/66, 1/792,
   // 1/15840, 1/665280. E = even part, ro = odd part.
   const B r2 = r * r;
@@ -101,9 +113,8 @@ inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
   const B ro = r * xsimd::fma(r2, o2, B(0.5));
   const B p = e + ro;  // P(r)
   const B q = e - ro;  // P(-r)
-  // 2^k as in exp_batch; k <= 1021 and P(r) < 1.2, so 2^k P(r) stays finite.
-  const I two_k = (xsimd::bitwise_cast<I>(t) + I(1023)) << 52;
-  return q / xsimd::fma(xsimd::bitwise_cast<B>(two_k), p, q);
+  // k <= 1021 and P(r) < 1.2, so 2^k P(r) stays finite.
+  return q / xsimd::fma(two_to_k(t), p, q);
 }
 
 /// y[i] = f(x[i]) for i < n, f a function of xsimd::batch<T> (T float or double). x and y

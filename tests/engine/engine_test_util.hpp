@@ -98,6 +98,17 @@ double max_abs_diff(const Matrix<T>& a, const Matrix<T>& b) {
   return worst;
 }
 
+/// Every element of rows [first, last) of m is exactly zero.
+template <class T>
+bool rows_are_zero(const Matrix<T>& m, std::size_t first, std::size_t last) {
+  for (std::size_t r = first; r < last; ++r) {
+    for (std::size_t c = 0; c < m.shape(1); ++c) {
+      if (m(r, c) != T(0)) return false;
+    }
+  }
+  return true;
+}
+
 /// An op under test, applied to tape variables made from the inputs.
 using OpUnderTest = std::function<Tensor(const Inputs& x)>;
 

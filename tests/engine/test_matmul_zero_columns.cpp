@@ -33,29 +33,6 @@ Matrix<T> digits_like_input(std::uint64_t seed) {
   return a;
 }
 
-/// Largest |x - y| over two matrices of the same shape.
-template <class T>
-double largest_difference(const Matrix<T>& x, const Matrix<T>& y) {
-  REQUIRE(x.shape() == y.shape());
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    worst = std::max(worst,
-                     std::abs(static_cast<double>(x.data()[i]) - static_cast<double>(y.data()[i])));
-  }
-  return worst;
-}
-
-/// Every element of rows [first, last) of m is exactly zero.
-template <class T>
-bool rows_are_zero(const Matrix<T>& m, std::size_t first, std::size_t last) {
-  for (std::size_t r = first; r < last; ++r) {
-    for (std::size_t c = 0; c < m.shape(1); ++c) {
-      if (m(r, c) != T(0)) return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE_TEMPLATE("matmul drops the all-zero columns of a constant and keeps the plain result", T,
@@ -79,8 +56,8 @@ TEST_CASE_TEMPLATE("matmul drops the all-zero columns of a constant and keeps th
 
   // Same sums of the same nonzero terms; only the GEMM's blocking (rounding) differs.
   const double tolerance = 8.0 * kInner * std::numeric_limits<T>::epsilon();
-  CHECK(largest_difference(y.value(), y_plain.value()) <= tolerance);
-  CHECK(largest_difference(w.grad(), w_plain.grad()) <= tolerance);
+  CHECK(max_abs_diff(y.value(), y_plain.value()) <= tolerance);
+  CHECK(max_abs_diff(w.grad(), w_plain.grad()) <= tolerance);
   // dW = Aᵀ G: the rows of the dropped columns are exactly zero.
   CHECK(rows_are_zero(w.grad(), 0, 30));
   CHECK(rows_are_zero(w.grad(), 50, 90));
@@ -91,7 +68,7 @@ TEST_CASE_TEMPLATE("matmul drops the all-zero columns of a constant and keeps th
     const Matrix<T> once = w.grad();
     tape.clear();
     tape.backward(xgrad::matmul(tape.constant(a), tape.parameter(w)), seed);
-    CHECK(largest_difference(w.grad(), Matrix<T>(T(2) * once)) == 0.0);
+    CHECK(max_abs_diff(w.grad(), Matrix<T>(T(2) * once)) == 0.0);
   }
 }
 
@@ -159,7 +136,7 @@ TEST_CASE("without gradient recording the product drops the zero columns too") {
     y = t.value();
   }
   const auto y_plain = xgrad::matmul(plain.variable(a), plain.parameter(w));
-  CHECK(largest_difference(y, y_plain.value()) <= 8.0 * kInner * 2.3e-16);
+  CHECK(max_abs_diff(y, y_plain.value()) <= 8.0 * kInner * 2.3e-16);
 }
 
 namespace {
@@ -176,8 +153,8 @@ void check_runs_and_result(const Matrix<double>& a, const std::vector<std::uint3
   tape.backward(y, seed);
   const auto y_plain = xgrad::matmul(plain.variable(a), plain.parameter(w_plain));
   plain.backward(y_plain, seed);
-  CHECK(largest_difference(y.value(), y_plain.value()) <= 1e-12 * static_cast<double>(k));
-  CHECK(largest_difference(w.grad(), w_plain.grad()) <= 1e-12 * static_cast<double>(m));
+  CHECK(max_abs_diff(y.value(), y_plain.value()) <= 1e-12 * static_cast<double>(k));
+  CHECK(max_abs_diff(w.grad(), w_plain.grad()) <= 1e-12 * static_cast<double>(m));
 }
 
 /// A 64 x k matrix whose column c is random when keep(c) and zero otherwise.
@@ -247,7 +224,7 @@ TEST_CASE("a kept graph walked twice on the compact path doubles the parameter g
   tape.backward(y, seed, xgrad::BackwardOptions{true});
   const Matrix<double> once = w.grad();
   tape.backward(y, seed);
-  CHECK(largest_difference(w.grad(), Matrix<double>(2.0 * once)) == 0.0);
+  CHECK(max_abs_diff(w.grad(), Matrix<double>(2.0 * once)) == 0.0);
 }
 
 TEST_CASE("adding matrices with no columns gives an empty result") {

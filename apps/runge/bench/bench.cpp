@@ -20,14 +20,33 @@
 
 namespace {
 
+/// One CSV row: steps, wall and process CPU seconds, test MSE in the original units.
+struct Run {
+  std::size_t steps = 0;
+  double seconds = 0, cpu_seconds = 0, test_mse = 0;
+};
+
+/// Wall and process CPU seconds of train(), into run. On a shared machine the CPU time
+/// is the fairer measure (the peers report both too).
+template <class Train>
+void time_training(Run& run, Train&& train) {
+  const std::clock_t c0 = std::clock();
+  const auto t0 = std::chrono::steady_clock::now();
+  train();
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.cpu_seconds = double(std::clock() - c0) / CLOCKS_PER_SEC;
+}
+
+void print_row(const char* impl, const std::string& name, const Run& r) {
+  std::printf("%s,%s,%d,%zu,%.4f,%.4f,%.3f,%.3f,%.6g\n", impl, name.c_str(), xgrad::threads(),
+              r.steps, r.seconds, r.cpu_seconds, 1e6 * r.seconds / double(r.steps),
+              1e6 * r.cpu_seconds / double(r.steps), r.test_mse);
+  std::fflush(stdout);
+}
+
 /// Report 000's network (1-50-50-1 sigmoid, N(0,1) weights, biases 0.01, Adam lr 1e-3,
 /// full batch, standardised x and y, seed 1) trained in float32 with nn::Trainer.
-/// Returns {steps, wall seconds, CPU seconds, test MSE in the original units}.
-struct Float32Run {
-  std::size_t steps;
-  double seconds, cpu_seconds, test_mse;
-};
-Float32Run train_full_batch_float32(const runge::Split& split, std::size_t epochs) {
+Run train_full_batch_float32(const runge::Split& split, std::size_t epochs) {
   runge::StandardScaler sx, sy;
   sx.fit(split.train.x);
   sy.fit(split.train.y);
@@ -49,14 +68,13 @@ Float32Run train_full_batch_float32(const runge::Split& split, std::size_t epoch
   t.shuffle = false;
   t.progress = false;
   xgrad::nn::Trainer<float> trainer(net, *adam, xgrad::nn::CostSpec{}, t);
-  const std::clock_t c0 = std::clock();
-  const auto t0 = std::chrono::steady_clock::now();
-  trainer.fit(x, y);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
-  const xgrad::Matrix<float> xt_test = xt::cast<float>(sx.transform(split.test.x));
-  const runge::Matrix prediction = sy.inverse_transform(xt::cast<double>(net.predict(xt_test)));
-  return {epochs, secs, cpu, runge::mse(prediction, split.test.y)};
+  Run run;
+  run.steps = epochs;
+  time_training(run, [&] { trainer.fit(x, y); });
+  const xgrad::Matrix<float> x_test = xt::cast<float>(sx.transform(split.test.x));
+  const runge::Matrix prediction = sy.inverse_transform(xt::cast<double>(net.predict(x_test)));
+  run.test_mse = runge::mse(prediction, split.test.y);
+  return run;
 }
 
 }  // namespace
@@ -86,11 +104,7 @@ int main(int argc, char** argv) {
   std::string c;
   while (std::getline(ss, c, ',')) {
     if (c == "full32") {
-      const Float32Run r = train_full_batch_float32(split, epochs);
-      std::printf("xgrad_float32,full,%d,%zu,%.4f,%.4f,%.3f,%.3f,%.6g\n", xgrad::threads(), r.steps,
-                  r.seconds, r.cpu_seconds, 1e6 * r.seconds / double(r.steps),
-                  1e6 * r.cpu_seconds / double(r.steps), r.test_mse);
-      std::fflush(stdout);
+      print_row("xgrad_float32", "full", train_full_batch_float32(split, epochs));
       continue;
     }
     runge::ModelSpec m;
@@ -114,19 +128,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "runge_bench: --cases: unknown case '%s'\n", c.c_str());
       return 2;
     }
-    // Wall time and process CPU time: on a shared machine the CPU time is the fairer
-    // measure (the peers report both too).
-    const std::clock_t c0 = std::clock();
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto model = runge::train_network(split.train, nullptr, m, t);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
-    const double test = runge::score(model, split.test).mse;
-    std::printf("xgrad,%s,%d,%zu,%.4f,%.4f,%.3f,%.3f,%.6g\n", c.c_str(), xgrad::threads(),
-                model.steps, secs, cpu, 1e6 * secs / double(model.steps),
-                1e6 * cpu / double(model.steps), test);
-    std::fflush(stdout);
+    Run run;
+    runge::TrainedModel model;
+    time_training(run, [&] { model = runge::train_network(split.train, nullptr, m, t); });
+    run.steps = model.steps;
+    run.test_mse = runge::score(model, split.test).mse;
+    print_row("xgrad", c, run);
   }
   return 0;
 }
