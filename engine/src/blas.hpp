@@ -14,6 +14,17 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
 
+/// C[i, j] = a[i] b[j] + row[j] for C m x n: a product with k = 1 plus a bias row, in
+/// one pass (gemm's k = 1 path on a C prefilled with the row gives the same bits).
+template <class T>
+void outer_plus_row(std::size_t m, std::size_t n, const T* a, const T* b, const T* row, T* c);
+
+/// out[j] = sum_i M[i, j] + beta out[j] for j < cols, M rows x cols row-major: the
+/// product of a row of ones and M (a bias gradient), 4 SIMD batches of columns in
+/// registers over all rows. beta = 0 means out is not read.
+template <class T>
+void sum_rows(std::size_t rows, std::size_t cols, const T* m, T beta, T* out);
+
 /// Puts the calling thread's OpenMP thread count in line with xgrad::threads() before a
 /// BLAS call (threads.cpp says why).
 void use_thread_setting_here();

@@ -12,6 +12,7 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "blas.hpp"
 #include "op_table.hpp"
 #include "vector_exp.hpp"
 #include "xgrad/parallel.hpp"
@@ -90,18 +91,14 @@ void accumulate(Tape<T>& tape, std::uint32_t target, const E& g, std::uint32_t f
     }
   } else if ((r == 1 || r == gr) && (c == 1 || c == gc)) {
     // Broadcast operand: sum the incoming gradient down to its shape.
-    if (fresh) dst.fill(T(0));
     if constexpr (std::is_same_v<std::decay_t<E>, Matrix<T>>) {
       const T* src = g.data();
       T* out = dst.data();
       if (r == 1 && c == gc) {
-        // A bias row 1xC: add the rows in order, a contiguous loop the compiler vectorises.
-        for (std::size_t i = 0; i < gr; ++i) {
-          const T* row = src + i * gc;
-          for (std::size_t j = 0; j < gc; ++j)
-            out[j] += row[j];
-        }
+        // A bias row 1xC: the column sums, held in registers over all rows (blas.cpp).
+        sum_rows(gr, gc, src, fresh ? T(0) : T(1), out);
       } else {
+        if (fresh) dst.fill(T(0));
         for (std::size_t i = 0; i < gr; ++i) {
           for (std::size_t j = 0; j < gc; ++j) {
             out[(r == 1 ? 0 : i) * c + (c == 1 ? 0 : j)] += src[i * gc + j];
@@ -109,6 +106,7 @@ void accumulate(Tape<T>& tape, std::uint32_t target, const E& g, std::uint32_t f
         }
       }
     } else {
+      if (fresh) dst.fill(T(0));
       for (std::size_t i = 0; i < gr; ++i) {
         for (std::size_t j = 0; j < gc; ++j) {
           dst(r == 1 ? 0 : i, c == 1 ? 0 : j) += g(i, j);

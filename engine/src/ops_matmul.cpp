@@ -249,9 +249,14 @@ Tensor<T> linear(const Tensor<T>& a, const Tensor<T>& w, const Tensor<T>& b) {
                                 " times " + shape_string(tape.value_of(iw)));
   }
   const std::uint32_t i = tape.record(Op::Linear, ia, iw, m, n, ib);
+  T* y = tape.node(i).value.data();
+  if (tape.value_of(ia).shape(1) == 1) {  // one input feature (a 1-D regression): one pass
+    detail::outer_plus_row(m, n, tape.value_of(ia).data(), tape.value_of(iw).data(), bias.data(),
+                           y);
+    return detail::finish(tape, i);
+  }
   // Every row starts as b; the GEMM accumulates A W onto it (beta = 1). The rows are
   // filled by doubling copies (1, 2, 4, ... rows): log2(m) copies instead of m short ones.
-  T* y = tape.node(i).value.data();
   if (m > 0) std::copy(bias.data(), bias.data() + n, y);
   for (std::size_t filled = 1; filled < m;) {
     const std::size_t rows = std::min(filled, m - filled);

@@ -79,6 +79,17 @@ TEST_CASE("linear gives add(matmul(a, w), b) in value and gradient") {
   separate.backward(xgrad::add(xgrad::matmul(va2, separate.constant(w)), separate.constant(b)),
                     seed);
   CHECK(max_abs_diff(va.grad(), va2.grad()) == 0.0);
+  // One input column (k = 1, the Runge network's first layer): z = a w + b in one pass.
+  const Matrix<double> x = random_matrix(240, 1, 59), w1 = random_matrix(1, 50, 60);
+  const Matrix<double> b1 = random_matrix(1, 50, 61), seed1 = random_matrix(240, 50, 62);
+  Tape one_pass, two_ops;
+  const Tensor vx = one_pass.variable(x), vx2 = two_ops.variable(x);
+  const Tensor z = xgrad::linear(vx, one_pass.constant(w1), one_pass.constant(b1));
+  const Tensor z2 = xgrad::add(xgrad::matmul(vx2, two_ops.constant(w1)), two_ops.constant(b1));
+  CHECK(max_abs_diff(z.value(), z2.value()) <= 1e-12);
+  one_pass.backward(z, seed1);
+  two_ops.backward(z2, seed1);
+  CHECK(max_abs_diff(vx.grad(), vx2.grad()) == 0.0);
 }
 
 TEST_CASE("linear refuses a bias that is not one row of the output's width") {
