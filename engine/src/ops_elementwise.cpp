@@ -19,12 +19,11 @@ namespace xgrad {
 namespace detail {
 namespace {
 
-/// map_batches over chunks of [0, n) on the thread pool; chunk edges on 16 doubles keep
-/// the batches (and the one padded tail batch) where a serial pass has them.
-template <class F>
-void parallel_map_batches(const double* x, double* y, std::size_t n, F&& f) {
+/// kernel(x, y, n) over chunks of [0, n) on the thread pool; chunk edges on 16 doubles
+/// keep the SIMD batches (and the one padded tail batch) where a serial pass has them.
+void parallel_buffer_kernel(BufferKernel kernel, const double* x, double* y, std::size_t n) {
   parallel_for(n, kParallelItems,
-               [&](std::size_t b, std::size_t e) { map_batches(x + b, y + b, e - b, f); });
+               [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
 }
 
 template <class T, class Forward>
@@ -300,10 +299,9 @@ Tensor<T> sqrt(const Tensor<T>& a) {
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
-    // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp.
+    // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp and simd_dispatch.hpp.
     return detail::unary_into(Op::Exp, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_map_batches(x.data(), y.data(), x.size(),
-                                   [](const auto& v) { return detail::exp_batch(v); });
+      detail::parallel_buffer_kernel(detail::float64_kernels().exp, x.data(), y.data(), x.size());
     });
   } else {
     return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
@@ -322,8 +320,8 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
     // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
     return detail::unary_into(Op::Sigmoid, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_map_batches(x.data(), y.data(), x.size(),
-                                   [](const auto& v) { return detail::sigmoid_batch(v); });
+      detail::parallel_buffer_kernel(detail::float64_kernels().sigmoid, x.data(), y.data(),
+                                     x.size());
     });
   } else {
     return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });

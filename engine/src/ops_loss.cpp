@@ -56,7 +56,7 @@ void backward_bce_with_logits(Tape<T>& t, std::uint32_t i) {
     // sigmoid(z) with the fast exp of vector_exp.hpp, into the node's spare buffer.
     Matrix<T>& s = t.node(i).saved;
     reshape_reuse(s, z.shape(0), z.shape(1));
-    map_batches(z.data(), s.data(), z.size(), [](const auto& v) { return sigmoid_batch(v); });
+    float64_kernels().sigmoid(z.data(), s.data(), z.size());
     accumulate(t, n.lhs, k * (s - y), i);
   } else {
     accumulate(t, n.lhs, k * (T(1) / (T(1) + xt::exp(-z)) - y), i);

@@ -22,6 +22,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "simd_dispatch.hpp"
+
 namespace xgrad::detail {
 
 /// x = k ln 2 + r with k = round(x / ln 2) and |r| <= 0.347, for |x| <= 708 (then k lies
@@ -120,9 +122,9 @@ inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
 /// y[i] = f(x[i]) for i < n, f a function of xsimd::batch<T> (T float or double). x and y
 /// may be the same buffer. The tail is computed in a padded batch, so every element goes
 /// through the same code whatever its position.
-template <class T, class F>
+template <class A = xsimd::default_arch, class T, class F>
 inline void map_batches(const T* x, T* y, std::size_t n, F&& f) {
-  using B = xsimd::batch<T>;
+  using B = xsimd::batch<T, A>;
   constexpr std::size_t w = B::size;
   std::size_t i = 0;
   for (; i + w <= n; i += w)
@@ -138,11 +140,12 @@ inline void map_batches(const T* x, T* y, std::size_t n, F&& f) {
 }
 
 /// y[i] = e^x[i] for i < n, vectorised in either precision: exp_batch for double (see the
-/// file comment), xsimd::exp for float (fast there). x and y may be the same buffer.
+/// file comment) at the widest SIMD the CPU runs (simd_dispatch.hpp), xsimd::exp for
+/// float (fast there). x and y may be the same buffer.
 template <class T>
 inline void vector_exp(const T* x, T* y, std::size_t n) {
   if constexpr (std::is_same_v<T, double>) {
-    map_batches(x, y, n, [](const auto& v) { return exp_batch(v); });
+    float64_kernels().exp(x, y, n);
   } else {
     map_batches(x, y, n, [](const auto& v) { return xsimd::exp(v); });
   }

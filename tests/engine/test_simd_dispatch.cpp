@@ -1,0 +1,124 @@
+// The float64 exp and sigmoid kernels chosen at run time (engine/src/simd_dispatch.hpp):
+// the AVX-512 set gives the bits of the build's own set wherever the fast path runs, and
+// the choice follows the CPU and XGRAD_SIMD.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "../../engine/src/simd_dispatch.hpp"
+#include "engine_test_util.hpp"
+
+namespace {
+
+using xgrad::detail::BufferKernel;
+using xgrad::detail::Float64Kernels;
+using xgrad_test::ulp_distance;
+
+std::vector<double> run_kernel(BufferKernel kernel, const std::vector<double>& x) {
+  std::vector<double> y(x.size(), -1.0);
+  kernel(x.data(), y.data(), x.size());
+  return y;
+}
+
+/// The AVX-512 kernels, or nullptr with a message saying why they cannot be tested here.
+const Float64Kernels* wide_kernels_or_skip() {
+  const Float64Kernels* wide = xgrad::detail::float64_kernels_avx512();
+  if (wide == nullptr) {
+    MESSAGE("AVX-512 kernels not built in, or this CPU lacks AVX-512: comparison skipped");
+  }
+  return wide;
+}
+
+/// Bitwise equal, NaN lanes included (both kernels keep a NaN's payload alike).
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+std::string simd_setting() {
+  const char* v = std::getenv("XGRAD_SIMD");
+  return v == nullptr ? "" : v;
+}
+
+}  // namespace
+
+TEST_CASE("AVX-512 exp and sigmoid give the baseline's bits on the fast range, any length") {
+  const Float64Kernels* wide = wide_kernels_or_skip();
+  if (wide == nullptr) return;
+  const Float64Kernels& base = xgrad::detail::float64_kernels_baseline();
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-708.0, 708.0);
+  std::normal_distribution<double> training(0.0, 4.0);
+  // Every length up to 40 covers every tail of a 4- and an 8-lane batch.
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::vector<double> x(n);
+    for (double& v : x)
+      v = n % 2 == 0 ? u(rng) : training(rng);
+    CHECK(same_bits(run_kernel(wide->exp, x), run_kernel(base.exp, x)));
+    CHECK(same_bits(run_kernel(wide->sigmoid, x), run_kernel(base.sigmoid, x)));
+  }
+  std::vector<double> big(100003);
+  for (double& v : big)
+    v = training(rng);
+  CHECK(same_bits(run_kernel(wide->exp, big), run_kernel(base.exp, big)));
+  CHECK(same_bits(run_kernel(wide->sigmoid, big), run_kernel(base.sigmoid, big)));
+}
+
+TEST_CASE("AVX-512 kernels: batches with an edge lane stay within 2 ulp, edges exact") {
+  const Float64Kernels* wide = wide_kernels_or_skip();
+  if (wide == nullptr) return;
+  const Float64Kernels& base = xgrad::detail::float64_kernels_baseline();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  // An out-of-range or NaN lane sends its whole batch to the fallback formula, and an
+  // 8-lane batch holds more neighbours than a 4-lane one: there the two sets may round
+  // differently, each within its own bound of the exact value.
+  const std::vector<double> x = {0.5, -1.0, 709.5, 2.0,  3.0,  -4.0, 5.0,  6.0,   -7.0, 8.0,
+                                 nan, 1.5,  -2.5,  0.25, -800, 30.0, -inf, inf,   1e-3, -1e-3,
+                                 0.0, -0.0, 100.0, -100, 745., -745, 0.75, -0.75, 12.0};
+  const auto exact_exp = [](double v) { return static_cast<double>(std::exp((long double)v)); };
+  const auto exact_sigmoid = [](double v) {
+    return static_cast<double>(1.0L / (1.0L + std::exp(-(long double)v)));
+  };
+  const std::vector<double> exp_a = run_kernel(wide->exp, x), exp_b = run_kernel(base.exp, x);
+  const std::vector<double> sig_a = run_kernel(wide->sigmoid, x);
+  const std::vector<double> sig_b = run_kernel(base.sigmoid, x);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    CAPTURE(x[i]);
+    if (std::isnan(x[i])) {
+      CHECK((std::isnan(exp_a[i]) && std::isnan(exp_b[i]) && std::isnan(sig_a[i]) &&
+             std::isnan(sig_b[i])));
+      continue;
+    }
+    if (!std::isfinite(exp_b[i]) || exp_b[i] == 0.0) {  // overflow, underflow: the same edge
+      CHECK(exp_a[i] == exp_b[i]);
+      CHECK(sig_a[i] == sig_b[i]);
+      continue;
+    }
+    CHECK(ulp_distance(exp_a[i], exact_exp(x[i])) <= 2);
+    CHECK(ulp_distance(exp_b[i], exact_exp(x[i])) <= 2);
+    CHECK(ulp_distance(sig_a[i], exact_sigmoid(x[i])) <= 2);
+    CHECK(ulp_distance(sig_b[i], exact_sigmoid(x[i])) <= 2);
+  }
+}
+
+TEST_CASE("float64_kernels follows XGRAD_SIMD and the CPU") {
+  // ctest runs this case three times: XGRAD_SIMD unset, "baseline" and "bogus".
+  const std::string setting = simd_setting();
+  if (setting.empty() || setting == "auto") {
+    const bool wide = xgrad::detail::float64_kernels_avx512() != nullptr;
+    CHECK(std::strcmp(xgrad::detail::float64_kernels().isa, wide ? "avx512" : "baseline") == 0);
+  } else if (setting == "baseline") {
+    CHECK(std::strcmp(xgrad::detail::float64_kernels().isa, "baseline") == 0);
+  } else {
+    const std::string expected = "XGRAD_SIMD=" + setting;
+    CHECK_THROWS_WITH_AS(xgrad::detail::float64_kernels(), doctest::Contains(expected.c_str()),
+                         std::invalid_argument);
+  }
+}
