@@ -1,10 +1,14 @@
 #!/bin/bash
 # Speed benchmark of issue 4 in one run: xgrad (runge_bench) next to PyTorch, scikit-learn
 # and LibTorch on the same machine, one thread each (OpenBLAS, torch's intra- and inter-op
-# pools, sklearn's BLAS), then a table of CPU time per step and each peer's ratio to xgrad.
-#   [BENCH_OUT=file] apps/runge/bench/run_bench.sh [BUILD_DIR] [EPOCHS]
-# Writes apps/runge/results/bench.csv (or BENCH_OUT) and prints it; a missing peer is skipped
-# with a message. PyTorch and scikit-learn run under Debian's /usr/bin/python3
+# pools, sklearn's BLAS), then a table of the median CPU time per step and each peer's
+# ratio to xgrad.
+#   [BENCH_OUT=file] [REPEATS=n] apps/runge/bench/run_bench.sh [BUILD_DIR] [EPOCHS]
+# The full-batch case (a few seconds per implementation) runs REPEATS times (default 5) in
+# rounds, every implementation once per round, so a slow spell of the shared machine hits
+# them alike; the table takes the median of each. The batch-5 case (a minute for PyTorch)
+# runs once. Writes apps/runge/results/bench.csv (or BENCH_OUT), one row per run, and
+# prints it; a missing peer is skipped with a message. PyTorch and scikit-learn run under Debian's /usr/bin/python3
 # (python3-torch, python3-sklearn). The LibTorch peer (bench/libtorch, a separate CMake
 # project: Torch never enters xgrad's build) is configured and built in
 # BUILD_DIR/runge-libtorch when find_package(Torch) succeeds (libtorch-dev).
@@ -12,6 +16,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../../../build-runge}"
 epochs="${2:-3000}"
+repeats="${REPEATS:-5}"
+case "$repeats" in ''|*[!0-9]*|0) echo "run_bench.sh: REPEATS must be a positive integer, not '$repeats'" >&2; exit 2;; esac
 out="${BENCH_OUT:-$here/../results/bench.csv}"  # BENCH_OUT=file writes elsewhere
 cores=$(nproc)  # before OMP_NUM_THREADS=1, which nproc obeys
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -33,39 +39,58 @@ fi
 
 echo "# $(date -u +%FT%TZ) $cores cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)," \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$build/apps/runge/runge_bench" --epochs "$epochs" --threads 1 --cases full,full32,batch5 > "$out"
+python=""
 if [ -x /usr/bin/python3 ]; then
-  /usr/bin/python3 "$here/peers.py" --epochs "$epochs" >> "$out"
+  python=/usr/bin/python3
 else
   echo "run_bench.sh: /usr/bin/python3 missing, skipping the PyTorch and scikit-learn peers" >&2
 fi
-if [ -n "$libtorch" ]; then
-  "$libtorch" --epochs "$epochs" --cases full,batch5 >> "$out"
-fi
+# Every implementation on one case: runge_bench writes the CSV header the first time.
+run_case() {  # run_case CASE XGRAD_CASES PEERS [--no-header]
+  "$build/apps/runge/runge_bench" --epochs "$epochs" --threads 1 --cases "$2" ${4:-}
+  if [ -n "$python" ]; then "$python" "$here/peers.py" --epochs "$epochs" --cases "$1" --peers "$3"; fi
+  if [ -n "$libtorch" ]; then "$libtorch" --epochs "$epochs" --cases "$1"; fi
+}
+{
+  for round in $(seq "$repeats"); do
+    echo "run_bench.sh: full batch, round $round of $repeats" >&2
+    run_case full full,full32 torch,torch_float32,sklearn $([ "$round" -gt 1 ] && echo --no-header)
+  done
+  echo "run_bench.sh: batch 5, once (PyTorch takes about a minute)" >&2
+  run_case batch5 batch5 torch,sklearn --no-header
+} > "$out"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 cat "$out"
 
-# Per case: process CPU time per step (the fairer figure on a shared machine) and wall
-# time, and each implementation's time over xgrad's (> 1: xgrad is faster). A float32 row
-# (torch_float32) is set against xgrad_float32 when that row is there.
+# Per case: the median over the runs of process CPU time per step (the fairer figure on a
+# shared machine) and of wall time, and each implementation's median over xgrad's (> 1:
+# xgrad is faster). A float32 row (torch_float32) is set against xgrad_float32 when that
+# row is there.
 echo
-awk -F, 'NR > 1 { key = $2 SUBSEP $1; cpu[key] = $8; wall[key] = $7; mse[key] = $9
+awk -F, 'function median(list,   v, n, i, j, t) {
+           n = split(substr(list, 2), v, " ")
+           for (i = 2; i <= n; ++i) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; --j) v[j + 1] = v[j]; v[j + 1] = t }
+           return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+         }
+  NR > 1 && $1 != "impl" { key = $2 SUBSEP $1; cpu[key] = cpu[key] " " $8; wall[key] = wall[key] " " $7
+                  runs[key]++; mse[key] = $9
                   if (!(($2) in seen)) { seen[$2] = 1; cases[++nc] = $2 }
                   if (!(($1) in iseen)) { iseen[$1] = 1; impls[++ni] = $1 } }
   END {
-    printf "%-8s %-14s %14s %10s %13s %10s %10s\n", "case", "impl", "cpu_us/step", "x xgrad",
-           "wall_us/step", "x xgrad", "test_mse"
+    for (k in cpu) { mc[k] = median(cpu[k]); mw[k] = median(wall[k]) }
+    printf "%-8s %-14s %5s %14s %10s %13s %10s %10s\n", "case", "impl", "runs", "cpu_us/step",
+           "x xgrad", "wall_us/step", "x xgrad", "test_mse"
     for (c = 1; c <= nc; ++c) {
       for (i = 1; i <= ni; ++i) {
         k = cases[c] SUBSEP impls[i]
         x = cases[c] SUBSEP "xgrad"
-        if (impls[i] ~ /_float32$/ && (cases[c] SUBSEP "xgrad_float32") in cpu)
+        if (impls[i] ~ /_float32$/ && (cases[c] SUBSEP "xgrad_float32") in mc)
           x = cases[c] SUBSEP "xgrad_float32"
-        if (!(k in cpu)) continue
-        rc = (x in cpu) ? sprintf("%.2f", cpu[k] / cpu[x]) : "-"
-        rw = (x in wall) ? sprintf("%.2f", wall[k] / wall[x]) : "-"
-        printf "%-8s %-14s %14.1f %10s %13.1f %10s %10.4g\n", cases[c], impls[i], cpu[k], rc,
-               wall[k], rw, mse[k]
+        if (!(k in mc)) continue
+        rc = (x in mc) ? sprintf("%.2f", mc[k] / mc[x]) : "-"
+        rw = (x in mw) ? sprintf("%.2f", mw[k] / mw[x]) : "-"
+        printf "%-8s %-14s %5d %14.1f %10s %13.1f %10s %10.4g\n", cases[c], impls[i], runs[k],
+               mc[k], rc, mw[k], rw, mse[k]
       }
     }
   }' "$out"

@@ -11,6 +11,7 @@ import argparse
 import csv
 import math
 import os
+import statistics
 import sys
 
 import matplotlib
@@ -302,14 +303,19 @@ def fig_bench(figs):
     cases = list(dict.fromkeys(r["case"] for r in rows))
     fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
     for ax, c in zip(axes[0], cases):
-        sel = [r for r in rows if r["case"] == c]
-        ax.bar([r["impl"] for r in sel], [fnum(r[key]) for r in sel],
-               color=["tab:green" if r["impl"].startswith("xgrad") else "tab:grey" for r in sel])
-        for k, r in enumerate(sel):
-            ax.text(k, fnum(r[key]), f"{fnum(r[per]):.0f} µs/step", ha="center", va="bottom",
-                    fontsize=8)
-        ax.set_ylabel("CPU seconds" if key == "cpu_seconds" else "seconds")
-        ax.set_title(f"{c}: {sel[0]['steps']} steps, 1-50-50-1 sigmoid, Adam")
+        # run_bench.sh repeats the full-batch case: one bar per implementation, the median.
+        impls = list(dict.fromkeys(r["impl"] for r in rows if r["case"] == c))
+        runs = {i: [r for r in rows if r["case"] == c and r["impl"] == i] for i in impls}
+        med = {i: (statistics.median(fnum(r[key]) for r in runs[i]),
+                   statistics.median(fnum(r[per]) for r in runs[i])) for i in impls}
+        ax.bar(impls, [med[i][0] for i in impls],
+               color=["tab:green" if i.startswith("xgrad") else "tab:grey" for i in impls])
+        for k, i in enumerate(impls):
+            ax.text(k, med[i][0], f"{med[i][1]:.0f} µs/step", ha="center", va="bottom", fontsize=8)
+        n = max(len(v) for v in runs.values())
+        ax.set_ylabel(("CPU seconds" if key == "cpu_seconds" else "seconds") +
+                      (f", median of {n} runs" if n > 1 else ""))
+        ax.set_title(f"{c}: {runs[impls[0]][0]['steps']} steps, 1-50-50-1 sigmoid, Adam")
         ax.tick_params(axis="x", labelrotation=20)
     figs.save(fig, "runge-bench.png")
 
