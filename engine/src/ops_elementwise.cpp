@@ -299,9 +299,11 @@ Tensor<T> sqrt(const Tensor<T>& a) {
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
-    // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp and simd_dispatch.hpp.
-    return detail::unary_into(Op::Exp, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_buffer_kernel(detail::float64_kernels().exp, x.data(), y.data(), x.size());
+    // xsimd's exp<double> is slow on AVX2; see vector_exp.hpp and simd_dispatch.hpp. The
+    // kernel is chosen before the node is recorded: a bad XGRAD_SIMD leaves no node.
+    const detail::BufferKernel kernel = detail::float64_kernels().exp;
+    return detail::unary_into(Op::Exp, a, [kernel](const Matrix<double>& x, Matrix<double>& y) {
+      detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
     return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
@@ -319,9 +321,9 @@ template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
   if constexpr (std::is_same_v<T, double>) {
     // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
-    return detail::unary_into(Op::Sigmoid, a, [](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_buffer_kernel(detail::float64_kernels().sigmoid, x.data(), y.data(),
-                                     x.size());
+    const detail::BufferKernel kernel = detail::float64_kernels().sigmoid;  // as in exp
+    return detail::unary_into(Op::Sigmoid, a, [kernel](const Matrix<double>& x, Matrix<double>& y) {
+      detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
     return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });

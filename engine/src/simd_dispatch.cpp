@@ -20,8 +20,9 @@ bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
   // libgcc's CPU model also checks that the OS saves the AVX-512 registers (XCR0).
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
 #else
   return false;
 #endif
@@ -45,9 +46,11 @@ const Float64Kernels& float64_kernels_baseline() {
 
 const Float64Kernels* float64_kernels_avx512() {
 #ifdef XGRAD_AVX512_KERNELS
+  // avx512_float64_kernels() itself is compiled for AVX-512: call it only on such a CPU.
   static const bool supported = cpu_has_avx512();
+  if (!supported) return nullptr;
   static const Float64Kernels k = avx512_float64_kernels();
-  return supported ? &k : nullptr;
+  return &k;
 #else
   return nullptr;
 #endif
@@ -55,8 +58,11 @@ const Float64Kernels* float64_kernels_avx512() {
 
 const Float64Kernels& float64_kernels() {
   static const Float64Kernels& k = []() -> const Float64Kernels& {
+    // XGRAD_SIMD is read (and a bad value refused) on every CPU, not only where there is
+    // a choice to make.
+    const bool forced = baseline_forced();
     const Float64Kernels* wide = float64_kernels_avx512();
-    return wide != nullptr && !baseline_forced() ? *wide : float64_kernels_baseline();
+    return wide != nullptr && !forced ? *wide : float64_kernels_baseline();
   }();
   return k;
 }
