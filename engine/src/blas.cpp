@@ -14,11 +14,13 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include <xsimd/xsimd.hpp>
 
+#include "xgrad/parallel.hpp"
 #include "xgrad/threads.hpp"
 
 namespace xgrad {
@@ -221,6 +223,16 @@ constexpr std::size_t kPackMaxElements = 4096;
 // 5 rows 0.7 -> 2.0 us, and 128x128 * (128x128)^T (too big for the buffer) 69 -> 86 us.
 constexpr std::size_t kPackMinRows = 32;
 
+// Products are split for the pool only when every block keeps at least this many
+// multiply-adds (2^23, a 256 x 256 x 128 block). OpenBLAS sends products below ~1-1.6M
+// multiply-adds to its small-matrix kernels, which round the last columns differently
+// (measured: 129 x 333 x 64 in float64 split at column 144 changes columns 328-332), so a
+// block must stay well above that for the split to give the bits of one call; and below
+// a few million the region costs more than it saves.
+constexpr std::size_t kSplitMinWork = std::size_t{1} << 23;
+// Block edges on multiples of 16 rows or columns: whole SIMD registers of either type.
+constexpr std::size_t kSplitAlign = 16;
+
 /// The vector cases (k, n or m equal to 1) by the loops above; false if not one of them.
 template <class T>
 bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
@@ -256,6 +268,13 @@ bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, 
 }
 }  // namespace
 
+std::size_t gemm_split_parts(std::size_t m, std::size_t n, std::size_t k) {
+  const std::size_t by_work = m * n * k / kSplitMinWork;
+  const std::size_t by_side = std::max(m, n) / kSplitAlign;
+  const auto team = static_cast<std::size_t>(threads());
+  return std::max<std::size_t>(1, std::min({team, by_work, by_side}));
+}
+
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c) {
@@ -267,7 +286,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     return;
   }
   if (gemm_vector_case(trans_a, trans_b, m, n, k, alpha, a, b, beta, c)) return;
-  use_thread_setting_here();
+  const OneBlasThread one_blas_thread;
   // Leading dimension of the stored (untransposed) row-major A.
   const auto lda = static_cast<blasint>(trans_a ? m : k);
   const auto ta = trans_a ? CblasTrans : CblasNoTrans;
@@ -284,9 +303,31 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     return;
   }
   const auto ldb = static_cast<blasint>(trans_b ? k : n);
-  cblas_gemm(ta, trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
-             static_cast<blasint>(n), static_cast<blasint>(k), alpha, a, lda, b, ldb, beta, c,
-             static_cast<blasint>(n));
+  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
+  const auto ldc = static_cast<blasint>(n);
+  const auto bk = static_cast<blasint>(k);
+  // A large product is split along the longer of C's sides, one block per thread, each a
+  // single-threaded OpenBLAS call (parallel_for: the serial case is one call on all of
+  // C). op(B)'s columns j start at b + j (B stored k x n) or b + j k (stored n x k);
+  // op(A)'s rows i at a + i k (stored m x k) or a + i (stored k x m).
+  const std::size_t blocks = gemm_split_parts(m, n, k);
+  if (n >= m) {
+    parallel_for(
+        n, std::max<std::size_t>(kSplitAlign, n / blocks),
+        [&](std::size_t j0, std::size_t j1) {
+          cblas_gemm(ta, tb, static_cast<blasint>(m), static_cast<blasint>(j1 - j0), bk, alpha, a,
+                     lda, b + (trans_b ? j0 * k : j0), ldb, beta, c + j0, ldc);
+        },
+        kSplitAlign);
+  } else {
+    parallel_for(
+        m, std::max<std::size_t>(kSplitAlign, m / blocks),
+        [&](std::size_t i0, std::size_t i1) {
+          cblas_gemm(ta, tb, static_cast<blasint>(i1 - i0), static_cast<blasint>(n), bk, alpha,
+                     a + (trans_a ? i0 : i0 * k), lda, b, ldb, beta, c + i0 * n, ldc);
+        },
+        kSplitAlign);
+  }
 }
 template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
                           const float*, float, float*);

@@ -1,8 +1,11 @@
-// The one thread setting (threads.hpp). xgrad keeps the count itself: OpenBLAS's OpenMP
-// build re-reads its count from the *calling* thread's OpenMP setting on every call, so a
-// GEMM on a thread that never saw set_threads (a std::thread of the user's) would reset
-// the count for the whole process. Every BLAS call goes through
-// use_thread_setting_here() first, which puts this thread's OpenMP setting in line.
+// The one thread setting (threads.hpp), and OpenBLAS kept to one thread per call.
+//
+// xgrad keeps the count itself and never lets OpenBLAS start threads of its own: large
+// products are split into blocks by xgrad (blas.cpp), each block a single-threaded
+// OpenBLAS call on xgrad's pool. OpenBLAS's OpenMP build takes its count from the
+// *calling* thread's OpenMP setting on every call (one thread inside a parallel region),
+// so OneBlasThread sets that to 1 around a call made outside a region and restores it:
+// a user's own OpenMP code on that thread sees its setting unchanged.
 #include <cblas.h>
 #include <omp.h>
 
@@ -31,8 +34,6 @@ void set_threads(int n) {
                                 std::to_string(n));
   }
   thread_count().store(n);
-  openblas_set_num_threads(n);
-  omp_set_num_threads(n);
 }
 
 int threads() {
@@ -41,10 +42,21 @@ int threads() {
 
 namespace detail {
 
-void use_thread_setting_here() {
-  const int n = threads();
-  if (omp_get_max_threads() != n) omp_set_num_threads(n);
-  if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
+OneBlasThread::OneBlasThread() {
+  // Another OpenBLAS build than the OpenMP one (an installed binary that lost its RUNPATH)
+  // keeps its own count: set it to 1 once; parallel_for then runs serially (parallel.hpp).
+  static const bool counted_apart = !one_thread_pool() && (openblas_set_num_threads(1), true);
+  (void)counted_apart;
+  if (omp_in_parallel()) return;  // OpenBLAS runs one thread in a region already
+  const int here = omp_get_max_threads();
+  if (here != 1) {
+    saved_ = here;
+    omp_set_num_threads(1);
+  }
+}
+
+OneBlasThread::~OneBlasThread() {
+  if (saved_ > 0) omp_set_num_threads(saved_);
 }
 
 bool one_thread_pool() {

@@ -3,6 +3,7 @@
 // loops, B^T copied into a buffer before OpenBLAS, and OpenBLAS as it is. Each shape runs
 // with all four transpose combinations, in float and double, for beta = 0 (C is not read:
 // it starts as NaN), beta = 1 (accumulate, as backward does) and a general alpha and beta.
+// Large products split into blocks for the thread pool give the bits of one call.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -16,6 +17,8 @@
 #include <doctest/doctest.h>
 
 #include "../../engine/src/blas.hpp"
+#include "xgrad/parallel.hpp"
+#include "xgrad/threads.hpp"
 
 namespace {
 
@@ -147,4 +150,65 @@ TEST_CASE_TEMPLATE("gemm edge cases: empty products and alpha = 0 do not read A 
   c = {T(1), T(2), T(3), T(4), T(5), T(6)};
   xgrad::detail::gemm<T>(true, true, 2, 3, 0, T(1), a.data(), b.data(), T(1), c.data());
   CHECK(c == std::vector<T>{T(1), T(2), T(3), T(4), T(5), T(6)});
+}
+
+namespace {
+
+/// Sets the thread count (and turns the contention guard off, so that every region is
+/// split whatever else the machine runs) for one test, and restores both after it.
+struct SplitThreads {
+  explicit SplitThreads(int n) : before(xgrad::threads()) {
+    xgrad::set_threads(n);
+    xgrad::detail::set_contention_guard(false);
+  }
+  ~SplitThreads() {
+    xgrad::set_threads(before);
+    xgrad::detail::set_contention_guard(true);
+  }
+  SplitThreads(const SplitThreads&) = delete;
+  SplitThreads& operator=(const SplitThreads&) = delete;
+  int before;
+};
+
+/// C after gemm at the given thread count, from the same A, B and C every time.
+template <class T>
+std::vector<T> product_at(int threads, const Shape& s, bool ta, bool tb, T beta) {
+  const SplitThreads pool(threads);
+  const std::vector<T> a = random_vector<T>(s.m * s.k, 7), b = random_vector<T>(s.k * s.n, 8);
+  std::vector<T> c = random_vector<T>(s.m * s.n, 9);
+  xgrad::detail::gemm<T>(ta, tb, s.m, s.n, s.k, T(1), a.data(), b.data(), beta, c.data());
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("gemm split into blocks for the pool: right, and the bits of one call", T, float,
+                   double) {
+  // MNIST's products (784-256-10, batch 128: forward, dW, dA of a hidden layer, and the
+  // 527 pixels a batch keeps), a square one, uneven sides split by columns and by rows,
+  // and one just below the split (2.75M multiply-adds: one call at any thread count).
+  for (Shape s : {Shape{128, 256, 784}, Shape{784, 256, 128}, Shape{128, 784, 256},
+                  Shape{128, 256, 527}, Shape{527, 256, 128}, Shape{256, 256, 256},
+                  Shape{300, 517, 160}, Shape{2000, 37, 300}, Shape{129, 333, 64}}) {
+    const bool splits = s.m * s.n * s.k >= (std::size_t{1} << 24);  // two 2^23 blocks
+    {
+      const SplitThreads pool(2);
+      CHECK(xgrad::detail::gemm_split_parts(s.m, s.n, s.k) == (splits ? 2u : 1u));
+      check_shape<T>(s);  // against the long double reference, split
+    }
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        for (T beta : {T(0), T(1)}) {
+          CAPTURE(s.m);
+          CAPTURE(s.n);
+          CAPTURE(s.k);
+          CAPTURE(ta);
+          CAPTURE(tb);
+          const std::vector<T> one = product_at<T>(1, s, ta, tb, beta);
+          CHECK(product_at<T>(2, s, ta, tb, beta) == one);
+          CHECK(product_at<T>(3, s, ta, tb, beta) == one);
+        }
+      }
+    }
+  }
 }

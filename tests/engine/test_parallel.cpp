@@ -2,6 +2,7 @@
 // chunks cover the range exactly once on cache-line edges, small ranges stay on the
 // calling thread, and a parallel gather gives the same batch as a serial one.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <numeric>
@@ -24,10 +25,18 @@ extern "C" int openblas_get_num_threads(void);  // from <cblas.h>, which xtensor
 
 namespace {
 
-/// Sets the thread count for one test and restores the previous one after it.
+/// Sets the thread count for one test and restores the previous one after it. The
+/// contention guard is off meanwhile, so that a busy machine cannot turn a region this
+/// test expects in parallel into a serial one.
 struct ThreadsFor {
-  explicit ThreadsFor(int n) : before(xgrad::threads()) { xgrad::set_threads(n); }
-  ~ThreadsFor() { xgrad::set_threads(before); }
+  explicit ThreadsFor(int n) : before(xgrad::threads()) {
+    xgrad::set_threads(n);
+    xgrad::detail::set_contention_guard(false);
+  }
+  ~ThreadsFor() {
+    xgrad::set_threads(before);
+    xgrad::detail::set_contention_guard(true);
+  }
   ThreadsFor(const ThreadsFor&) = delete;
   ThreadsFor& operator=(const ThreadsFor&) = delete;
   int before;
@@ -115,19 +124,49 @@ TEST_CASE("an exception thrown in a chunk reaches the caller after the region") 
                        "chunk 2", std::runtime_error);
 }
 
-TEST_CASE("a GEMM on a thread that never called set_threads keeps the process's count") {
+TEST_CASE("a GEMM leaves the calling thread's OpenMP setting and xgrad's count as they were") {
   // OpenBLAS's OpenMP build takes its count from the calling thread's OpenMP setting;
-  // xgrad aligns that setting first, so a user's std::thread cannot reset the count.
+  // xgrad sets it to 1 around its calls (it splits large products itself) and restores
+  // it, so a user's std::thread with its own OpenMP setting keeps it.
   const ThreadsFor two(2);
   std::thread worker([] {
     omp_set_num_threads(3);  // what a fresh thread on a bigger machine would have
     xgrad::Tape<float> tape;
     const auto a = tape.constant(xt::ones<float>({std::size_t{128}, std::size_t{128}}));
-    CHECK(xgrad::matmul(a, a).value()(0, 0) == 128.f);  // large enough to thread
+    CHECK(xgrad::matmul(a, a).value()(0, 0) == 128.f);
+    CHECK(omp_get_max_threads() == 3);
   });
   worker.join();
   CHECK(xgrad::threads() == 2);
-  CHECK(openblas_get_num_threads() == 2);  // OpenBLAS's own count, which it re-reads
+}
+
+TEST_CASE("a region whose thread is late sends the next regions to one thread, then recovers") {
+  const ThreadsFor two(2);
+  xgrad::detail::set_contention_guard(true);  // clears its state
+  // One thread held up for 20 ms, as if the OS had given its core to another process.
+  xgrad::parallel_for(std::size_t{1024}, std::size_t{16}, [](std::size_t begin, std::size_t) {
+    if (begin > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  });
+  const int penalty = xgrad::detail::contention_serial_regions_left();
+  CHECK(penalty == 64);
+  std::vector<int> ids;
+  const auto chunks = chunks_of(1024, 16, &ids);  // served on one thread, same coverage
+  CHECK(chunks.size() == 1);
+  CHECK(chunks.front() == std::make_pair(std::size_t{0}, std::size_t{1024}));
+  CHECK(xgrad::detail::contention_serial_regions_left() == penalty - 1);
+  // Contention again at the next parallel region: the penalty doubles.
+  for (int k = 1; k < penalty; ++k)
+    xgrad::parallel_for(std::size_t{1024}, std::size_t{16}, [](std::size_t, std::size_t) {});
+  CHECK(xgrad::detail::contention_serial_regions_left() == 0);
+  xgrad::parallel_for(std::size_t{1024}, std::size_t{16}, [](std::size_t begin, std::size_t) {
+    if (begin > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  });
+  CHECK(xgrad::detail::contention_serial_regions_left() == 128);
+  // Off: regions run in parallel again at once (and the state is cleared).
+  xgrad::detail::set_contention_guard(false);
+  CHECK(xgrad::detail::contention_serial_regions_left() == 0);
+  CHECK(chunks_of(1024, 16, &ids).size() == 2);
+  xgrad::detail::set_contention_guard(true);
 }
 
 TEST_CASE("parallel_for below two chunks of work is one call on the calling thread") {

@@ -17,6 +17,9 @@ echo "# network 784-256-10 sigmoid, Adam lr 1e-3, batch 128, float32, $EPOCHS ep
 for t in 1 2; do
   export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
   "$BUILD/apps/mnist/mnist_gemm_epoch" "$t" "$EPOCHS" 128 "$DATA"
+  # CPU time the hypervisor gave to other guests during the run (/proc/stat "steal",
+  # USER_HZ ticks): a two-thread run on a 2-vCPU guest slows down with it.
+  steal0=$(awk '/^cpu /{print $9}' /proc/stat)
   "$BUILD/apps/mnist/mnist" train --dataset mnist --data "$DATA" --layers 256 --activation sigmoid \
     --optimiser adam --lr 1e-3 --lr-decay 1 --dropout 0 --batch 128 --epochs "$EPOCHS" \
     --threads "$t" --no-train-eval --quiet --out "$OUT/x$t" > "$OUT/x$t.log" 2>&1 ||
@@ -24,7 +27,9 @@ for t in 1 2; do
   median=$(tail -n +2 "$OUT/x$t/history.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   acc=$(grep -o 'test accuracy [0-9.]*%' "$OUT/x$t.log")
   rss=$(grep -o 'peak resident memory [0-9]* MiB' "$OUT/x$t.log")
-  echo "xgrad threads=$t epochs=$EPOCHS median_epoch_s=$median $acc, $rss"
+  steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($9 - s0) / hz}' /proc/stat)
+  echo "xgrad threads=$t epochs=$EPOCHS median_epoch_s=$median $acc, $rss, stolen_cpu_s=$steal," \
+       "load $(cut -d' ' -f1-3 /proc/loadavg)"
   for peer in torch sklearn; do
     $PY "$HERE/peers.py" "$DATA" "$t" "$EPOCHS" "$peer" 2>&1 | tail -1
   done

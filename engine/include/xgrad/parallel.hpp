@@ -21,6 +21,12 @@ void parallel_ranges(std::size_t n, std::size_t min_chunk, std::size_t align, Ra
 /// With another build loaded (an installed binary without its RUNPATH, LD_LIBRARY_PATH)
 /// parallel_for runs serially rather than start a second pool.
 bool one_thread_pool();
+
+/// The contention guard of parallel_for (below): regions still to run on one thread.
+int contention_serial_regions_left();
+/// Turns the guard on (the default) or off, and clears its state. For tests that need
+/// every region to run in parallel whatever else the machine is doing.
+void set_contention_guard(bool on);
 }  // namespace detail
 
 /// Items (floats or doubles) below which a chunk is not worth a thread: opening a
@@ -33,6 +39,15 @@ inline constexpr std::size_t kParallelItems = std::size_t{1} << 14;
 /// default 16 keeps every element of a SIMD loop in the same register lane position as
 /// in a serial pass (and off another thread's cache line); loops over rows pass 1.
 /// An exception thrown by body is rethrown here after every chunk has finished.
+///
+/// Contention guard: a region waits for its slowest thread, and when another process
+/// shares the cores the OS deschedules one of ours for whole time slices (ms) while the
+/// other waits. On 2 cores with one busy neighbour, two-thread MNIST epochs took 3.3 s
+/// against 0.48 s on one thread. So every region is timed; one that waited more than
+/// 300 µs and more than its fastest thread worked sends the next 64 regions to one
+/// thread (the chunks' results do not depend on it), doubling up to 65536 while
+/// contention persists and halving with each clean region. Bodies should be even for
+/// this reason too.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t min_chunk, Body&& body, std::size_t align = 16) {
   if (n < 2 * min_chunk || threads() == 1) {
