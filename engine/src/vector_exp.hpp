@@ -26,6 +26,29 @@
 
 namespace xgrad::detail {
 
+/// a b + c and c - a b, each rounded once. xsimd 8.1 has no AVX-512 fma or fnma: its
+/// generic ones are the expressions a * b + c and -a * b + c, which become one FMA only
+/// when the compiler contracts them (GCC from -O2, and not always under sanitizers). The
+/// kernels' rounding must not depend on that, so AVX-512 batches use the intrinsics.
+template <class A>
+inline xsimd::batch<double, A> fmadd(const xsimd::batch<double, A>& a,
+                                     const xsimd::batch<double, A>& b,
+                                     const xsimd::batch<double, A>& c) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_pd(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+template <class A>
+inline xsimd::batch<double, A> fnmadd(const xsimd::batch<double, A>& a,
+                                      const xsimd::batch<double, A>& b,
+                                      const xsimd::batch<double, A>& c) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fnmadd_pd(a, b, c);
+#endif
+  return xsimd::fnma(a, b, c);
+}
+
 /// x = k ln 2 + r with k = round(x / ln 2) and |r| <= 0.347, for |x| <= 708 (then k lies
 /// in [-1022, 1022]). `t` carries k in its low mantissa bits, for two_to_k.
 template <class A>
@@ -38,12 +61,12 @@ inline Ln2Reduced<A> reduce_by_ln2(const xsimd::batch<double, A>& x) {
   // t = x / ln 2 + 1.5 * 2^52, rounded once (fma): its low mantissa bits hold
   // k = round(x / ln 2) as a two's-complement integer, and t - 1.5 * 2^52 is k exactly.
   const B shifter(0x1.8p52);
-  const B t = xsimd::fma(x, B(0x1.71547652b82fep0), shifter);
+  const B t = fmadd(x, B(0x1.71547652b82fep0), shifter);
   const B k = t - shifter;
   // Cody-Waite: r = x - k ln 2 with ln 2 = hi + lo; hi has 32 significant bits, so
   // k * hi is exact for |k| < 2^21 and r loses nothing to cancellation.
-  B r = xsimd::fnma(k, B(0x1.62e42feep-1), x);
-  r = xsimd::fnma(k, B(0x1.a39ef35793c76p-33), r);
+  B r = fnmadd(k, B(0x1.62e42feep-1), x);
+  r = fnmadd(k, B(0x1.a39ef35793c76p-33), r);
   return {t, r};
 }
 
@@ -71,18 +94,18 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   // polynomial's terms small next to the result.
   const B r2 = r * r;
   const B r4 = r2 * r2;
-  const B p01 = xsimd::fma(B(1.0 / 6.0), r, B(1.0 / 2.0));
-  const B p23 = xsimd::fma(B(1.0 / 120.0), r, B(1.0 / 24.0));
-  const B p45 = xsimd::fma(B(1.0 / 5040.0), r, B(1.0 / 720.0));
-  const B p67 = xsimd::fma(B(1.0 / 362880.0), r, B(1.0 / 40320.0));
-  const B p89 = xsimd::fma(B(1.0 / 39916800.0), r, B(1.0 / 3628800.0));
-  const B p1011 = xsimd::fma(B(1.0 / 6227020800.0), r, B(1.0 / 479001600.0));
-  const B q03 = xsimd::fma(p23, r2, p01);
-  const B q47 = xsimd::fma(p67, r2, p45);
-  const B q811 = xsimd::fma(p1011, r2, p89);
-  const B q07 = xsimd::fma(q47, r4, q03);
-  const B q = xsimd::fma(q811, r4 * r4, q07);
-  const B p = B(1.0) + xsimd::fma(r2, q, r);
+  const B p01 = fmadd(B(1.0 / 6.0), r, B(1.0 / 2.0));
+  const B p23 = fmadd(B(1.0 / 120.0), r, B(1.0 / 24.0));
+  const B p45 = fmadd(B(1.0 / 5040.0), r, B(1.0 / 720.0));
+  const B p67 = fmadd(B(1.0 / 362880.0), r, B(1.0 / 40320.0));
+  const B p89 = fmadd(B(1.0 / 39916800.0), r, B(1.0 / 3628800.0));
+  const B p1011 = fmadd(B(1.0 / 6227020800.0), r, B(1.0 / 479001600.0));
+  const B q03 = fmadd(p23, r2, p01);
+  const B q47 = fmadd(p67, r2, p45);
+  const B q811 = fmadd(p1011, r2, p89);
+  const B q07 = fmadd(q47, r4, q03);
+  const B q = fmadd(q811, r4 * r4, q07);
+  const B p = B(1.0) + fmadd(r2, q, r);
   return p * two_to_k(t);  // exact: a power of two, no overflow
 }
 
@@ -108,15 +131,15 @@ inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
   // P(r) = sum c_j r^j, c_j = (12 - j)! 6! / (12! j! (6 - j)!): 1, 1/2, 5/44, 1/66, 1/792,
   // 1/15840, 1/665280. E = even part, ro = odd part.
   const B r2 = r * r;
-  const B e4 = xsimd::fma(r2, B(1.0 / 665280.0), B(1.0 / 792.0));
-  const B e2 = xsimd::fma(r2, e4, B(5.0 / 44.0));
-  const B e = xsimd::fma(r2, e2, B(1.0));
-  const B o2 = xsimd::fma(r2, B(1.0 / 15840.0), B(1.0 / 66.0));
-  const B ro = r * xsimd::fma(r2, o2, B(0.5));
-  const B p = e + ro;  // P(r)
-  const B q = e - ro;  // P(-r)
+  const B e4 = fmadd(r2, B(1.0 / 665280.0), B(1.0 / 792.0));
+  const B e2 = fmadd(r2, e4, B(5.0 / 44.0));
+  const B e = fmadd(r2, e2, B(1.0));
+  const B o2 = fmadd(r2, B(1.0 / 15840.0), B(1.0 / 66.0));
+  const B o = fmadd(r2, o2, B(0.5));  // P's odd part over r
+  const B p = fmadd(r, o, e);         // P(r)
+  const B q = fnmadd(r, o, e);        // P(-r)
   // k <= 1021 and P(r) < 1.2, so 2^k P(r) stays finite.
-  return q / xsimd::fma(two_to_k(t), p, q);
+  return q / fmadd(two_to_k(t), p, q);
 }
 
 /// y[i] = f(x[i]) for i < n, f a function of xsimd::batch<T> (T float or double). x and y
