@@ -223,15 +223,26 @@ constexpr std::size_t kPackMaxElements = 4096;
 // 5 rows 0.7 -> 2.0 us, and 128x128 * (128x128)^T (too big for the buffer) 69 -> 86 us.
 constexpr std::size_t kPackMinRows = 32;
 
-// Products are split for the pool only when every block keeps at least this many
-// multiply-adds (2^23, a 256 x 256 x 128 block). OpenBLAS sends products below ~1-1.6M
-// multiply-adds to its small-matrix kernels, which round the last columns differently
-// (measured: 129 x 333 x 64 in float64 split at column 144 changes columns 328-332), so a
-// block must stay well above that for the split to give the bits of one call; and below
-// a few million the region costs more than it saves.
-constexpr std::size_t kSplitMinWork = std::size_t{1} << 23;
+// Large products are computed in blocks of C's rows or columns, and the blocks depend on
+// the shape alone: the same single-threaded OpenBLAS calls run whether one thread makes
+// them all or several share them, so the result has the same bits at any thread count
+// and whether or not the contention guard steps in. (Blocks chosen per thread count
+// would not: OpenBLAS rounds some elements of a block's last columns according to where
+// the block starts, e.g. 333 x 297 x 325 in float64.) A block keeps at least 2^23
+// multiply-adds (a 256 x 256 x 128 product), which makes the extra calls cost 1-3 % on
+// one thread; their count is a power of two up to 16, so 2 or 4 threads share them
+// evenly.
+constexpr std::size_t kBlockMinWork = std::size_t{1} << 23;
+constexpr std::size_t kMaxBlocks = 16;
 // Block edges on multiples of 16 rows or columns: whole SIMD registers of either type.
-constexpr std::size_t kSplitAlign = 16;
+constexpr std::size_t kBlockAlign = 16;
+
+/// Start of block `q` of `blocks` over [0, extent), on a multiple of kBlockAlign.
+std::size_t block_edge(std::size_t extent, std::size_t q, std::size_t blocks) {
+  if (q >= blocks) return extent;
+  const std::size_t even = extent * q / blocks;
+  return std::min(extent, (even + kBlockAlign / 2) / kBlockAlign * kBlockAlign);
+}
 
 /// The vector cases (k, n or m equal to 1) by the loops above; false if not one of them.
 template <class T>
@@ -268,11 +279,13 @@ bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, 
 }
 }  // namespace
 
-std::size_t gemm_split_parts(std::size_t m, std::size_t n, std::size_t k) {
-  const std::size_t by_work = m * n * k / kSplitMinWork;
-  const std::size_t by_side = std::max(m, n) / kSplitAlign;
-  const auto team = static_cast<std::size_t>(threads());
-  return std::max<std::size_t>(1, std::min({team, by_work, by_side}));
+std::size_t gemm_blocks(std::size_t m, std::size_t n, std::size_t k) {
+  const std::size_t limit =
+      std::min({m * n * k / kBlockMinWork, std::max(m, n) / kBlockAlign, kMaxBlocks});
+  std::size_t blocks = 1;
+  while (2 * blocks <= limit)
+    blocks *= 2;
+  return blocks;
 }
 
 template <class T>
@@ -306,28 +319,30 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
   const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   const auto ldc = static_cast<blasint>(n);
   const auto bk = static_cast<blasint>(k);
-  // A large product is split along the longer of C's sides, one block per thread, each a
-  // single-threaded OpenBLAS call (parallel_for: the serial case is one call on all of
-  // C). op(B)'s columns j start at b + j (B stored k x n) or b + j k (stored n x k);
+  // A large product in blocks along the longer of C's sides (above), shared out over the
+  // pool. op(B)'s columns j start at b + j (B stored k x n) or b + j k (stored n x k);
   // op(A)'s rows i at a + i k (stored m x k) or a + i (stored k x m).
-  const std::size_t blocks = gemm_split_parts(m, n, k);
-  if (n >= m) {
-    parallel_for(
-        n, std::max<std::size_t>(kSplitAlign, n / blocks),
-        [&](std::size_t j0, std::size_t j1) {
-          cblas_gemm(ta, tb, static_cast<blasint>(m), static_cast<blasint>(j1 - j0), bk, alpha, a,
-                     lda, b + (trans_b ? j0 * k : j0), ldb, beta, c + j0, ldc);
-        },
-        kSplitAlign);
-  } else {
-    parallel_for(
-        m, std::max<std::size_t>(kSplitAlign, m / blocks),
-        [&](std::size_t i0, std::size_t i1) {
-          cblas_gemm(ta, tb, static_cast<blasint>(i1 - i0), static_cast<blasint>(n), bk, alpha,
-                     a + (trans_a ? i0 : i0 * k), lda, b, ldb, beta, c + i0 * n, ldc);
-        },
-        kSplitAlign);
-  }
+  const std::size_t blocks = gemm_blocks(m, n, k);
+  const bool by_columns = n >= m;
+  const std::size_t extent = by_columns ? n : m;
+  const auto block = [&](std::size_t q) {
+    const std::size_t e0 = block_edge(extent, q, blocks), e1 = block_edge(extent, q + 1, blocks);
+    if (e0 == e1) return;
+    if (by_columns) {
+      cblas_gemm(ta, tb, static_cast<blasint>(m), static_cast<blasint>(e1 - e0), bk, alpha, a, lda,
+                 b + (trans_b ? e0 * k : e0), ldb, beta, c + e0, ldc);
+    } else {
+      cblas_gemm(ta, tb, static_cast<blasint>(e1 - e0), static_cast<blasint>(n), bk, alpha,
+                 a + (trans_a ? e0 : e0 * k), lda, b, ldb, beta, c + e0 * n, ldc);
+    }
+  };
+  parallel_for(
+      blocks, 1,
+      [&](std::size_t q0, std::size_t q1) {
+        for (std::size_t q = q0; q < q1; ++q)
+          block(q);
+      },
+      1);
 }
 template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
                           const float*, float, float*);

@@ -9,9 +9,9 @@ namespace xgrad::detail {
 /// op(A) is m x k, op(B) is k x n, C is m x n. BLAS semantics: beta = 0 means C is not
 /// read, alpha = 0 or k = 0 means A and B are not read. The path depends on the shape
 /// (blas.cpp): own loops when k, n or m is 1, OpenBLAS otherwise; rounding may differ
-/// between paths, the meaning does not. With xgrad::threads() > 1 a large product is
-/// split into blocks of rows or columns on the pool, which gives the same bits as one
-/// call (tests/engine/test_gemm.cpp).
+/// between paths, the meaning does not. A large product is computed in blocks of rows or
+/// columns fixed by its shape and shared out over the pool: the same bits at any thread
+/// count (tests/engine/test_gemm.cpp).
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
@@ -27,9 +27,9 @@ void outer_plus_row(std::size_t m, std::size_t n, const T* a, const T* b, const 
 template <class T>
 void sum_rows(std::size_t rows, std::size_t cols, const T* m, T beta, T* out);
 
-/// Blocks gemm splits an m x n x k product into for the pool at the thread count in force
-/// (1: one call). Exposed for the tests.
-std::size_t gemm_split_parts(std::size_t m, std::size_t n, std::size_t k);
+/// The blocks of C's rows or columns gemm computes an m x n x k product in (1: one call),
+/// from the shape alone, so that any thread count makes the same calls. For the tests.
+std::size_t gemm_blocks(std::size_t m, std::size_t n, std::size_t k);
 
 /// While alive, OpenBLAS calls made on this thread run single-threaded: the calling
 /// thread's OpenMP setting is 1, and its previous value comes back at the end (threads.cpp

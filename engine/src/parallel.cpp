@@ -124,7 +124,8 @@ void parallel_ranges(std::size_t n, std::size_t min_chunk, std::size_t align, Ra
     while (finish > l && !last_end.compare_exchange_weak(l, finish)) {
     }
   }
-  if (guarded && fastest.load() != std::numeric_limits<std::int64_t>::max()) {
+  // A chunk that threw ended early: its time says nothing about the others.
+  if (guarded && !failure && fastest.load() != std::numeric_limits<std::int64_t>::max()) {
     judge_region(last_end.load(), fastest.load());
   }
   if (failure) std::rethrow_exception(failure);

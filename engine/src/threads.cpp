@@ -1,11 +1,12 @@
 // The one thread setting (threads.hpp), and OpenBLAS kept to one thread per call.
 //
-// xgrad keeps the count itself and never lets OpenBLAS start threads of its own: large
-// products are split into blocks by xgrad (blas.cpp), each block a single-threaded
-// OpenBLAS call on xgrad's pool. OpenBLAS's OpenMP build takes its count from the
+// xgrad keeps the count itself and never lets OpenBLAS thread xgrad's own products: large
+// products are computed in blocks shared out over xgrad's pool (blas.cpp), each block a
+// single-threaded OpenBLAS call. OpenBLAS's OpenMP build takes its count from the
 // *calling* thread's OpenMP setting on every call (one thread inside a parallel region),
-// so OneBlasThread sets that to 1 around a call made outside a region and restores it:
-// a user's own OpenMP code on that thread sees its setting unchanged.
+// so OneBlasThread sets that to 1 around a call made outside a region and restores it.
+// With another OpenBLAS build (an installed binary that lost its RUNPATH) parallel_for
+// runs serially and OpenBLAS threads the products with set_threads' count, as before.
 #include <cblas.h>
 #include <omp.h>
 
@@ -34,6 +35,12 @@ void set_threads(int n) {
                                 std::to_string(n));
   }
   thread_count().store(n);
+  // For code that calls BLAS or LAPACK itself (xtensor-blas, the benchmarks' bare GEMMs,
+  // a user's own cblas call): OpenBLAS follows the calling thread's OpenMP setting (its
+  // OpenMP build) or its own count (any other build). xgrad's own calls run at one
+  // thread whatever these say (OneBlasThread).
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
 }
 
 int threads() {
@@ -43,10 +50,6 @@ int threads() {
 namespace detail {
 
 OneBlasThread::OneBlasThread() {
-  // Another OpenBLAS build than the OpenMP one (an installed binary that lost its RUNPATH)
-  // keeps its own count: set it to 1 once; parallel_for then runs serially (parallel.hpp).
-  static const bool counted_apart = !one_thread_pool() && (openblas_set_num_threads(1), true);
-  (void)counted_apart;
   if (omp_in_parallel()) return;  // OpenBLAS runs one thread in a region already
   const int here = omp_get_max_threads();
   if (here != 1) {

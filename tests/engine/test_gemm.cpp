@@ -12,9 +12,11 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include "../../engine/src/blas.hpp"
 #include "xgrad/parallel.hpp"
@@ -182,26 +184,47 @@ std::vector<T> product_at(int threads, const Shape& s, bool ta, bool tb, T beta)
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("gemm split into blocks for the pool: right, and the bits of one call", T, float,
-                   double) {
+TEST_CASE("OneBlasThread sets the caller's OpenMP count to 1 for OpenBLAS, then restores it") {
+  std::thread user([] {
+    omp_set_num_threads(3);
+    {
+      const xgrad::detail::OneBlasThread one;
+      CHECK(omp_get_max_threads() == 1);
+    }
+    CHECK(omp_get_max_threads() == 3);
+  });
+  user.join();
+}
+
+TEST_CASE_TEMPLATE("gemm in blocks for the pool: right, and the same bits at any thread count", T,
+                   float, double) {
   // MNIST's products (784-256-10, batch 128: forward, dW, dA of a hidden layer, and the
-  // 527 pixels a batch keeps), a square one, uneven sides split by columns and by rows,
-  // and one just below the split (2.75M multiply-adds: one call at any thread count).
-  for (Shape s : {Shape{128, 256, 784}, Shape{784, 256, 128}, Shape{128, 784, 256},
-                  Shape{128, 256, 527}, Shape{527, 256, 128}, Shape{256, 256, 256},
-                  Shape{300, 517, 160}, Shape{2000, 37, 300}, Shape{129, 333, 64}}) {
-    const bool splits = s.m * s.n * s.k >= (std::size_t{1} << 24);  // two 2^23 blocks
+  // 527 pixels a batch keeps; and a hidden layer of 300, whose float64 products once
+  // differed between one call and two blocks), a square one, shapes whose blocks start
+  // off the kernels' tiles (333 x 297 x 325), split by columns and by rows, and one below
+  // the split (one call at any thread count).
+  struct Case {
+    Shape s;
+    std::size_t blocks;
+  };
+  for (const Case& c :
+       {Case{{128, 256, 784}, 2}, Case{{784, 256, 128}, 2}, Case{{128, 784, 256}, 2},
+        Case{{128, 256, 527}, 2}, Case{{527, 256, 128}, 2}, Case{{128, 300, 784}, 2},
+        Case{{784, 300, 128}, 2}, Case{{256, 256, 256}, 2}, Case{{333, 297, 325}, 2},
+        Case{{300, 517, 160}, 2}, Case{{2000, 37, 300}, 2}, Case{{512, 512, 512}, 16},
+        Case{{129, 333, 64}, 1}}) {
+    const Shape& s = c.s;
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.k);
+    CHECK(xgrad::detail::gemm_blocks(s.m, s.n, s.k) == c.blocks);
     {
       const SplitThreads pool(2);
-      CHECK(xgrad::detail::gemm_split_parts(s.m, s.n, s.k) == (splits ? 2u : 1u));
-      check_shape<T>(s);  // against the long double reference, split
+      check_shape<T>(s);  // against the long double reference, in blocks
     }
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
         for (T beta : {T(0), T(1)}) {
-          CAPTURE(s.m);
-          CAPTURE(s.n);
-          CAPTURE(s.k);
           CAPTURE(ta);
           CAPTURE(tb);
           const std::vector<T> one = product_at<T>(1, s, ta, tb, beta);

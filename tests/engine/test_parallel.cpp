@@ -124,16 +124,30 @@ TEST_CASE("an exception thrown in a chunk reaches the caller after the region") 
                        "chunk 2", std::runtime_error);
 }
 
-TEST_CASE("a GEMM leaves the calling thread's OpenMP setting and xgrad's count as they were") {
+TEST_CASE("a GEMM runs OpenBLAS on one thread and leaves the caller's OpenMP setting") {
   // OpenBLAS's OpenMP build takes its count from the calling thread's OpenMP setting;
-  // xgrad sets it to 1 around its calls (it splits large products itself) and restores
-  // it, so a user's std::thread with its own OpenMP setting keeps it.
+  // xgrad sets it to 1 around its calls (it shares products out over its own pool) and
+  // restores it, so a user's std::thread with its own setting keeps it; and the product
+  // has the bits of the same product at one thread.
+  const std::size_t m = 128, n = 256, k = 784;  // MNIST's forward product
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  xgrad::Matrix<float> a({m, k}), b({k, n});
+  for (float& v : a)
+    v = u(rng);
+  for (float& v : b)
+    v = u(rng);
+  xgrad::Matrix<float> one_thread;
+  {
+    const ThreadsFor one(1);
+    xgrad::Tape<float> tape;
+    one_thread = xgrad::matmul(tape.constant(a), tape.constant(b)).value();
+  }
   const ThreadsFor two(2);
-  std::thread worker([] {
+  std::thread worker([&] {
     omp_set_num_threads(3);  // what a fresh thread on a bigger machine would have
     xgrad::Tape<float> tape;
-    const auto a = tape.constant(xt::ones<float>({std::size_t{128}, std::size_t{128}}));
-    CHECK(xgrad::matmul(a, a).value()(0, 0) == 128.f);
+    CHECK(xgrad::matmul(tape.constant(a), tape.constant(b)).value() == one_thread);
     CHECK(omp_get_max_threads() == 3);
   });
   worker.join();
