@@ -31,9 +31,10 @@ std::int64_t nanoseconds_since(Clock::time_point t0) {
 /// next penalty, and whether the guard is on.
 struct ContentionGuard {
   std::atomic<int> serial_left{0};
+  std::atomic<unsigned> recent{0};  // bit i: the i-th last judged region was slow
   std::atomic<int> penalty{kFirstPenalty};
   std::atomic<bool> enabled{true};
-  static constexpr int kFirstPenalty = 64;       // regions
+  static constexpr int kFirstPenalty = 256;      // regions: ~10 MNIST steps
   static constexpr int kLongestPenalty = 65536;  // ~3 s of one-thread MNIST steps
 };
 
@@ -56,25 +57,33 @@ bool serving_penalty() {
 
 /// A region took `wall` ns and its fastest thread worked `fastest` ns. A thread that was
 /// not running (descheduled for another process) shows as a wait of a time slice, i.e.
-/// milliseconds; waking a sleeping worker costs tens of microseconds. Waits beyond 300 µs
-/// and beyond the fastest thread's own work count as contention: the next regions run
-/// serially, for a penalty that doubles while contention persists and halves with each
-/// clean region.
+/// milliseconds; waking a sleeping worker costs tens of microseconds. Two among the last
+/// eight regions that waited beyond 300 µs and beyond the fastest thread's own work count
+/// as contention: the next regions run serially, for a penalty that quadruples while
+/// contention persists and halves with each clean region.
+}  // namespace
+
 void judge_region(std::int64_t wall, std::int64_t fastest) {
   ContentionGuard& g = guard();
   const std::int64_t wait = wall - fastest;
   if (wait > std::max<std::int64_t>(300'000, fastest)) {
+    // One slow region alone is a hiccup (a page fault, the hypervisor taking a vCPU for a
+    // moment): a few per run on a quiet machine. Two among the last eight is a neighbour.
+    const unsigned seen = ((g.recent.load(std::memory_order_relaxed) << 1) | 1u) & 0xFFu;
+    g.recent.store(seen, std::memory_order_relaxed);
+    if (__builtin_popcount(seen) < 2) return;
+    g.recent.store(0, std::memory_order_relaxed);
     const int p = g.penalty.load(std::memory_order_relaxed);
     g.serial_left.store(p, std::memory_order_relaxed);
-    g.penalty.store(std::min(2 * p, ContentionGuard::kLongestPenalty), std::memory_order_relaxed);
+    g.penalty.store(std::min(4 * p, ContentionGuard::kLongestPenalty), std::memory_order_relaxed);
   } else {
+    g.recent.store((g.recent.load(std::memory_order_relaxed) << 1) & 0xFFu,
+                   std::memory_order_relaxed);
     // Halved, not reset: under a neighbour that comes and goes, some regions run clean.
     const int p = g.penalty.load(std::memory_order_relaxed);
     g.penalty.store(std::max(p / 2, ContentionGuard::kFirstPenalty), std::memory_order_relaxed);
   }
 }
-
-}  // namespace
 
 int contention_serial_regions_left() {
   return guard().serial_left.load(std::memory_order_relaxed);
@@ -83,6 +92,7 @@ int contention_serial_regions_left() {
 void set_contention_guard(bool on) {
   guard().enabled.store(on);
   guard().serial_left.store(0);
+  guard().recent.store(0);
   guard().penalty.store(ContentionGuard::kFirstPenalty);
 }
 

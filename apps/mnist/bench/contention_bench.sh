@@ -25,13 +25,16 @@ fi
 echo "# contention_bench: $(date -u +%FT%TZ), $(nproc) cores, $ROUNDS rounds of $EPOCHS epochs," \
      "load before $(cut -d' ' -f1-3 /proc/loadavg)"
 
-xgrad_epoch() {  # xgrad_epoch THREADS -> median epoch seconds
+xgrad_epoch() {  # xgrad_epoch THREADS -> median epoch seconds, and CPU time stolen by the hypervisor
   rm -rf "$OUT/run"
+  steal0=$(awk '/^cpu /{print $9}' /proc/stat)
   OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$BUILD/apps/mnist/mnist" train --dataset mnist \
     --data "$DATA" --layers 256 --activation sigmoid --optimiser adam --lr 1e-3 --lr-decay 1 \
     --dropout 0 --batch 128 --epochs "$EPOCHS" --threads "$1" --no-train-eval --quiet \
     --out "$OUT/run" > "$OUT/run.log" 2>&1 || { echo "xgrad run failed:" >&2; cat "$OUT/run.log" >&2; exit 1; }
-  tail -n +2 "$OUT/run/history.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  median=$(tail -n +2 "$OUT/run/history.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($9 - s0) / hz}' /proc/stat)
+  echo "$median stolen_cpu_s=$steal"
 }
 torch_epoch() {  # torch_epoch THREADS -> median epoch seconds
   OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$PY" "$HERE/peers.py" "$DATA" "$1" "$EPOCHS" torch |

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 
@@ -27,6 +28,9 @@ int contention_serial_regions_left();
 /// Turns the guard on (the default) or off, and clears its state. For tests that need
 /// every region to run in parallel whatever else the machine is doing.
 void set_contention_guard(bool on);
+/// The guard's verdict on a region that took `wall` ns, whose fastest thread worked
+/// `fastest` ns (parallel_for calls it after each region; tests, with made-up times).
+void judge_region(std::int64_t wall, std::int64_t fastest);
 }  // namespace detail
 
 /// Items (floats or doubles) below which a chunk is not worth a thread: opening a
@@ -43,11 +47,11 @@ inline constexpr std::size_t kParallelItems = std::size_t{1} << 14;
 /// Contention guard: a region waits for its slowest thread, and when another process
 /// shares the cores the OS deschedules one of ours for whole time slices (ms) while the
 /// other waits. On 2 cores with one busy neighbour, two-thread MNIST epochs took 3.3 s
-/// against 0.48 s on one thread. So every region is timed; one that waited more than
-/// 300 µs and more than its fastest thread worked sends the next 64 regions to one
-/// thread (the chunks' results do not depend on it), doubling up to 65536 while
-/// contention persists and halving with each clean region. Bodies should be even for
-/// this reason too.
+/// against 0.48 s on one thread. So every region is timed. Two among the last eight that
+/// waited more than 300 µs and more than their fastest thread worked send the next 256
+/// regions to one thread (the chunks' results do not depend on it), quadrupling up to
+/// 65536 while contention persists and halving with each clean region. Bodies should be
+/// even for this reason too.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t min_chunk, Body&& body, std::size_t align = 16) {
   if (n < 2 * min_chunk || threads() == 1) {
