@@ -1,5 +1,6 @@
-// Shared helpers of the engine tests: reproducible random inputs and the one gradient
-// check every op goes through (tests/engine/test_gradcheck_*.cpp, test_broadcast.cpp).
+// Shared helpers of the engine tests: reproducible random inputs, the one gradient
+// check every op goes through (tests/engine/test_gradcheck_*.cpp, test_broadcast.cpp),
+// and a scoped thread count.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +15,8 @@
 
 #include <doctest/doctest.h>
 
+#include "xgrad/parallel.hpp"
+#include "xgrad/threads.hpp"
 #include "xgrad/xgrad.hpp"
 
 namespace xgrad_test {
@@ -22,6 +25,23 @@ using xgrad::Matrix;
 using Tape = xgrad::Tape<double>;
 using Tensor = xgrad::Tensor<double>;
 using Inputs = std::vector<Tensor>;
+
+/// Sets the thread count for one test and restores the previous one after it. The
+/// contention guard is off meanwhile, so that a busy machine cannot turn a region this
+/// test expects in parallel into a serial one.
+struct ThreadsFor {
+  explicit ThreadsFor(int n) : before(xgrad::threads()) {
+    xgrad::set_threads(n);
+    xgrad::detail::set_contention_guard(false);
+  }
+  ~ThreadsFor() {
+    xgrad::set_threads(before);
+    xgrad::detail::set_contention_guard(true);
+  }
+  ThreadsFor(const ThreadsFor&) = delete;
+  ThreadsFor& operator=(const ThreadsFor&) = delete;
+  int before;
+};
 
 /// Where random test values are drawn from.
 enum class Domain {

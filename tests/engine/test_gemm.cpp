@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include "../../engine/src/blas.hpp"
+#include "engine_test_util.hpp"
 #include "xgrad/parallel.hpp"
 #include "xgrad/threads.hpp"
 
@@ -156,26 +157,10 @@ TEST_CASE_TEMPLATE("gemm edge cases: empty products and alpha = 0 do not read A 
 
 namespace {
 
-/// Sets the thread count (and turns the contention guard off, so that every region is
-/// split whatever else the machine runs) for one test, and restores both after it.
-struct SplitThreads {
-  explicit SplitThreads(int n) : before(xgrad::threads()) {
-    xgrad::set_threads(n);
-    xgrad::detail::set_contention_guard(false);
-  }
-  ~SplitThreads() {
-    xgrad::set_threads(before);
-    xgrad::detail::set_contention_guard(true);
-  }
-  SplitThreads(const SplitThreads&) = delete;
-  SplitThreads& operator=(const SplitThreads&) = delete;
-  int before;
-};
-
 /// C after gemm at the given thread count, from the same A, B and C every time.
 template <class T>
 std::vector<T> product_at(int threads, const Shape& s, bool ta, bool tb, T beta) {
-  const SplitThreads pool(threads);
+  const xgrad_test::ThreadsFor pool(threads);
   const std::vector<T> a = random_vector<T>(s.m * s.k, 7), b = random_vector<T>(s.k * s.n, 8);
   std::vector<T> c = random_vector<T>(s.m * s.n, 9);
   xgrad::detail::gemm<T>(ta, tb, s.m, s.n, s.k, T(1), a.data(), b.data(), beta, c.data());
@@ -219,7 +204,7 @@ TEST_CASE_TEMPLATE("gemm in blocks for the pool: right, and the same bits at any
     CAPTURE(s.k);
     CHECK(xgrad::detail::gemm_blocks(s.m, s.n, s.k) == c.blocks);
     {
-      const SplitThreads pool(2);
+      const xgrad_test::ThreadsFor pool(2);
       check_shape<T>(s);  // against the long double reference, in blocks
     }
     for (bool ta : {false, true}) {

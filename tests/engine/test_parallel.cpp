@@ -21,26 +21,13 @@
 #include "xgrad/parallel.hpp"
 #include "xgrad/tape.hpp"
 
+#include "engine_test_util.hpp"
+
 extern "C" int openblas_get_num_threads(void);  // from <cblas.h>, which xtensor-blas shuns
 
 namespace {
 
-/// Sets the thread count for one test and restores the previous one after it. The
-/// contention guard is off meanwhile, so that a busy machine cannot turn a region this
-/// test expects in parallel into a serial one.
-struct ThreadsFor {
-  explicit ThreadsFor(int n) : before(xgrad::threads()) {
-    xgrad::set_threads(n);
-    xgrad::detail::set_contention_guard(false);
-  }
-  ~ThreadsFor() {
-    xgrad::set_threads(before);
-    xgrad::detail::set_contention_guard(true);
-  }
-  ThreadsFor(const ThreadsFor&) = delete;
-  ThreadsFor& operator=(const ThreadsFor&) = delete;
-  int before;
-};
+using xgrad_test::ThreadsFor;
 
 /// The chunks parallel_for hands out, sorted by start, with the OpenMP thread of each.
 std::vector<std::pair<std::size_t, std::size_t>> chunks_of(std::size_t n, std::size_t min_chunk,
