@@ -237,13 +237,6 @@ constexpr std::size_t kMaxBlocks = 16;
 // Block edges on multiples of 16 rows or columns: whole SIMD registers of either type.
 constexpr std::size_t kBlockAlign = 16;
 
-/// Start of block `q` of `blocks` over [0, extent), on a multiple of kBlockAlign.
-std::size_t block_edge(std::size_t extent, std::size_t q, std::size_t blocks) {
-  if (q >= blocks) return extent;
-  const std::size_t even = extent * q / blocks;
-  return std::min(extent, (even + kBlockAlign / 2) / kBlockAlign * kBlockAlign);
-}
-
 /// The vector cases (k, n or m equal to 1) by the loops above; false if not one of them.
 template <class T>
 bool gemm_vector_case(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
@@ -326,7 +319,8 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
   const bool by_columns = n >= m;
   const std::size_t extent = by_columns ? n : m;
   const auto block = [&](std::size_t q) {
-    const std::size_t e0 = block_edge(extent, q, blocks), e1 = block_edge(extent, q + 1, blocks);
+    const std::size_t e0 = chunk_edge(extent, q, blocks, kBlockAlign);
+    const std::size_t e1 = chunk_edge(extent, q + 1, blocks, kBlockAlign);
     if (e0 == e1) return;
     if (by_columns) {
       cblas_gemm(ta, tb, static_cast<blasint>(m), static_cast<blasint>(e1 - e0), bk, alpha, a, lda,

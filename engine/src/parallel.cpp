@@ -13,14 +13,13 @@
 namespace xgrad {
 namespace detail {
 
-namespace {
-/// Start of chunk `part` of `parts` over [0, n): n·part/parts rounded to the nearest
-/// multiple of align, so the chunks are as even as the alignment allows.
-std::size_t chunk_edge(std::size_t n, int part, int parts, std::size_t align) {
+std::size_t chunk_edge(std::size_t n, std::size_t part, std::size_t parts, std::size_t align) {
   if (part >= parts) return n;
-  const std::size_t even = n * static_cast<std::size_t>(part) / static_cast<std::size_t>(parts);
+  const std::size_t even = n * part / parts;
   return std::min(n, (even + align / 2) / align * align);
 }
+
+namespace {
 using Clock = std::chrono::steady_clock;
 
 std::int64_t nanoseconds_since(Clock::time_point t0) {
@@ -55,14 +54,14 @@ bool serving_penalty() {
   return false;
 }
 
+}  // namespace
+
 /// A region took `wall` ns and its fastest thread worked `fastest` ns. A thread that was
 /// not running (descheduled for another process) shows as a wait of a time slice, i.e.
 /// milliseconds; waking a sleeping worker costs tens of microseconds. Two among the last
 /// eight regions that waited beyond 300 µs and beyond the fastest thread's own work count
 /// as contention: the next regions run serially, for a penalty that quadruples while
 /// contention persists and halves with each clean region.
-}  // namespace
-
 void judge_region(std::int64_t wall, std::int64_t fastest) {
   ContentionGuard& g = guard();
   const std::int64_t wait = wall - fastest;
@@ -116,8 +115,8 @@ void parallel_ranges(std::size_t n, std::size_t min_chunk, std::size_t align, Ra
 #pragma omp parallel num_threads(team)
   {
     const std::int64_t start = nanoseconds_since(t0);
-    const int parts = omp_get_num_threads();
-    const int part = omp_get_thread_num();
+    const auto parts = static_cast<std::size_t>(omp_get_num_threads());
+    const auto part = static_cast<std::size_t>(omp_get_thread_num());
     const std::size_t begin = chunk_edge(n, part, parts, align);
     const std::size_t end = chunk_edge(n, part + 1, parts, align);
     try {

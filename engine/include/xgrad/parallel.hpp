@@ -18,6 +18,10 @@ using RangeBody = void (*)(void* context, std::size_t begin, std::size_t end);
 /// Runs body on chunks of [0, n) in parallel (see parallel_for).
 void parallel_ranges(std::size_t n, std::size_t min_chunk, std::size_t align, RangeBody body,
                      void* context);
+/// Start of chunk `part` of `parts` over [0, n): n·part/parts rounded to the nearest
+/// multiple of align, so the chunks are as even as the alignment allows (n for part >=
+/// parts). parallel_for's chunks and gemm's product blocks are cut this way.
+std::size_t chunk_edge(std::size_t n, std::size_t part, std::size_t parts, std::size_t align);
 /// True when the OpenBLAS loaded is its OpenMP build, whose pool parallel_for shares.
 /// With another build loaded (an installed binary without its RUNPATH, LD_LIBRARY_PATH)
 /// parallel_for runs serially rather than start a second pool.
