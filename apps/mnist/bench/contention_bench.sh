@@ -12,6 +12,18 @@ BUILD=${1:-build}
 DATA=${2:-data/mnist}
 ROUNDS=${3:-5}
 EPOCHS=${4:-3}
+for v in "$ROUNDS" "$EPOCHS"; do
+  case "$v" in ''|*[!0-9]*|0) echo "contention_bench.sh: ROUNDS and EPOCHS must be positive integers, got '$ROUNDS' and '$EPOCHS'" >&2; exit 2;; esac
+done
+if [ ! -x "$BUILD/apps/mnist/mnist" ]; then
+  echo "contention_bench.sh: no $BUILD/apps/mnist/mnist: build first (cmake --build $BUILD)" >&2
+  exit 2
+fi
+if ! ls "$DATA"/train-images-idx3-ubyte* > /dev/null 2>&1; then
+  echo "contention_bench.sh: no MNIST in '$DATA' (train-images-idx3-ubyte[.gz]); get it with" \
+       "apps/mnist/download_mnist.sh or pass the folder" >&2
+  exit 2
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 OUT=$(mktemp -d)
@@ -31,7 +43,8 @@ xgrad_epoch() {  # xgrad_epoch THREADS -> median epoch seconds, and CPU time sto
   OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$BUILD/apps/mnist/mnist" train --dataset mnist \
     --data "$DATA" --layers 256 --activation sigmoid --optimiser adam --lr 1e-3 --lr-decay 1 \
     --dropout 0 --batch 128 --epochs "$EPOCHS" --threads "$1" --no-train-eval --quiet \
-    --out "$OUT/run" > "$OUT/run.log" 2>&1 || { echo "xgrad run failed:" >&2; cat "$OUT/run.log" >&2; exit 1; }
+    --out "$OUT/run" > "$OUT/run.log" 2>&1 ||
+    { echo "xgrad run failed:" >&2; cat "$OUT/run.log" >&2; touch "$OUT/failed"; exit 1; }
   median=$(tail -n +2 "$OUT/run/history.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($9 - s0) / hz}' /proc/stat)
   echo "$median stolen_cpu_s=$steal"
@@ -47,7 +60,8 @@ for neighbour in quiet busy; do
   fi
   for round in $(seq "$ROUNDS"); do
     for t in 1 2; do
-      echo "$neighbour xgrad threads=$t round=$round median_epoch_s=$(xgrad_epoch "$t")"
+      x=$(xgrad_epoch "$t") || exit 1  # the run's log is on stderr already
+      echo "$neighbour xgrad threads=$t round=$round median_epoch_s=$x"
       if [ "$have_torch" = 1 ]; then
         echo "$neighbour torch threads=$t round=$round median_epoch_s=$(torch_epoch "$t")"
       fi
@@ -55,6 +69,7 @@ for neighbour in quiet busy; do
   done
   stop_busy
 done | tee "$OUT/all.txt"
+[ -e "$OUT/failed" ] && exit 1  # the loop ran in a pipeline's subshell
 echo "# load after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "neighbour impl   1-thread_s 2-thread_s  2T/1T  worst_round_2T/1T   (medians over rounds)"
