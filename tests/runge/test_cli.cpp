@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -128,20 +129,27 @@ TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' 
   const auto dir = scratch("eval");
   CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval kfold --folds 4 --out k.csv")
             .status == 0);
-  CHECK(slurp(dir / "k.csv").find(",kfold,ok,") != std::string::npos);
+  CHECK(slurp(dir / "k.csv").find(",kfold,4,,2024,ok,") != std::string::npos);
   CHECK(run_cli(dir,
                 "sweep --points 40 --epochs 10 --nodes 4 --eval bootstrap --bootstraps 3 "
                 "--out b.csv")
             .status == 0);
-  CHECK(slurp(dir / "b.csv").find(",bootstrap,ok,") != std::string::npos);
+  CHECK(slurp(dir / "b.csv").find(",bootstrap,,3,2024,ok,") != std::string::npos);
   // Plain gradient descent at rate 1e6 on ReLU units overflows to inf/NaN.
   const Run r = run_cli(dir,
                         "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
                         "--optimiser sgd --lr 0.01,1e6 --out d.csv");
   CHECK(r.status == 0);
   const std::string csv = slurp(dir / "d.csv");
-  CHECK(csv.find(",holdout,ok,") != std::string::npos);
-  CHECK(csv.find(",holdout,diverged,nan,") != std::string::npos);
+  // holdout: no folds, bootstraps or resample seed.
+  CHECK(csv.find(",holdout,,,,ok,") != std::string::npos);
+  CHECK(csv.find(",holdout,,,,diverged,nan,") != std::string::npos);
+  CHECK(r.out.find("1 diverged") != std::string::npos);
+  // A resumed sweep still counts its diverged rows.
+  const Run again = run_cli(dir,
+                            "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
+                            "--optimiser sgd --lr 0.01,1e6 --out d.csv");
+  CHECK(again.out.find("0 run, 2 reused from the CSV, 1 diverged") != std::string::npos);
   CHECK(line_count(dir / "d.csv") == 3);
 }
 
@@ -193,9 +201,92 @@ TEST_CASE("cli: sweep resumes from its CSV instead of starting over") {
   const Run again = run_cli(dir, args);
   CHECK(again.out.find("0 run, 2 reused") != std::string::npos);
   CHECK(slurp(dir / "r.csv") == first);
-  // Another grid in the same file is refused row by row, not mixed in.
+  // Rows of other settings are never dropped or mixed in: the sweep is refused, naming
+  // what differs, and the file stays as it was.
   const Run other = run_cli(dir, "sweep --points 40 --epochs 11 --nodes 4 --lr 0.01 --out r.csv");
-  CHECK(other.out.find("1 run, 0 reused") != std::string::npos);
+  CHECK(other.status == 2);
+  CHECK(other.err.find("epochs 10 in the file, 11 now") != std::string::npos);
+  CHECK(other.err.find("--fresh") != std::string::npos);
+  CHECK(slurp(dir / "r.csv") == first);
+  const Run noisier = run_cli(dir, args + " --noise 0.3");
+  CHECK(noisier.status == 2);
+  CHECK(noisier.err.find("noise 0.05 in the file, 0.3 now") != std::string::npos);
+  CHECK(slurp(dir / "r.csv") == first);
+  // --fresh replaces it.
+  const Run fresh = run_cli(dir, args + " --noise 0.3 --fresh");
+  CHECK(fresh.status == 0);
+  CHECK(fresh.out.find("2 run, 0 reused") != std::string::npos);
+  CHECK(slurp(dir / "r.csv").find(",0.3,") != std::string::npos);
+}
+
+TEST_CASE("cli: a grown grid reuses its finished points under their new indices") {
+  const auto dir = scratch("cli_grow");
+  const std::string base = "sweep --points 40 --epochs 10 --nodes 4 --out g.csv --lr ";
+  REQUIRE(run_cli(dir, base + "0.01,0.1").status == 0);
+  const Run grown = run_cli(dir, base + "0.001,0.01,0.1");
+  CHECK(grown.status == 0);
+  CHECK(grown.out.find("1 run, 2 reused") != std::string::npos);
+  // The same file as a sweep of the grown grid from scratch.
+  REQUIRE(run_cli(dir,
+                  "sweep --points 40 --epochs 10 --nodes 4 --out whole.csv "
+                  "--lr 0.001,0.01,0.1")
+              .status == 0);
+  CHECK(slurp(dir / "g.csv") == slurp(dir / "whole.csv"));
+}
+
+TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {
+  const auto dir = scratch("cli_settings");
+  REQUIRE(run_cli(dir,
+                  "sweep --points 40 --noise 0.1 --data-seed 7 --epochs 5 --nodes 3 "
+                  "--init glorot_normal --seed 9 --schedule inverse_time --eval kfold "
+                  "--folds 4 --out s.csv")
+              .status == 0);
+  CHECK(first_line(dir / "s.csv") == runge::csv_header());
+  std::ifstream in(dir / "s.csv");
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  std::map<std::string, std::string> field;
+  std::stringstream hs(header), rs(row);
+  for (std::string h, v; std::getline(hs, h, ',') && std::getline(rs, v, ',');)
+    field[h] = v;
+  CHECK(field["points"] == "40");
+  CHECK(field["noise"] == "0.1");
+  CHECK(field["data_seed"] == "7");
+  CHECK(field["init"] == "glorot_normal");
+  CHECK(field["seed"] == "9");
+  CHECK(field["schedule"] == "inverse_time");
+  CHECK(field["folds"] == "4");
+  CHECK(field["bootstraps"] == "");     // not a bootstrap sweep
+  CHECK(field["test_fraction"] == "");  // k-fold uses every point
+}
+
+TEST_CASE("cli: --fresh deletes only a sweep CSV") {
+  const auto dir = scratch("cli_fresh");
+  { std::ofstream(dir / "notes.txt") << "my notes\n"; }
+  const Run r = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --fresh --out notes.txt");
+  CHECK(r.status == 2);
+  CHECK(r.err.find("not a sweep CSV") != std::string::npos);
+  CHECK(slurp(dir / "notes.txt") == "my notes\n");
+}
+
+TEST_CASE("sweep: gd takes one batch size and penalty none one lambda") {
+  runge::GridAxes a;
+  a.optimiser = {"gd", "sgd"};
+  a.batch_size = {0, 5, 10};
+  a.penalty = {"none", "l2"};
+  a.lambda = {1e-3, 1e-2};
+  a.lr = {0.1};
+  const auto grid = runge::expand(a);
+  // gd: 1 batch size, sgd: 3; none: 1 lambda (0), l2: 2.
+  CHECK(grid.size() == (1 + 3) * (1 + 2));
+  CHECK(a.size() == grid.size());
+  for (const auto& p : grid) {
+    CAPTURE(p.index);
+    if (p.optimiser == "gd") CHECK(p.batch_size == 0);
+    if (p.penalty == "none") CHECK(p.lambda == 0.0);
+    if (p.penalty == "l2") CHECK(p.lambda > 0.0);
+  }
 }
 
 TEST_CASE("cli: bad input is refused with a message naming the option") {
@@ -220,6 +311,21 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
       {"baseline --method svm", "--method"},
       {"baseline --test-fraction 1", "--test-fraction"},
       {"experiment nonsense", "name"},
+      // Values that would be dropped or ignored without a word.
+      {"train --batch-size 10,20", "--batch-size"},
+      {"train --optimiser gd --batch-size 10", "--batch-size"},
+      {"train --lambda 0.1", "--lambda"},
+      {"train --penalty l1", "--penalty"},
+      {"train --lr 0.1 --schedule step:0.01,0.5,100", "--lr"},
+      {"sweep --lr 0.001,0.01 --schedule exponential:0.01,0.99", "--lr"},
+      {"train --activation softmax", "--activation"},
+      {"train --output-activation softmax", "--output-activation"},
+      {"sweep --nodes 50,", "--nodes"},
+      {"sweep --activation sigmoid,", "--activation"},
+      {"train --lr 1e400", "--lr"},
+      {"train --data-seed -1", "--data-seed"},
+      {"sweep --resample-seed -1", "--resample-seed"},
+      {"sweep --eval kfold --points 40 --folds 30", "--folds"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -302,14 +408,16 @@ TEST_CASE("cli: an unwritable --curve or --predictions is refused before trainin
   CHECK_FALSE(fs::exists(dir / "runge_curve.csv"));
 }
 
-TEST_CASE("cli: experiment writes to ./runge-results by default, not the committed results") {
+TEST_CASE("cli: a --quick experiment writes to ./runge-results-quick, never over full results") {
   const auto dir = scratch("default_out_dir");
-  const Run r = run_cli(dir, "experiment franke --quick --jobs 2");
+  const Run r = run_cli(dir, "experiment franke --quick --jobs 2 --no-figures");
   CAPTURE(r.err);
   CHECK(r.status == 0);
-  CHECK(first_line(dir / "runge-results" / "franke_summary.csv") == "model,test_mse,test_r2");
+  CHECK(first_line(dir / "runge-results-quick" / "franke_summary.csv") == "model,test_mse,test_r2");
+  // Neither the full runs' default folder nor the committed results are touched.
+  CHECK_FALSE(fs::exists(dir / "runge-results"));
   CHECK_FALSE(fs::exists(dir / "apps"));
-  CHECK(r.out.find("runge-results") != std::string::npos);
+  CHECK(r.out.find("runge-results-quick") != std::string::npos);
 }
 
 TEST_CASE("sweep: the BLAS thread guard restores the previous count, also on exceptions") {
@@ -378,5 +486,24 @@ TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
         "data_seed,set,activation,layers,nodes,epochs,seeds,cv_mse,cv_se,kept,log10_fresh_mse");
   CHECK(line_count(res / "sparse_avg_candidates.csv") == 1 + 2);
   CHECK(first_line(res / "franke_summary.csv") == "model,test_mse,test_r2");
-  CHECK(slurp(res / "franke_grid.csv").find("franke,sgd,relu,l2,1,128,10,") != std::string::npos);
+  {
+    const std::string grid = slurp(res / "franke_grid.csv");
+    CHECK(grid.find("\n0,franke,") != std::string::npos);
+    CHECK(grid.find(",sgd,relu,l2,1,128,10,") != std::string::npos);
+  }
+  // "CSV plus a figure": drawn into res/figures when python3-matplotlib is installed
+  // (.ci/install-deps installs it), otherwise the command for later is printed.
+  if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") == 0) {
+    for (const char* png :
+         {"runge-fig1-learning-rate.png", "runge-fig2-curves.png", "runge-fig3-fit.png",
+          "runge-fig4-architecture.png", "runge-fig5-regularisation.png",
+          "runge-fig6-architecture-regularised.png", "runge-cv-r2.png", "runge-sparse.png",
+          "runge-franke.png"}) {
+      CAPTURE(png);
+      CHECK(fs::file_size(res / "figures" / png) > 1000);
+    }
+  } else {
+    MESSAGE("/usr/bin/python3 has no matplotlib: only the skip message is checked");
+    CHECK(r.out.find("figures: skipped") != std::string::npos);
+  }
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Draws every figure of the runge study from the experiments' CSVs.
 
-    /usr/bin/python3 apps/runge/plots/make_figures.py [--results DIR] [--out DIR]
+    /usr/bin/python3 apps/runge/plots/make_figures.py [--results DIR] [--out DIR] [--only-present]
 
-Reads apps/runge/results/*.csv (written by `runge experiment ...` and bench/run_bench.sh)
-and writes docs/figures/runge-*.png. A figure whose CSV is missing is skipped with a
-message. Needs Debian's python3-matplotlib and python3-numpy (use /usr/bin/python3).
+By default reads the committed apps/runge/results/*.csv (written by `runge experiment ...`
+and bench/run_bench.sh) and writes docs/figures/runge-*.png. `runge experiment` itself
+calls this script with --results OUT_DIR --out OUT_DIR/figures for the CSVs it just
+wrote. A figure whose CSV is missing is skipped with a message. Needs Debian's
+python3-matplotlib and python3-numpy (use /usr/bin/python3).
 """
 import argparse
 import csv
@@ -34,15 +36,17 @@ def fnum(s):
 
 
 class Figures:
-    def __init__(self, results, out):
+    def __init__(self, results, out, quiet_missing=False):
         self.results = results
         self.out = out
+        self.quiet_missing = quiet_missing
         self.written = []
 
     def csv(self, name):
         path = os.path.join(self.results, name)
         if not os.path.exists(path):
-            print(f"skip: {path} missing (run the experiment first)")
+            if not self.quiet_missing:
+                print(f"skip: {path} missing (run the experiment first)")
             return None
         return read(path)
 
@@ -328,9 +332,11 @@ def main():
                    help="folder of the experiments' CSVs (default: %(default)s)")
     p.add_argument("--out", default=os.path.join(repo, "docs", "figures"),
                    help="folder of the PNGs (default: %(default)s)")
+    p.add_argument("--only-present", action="store_true",
+                   help="draw the figures whose CSVs are there, without a line for each missing one")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    figs = Figures(a.results, a.out)
+    figs = Figures(a.results, a.out, a.only_present)
     for f in (fig1, fig2, fig3, fig4, fig5, fig6, fig_cv, fig_sparse, fig_franke, fig_bench):
         f(figs)
     print(f"{len(figs.written)} figure(s) written")

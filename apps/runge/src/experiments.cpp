@@ -65,10 +65,7 @@ DataSpec report000_data() {
 constexpr std::uint64_t kSplitSeed = 44;  // report 000: train_test_split random_state 44
 
 SweepData sweep_data(const DataSpec& spec, double test_fraction, std::uint64_t split_seed) {
-  SweepData d;
-  d.full = generate(spec);
-  d.split = train_test_split(d.full, test_fraction, split_seed);
-  return d;
+  return make_sweep_data(spec, test_fraction, split_seed);
 }
 
 ModelSpec report000_model(std::size_t layers, std::size_t nodes, const std::string& act) {
@@ -104,7 +101,12 @@ SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,
                  const std::string& file) {
   SweepSpec s = spec;
   s.jobs = c.opt.jobs;
-  if (c.opt.fresh) fs::remove(c.path(file));
+  if (c.opt.fresh) {
+    if (!replaceable_sweep_file(c.path(file)))
+      throw std::runtime_error("--fresh: " + c.path(file) +
+                               " is not a sweep CSV; refusing to delete it");
+    fs::remove(c.path(file));
+  }
   c.log("sweep " + file + ": " + std::to_string(s.axes.size()) + " points");
   const SweepStats st = run_sweep(data, s, c.path(file), 0, c.opt.log);
   c.log("sweep " + file + ": " + std::to_string(st.run) + " run, " + std::to_string(st.reused) +
@@ -765,7 +767,6 @@ void franke(const Context& c) {
   d.seed = 3;
   const SweepData data = sweep_data(d, 0.25, kSplitSeed);
   SweepSpec s;
-  s.function = "franke";
   s.model = report000_model(1, 128, "relu");
   s.model.init = "normal:0.05";  // report 003: kernel N(0, 0.05), zero biases
   s.model.bias_init = 0.0;

@@ -5,9 +5,11 @@
 //   runge experiment  the seven named experiments of issue 4
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -27,12 +29,28 @@ namespace {
 
 using namespace runge;
 
+/// "a,b,c" -> {a, b, c}; empty items are kept ("50," -> {"50", ""}) so that the
+/// option's parser refuses them instead of a silent drop.
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
-  std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ','))
-    out.push_back(item);
+  for (char c : text) {
+    if (c == ',') {
+      out.push_back(item);
+      item.clear();
+    } else {
+      item += c;
+    }
+  }
+  out.push_back(item);
+  return out;
+}
+
+/// Names given to a list option (--optimiser, --activation, --penalty): none may be empty.
+std::vector<std::string> split_names(const std::string& text, const std::string& option) {
+  auto out = split_list(text);
+  for (const auto& s : out)
+    if (s.empty()) throw std::invalid_argument(option + ": empty item in '" + text + "'");
   return out;
 }
 
@@ -41,6 +59,8 @@ double parse_double(const std::string& text, const std::string& option) {
   double v = 0;
   try {
     v = std::stod(text, &used);
+  } catch (const std::out_of_range&) {
+    throw std::invalid_argument(option + ": '" + text + "' is out of the range of a double");
   } catch (const std::exception&) {
     used = 0;
   }
@@ -103,6 +123,47 @@ void check_writable(const std::string& path, const std::string& option) {
   if (!existed) std::filesystem::remove(path, ec);
 }
 
+/// s in single quotes for /bin/sh.
+std::string shell_quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Draws the figures of the experiments' CSVs in `dir` into dir/figures with
+/// plots/make_figures.py when Debian's python3 has matplotlib; otherwise prints the
+/// command for later. Returns false only when the script ran and failed.
+bool draw_figures(const std::string& dir) {
+  const std::string script = RUNGE_FIGURES_SCRIPT;  // apps/runge/CMakeLists.txt
+  const std::string python = "/usr/bin/python3";
+  const std::string figures = (std::filesystem::path(dir) / "figures").string();
+  const std::string command = python + " " + shell_quoted(script) + " --results " +
+                              shell_quoted(dir) + " --out " + shell_quoted(figures) +
+                              " --only-present";
+  std::error_code ec;
+  const bool have_script = std::filesystem::exists(script, ec);
+  const bool have_matplotlib =
+      std::filesystem::exists(python, ec) &&
+      std::system((python + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0;
+  if (!have_script || !have_matplotlib) {
+    std::printf("figures: skipped (%s); draw them later with:\n  %s\n",
+                have_script ? "no python3-matplotlib in /usr/bin/python3"
+                            : "make_figures.py is not where this build put it",
+                command.c_str());
+    return true;
+  }
+  const int status = std::system(command.c_str());
+  if (status != 0) {
+    std::fprintf(stderr,
+                 "runge: error: drawing the figures failed (%s exited with %d); the CSVs are "
+                 "in %s\n",
+                 script.c_str(), status, dir.c_str());
+    return false;
+  }
+  return true;
+}
+
 struct DataOptions {
   std::string function = "runge";
   std::size_t points = 300;
@@ -119,14 +180,16 @@ struct DataOptions {
     app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)")
         ->check(CLI::Range(2LL, kMaxPoints));
     app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
-    app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise");
+    app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise")
+        ->check(CLI::NonNegativeNumber);
     app->add_flag("--equispaced", equispaced,
                   "Runge only: an even grid on [-1,1] instead of "
                   "uniform draws");
     app->add_option("--test-fraction", test_fraction,
                     "Fraction of the points held out for "
                     "testing, in (0,1)");
-    app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle");
+    app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle")
+        ->check(CLI::NonNegativeNumber);
   }
   SweepData load() const {
     DataSpec d;
@@ -135,10 +198,7 @@ struct DataOptions {
     d.noise = noise;
     d.seed = data_seed;
     d.equispaced = equispaced;
-    SweepData out;
-    out.full = generate(d);
-    out.split = train_test_split(out.full, test_fraction, split_seed);
-    return out;
+    return make_sweep_data(d, test_fraction, split_seed);
   }
 };
 
@@ -193,8 +253,9 @@ struct TrainOptions {
         "Learning rate eta" + list + (sweep ? "; log:A,B,STEP gives 10^A ... 10^B" : ""));
     app->add_option("--schedule", schedule,
                     "Learning-rate schedule: constant; inverse_time (report 000: eta t1/(t+t1), "
-                    "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); or "
-                    "step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
+                    "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); these three "
+                    "scale --lr. Or one that sets its own starting rate (then leave out "
+                    "--lr): step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
     app->add_option("--epochs", epochs, "Passes over the training data")
         ->check(CLI::Range(1LL, kMaxEpochs));
     app->add_option("--batch-size,--batch", batch_size, "Minibatch size, 0 = full batch" + list);
@@ -207,22 +268,54 @@ struct TrainOptions {
                         list);
     app->add_option("--lambda", lambda, "Regularisation strength lambda" + list);
     app->add_flag("--penalise-biases", penalise_biases, "Apply the penalty to biases too");
-    app->add_option("--seed", seed, "Seed of the initial weights and the minibatch shuffles");
+    app->add_option("--seed", seed, "Seed of the initial weights and the minibatch shuffles")
+        ->check(CLI::NonNegativeNumber);
     app->add_flag("--no-scale-target", no_scale_target,
                   "Train on raw y instead of standardised y (inputs are always standardised "
                   "on the training part; metrics are always in y's units)");
   }
-  TrainSpec spec() const {
+  /// The starting rate when --schedule sets its own (step:, exponential:, ...), after
+  /// refusing an --lr given next to it; otherwise nothing.
+  std::optional<double> rate_of_schedule(const CLI::App* app) const {
+    const std::optional<double> eta0 = schedule_starting_rate(schedule);
+    if (eta0 && app->count("--lr") > 0) {
+      std::ostringstream rate;
+      rate << *eta0;
+      throw std::invalid_argument("--lr " + lr + ": --schedule " + schedule +
+                                  " sets its own starting rate (" + rate.str() +
+                                  "); leave out --lr, or use a schedule that scales it "
+                                  "(constant, inverse_time, epoch_decay)");
+    }
+    return eta0;
+  }
+  TrainSpec spec(const CLI::App* app) const {
     TrainSpec t;
     t.optimiser = optimiser;
-    t.learning_rate = parse_double(lr, "--lr");
+    t.learning_rate = rate_of_schedule(app).value_or(parse_double(lr, "--lr"));
     t.schedule = schedule;
     t.epochs = epochs;
-    t.batch_size = parse_sizes(batch_size, "--batch-size").front();
+    const auto batches = parse_sizes(batch_size, "--batch-size");
+    if (batches.size() != 1)
+      throw std::invalid_argument("--batch-size: train takes one size, got '" + batch_size +
+                                  "' (lists are for runge sweep)");
+    t.batch_size = batches.front();
+    if (optimiser == "gd" && t.batch_size != 0) {
+      throw std::invalid_argument("--batch-size " + batch_size +
+                                  ": --optimiser gd steps on the full batch; use --batch-size 0, "
+                                  "or sgd (or another optimiser) for minibatches");
+    }
     t.divide_lr_by_batches = divide_lr;
     t.cost = cost;
     t.penalty = penalty;
     t.lambda = parse_double(lambda, "--lambda");
+    if ((penalty == "none" || penalty == "l0") && t.lambda != 0) {
+      throw std::invalid_argument("--lambda " + lambda +
+                                  " has no effect with --penalty none; give --penalty l1 or l2");
+    }
+    if ((penalty == "l1" || penalty == "l2") && t.lambda == 0) {
+      throw std::invalid_argument("--penalty " + penalty +
+                                  " with --lambda 0 is no penalty; give --lambda > 0");
+    }
     t.penalise_biases = penalise_biases;
     t.seed = seed;
     t.scale_target = !no_scale_target;
@@ -264,15 +357,17 @@ void write_predictions(const std::string& path, const SweepData& data, const Tra
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Progress lines reach a log file as they happen, also when the run is killed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{
       "runge: feed-forward networks vs polynomial regression on the Runge and Franke "
       "functions (xgrad apps/runge; reports 000-003)"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   int threads = 1;
-  app.add_option("--threads", threads,
-                 "threads of a single run, GEMMs and loops (sweeps always use 1 per worker)")
-      ->check(CLI::Range(1LL, kMaxJobs));
+  const std::string threads_help =
+      "threads of a single run, GEMMs and loops (sweeps always use 1 per worker)";
+  app.add_option("--threads", threads, threads_help)->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----
   auto* train = app.add_subcommand("train",
@@ -294,11 +389,14 @@ int main(int argc, char** argv) {
                     "or one per layer (50,20)");
   tmodel.add(train, false);
   ttrain.add(train, false);
+  train->add_option("--threads", threads, threads_help)->check(CLI::Range(1LL, kMaxJobs));
   train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs")
       ->check(CLI::Range(1LL, kMaxEpochs));
   train->add_option("--curve", curve_path, "Learning-curve CSV (epoch,train_mse,test_mse)");
   train->add_option("--predictions", pred_path,
-                    "Predictions CSV (inputs, part, target, prediction, true function)");
+                    "Predictions CSV (inputs, part, target, prediction, true function): the "
+                    "train and test points, and for Runge 401 'grid' rows on [-1,1] (target "
+                    "nan) to draw the fitted curve");
 
   // ---- baseline ----
   auto* base = app.add_subcommand("baseline",
@@ -343,7 +441,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2LL, kMaxFolds));
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
       ->check(CLI::Range(1LL, kMaxBootstraps));
-  sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws");
+  sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws")
+      ->check(CLI::NonNegativeNumber);
   sw->add_option("--jobs,--workers", jobs,
                  "Worker threads (0 = all cores); each worker's BLAS uses 1")
       ->check(CLI::Range(0LL, kMaxJobs));
@@ -367,14 +466,24 @@ int main(int argc, char** argv) {
   names.push_back("all");
   names_help += "\n    all: every experiment in order";
   ex->add_option("name", ex_name, names_help)->required()->check(CLI::IsMember(names));
+  const std::string quick_dir = "runge-results-quick";
   ex->add_option("--out-dir", ex_dir,
-                 "Folder of the CSV files, relative to the working directory (the committed "
-                 "results: --out-dir apps/runge/results)");
+                 "Folder of the CSV files and figures/, relative to the working directory (the "
+                 "committed results: --out-dir apps/runge/results). With --quick the default "
+                 "is " +
+                     quick_dir + ", so a smoke test never touches full results");
   ex->add_flag("--quick", quick, "Tiny grids and few epochs (a smoke test, not the results)");
+  bool no_figures = false;
+  ex->add_flag("--no-figures", no_figures,
+               "Write the CSVs only; otherwise the figures are drawn into OUT_DIR/figures by "
+               "plots/make_figures.py when /usr/bin/python3 has matplotlib");
   ex->add_option("--jobs,--workers", ex_jobs, "Sweep worker threads (0 = all cores)")
       ->check(CLI::Range(0LL, kMaxJobs));
   ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
 
+  // Options of the main app (--threads) are accepted after the subcommand too.
+  for (auto* sub : {train, base, sw, ex})
+    sub->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -397,7 +506,7 @@ int main(int argc, char** argv) {
       else
         throw std::invalid_argument("--nodes: give one number or one per layer (--layers " +
                                     std::to_string(tlayers) + ")");
-      TrainSpec t = ttrain.spec();
+      TrainSpec t = ttrain.spec(train);
       t.curve_every = curve_every;
       m.validate();
       t.validate();
@@ -406,11 +515,11 @@ int main(int argc, char** argv) {
       check_writable(curve_path, "--curve");
       check_writable(pred_path, "--predictions");
       std::printf(
-          "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g, "
+          "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g (%s), "
           "%zu epochs, batch %zu, BLAS threads %d\n",
           tdata.function.c_str(), data.split.train.size(), data.split.test.size(),
           m.layers_string().c_str(), m.activation.c_str(), t.optimiser.c_str(), t.learning_rate,
-          t.epochs, t.batch_size, xgrad::threads());
+          t.schedule.c_str(), t.epochs, t.batch_size, xgrad::threads());
       const TrainedModel model = train_network(data.split.train, &data.split.test, m, t);
       {
         std::ofstream out(curve_path);
@@ -469,26 +578,32 @@ int main(int argc, char** argv) {
       s.train.penalise_biases = strain.penalise_biases;
       s.train.seed = strain.seed;
       s.train.scale_target = !strain.no_scale_target;
-      s.axes.optimiser = split_list(strain.optimiser);
-      s.axes.activation = split_list(smodel.activation);
+      s.axes.optimiser = split_names(strain.optimiser, "--optimiser");
+      s.axes.activation = split_names(smodel.activation, "--activation");
       if (!s.axes.activation.empty()) s.model.activation = s.axes.activation.front();
-      s.axes.penalty = split_list(strain.penalty);
+      s.axes.penalty = split_names(strain.penalty, "--penalty");
       s.axes.layers = parse_sizes(slayers, "--layers");
       s.axes.nodes = parse_sizes(snodes, "--nodes");
       s.axes.batch_size = parse_sizes(strain.batch_size, "--batch-size");
       s.axes.lambda = parse_doubles(strain.lambda, "--lambda");
-      s.axes.lr = parse_doubles(strain.lr, "--lr");
+      // A schedule with its own starting rate: that rate is the lr of every row.
+      const std::optional<double> eta0 = strain.rate_of_schedule(sw);
+      s.axes.lr = eta0 ? std::vector<double>{*eta0} : parse_doubles(strain.lr, "--lr");
       s.evaluation = parse_evaluation(eval);
       s.folds = folds;
       s.bootstraps = bootstraps;
       s.resample_seed = resample_seed;
       s.jobs = jobs;
-      s.function = sdata.function;
       if (s.evaluation == Evaluation::Bootstrap && bootstraps < 1)
         throw std::invalid_argument("--bootstraps must be at least 1");
       const SweepData data = sdata.load();
       if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
-      if (fresh) std::remove(sweep_out.c_str());
+      if (fresh) {
+        if (!replaceable_sweep_file(sweep_out))
+          throw std::invalid_argument("--fresh: " + sweep_out +
+                                      " is not a sweep CSV; refusing to delete it");
+        std::remove(sweep_out.c_str());
+      }
       const std::size_t workers = jobs ? jobs : std::max(1u, std::thread::hardware_concurrency());
       std::printf("runge sweep: %zu points, %s, %zu workers (BLAS 1 thread each) -> %s\n",
                   s.axes.size(), evaluation_name(s.evaluation), workers, sweep_out.c_str());
@@ -497,6 +612,7 @@ int main(int argc, char** argv) {
       std::printf("done: %zu points, %zu run, %zu reused from the CSV, %zu diverged, %.2f s\n",
                   st.points, st.run, st.reused, st.diverged, st.seconds);
     } else if (*ex) {
+      if (quick && ex->count("--out-dir") == 0) ex_dir = quick_dir;
       ExperimentOptions o;
       o.out_dir = ex_dir;
       o.quick = quick;
@@ -514,6 +630,7 @@ int main(int argc, char** argv) {
         std::printf("experiment %s: %.1f s wall time, CSV in %s\n", n.c_str(), secs,
                     ex_dir.c_str());
       }
+      if (!no_figures && !draw_figures(ex_dir)) return 4;
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "runge: error: %s\n", e.what());

@@ -68,13 +68,18 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
-// The key columns of a row: what identifies its grid point.
-constexpr std::size_t kKeyColumns = 12;
 }  // namespace
 
 std::size_t GridAxes::size() const {
-  return optimiser.size() * activation.size() * penalty.size() * layers.size() * nodes.size() *
-         batch_size.size() * lambda.size() * lr.size();
+  // As expand() counts: gd takes one batch size, penalty none one lambda.
+  std::size_t batches = 0, lambdas = 0;
+  for (const auto& o : optimiser)
+    batches += o == "gd" ? 1 : batch_size.size();
+  for (const auto& p : penalty)
+    lambdas += p == "none" || p == "l0" ? 1 : lambda.size();
+  if (batch_size.empty()) batches = 0;
+  if (lambda.empty()) lambdas = 0;
+  return batches * lambdas * activation.size() * layers.size() * nodes.size() * lr.size();
 }
 
 void GridAxes::validate() const {
@@ -91,6 +96,8 @@ void GridAxes::validate() const {
 
 std::vector<GridPoint> expand(const GridAxes& a) {
   a.validate();
+  const std::vector<std::size_t> full_batch_only = {0};
+  const std::vector<double> no_lambda = {0.0};
   std::vector<GridPoint> out;
   out.reserve(a.size());
   for (const auto& o : a.optimiser)
@@ -98,8 +105,10 @@ std::vector<GridPoint> expand(const GridAxes& a) {
       for (const auto& pen : a.penalty)
         for (auto l : a.layers)
           for (auto n : a.nodes)
-            for (auto b : a.batch_size)
-              for (double lam : a.lambda)
+            // gd steps on the whole training set whatever the batch size, and a
+            // penalty of none ignores lambda: one point each, not copies under other labels.
+            for (auto b : o == "gd" ? full_batch_only : a.batch_size)
+              for (double lam : pen == "none" || pen == "l0" ? no_lambda : a.lambda)
                 for (double lr : a.lr) {
                   GridPoint p;
                   p.index = out.size();
@@ -204,20 +213,69 @@ PointResult evaluate_point(const GridPoint& p, const SweepData& data, const Swee
   return r;
 }
 
-std::string csv_header() {
-  return "point,function,optimiser,activation,penalty,layers,nodes,batch_size,lambda,lr,epochs,"
-         "evaluation,status,mse,mse_std,r2,r2_std,train_mse,log10_mse";
+SweepData make_sweep_data(const DataSpec& spec, double test_fraction, std::uint64_t split_seed) {
+  SweepData d;
+  d.full = generate(spec);
+  d.split = train_test_split(d.full, test_fraction, split_seed);
+  d.settings = {spec, test_fraction, split_seed};
+  return d;
 }
 
-std::string csv_row(const PointResult& r, const SweepSpec& spec) {
+std::string csv_header() {
+  return "point,function,points,noise,data_seed,equispaced,test_fraction,split_seed,init,"
+         "bias_init,output_activation,cost,schedule,divide_lr,penalise_biases,scale_target,seed,"
+         "optimiser,activation,penalty,layers,nodes,batch_size,lambda,lr,epochs,evaluation,"
+         "folds,bootstraps,resample_seed,status,mse,mse_std,r2,r2_std,train_mse,log10_mse";
+}
+
+namespace {
+// The columns of csv_header() from `point` up to `status`: everything a row's numbers
+// depend on. Two rows are the same grid point when all but `point` agree.
+std::size_t status_column() {
+  const auto names = split_csv(csv_header());
+  for (std::size_t c = 0; c < names.size(); ++c)
+    if (names[c] == "status") return c;
+  throw std::logic_error("sweep CSV header has no status column");
+}
+
+/// The settings columns of a row (1 .. status), joined: the row's identity for resume.
+std::string row_key(const std::vector<std::string>& fields) {
+  std::string key;
+  for (std::size_t c = 1; c < status_column(); ++c)
+    key += fields[c] + ',';
+  return key;
+}
+
+std::string with_index(std::vector<std::string> fields, std::size_t index) {
+  fields[0] = std::to_string(index);
+  std::string line;
+  for (std::size_t c = 0; c < fields.size(); ++c)
+    line += (c ? "," : "") + fields[c];
+  return line;
+}
+}  // namespace
+
+std::string csv_row(const PointResult& r, const SweepSpec& spec, const DataSettings& data) {
   const GridPoint& p = r.point;
+  const Evaluation e = spec.evaluation;
+  const bool split_used = e != Evaluation::KFold;  // k-fold splits all the points
+  const TrainSpec& t = spec.train;
+  const ModelSpec& m = spec.model;
   std::ostringstream s;
-  s << p.index << ',' << spec.function << ',' << p.optimiser << ',' << p.activation << ','
+  s << p.index << ',' << function_name(data.spec.function) << ',' << data.spec.n << ','
+    << fmt(data.spec.noise) << ',' << data.spec.seed << ',' << (data.spec.equispaced ? 1 : 0) << ','
+    << (split_used ? fmt(data.test_fraction) : "") << ','
+    << (split_used ? std::to_string(data.split_seed) : "") << ',' << m.init << ','
+    << fmt(m.bias_init) << ',' << m.output_activation << ',' << t.cost << ',' << t.schedule << ','
+    << (t.divide_lr_by_batches ? 1 : 0) << ',' << (t.penalise_biases ? 1 : 0) << ','
+    << (t.scale_target ? 1 : 0) << ',' << t.seed << ',' << p.optimiser << ',' << p.activation << ','
     << p.penalty << ',' << p.layers << ',' << p.nodes << ',' << p.batch_size << ',' << fmt(p.lambda)
-    << ',' << fmt(p.lr) << ',' << spec.train.epochs << ',' << evaluation_name(spec.evaluation)
-    << ',' << r.status << ',' << fmt(r.mse) << ',' << fmt(r.mse_std) << ',' << fmt(r.r2) << ','
-    << fmt(r.r2_std) << ',' << fmt(r.train_mse) << ','
-    << fmt(std::isnan(r.mse) ? kNaN : std::log10(r.mse));
+    << ',' << fmt(p.lr) << ',' << t.epochs << ',' << evaluation_name(e) << ','
+    << (e == Evaluation::KFold ? std::to_string(spec.folds) : "") << ','
+    << (e == Evaluation::Bootstrap ? std::to_string(spec.bootstraps) : "") << ','
+    << (e == Evaluation::Holdout ? "" : std::to_string(spec.resample_seed)) << ',' << r.status
+    << ',' << fmt(r.mse) << ',' << fmt(r.mse_std) << ',' << fmt(r.r2) << ',' << fmt(r.r2_std) << ','
+    << fmt(r.train_mse) << ',' << fmt(std::isnan(r.mse) ? kNaN : std::log10(r.mse));
   return s.str();
 }
 
@@ -227,32 +285,53 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   std::string line;
   std::getline(in, line);
   if (line != csv_header())
-    throw std::runtime_error(csv_path + " is not a runge sweep CSV (header differs)");
+    throw std::runtime_error(csv_path +
+                             " is not a runge sweep CSV of this version (header differs)");
+  const auto names = split_csv(csv_header());
+  auto column = [&](const char* name) {
+    for (std::size_t c = 0; c < names.size(); ++c)
+      if (names[c] == name) return c;
+    throw std::logic_error(std::string("sweep CSV header has no column ") + name);
+  };
+  const std::size_t c_point = column("point"), c_opt = column("optimiser"),
+                    c_act = column("activation"), c_pen = column("penalty"),
+                    c_layers = column("layers"), c_nodes = column("nodes"),
+                    c_batch = column("batch_size"), c_lambda = column("lambda"),
+                    c_lr = column("lr"), c_status = column("status"), c_mse = column("mse"),
+                    c_mse_std = column("mse_std"), c_r2 = column("r2"), c_r2_std = column("r2_std"),
+                    c_train = column("train_mse");
   std::vector<PointResult> out;
-  const std::size_t columns = split_csv(csv_header()).size();
   while (std::getline(in, line)) {
     const auto f = split_csv(line);
-    if (f.size() != columns) continue;
+    if (f.size() != names.size()) continue;
     PointResult r;
-    r.point.index = std::stoul(f[0]);
-    r.point.optimiser = f[2];
-    r.point.activation = f[3];
-    r.point.penalty = f[4];
-    r.point.layers = std::stoul(f[5]);
-    r.point.nodes = std::stoul(f[6]);
-    r.point.batch_size = std::stoul(f[7]);
-    r.point.lambda = std::stod(f[8]);
-    r.point.lr = std::stod(f[9]);
-    r.status = f[12];
+    r.point.index = std::stoul(f[c_point]);
+    r.point.optimiser = f[c_opt];
+    r.point.activation = f[c_act];
+    r.point.penalty = f[c_pen];
+    r.point.layers = std::stoul(f[c_layers]);
+    r.point.nodes = std::stoul(f[c_nodes]);
+    r.point.batch_size = std::stoul(f[c_batch]);
+    r.point.lambda = std::stod(f[c_lambda]);
+    r.point.lr = std::stod(f[c_lr]);
+    r.status = f[c_status];
     auto num = [](const std::string& t) { return t == "nan" ? kNaN : std::stod(t); };
-    r.mse = num(f[13]);
-    r.mse_std = num(f[14]);
-    r.r2 = num(f[15]);
-    r.r2_std = num(f[16]);
-    r.train_mse = num(f[17]);
+    r.mse = num(f[c_mse]);
+    r.mse_std = num(f[c_mse_std]);
+    r.r2 = num(f[c_r2]);
+    r.r2_std = num(f[c_r2_std]);
+    r.train_mse = num(f[c_train]);
     out.push_back(r);
   }
   return out;
+}
+
+bool replaceable_sweep_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return true;
+  std::string line;
+  if (!std::getline(in, line)) return true;  // empty
+  return line.rfind("point,function,", 0) == 0;
 }
 
 SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,
@@ -277,10 +356,20 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
     t.validate();
   }
 
+  if (spec.evaluation == Evaluation::KFold && spec.folds > data.full.size() / 2) {
+    // A fold of one point has no R^2 (its variance is 0): the row would say nan.
+    throw std::invalid_argument("--folds " + std::to_string(spec.folds) + " with " +
+                                std::to_string(data.full.size()) +
+                                " points leaves folds of one point, whose R^2 is undefined; use "
+                                "at most " +
+                                std::to_string(data.full.size() / 2) + " folds");
+  }
+
   SweepStats stats;
   stats.points = grid.size();
-  // Rows already in the file (resume): a row counts only when its key columns are those
-  // of the grid point with its index, so a CSV of another grid is never mistaken for it.
+  // Rows already in the file (resume): a row is reused for the grid point whose settings
+  // columns it repeats exactly, whatever its old index. A row that matches no point of
+  // this grid (other data, epochs, seeds ...) stops the sweep before the file is touched.
   std::vector<std::optional<std::string>> rows(grid.size());
   {
     std::ifstream in(csv_path);
@@ -288,30 +377,56 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
     if (in && std::getline(in, line)) {
       if (line != csv_header())
         throw std::runtime_error("--out: " + csv_path +
-                                 " exists but is not a sweep CSV of this version; remove it or "
-                                 "choose another file");
+                                 " exists but is not a sweep CSV of this version; pass --fresh "
+                                 "to replace it, or choose another file");
+      std::map<std::string, std::size_t> index_of_key;
+      std::vector<std::vector<std::string>> grid_fields(grid.size());
+      for (std::size_t i = 0; i < grid.size(); ++i) {
+        PointResult probe;
+        probe.point = grid[i];
+        grid_fields[i] = split_csv(csv_row(probe, spec, data.settings));
+        index_of_key.emplace(row_key(grid_fields[i]), i);
+      }
       const std::size_t columns = split_csv(csv_header()).size();
+      const std::size_t status = status_column();
+      std::size_t foreign = 0;
+      std::vector<std::string> first_foreign;
       while (std::getline(in, line)) {
         if (in.eof()) break;  // a last line without '\n' was cut by the interruption
         const auto f = split_csv(line);
         if (f.size() != columns) continue;
-        std::size_t idx = 0;
-        try {
-          idx = std::stoul(f[0]);
-        } catch (const std::exception&) {
+        const auto it = index_of_key.find(row_key(f));
+        if (it == index_of_key.end()) {
+          if (foreign++ == 0) first_foreign = f;
           continue;
         }
-        if (idx >= grid.size()) continue;
-        PointResult probe;
-        probe.point = grid[idx];
-        const auto want = split_csv(csv_row(probe, spec));
-        bool same = true;
-        for (std::size_t c = 0; c < kKeyColumns && same; ++c)
-          same = want[c] == f[c];
-        if (same && !rows[idx]) {
-          rows[idx] = line;
+        if (!rows[it->second]) {
+          rows[it->second] = with_index(f, it->second);
           ++stats.reused;
+          if (f[status] != "ok") ++stats.diverged;
         }
+      }
+      if (foreign > 0) {
+        // Name the settings of the first such row that no grid point has.
+        const auto names = split_csv(csv_header());
+        std::string why;
+        for (std::size_t c = 1; c < status; ++c) {
+          bool seen = false;
+          for (const auto& g : grid_fields)
+            seen = seen || g[c] == first_foreign[c];
+          if (seen) continue;
+          bool one_value = true;
+          for (const auto& g : grid_fields)
+            one_value = one_value && g[c] == grid_fields[0][c];
+          auto shown = [](const std::string& v) { return v.empty() ? std::string("(empty)") : v; };
+          why += (why.empty() ? "" : ", ") + names[c] + " " + shown(first_foreign[c]) +
+                 " in the file, " +
+                 (one_value ? shown(grid_fields[0][c]) + " now" : "not a value of this grid");
+        }
+        if (why.empty()) why = "a combination of values this grid does not have";
+        throw std::runtime_error("--out: " + csv_path + " holds " + std::to_string(foreign) +
+                                 " row(s) that are not points of this sweep (first: " + why +
+                                 "); pass --fresh to replace the file, or choose another --out");
       }
     }
   }
@@ -364,7 +479,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
         stop = true;
         return;
       }
-      const std::string row = csv_row(r, spec);
+      const std::string row = csv_row(r, spec, data.settings);
       std::lock_guard<std::mutex> lock(mutex);
       if (stop.load()) return;
       rows[p.index] = row;

@@ -7,8 +7,11 @@
 // and seed, and a parallel sweep writes byte for byte the CSV of a serial one.
 //
 // The CSV has one row per grid point, in grid order, written as the finished prefix
-// grows; an interrupted sweep restarted on the same file keeps the rows it finds and
-// runs only the missing points.
+// grows. Every row names everything its numbers depend on (data, split, model, training
+// and evaluation settings), so a CSV read on its own says what produced it. A sweep
+// restarted on the same file reuses the rows whose settings are those of one of its grid
+// points and runs the others; a file holding rows of other settings is refused, never
+// overwritten.
 #pragma once
 
 #include <functional>
@@ -55,19 +58,32 @@ struct GridPoint {
   double lambda = 0, lr = 0;
 };
 /// Grid order: optimiser, activation, penalty, layers, nodes, batch size, lambda, lr
-/// (the learning rate varies fastest).
+/// (the learning rate varies fastest). Combinations that would repeat another point
+/// under a different label are left out: gd always steps on the full batch, so its
+/// points take batch size 0 only, and penalty none takes lambda 0 only (both are added
+/// when the axes lack them).
 std::vector<GridPoint> expand(const GridAxes& axes);
 
 enum class Evaluation { Holdout, KFold, Bootstrap };
 Evaluation parse_evaluation(const std::string& text);
 const char* evaluation_name(Evaluation e);
 
+/// How a sweep's data were made: written into every row of its CSV.
+struct DataSettings {
+  DataSpec spec;
+  double test_fraction = 0.2;
+  std::uint64_t split_seed = 44;
+};
+
 /// What a sweep evaluates each point on.
 struct SweepData {
   Dataset full;  // every generated point (k-fold splits this)
   Split split;   // hold-out: train on split.train, score on split.test; bootstrap
                  // resamples split.train and scores on split.test
+  DataSettings settings;
 };
+/// Generates the data of `spec` and splits it (test_fraction held out, split_seed).
+SweepData make_sweep_data(const DataSpec& spec, double test_fraction, std::uint64_t split_seed);
 
 struct SweepSpec {
   GridAxes axes;
@@ -77,8 +93,7 @@ struct SweepSpec {
   std::size_t folds = 5;
   std::size_t bootstraps = 20;
   std::uint64_t resample_seed = 2024;
-  std::size_t jobs = 0;            // worker threads; 0 = all cores
-  std::string function = "runge";  // written in the CSV for tidy joins
+  std::size_t jobs = 0;  // worker threads; 0 = all cores
 };
 
 struct PointResult {
@@ -92,25 +107,32 @@ PointResult evaluate_point(const GridPoint& p, const SweepData& data, const Swee
 
 /// The CSV header line (without newline).
 std::string csv_header();
-/// One CSV row (without newline).
-std::string csv_row(const PointResult& r, const SweepSpec& spec);
+/// One CSV row (without newline). Settings that do not apply to the evaluation (folds
+/// outside kfold, the split outside holdout and bootstrap, ...) are left empty.
+std::string csv_row(const PointResult& r, const SweepSpec& spec, const DataSettings& data);
 
 struct SweepStats {
   std::size_t points = 0;
   std::size_t reused = 0;  // rows found in an existing CSV (resume)
   std::size_t run = 0;
-  std::size_t diverged = 0;
+  std::size_t diverged = 0;  // of all points, reused ones included
   double seconds = 0;
 };
 
 /// Runs every grid point missing from `csv_path` and leaves the full, ordered CSV there.
-/// `stop_after` (tests only) stops after that many newly finished points, as if the
-/// process had been interrupted. Progress lines go to `log` when given.
+/// Throws, before running anything, when `csv_path` exists but is not a sweep CSV of this
+/// version, or holds rows that are not points of this grid (naming the settings that
+/// differ): such a file is left as it is. `stop_after` (tests only) stops after that many newly
+/// finished points, as if the process had been interrupted. Progress lines go to `log` when given.
 SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,
                      std::size_t stop_after = 0,
                      const std::function<void(const std::string&)>& log = {});
 
 /// Reads a sweep CSV back (for experiments that pick winners).
 std::vector<PointResult> read_sweep_csv(const std::string& csv_path);
+
+/// True when `path` is missing, empty, or starts with the header of a sweep CSV of any
+/// version: what --fresh may delete.
+bool replaceable_sweep_file(const std::string& path);
 
 }  // namespace runge

@@ -52,12 +52,31 @@ xgrad::nn::Schedule make_schedule(const std::string& text, double eta, std::size
 }
 }  // namespace
 
+std::optional<double> schedule_starting_rate(const std::string& schedule) {
+  if (schedule == "constant" || schedule == "inverse_time" || schedule == "epoch_decay")
+    return std::nullopt;
+  try {
+    return xgrad::nn::Schedule::parse(schedule)(0, 0, 1);
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+}
+
 void ModelSpec::validate() const {
   if (hidden.empty()) throw std::invalid_argument("--nodes: at least one hidden layer is needed");
   for (std::size_t n : hidden)
     if (n == 0) throw std::invalid_argument("--nodes: a hidden layer of 0 nodes is impossible");
-  parse_activation(activation, "--activation");
-  parse_activation(output_activation, "--output-activation");
+  // Softmax normalises a row to sum 1: over one output it is the constant 1, and over
+  // hidden units it is no regression model either.
+  if (parse_activation(activation, "--activation").kind == xgrad::nn::ActivationKind::Softmax)
+    throw std::invalid_argument(
+        "--activation: softmax is for class probabilities, not "
+        "hidden layers of a regression network");
+  if (parse_activation(output_activation, "--output-activation").kind ==
+      xgrad::nn::ActivationKind::Softmax)
+    throw std::invalid_argument(
+        "--output-activation: softmax over one output is the "
+        "constant 1; use identity for regression");
   try {
     xgrad::nn::Initialiser::parse(init);
   } catch (const std::invalid_argument& e) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ struct TrainSpec {
   std::size_t curve_every = 0;  // 0: no learning curve; k: every k epochs (and the last)
   void validate() const;
 };
+
+/// The starting rate of a --schedule that sets its own (step:ETA0,..., exponential:ETA0,...,
+/// inverse_time:T0,T1 ...); nothing for constant, inverse_time and epoch_decay, which
+/// scale --lr, and for a text that is no schedule (TrainSpec::validate names that).
+std::optional<double> schedule_starting_rate(const std::string& schedule);
 
 struct CurvePoint {
   std::size_t epoch = 0;
