@@ -184,6 +184,33 @@ const char* optimiser_name(OptimiserKind kind) {
   return "?";
 }
 
+namespace {
+/// The keys of OptimiserSpec::parse that `kind` reads, as listed in messages.
+const char* applicable_keys(OptimiserKind kind) {
+  switch (kind) {
+    case OptimiserKind::GradientDescent:
+    case OptimiserKind::Sgd:
+      return "lr";
+    case OptimiserKind::Momentum:
+      return "lr, momentum";
+    case OptimiserKind::AdaGrad:
+      return "lr, eps";
+    case OptimiserKind::RmsProp:
+      return "lr, rho, eps";
+    case OptimiserKind::Adam:
+      return "lr, beta1, beta2, eps";
+  }
+  return "";
+}
+bool key_applies(const std::string& keys, const std::string& key) {
+  std::stringstream ss(keys);
+  std::string k;
+  while (std::getline(ss, k, ','))
+    if (trim(k) == key) return true;
+  return false;
+}
+}  // namespace
+
 OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptions& defaults) {
   OptimiserSpec spec;
   spec.options = defaults;
@@ -209,6 +236,22 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
       if (val.empty() || used != val.size()) {
         throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
                                     " is not a number");
+      }
+      // A setting the optimiser never reads would train another model than the text says
+      // ("sgd:momentum=0.9" is plain SGD): refused.
+      const char* applies = applicable_keys(spec.kind);
+      const std::string canonical = key == "learning_rate" || key == "eta" ? "lr"
+                                    : key == "omega"                       ? "momentum"
+                                    : key == "epsilon"                     ? "eps"
+                                                                           : key;
+      const bool known = canonical == "lr" || canonical == "momentum" || canonical == "rho" ||
+                         canonical == "beta1" || canonical == "beta2" || canonical == "eps";
+      if (known && !key_applies(applies, canonical)) {
+        throw std::invalid_argument("optimiser '" + text + "': " + key + " does not apply to " +
+                                    optimiser_name(spec.kind) + ", which takes " + applies +
+                                    (spec.kind == OptimiserKind::Sgd && canonical == "momentum"
+                                         ? " (SGD with momentum is 'momentum:lr=...,momentum=...')"
+                                         : ""));
       }
       if (key == "lr" || key == "learning_rate" || key == "eta") {
         spec.options.learning_rate = x;

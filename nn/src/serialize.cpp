@@ -3,11 +3,13 @@
 // model that silently loads wrong is worse than one that does not load.
 #include "xgrad/nn/serialize.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -82,13 +84,19 @@ std::string dtype_name(std::size_t bytes) {
 }
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a model file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     fail(path, "cannot open the file for reading (" + std::string(std::strerror(errno)) + ")");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error");
-  return bytes;
+  try {
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    if (in.bad()) fail(path, "read error");
+    return bytes;
+  } catch (const std::ios_base::failure& e) {  // libstdc++ throws from underflow on EIO
+    fail(path, std::string("read error (") + e.what() + ")");
+  }
 }
 
 /// Header, layer table and checksum checks; `data_offset` receives where W^1 starts.
@@ -136,7 +144,17 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
       fail(path, "layer " + std::to_string(l + 1) + " has " + std::to_string(in) + " inputs and " +
                      std::to_string(out) + " outputs (each must be 1..2^30)");
     }
-    scalars += static_cast<std::size_t>(in * out + out);
+    // in, out <= 2^30: in out + out fits in 64 bits, and comparing it with what the file
+    // can hold before adding keeps the running sum from wrapping around (a crafted
+    // table could otherwise pass the size check and then ask for exabytes).
+    const std::uint64_t layer_scalars = in * out + out;
+    const std::uint64_t room = f.size() / info.scalar_bytes;
+    if (layer_scalars > room - std::min<std::uint64_t>(room, scalars)) {
+      fail(path, "truncated: " + std::to_string(f.size()) + " bytes cannot hold the " +
+                     std::to_string(in) + "x" + std::to_string(out) +
+                     " weights and biases of layer " + std::to_string(l + 1));
+    }
+    scalars += static_cast<std::size_t>(layer_scalars);
   }
   const std::size_t expected = table_end + scalars * info.scalar_bytes + 4;
   if (f.size() < expected) {

@@ -170,6 +170,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     state.running_loss = 0;
     for (auto& cb : callbacks)
       cb->on_epoch_begin(state);
+    if (state.stop_requested) break;  // asked before this epoch's first step: none is taken
     sampler.new_epoch();
     const Clock::time_point epoch_start = Clock::now();
     EpochRecord r;
@@ -255,7 +256,8 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
   if (state.stop_requested) {
     history_.stop = state.stop;
     history_.message = state.stop_message;
-    if (history_.epochs.back().event.empty()) {
+    // A stop asked in on_train_begin (or the first on_epoch_begin) leaves no epoch.
+    if (!history_.epochs.empty() && history_.epochs.back().event.empty()) {
       history_.epochs.back().event = stop_reason_name(state.stop);
     }
   } else {

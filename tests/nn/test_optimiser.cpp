@@ -215,6 +215,34 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("adam:eps=0", {p}); }).find("epsilon = 0") !=
         std::string::npos);
+}
+
+TEST_CASE("a setting the optimiser does not read is refused, not ignored") {
+  Parameter<double> p(Matrix<double>{{1.0}});
+  // "sgd:momentum=0.9" would otherwise train plain SGD under a name that says momentum.
+  const std::string sgd = message_of([&] { make_optimiser<double>("sgd:momentum=0.9", {p}); });
+  CHECK(sgd.find("momentum does not apply to sgd, which takes lr") != std::string::npos);
+  CHECK(sgd.find("'momentum:lr=...,momentum=...'") != std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("adam:rho=0.9", {p});
+        }).find("rho does not apply to adam, which takes lr, beta1, beta2, eps") !=
+        std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("momentum:beta1=0.9", {p});
+        }).find("beta1 does not apply to momentum") != std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("gd:epsilon=1e-8", {p});
+        }).find("epsilon does not apply to gd") != std::string::npos);
+  // Every key an optimiser reads is accepted, under each of its spellings.
+  CHECK_NOTHROW(make_optimiser<double>("sgd:eta=0.1", {p}));
+  CHECK_NOTHROW(make_optimiser<double>("momentum:learning_rate=0.1,omega=0.5", {p}));
+  CHECK_NOTHROW(make_optimiser<double>("adagrad:lr=0.1,eps=1e-6", {p}));
+  CHECK_NOTHROW(make_optimiser<double>("rmsprop:lr=0.1,rho=0.8,epsilon=1e-6", {p}));
+  CHECK_NOTHROW(make_optimiser<double>("adam:lr=0.1,beta1=0.8,beta2=0.99,eps=1e-6", {p}));
+}
+
+TEST_CASE("optimiser factory: parameters must be distinct and the rate finite") {
+  Parameter<double> p(Matrix<double>{{1.0}});
   CHECK(message_of([&] {
           make_optimiser<double>("sgd", {p, p});
         }).find("same as #0") != std::string::npos);

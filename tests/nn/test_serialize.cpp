@@ -2,6 +2,7 @@
 // clear error naming the file for each kind of bad file.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -233,6 +234,28 @@ TEST_CASE("serialize: inconsistent architecture with a valid checksum") {
   CHECK(net.layers()[0].activation.effective_alpha() == 0.3);
   CHECK(net.predict(Matrix<double>{{1.0}})(0, 0) == 3 * 1.5 + 4 * (0.3 * -1.75) - 1);
   std::remove(path.c_str());
+}
+
+TEST_CASE("serialize: a layer table whose sizes add up past 2^64 is refused as truncated") {
+  // Three layers of ~2^60 values each: summed and multiplied by 8 bytes they wrap around
+  // 2^64 to the size of this 132-byte file. Refused before any allocation, as a
+  // runtime_error naming the file, like every other load problem.
+  const std::string path = temp_path("wrapping_sizes");
+  const std::uint64_t big = 1ull << 30;
+  write_bytes(
+      path, encode({{1, 0.0, big - 3, big, {}}, {1, 0.0, big, big, {}}, {0, 0.0, big, 1, {0.5}}}));
+  const std::string msg = load_error(path);
+  CHECK(contains(msg, "load_network: " + path + ": truncated: "));
+  CHECK(contains(msg, "weights and biases of layer 1"));
+  CHECK(thrown_message<std::runtime_error>([&] { inspect_model_file(path); }) == msg);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("serialize: a directory is named as one") {
+  const std::string dir = temp_path("a_directory");
+  std::filesystem::create_directories(dir);
+  CHECK(load_error(dir) == "load_network: " + dir + ": is a directory, not a model file");
+  std::filesystem::remove(dir);
 }
 
 TEST_CASE("serialize: saving an empty network or into a missing folder fails clearly") {

@@ -471,3 +471,27 @@ TEST_CASE_TEMPLATE("training gives the same parameters at one and two threads", 
     CHECK(same_values(trained_at<T>(1, hidden), trained_at<T>(2, hidden)));
   }
 }
+
+TEST_CASE("a stop asked before the first step leaves the network untouched") {
+  Matrix<double> x, y;
+  regression_data<double>(5, 1, x, y);
+  for (const bool at_train_begin : {true, false}) {
+    CAPTURE(at_train_begin);
+    Network<double> net = small_net<double>(2);
+    const auto before = values_of(net);
+    auto opt = make_optimiser<double>("sgd:lr=0.1", net.parameters());
+    Trainer<double> trainer(net, *opt, mse_cost(), quiet(3, 1, 3));
+    auto stopper = std::make_shared<LambdaCallback<double>>();
+    auto stop = [](TrainingState<double>& s) { s.request_stop(StopReason::Callback, "not today"); };
+    if (at_train_begin)
+      stopper->train_begin = stop;
+    else
+      stopper->epoch_begin = stop;
+    trainer.add_callback(stopper);
+    const History& h = trainer.fit(x, y);
+    CHECK(h.stop == StopReason::Callback);
+    CHECK(h.message == "not today");
+    CHECK(h.epochs.empty());
+    CHECK(same_values(values_of(net), before));  // not one optimiser step
+  }
+}
