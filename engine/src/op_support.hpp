@@ -20,6 +20,15 @@
 
 namespace xgrad::detail {
 
+/// The tape of an op's first operand; for an empty handle an exception naming the op
+/// (the handle's own tape() cannot know which op asked).
+template <class T>
+Tape<T>& tape_of(const Tensor<T>& a, const char* op) {
+  if (!a.defined())
+    throw std::invalid_argument(std::string(op) + ": tensor belongs to no tape (empty handle)");
+  return a.tape();
+}
+
 template <class T>
 void reshape_reuse(Matrix<T>& m, std::size_t rows, std::size_t cols);
 

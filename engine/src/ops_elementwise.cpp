@@ -28,7 +28,7 @@ void parallel_buffer_kernel(BufferKernel kernel, const double* x, double* y, std
 
 template <class T, class Forward>
 Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0)) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
@@ -56,7 +56,7 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
 /// Like unary, for a forward that writes its output buffer itself: fill(in, out).
 template <class T, class Fill>
 Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
@@ -67,7 +67,7 @@ Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill) {
 template <class T, class Forward, class ScalarOp>
 Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forward,
                  ScalarOp&& scalar) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::uint32_t ib = tape.index_of(b, op_name(op));
   const Matrix<T>& va = tape.value_of(ia);

@@ -17,14 +17,15 @@ namespace {
 
 template <class T>
 std::uint32_t record_loss(Op op, const Tensor<T>& a, const Tensor<T>& b, bool same_shape) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::uint32_t ib = tape.index_of(b, op_name(op));
   const Matrix<T>& va = tape.value_of(ia);
   const Matrix<T>& vb = tape.value_of(ib);
   if (same_shape && va.shape() != vb.shape()) {
-    throw std::invalid_argument(std::string(op_name(op)) + ": prediction is " + shape_string(va) +
-                                " but target is " + shape_string(vb));
+    throw std::invalid_argument(std::string(op_name(op)) +
+                                (op == Op::MseLoss ? ": prediction is " : ": logits are ") +
+                                shape_string(va) + " but target is " + shape_string(vb));
   }
   if (va.size() == 0) {
     throw std::invalid_argument(std::string(op_name(op)) + ": empty input " + shape_string(va));
@@ -98,7 +99,7 @@ XGRAD_INSTANTIATE_BACKWARD(softmax_cross_entropy)
 
 template <class T>
 Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
-  Tape<T>& tape = prediction.tape();
+  Tape<T>& tape = detail::tape_of(prediction, "mse_loss");
   const std::uint32_t i = detail::record_loss(Op::MseLoss, prediction, target, true);
   const Matrix<T>& a = tape.value_of(prediction.index());
   const Matrix<T>& b = tape.value_of(target.index());
@@ -108,7 +109,7 @@ Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
 
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target) {
-  Tape<T>& tape = logits.tape();
+  Tape<T>& tape = detail::tape_of(logits, "bce_with_logits");
   const std::uint32_t i = detail::record_loss(Op::BceWithLogitsLoss, logits, target, true);
   const Matrix<T>& z = tape.value_of(logits.index());
   const Matrix<T>& y = tape.value_of(target.index());
@@ -120,7 +121,7 @@ Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target) {
 
 template <class T>
 Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target) {
-  Tape<T>& tape = logits.tape();
+  Tape<T>& tape = detail::tape_of(logits, "softmax_cross_entropy");
   const std::uint32_t i = detail::record_loss(Op::SoftmaxCrossEntropy, logits, target, true);
   const Matrix<T>& z = tape.value_of(logits.index());
   const Matrix<T>& y = tape.value_of(target.index());
@@ -131,8 +132,10 @@ Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target
   T total = 0;
   const T* log_p = n.saved.data();
   const T* yp = y.data();
+  // A class with target 0 adds nothing, also when its log p is -inf (a -inf logit):
+  // 0 * -inf would make the loss NaN while its gradient stays finite.
   for (std::size_t k = 0; k < rows * cols; ++k)
-    total -= yp[k] * log_p[k];
+    if (yp[k] != T(0)) total -= yp[k] * log_p[k];
   n.value(0, 0) = total / static_cast<T>(rows);
   return detail::finish(tape, i);
 }

@@ -226,7 +226,7 @@ std::pair<std::size_t, std::size_t> product_shape(const char* op, const Matrix<T
 
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = detail::tape_of(a, "matmul");
   const std::uint32_t ia = tape.index_of(a, "matmul");
   const std::uint32_t ib = tape.index_of(b, "matmul");
   const auto [m, n] = detail::product_shape("matmul", tape.value_of(ia), tape.value_of(ib));
@@ -237,7 +237,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
 
 template <class T>
 Tensor<T> linear(const Tensor<T>& a, const Tensor<T>& w, const Tensor<T>& b) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = detail::tape_of(a, "linear");
   const std::uint32_t ia = tape.index_of(a, "linear");
   const std::uint32_t iw = tape.index_of(w, "linear");
   const std::uint32_t ib = tape.index_of(b, "linear");

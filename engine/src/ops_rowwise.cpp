@@ -20,7 +20,7 @@ std::pair<std::size_t, std::size_t> reduced_shape(std::size_t rows, std::size_t 
 
 template <class T>
 Tensor<T> reduce(Op op, const Tensor<T>& a, Axis axis, T scale_by_count) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const int ax = static_cast<int>(axis);
@@ -44,7 +44,7 @@ Tensor<T> reduce(Op op, const Tensor<T>& a, Axis axis, T scale_by_count) {
 
 template <class T>
 Tensor<T> rowwise(Op op, const Tensor<T>& a) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
@@ -134,11 +134,23 @@ Tensor<T> sum(const Tensor<T>& a, Axis axis) {
 }
 template <class T>
 Tensor<T> mean(const Tensor<T>& a, Axis axis) {
+  // A mean over no elements is 0/0: refused like the losses' empty inputs instead of
+  // results of NaN. An empty result (the mean over rows of a 3x0) has nothing to divide.
+  Tape<T>& tape = detail::tape_of(a, "mean");
+  const Matrix<T>& v = tape.value_of(tape.index_of(a, "mean"));
+  const std::size_t count = axis == Axis::All    ? v.size()
+                            : axis == Axis::Rows ? v.shape(0)
+                                                 : v.shape(1);
+  const std::size_t results = axis == Axis::All ? 1 : axis == Axis::Rows ? v.shape(1) : v.shape(0);
+  if (count == 0 && results > 0) {
+    throw std::invalid_argument("mean: empty input " + shape_string(v) +
+                                " has no mean along the reduced axis");
+  }
   return detail::reduce(Op::Mean, a, axis, T(1));
 }
 template <class T>
 Tensor<T> transpose(const Tensor<T>& a) {
-  Tape<T>& tape = a.tape();
+  Tape<T>& tape = detail::tape_of(a, "transpose");
   const std::uint32_t ia = tape.index_of(a, "transpose");
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(Op::Transpose, ia, detail::kNoParent, cols, rows);

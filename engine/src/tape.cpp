@@ -91,7 +91,8 @@ bool Tensor<T>::requires_grad() const {
 
 template <class T>
 T Tensor<T>::item() const {
-  const Matrix<T>& v = value();
+  Tape<T>& t = tape();
+  const Matrix<T>& v = t.value_of(t.index_of(*this, "item"));
   if (v.size() != 1) {
     throw std::invalid_argument("xgrad::Tensor::item: tensor is " + shape_string(v) +
                                 ", item() needs 1x1");
@@ -103,8 +104,10 @@ T Tensor<T>::item() const {
 template <class T>
 std::uint32_t Tape<T>::index_of(const Tensor<T>& t, const char* op) const {
   if (t.tape_ != this) {
-    throw std::invalid_argument(std::string(op) + ": tensor belongs to " +
-                                (t.tape_ ? "another tape" : "no tape (empty handle)"));
+    throw std::invalid_argument(
+        std::string(op) + ": " +
+        (t.tape_ ? "tensor #" + std::to_string(t.index_) + " belongs to another tape"
+                 : std::string("tensor belongs to no tape (empty handle)")));
   }
   if (t.generation_ != generation_ || t.index_ >= used_) {
     throw std::logic_error(std::string(op) + ": tensor #" + std::to_string(t.index_) +

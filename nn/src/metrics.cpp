@@ -136,6 +136,16 @@ double accuracy(const Matrix<T>& prediction, const std::vector<std::size_t>& lab
                                 std::to_string(labels.size()) + " labels were given");
   }
   if (labels.empty()) throw std::invalid_argument("accuracy: no rows");
+  // One column is a binary probability (labels 0 and 1); C columns are C classes.
+  const std::size_t classes = std::max<std::size_t>(2, prediction.shape(1));
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= classes) {
+      throw std::invalid_argument("accuracy: label " + std::to_string(labels[i]) + " at row " +
+                                  std::to_string(i) + " is not a class of a " +
+                                  shape_string(prediction) + " prediction (0.." +
+                                  std::to_string(classes - 1) + ")");
+    }
+  }
   const std::vector<std::size_t> predicted = labels_of(prediction, true);
   std::size_t right = 0;
   for (std::size_t i = 0; i < labels.size(); ++i)

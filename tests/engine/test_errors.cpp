@@ -36,10 +36,9 @@ TEST_CASE("losses with prediction and target of different shapes name the loss a
   CHECK_THROWS_WITH_AS(xgrad::mse_loss(p, t), "mse_loss: prediction is 2x3 but target is 3x2",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(xgrad::bce_with_logits(p, t),
-                       "bce_with_logits: prediction is 2x3 but target is 3x2",
-                       std::invalid_argument);
+                       "bce_with_logits: logits are 2x3 but target is 3x2", std::invalid_argument);
   CHECK_THROWS_WITH_AS(xgrad::softmax_cross_entropy(p, t),
-                       "softmax_cross_entropy: prediction is 2x3 but target is 3x2",
+                       "softmax_cross_entropy: logits are 2x3 but target is 3x2",
                        std::invalid_argument);
 }
 

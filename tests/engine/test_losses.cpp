@@ -1,6 +1,9 @@
 // Specification: the fused losses (mse, binary cross-entropy from logits, softmax
 // cross-entropy) compute the textbook value, differentiate correctly with respect to
 // both arguments, and stay finite for logits of +-1000 in float32 and float64.
+#include <cmath>
+#include <limits>
+
 #include "engine_test_util.hpp"
 
 using namespace xgrad_test;
@@ -65,6 +68,21 @@ TEST_CASE("the losses compute their textbook values") {
   CHECK(xgrad::mse_loss(z, y).item() == doctest::Approx(mse / 12).epsilon(1e-12));
   CHECK(xgrad::bce_with_logits(z, y).item() == doctest::Approx(bce / 12).epsilon(1e-12));
   CHECK(xgrad::softmax_cross_entropy(z, onehot).item() == doctest::Approx(ce / 3).epsilon(1e-12));
+}
+
+TEST_CASE_TEMPLATE("softmax_cross_entropy ignores a -inf logit whose target is 0", T, float,
+                   double) {
+  // p = 0 for that class and log p = -inf; its target 0 contributes nothing (not 0 * -inf).
+  xgrad::Tape<T> tape;
+  const T inf = std::numeric_limits<T>::infinity();
+  const xgrad::Tensor<T> z = tape.variable(Matrix<T>{{T(0), T(0), -inf}});
+  const xgrad::Tensor<T> loss =
+      xgrad::softmax_cross_entropy(z, tape.constant(Matrix<T>{{1, 0, 0}}));
+  CHECK(loss.item() == doctest::Approx(std::log(2.0)));
+  tape.backward(loss);
+  CHECK(z.grad()(0, 0) == doctest::Approx(-0.5));
+  CHECK(z.grad()(0, 1) == doctest::Approx(0.5));
+  CHECK(z.grad()(0, 2) == T(0));
 }
 
 TEST_CASE_TEMPLATE("fused losses give finite loss and gradient for logits of +-1000", T, float,

@@ -155,11 +155,33 @@ TEST_CASE("a handle from another tape or an empty handle throws") {
   Tape one, two;
   const Tensor a = one.variable(random_matrix(2, 2, 11));
   const Tensor b = two.variable(random_matrix(2, 2, 12));
-  CHECK_THROWS_WITH_AS(a + b, "add: tensor belongs to another tape", std::invalid_argument);
-  CHECK_THROWS_WITH_AS(two.backward(xgrad::sum(a)), "backward: tensor belongs to another tape",
+  // The message names the op and the tensor (#0 of its own tape).
+  CHECK_THROWS_WITH_AS(a + b, "add: tensor #0 belongs to another tape", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(two.backward(xgrad::sum(a)), "backward: tensor #1 belongs to another tape",
                        std::invalid_argument);
   const Tensor empty;
+  CHECK_FALSE(empty.defined());
+  CHECK(a.defined());
   CHECK_THROWS_WITH_AS(empty.value(), "xgrad::Tensor: empty handle (default-constructed)",
+                       std::logic_error);
+  // An op names itself whichever side the empty handle is on.
+  CHECK_THROWS_WITH_AS(empty + a, "add: tensor belongs to no tape (empty handle)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(a + empty, "add: tensor belongs to no tape (empty handle)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(xgrad::matmul(empty, a), "matmul: tensor belongs to no tape (empty handle)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(xgrad::mse_loss(empty, a),
+                       "mse_loss: tensor belongs to no tape (empty handle)", std::invalid_argument);
+}
+
+TEST_CASE("item() on a handle of a cleared tape names item") {
+  Tape tape;
+  const Tensor x = tape.variable(Matrix<double>{{2.0}});
+  tape.clear();
+  CHECK_THROWS_WITH_AS(x.item(),
+                       "item: tensor #0 is from a cleared tape (generation 1, tape is at "
+                       "generation 2)",
                        std::logic_error);
 }
 

@@ -55,6 +55,13 @@ TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities
   CHECK(message_of([&] {
           accuracy(scores, Matrix<double>{{0.5}, {1}, {2}, {1}});
         }).find("not a class label") != std::string::npos);
+  // A label the prediction has no column for is refused, as the confusion matrix does.
+  CHECK(message_of([&] {
+          accuracy(Matrix<double>{{0.1, 0.9}}, std::vector<std::size_t>{7});
+        }) == "accuracy: label 7 at row 0 is not a class of a 1x2 prediction (0..1)");
+  CHECK(message_of([&] {
+          accuracy(prob, std::vector<std::size_t>{1, 1, 2, 0});
+        }).find("label 2 at row 2") != std::string::npos);
 }
 
 TEST_CASE("confusion matrix counts true against predicted") {

@@ -113,7 +113,9 @@ class Tensor {
   Tensor() = default;
 
   const Matrix<T>& value() const;
-  /// The gradient computed by the last backward(); zeros where nothing flowed.
+  /// The gradient computed by the last backward(); zeros where nothing flowed. For a
+  /// tensor of tape.parameter(p) this is p.grad(), which adds up over backward() calls
+  /// until zero_grad() (an optimiser's or the parameter's own).
   const Matrix<T>& grad() const;
   std::size_t rows() const { return value().shape(0); }
   std::size_t cols() const { return value().shape(1); }
@@ -122,6 +124,8 @@ class Tensor {
   T item() const;
   Tape<T>& tape() const;
   std::uint32_t index() const { return index_; }
+  /// False for a default-constructed handle, which belongs to no tape.
+  bool defined() const { return tape_ != nullptr; }
 
  private:
   Tensor(Tape<T>* tape, std::uint32_t index, std::uint64_t generation)
