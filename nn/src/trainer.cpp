@@ -36,6 +36,20 @@ void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, c
                                 " but the network has " + std::to_string(net.outputs()) +
                                 " outputs");
   }
+  // A NaN or inf in the data would otherwise surface as "the loss became nan at epoch 1",
+  // which sends one looking at the learning rate instead of the data.
+  for (const auto* m : {&x, &y}) {
+    const T* d = m->data();
+    for (std::size_t k = 0; k < m->size(); ++k) {
+      if (!std::isfinite(d[k])) {
+        std::ostringstream msg;
+        msg << what << ": " << (m == &x ? "x" : "y") << " holds " << d[k] << " at row "
+            << k / m->shape(1) << ", column " << k % m->shape(1)
+            << "; remove or replace non-finite values before training";
+        throw std::invalid_argument(msg.str());
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -364,6 +364,19 @@ TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data"
   CHECK(message_of([&] {
           trainer.fit(Matrix<double>({5, 1}), Matrix<double>({4, 1}));
         }).find("row counts differ") != std::string::npos);
+  {
+    // Non-finite data is named where it is, not reported as a diverging loss.
+    Matrix<double> xd, yd;
+    regression_data<double>(6, 1, xd, yd);
+    xd(3, 0) = std::numeric_limits<double>::quiet_NaN();
+    CHECK(message_of([&] { trainer.fit(xd, yd); }) ==
+          "fit: x holds nan at row 3, column 0; remove or replace non-finite values before "
+          "training");
+    xd(3, 0) = 0.5;
+    yd(5, 0) = -std::numeric_limits<double>::infinity();
+    CHECK(message_of([&] { trainer.fit(xd, yd); }).find("fit: y holds -inf at row 5") == 0);
+    CHECK(message_of([&] { trainer.evaluate(xd, yd); }).find("evaluate: y holds -inf") == 0);
+  }
   auto stop_on_val = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 2);
   trainer.add_callback(stop_on_val);
   Matrix<double> x, y;

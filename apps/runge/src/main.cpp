@@ -604,7 +604,9 @@ int main(int argc, char** argv) {
                                       " is not a sweep CSV; refusing to delete it");
         std::remove(sweep_out.c_str());
       }
-      const std::size_t workers = jobs ? jobs : std::max(1u, std::thread::hardware_concurrency());
+      const std::size_t workers =
+          std::min<std::size_t>(jobs ? jobs : std::max(1u, std::thread::hardware_concurrency()),
+                                std::max<std::size_t>(1, s.axes.size()));
       std::printf("runge sweep: %zu points, %s, %zu workers (BLAS 1 thread each) -> %s\n",
                   s.axes.size(), evaluation_name(s.evaluation), workers, sweep_out.c_str());
       const SweepStats st =
