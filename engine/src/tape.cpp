@@ -297,8 +297,10 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
         "BackwardOptions{true} (keep_graph) to the first call to walk it twice");
   }
   if (!nodes_[r].requires_grad) {
-    throw std::invalid_argument(std::string("backward: root (") + op_name(nodes_[r].op) +
-                                ") does not depend on anything that requires a gradient");
+    throw std::invalid_argument(
+        std::string("backward: root (") + op_name(nodes_[r].op) +
+        ") does not depend on anything that requires a gradient (only constants, or "
+        "recorded under a NoGradGuard)");
   }
   if (check_finite_ && seed != nullptr) {
     const std::size_t k = first_non_finite(*seed);

@@ -62,8 +62,19 @@ TEST_CASE("backward on a non-scalar needs a seed gradient of the root's shape") 
 TEST_CASE("backward from a root that needs no gradient says so") {
   Tape tape;
   const Tensor c = tape.constant(random_matrix(1, 1, 12));
-  CHECK_THROWS_WITH_AS(tape.backward(xgrad::exp(c)),
-                       "backward: root (exp) does not depend on anything that requires a gradient",
+  const std::string why =
+      "does not depend on anything that requires a gradient (only constants, or recorded "
+      "under a NoGradGuard)";
+  CHECK_THROWS_WITH_AS(tape.backward(xgrad::exp(c)), ("backward: root (exp) " + why).c_str(),
+                       std::invalid_argument);
+  // The same for a root recorded under a guard, even from a variable.
+  const Tensor v = tape.variable(random_matrix(1, 1, 13));
+  Tensor root;
+  {
+    xgrad::NoGradGuard<double> no_grad(tape);
+    root = xgrad::sqrt(xgrad::exp(v));
+  }
+  CHECK_THROWS_WITH_AS(tape.backward(root), ("backward: root (sqrt) " + why).c_str(),
                        std::invalid_argument);
 }
 

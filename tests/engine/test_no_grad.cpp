@@ -27,7 +27,7 @@ TEST_CASE("inside a no-grad scope results do not require a gradient") {
     // Nothing to walk back from.
     CHECK_THROWS_WITH_AS(tape.backward(loss),
                          "backward: root (add) does not depend on anything that requires a "
-                         "gradient",
+                         "gradient (only constants, or recorded under a NoGradGuard)",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(y.grad(), doctest::Contains("does not require a gradient"),
                          std::logic_error);
