@@ -71,8 +71,9 @@ GradcheckResult check(const Build& build, const Analytic& analytic,
         r.abs_error = abs_error;
         // Relative to the larger magnitude: a numeric gradient of exactly 0 next to an
         // analytic 1e-17 is a rel error of 1, not 1e283.
+        // NaN stays NaN (std::max would drop it and report 0).
         const double scale = std::max(std::abs(numeric), std::abs(a));
-        r.rel_error = scale > 0 ? abs_error / scale : 0.0;
+        r.rel_error = std::isnan(abs_error) ? abs_error : scale > 0 ? abs_error / scale : 0.0;
       }
       if (!(excess <= 0)) r.passed = false;
     }

@@ -57,14 +57,24 @@ Tape<T>& Tensor<T>::tape() const {
   return *tape_;
 }
 
+namespace {
+/// What a Tensor method called on a default-constructed handle throws, naming the method.
+[[noreturn]] void empty_handle(const char* what) {
+  throw std::logic_error(std::string("xgrad::Tensor::") + what +
+                         ": empty handle (default-constructed)");
+}
+}  // namespace
+
 template <class T>
 const Matrix<T>& Tensor<T>::value() const {
+  if (tape_ == nullptr) empty_handle("value");
   Tape<T>& t = tape();
   return t.value_of(t.index_of(*this, "value"));
 }
 
 template <class T>
 const Matrix<T>& Tensor<T>::grad() const {
+  if (tape_ == nullptr) empty_handle("grad");
   Tape<T>& t = tape();
   const std::uint32_t i = t.index_of(*this, "grad");
   detail::Node<T>& n = t.node(i);
@@ -85,12 +95,14 @@ const Matrix<T>& Tensor<T>::grad() const {
 
 template <class T>
 bool Tensor<T>::requires_grad() const {
+  if (tape_ == nullptr) empty_handle("requires_grad");
   Tape<T>& t = tape();
   return t.node(t.index_of(*this, "requires_grad")).requires_grad;
 }
 
 template <class T>
 T Tensor<T>::item() const {
+  if (tape_ == nullptr) empty_handle("item");
   Tape<T>& t = tape();
   const Matrix<T>& v = t.value_of(t.index_of(*this, "item"));
   if (v.size() != 1) {

@@ -50,6 +50,16 @@ TEST_CASE("gradcheck fails on a wrong gradient and names the worst element") {
   CHECK(msg.find(", rel error 0.5 (12 elements checked)") != std::string::npos);
 }
 
+TEST_CASE("gradcheck reports a NaN gradient as NaN, not as a small relative error") {
+  // sqrt at 0: the analytic gradient is inf, the central difference reads sqrt(-h) = NaN.
+  const xgrad::GradcheckResult r = xgrad::gradcheck(
+      [](Tape&, const Inputs& x) { return xgrad::sqrt(x[0]); }, {Matrix<double>{{0.0}}});
+  CHECK_FALSE(r.passed);
+  CHECK(std::isnan(r.abs_error));
+  CHECK(std::isnan(r.rel_error));
+  CHECK(r.message().find("rel error nan") != std::string::npos);
+}
+
 TEST_CASE("gradcheck honours atol and rtol") {
   // A gradient off by 1e-4 * x: fails the default rtol 1e-5, passes rtol 1e-3.
   const auto f = [](Tape& tape, const Inputs& x) {

@@ -162,7 +162,16 @@ TEST_CASE("a handle from another tape or an empty handle throws") {
   const Tensor empty;
   CHECK_FALSE(empty.defined());
   CHECK(a.defined());
-  CHECK_THROWS_WITH_AS(empty.value(), "xgrad::Tensor: empty handle (default-constructed)",
+  CHECK_THROWS_WITH_AS(empty.value(), "xgrad::Tensor::value: empty handle (default-constructed)",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(empty.item(), "xgrad::Tensor::item: empty handle (default-constructed)",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(empty.grad(), "xgrad::Tensor::grad: empty handle (default-constructed)",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(empty.requires_grad(),
+                       "xgrad::Tensor::requires_grad: empty handle (default-constructed)",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(empty.tape(), "xgrad::Tensor: empty handle (default-constructed)",
                        std::logic_error);
   // An op names itself whichever side the empty handle is on.
   CHECK_THROWS_WITH_AS(empty + a, "add: tensor belongs to no tape (empty handle)",

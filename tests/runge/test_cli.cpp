@@ -2,6 +2,7 @@
 // parallel = serial sweeps, resumed = uninterrupted sweeps, and bad input refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -157,9 +158,7 @@ TEST_CASE("sweep: a resumed sweep equals an uninterrupted one") {
   const auto dir = scratch("resume");
   runge::DataSpec d;
   d.n = 50;
-  runge::SweepData data;
-  data.full = runge::generate(d);
-  data.split = runge::train_test_split(data.full, 0.2, 1);
+  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
   runge::SweepSpec s;
   s.train.epochs = 10;
   s.axes.lr = {1e-3, 1e-2, 1e-1};
@@ -232,6 +231,84 @@ TEST_CASE("cli: a grown grid reuses its finished points under their new indices"
                   "--lr 0.001,0.01,0.1")
               .status == 0);
   CHECK(slurp(dir / "g.csv") == slurp(dir / "whole.csv"));
+}
+
+TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
+  // Two new points ahead of the finished ones: stopped after the first new point, the
+  // file must still hold both old rows (a kill keeps what was there), and a resume runs
+  // only the one point left.
+  const auto dir = scratch("grown_front");
+  runge::DataSpec d;
+  d.n = 40;
+  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
+  runge::SweepSpec s;
+  s.train.epochs = 5;
+  s.axes.nodes = {3};
+  s.axes.lr = {1e-2, 1e-1};
+  s.jobs = 1;
+  const auto path = (dir / "g.csv").string();
+  REQUIRE(runge::run_sweep(data, s, path).run == 2);
+  s.axes.lr = {1e-4, 1e-3, 1e-2, 1e-1};
+  const auto part = runge::run_sweep(data, s, path, 1);
+  CHECK(part.reused == 2);
+  CHECK(part.run == 1);
+  CHECK(line_count(path) == 1 + 3);
+  const auto rest = runge::run_sweep(data, s, path);
+  CHECK(rest.reused == 3);
+  CHECK(rest.run == 1);
+  const auto whole_path = (dir / "whole.csv").string();
+  runge::run_sweep(data, s, whole_path);
+  CHECK(slurp(path) == slurp(whole_path));  // grid order again at the end
+  CHECK_FALSE(fs::exists(path + ".tmp"));
+}
+
+TEST_CASE("cli: a schedule with commas stays one CSV field, and its sweep resumes") {
+  const auto dir = scratch("cli_schedule_commas");
+  const std::string args =
+      "sweep --points 40 --epochs 5 --nodes 3 --schedule step:0.1,0.5,10 --out s.csv";
+  REQUIRE(run_cli(dir, args).status == 0);
+  const std::string csv = slurp(dir / "s.csv");
+  CHECK(csv.find(",step:0.1;0.5;10,") != std::string::npos);
+  std::stringstream lines(csv);
+  for (std::string line; std::getline(lines, line);)
+    CHECK(std::count(line.begin(), line.end(), ',') + 1 == 37);
+  CHECK(run_cli(dir, args).out.find("0 run, 1 reused") != std::string::npos);
+}
+
+TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
+  const auto dir = scratch("cli_grid_values");
+  const std::string base = "sweep --points 40 --epochs 5 --nodes 3 --out v.csv ";
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"--lr 0.1,0.1", "--lr: 0.1 is listed twice"},
+      {"--penalty none,l0", "--penalty: none is listed twice"},
+      {"--optimiser adam,ADAM", "--optimiser: adam is listed twice"},
+      {"--penalty none --lambda 0.1", "--lambda: penalty none ignores lambda"},
+      {"--optimiser gd --batch-size 10", "--batch-size: gd always steps on the full batch"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.args);
+    const Run r = run_cli(dir, base + c.args);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+  // gd in any spelling takes the full batch once; sgd takes each size.
+  const Run mixed = run_cli(dir, base + "--optimiser GD,sgd --batch-size 0,10");
+  CHECK(mixed.status == 0);
+  CHECK(line_count(dir / "v.csv") == 1 + 1 + 2);
+  // A whole row of the wrong width is refused, not skipped.
+  { std::ofstream(dir / "v.csv", std::ios::app) << "1,2,3\n"; }
+  const Run wide = run_cli(dir, base + "--optimiser GD,sgd --batch-size 0,10");
+  CHECK(wide.status == 2);
+  CHECK(wide.err.find("a row of 3 fields instead of 37") != std::string::npos);
+  // --fresh never deletes a folder.
+  fs::create_directories(dir / "folder");
+  const Run folder = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --fresh --out folder");
+  CHECK(folder.status == 2);
+  CHECK(fs::is_directory(dir / "folder"));
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {
@@ -439,9 +516,7 @@ TEST_CASE("sweep: the BLAS thread guard restores the previous count, also on exc
   // A sweep whose points throw leaves the count as it found it.
   runge::DataSpec d;
   d.n = 30;
-  runge::SweepData data;
-  data.full = runge::generate(d);
-  data.split = runge::train_test_split(data.full, 0.2, 1);
+  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
   runge::SweepSpec s;
   s.train.epochs = 2;
   s.axes.activation = {"sigmoid", "no_such_activation"};

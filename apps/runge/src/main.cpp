@@ -16,7 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+
 #include <CLI/CLI.hpp>
+#include <xgrad/nn/optimiser.hpp>
 #include <xgrad/threads.hpp>
 
 #include "data.hpp"
@@ -123,6 +126,16 @@ void check_writable(const std::string& path, const std::string& option) {
   if (!existed) std::filesystem::remove(path, ec);
 }
 
+/// True for gd in any spelling nn accepts ("GD", " gd"); an unknown name is left to
+/// TrainSpec::validate, which names --optimiser.
+bool is_gd(const std::string& optimiser) {
+  try {
+    return xgrad::nn::parse_optimiser_kind(optimiser) == xgrad::nn::OptimiserKind::GradientDescent;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
 /// s in single quotes for /bin/sh.
 std::string shell_quoted(const std::string& s) {
   std::string out = "'";
@@ -138,9 +151,10 @@ bool draw_figures(const std::string& dir) {
   const std::string script = RUNGE_FIGURES_SCRIPT;  // apps/runge/CMakeLists.txt
   const std::string python = "/usr/bin/python3";
   const std::string figures = (std::filesystem::path(dir) / "figures").string();
-  const std::string command = python + " " + shell_quoted(script) + " --results " +
-                              shell_quoted(dir) + " --out " + shell_quoted(figures) +
-                              " --only-present";
+  // --results=DIR: a folder whose name starts with '-' stays a value for argparse.
+  const std::string command = python + " " + shell_quoted(script) + " " +
+                              shell_quoted("--results=" + dir) + " " +
+                              shell_quoted("--out=" + figures) + " --only-present";
   std::error_code ec;
   const bool have_script = std::filesystem::exists(script, ec);
   const bool have_matplotlib =
@@ -155,10 +169,11 @@ bool draw_figures(const std::string& dir) {
   }
   const int status = std::system(command.c_str());
   if (status != 0) {
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::fprintf(stderr,
-                 "runge: error: drawing the figures failed (%s exited with %d); the CSVs are "
-                 "in %s\n",
-                 script.c_str(), status, dir.c_str());
+                 "runge: error: drawing the figures failed (%s %s %d); the CSVs are in %s\n",
+                 script.c_str(), code >= 0 ? "exited with" : "was stopped by signal",
+                 code >= 0 ? code : (WIFSIGNALED(status) ? WTERMSIG(status) : status), dir.c_str());
     return false;
   }
   return true;
@@ -299,7 +314,7 @@ struct TrainOptions {
       throw std::invalid_argument("--batch-size: train takes one size, got '" + batch_size +
                                   "' (lists are for runge sweep)");
     t.batch_size = batches.front();
-    if (optimiser == "gd" && t.batch_size != 0) {
+    if (t.batch_size != 0 && is_gd(optimiser)) {
       throw std::invalid_argument("--batch-size " + batch_size +
                                   ": --optimiser gd steps on the full batch; use --batch-size 0, "
                                   "or sgd (or another optimiser) for minibatches");
@@ -309,8 +324,8 @@ struct TrainOptions {
     t.penalty = penalty;
     t.lambda = parse_double(lambda, "--lambda");
     if ((penalty == "none" || penalty == "l0") && t.lambda != 0) {
-      throw std::invalid_argument("--lambda " + lambda +
-                                  " has no effect with --penalty none; give --penalty l1 or l2");
+      throw std::invalid_argument("--lambda " + lambda + " has no effect with --penalty " +
+                                  penalty + "; give --penalty l1 or l2");
     }
     if ((penalty == "l1" || penalty == "l2") && t.lambda == 0) {
       throw std::invalid_argument("--penalty " + penalty +

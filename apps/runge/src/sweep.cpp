@@ -1,9 +1,11 @@
 #include "sweep.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -13,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include <xgrad/nn/optimiser.hpp>
 #include <xgrad/threads.hpp>
 
 namespace runge {
@@ -68,15 +71,46 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
+/// gd steps on the whole training set whatever the batch size (any spelling nn accepts).
+bool full_batch_optimiser(const std::string& name) {
+  try {
+    return xgrad::nn::parse_optimiser_kind(name) == xgrad::nn::OptimiserKind::GradientDescent;
+  } catch (const std::invalid_argument&) {
+    return false;  // an unknown name is refused by TrainSpec::validate
+  }
+}
+bool no_penalty(const std::string& name) {
+  return name == "none" || name == "l0";
+}
+
+/// Refuses a value listed twice on one axis (as the CSV prints it): the grid would hold
+/// the same point twice.
+template <class V, class Show>
+void refuse_repeats(const std::vector<V>& values, const char* option, Show show) {
+  std::vector<std::string> seen;
+  for (const V& v : values) {
+    const std::string text = show(v);
+    if (std::find(seen.begin(), seen.end(), text) != seen.end())
+      throw std::invalid_argument(std::string(option) + ": " + text + " is listed twice");
+    seen.push_back(text);
+  }
+}
+
+/// A CSV field without commas: a schedule such as step:0.1,0.5,10 is written step:0.1;0.5;10.
+std::string csv_field(std::string text) {
+  std::replace(text.begin(), text.end(), ',', ';');
+  return text;
+}
+
 }  // namespace
 
 std::size_t GridAxes::size() const {
   // As expand() counts: gd takes one batch size, penalty none one lambda.
   std::size_t batches = 0, lambdas = 0;
   for (const auto& o : optimiser)
-    batches += o == "gd" ? 1 : batch_size.size();
+    batches += full_batch_optimiser(o) ? 1 : batch_size.size();
   for (const auto& p : penalty)
-    lambdas += p == "none" || p == "l0" ? 1 : lambda.size();
+    lambdas += no_penalty(p) ? 1 : lambda.size();
   if (batch_size.empty()) batches = 0;
   if (lambda.empty()) lambdas = 0;
   return batches * lambdas * activation.size() * layers.size() * nodes.size() * lr.size();
@@ -92,6 +126,38 @@ void GridAxes::validate() const {
     if (!(v > 0) || !std::isfinite(v)) throw std::invalid_argument("--lr values must be > 0");
   for (double v : lambda)
     if (!(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("--lambda values must be >= 0");
+  const auto same = [](const std::string& v) { return v; };
+  const auto number = [](double v) { return fmt(v); };
+  const auto count = [](std::size_t v) { return std::to_string(v); };
+  refuse_repeats(optimiser, "--optimiser", [](const std::string& o) {
+    try {
+      return std::string(xgrad::nn::optimiser_name(xgrad::nn::parse_optimiser_kind(o)));
+    } catch (const std::invalid_argument&) {
+      return o;
+    }
+  });
+  refuse_repeats(activation, "--activation", same);
+  refuse_repeats(penalty, "--penalty",
+                 [](const std::string& p) { return no_penalty(p) ? std::string("none") : p; });
+  refuse_repeats(layers, "--layers", count);
+  refuse_repeats(nodes, "--nodes", count);
+  refuse_repeats(batch_size, "--batch-size", count);
+  refuse_repeats(lambda, "--lambda", number);
+  refuse_repeats(lr, "--lr", number);
+  // A value that no point can use would be dropped without a word.
+  bool any_minibatch_optimiser = false, any_penalty = false;
+  for (const auto& o : optimiser)
+    any_minibatch_optimiser = any_minibatch_optimiser || !full_batch_optimiser(o);
+  for (const auto& p : penalty)
+    any_penalty = any_penalty || !no_penalty(p);
+  if (!any_minibatch_optimiser && (batch_size.size() != 1 || batch_size[0] != 0))
+    throw std::invalid_argument(
+        "--batch-size: gd always steps on the full batch; give "
+        "--batch-size 0, or an optimiser that takes minibatches");
+  if (!any_penalty && (lambda.size() != 1 || lambda[0] != 0))
+    throw std::invalid_argument(
+        "--lambda: penalty none ignores lambda; give --lambda 0, or "
+        "--penalty l1 or l2");
 }
 
 std::vector<GridPoint> expand(const GridAxes& a) {
@@ -107,8 +173,8 @@ std::vector<GridPoint> expand(const GridAxes& a) {
           for (auto n : a.nodes)
             // gd steps on the whole training set whatever the batch size, and a
             // penalty of none ignores lambda: one point each, not copies under other labels.
-            for (auto b : o == "gd" ? full_batch_only : a.batch_size)
-              for (double lam : pen == "none" || pen == "l0" ? no_lambda : a.lambda)
+            for (auto b : full_batch_optimiser(o) ? full_batch_only : a.batch_size)
+              for (double lam : no_penalty(pen) ? no_lambda : a.lambda)
                 for (double lr : a.lr) {
                   GridPoint p;
                   p.index = out.size();
@@ -232,10 +298,13 @@ namespace {
 // The columns of csv_header() from `point` up to `status`: everything a row's numbers
 // depend on. Two rows are the same grid point when all but `point` agree.
 std::size_t status_column() {
-  const auto names = split_csv(csv_header());
-  for (std::size_t c = 0; c < names.size(); ++c)
-    if (names[c] == "status") return c;
-  throw std::logic_error("sweep CSV header has no status column");
+  static const std::size_t column = [] {
+    const auto names = split_csv(csv_header());
+    for (std::size_t c = 0; c < names.size(); ++c)
+      if (names[c] == "status") return c;
+    throw std::logic_error("sweep CSV header has no status column");
+  }();
+  return column;
 }
 
 /// The settings columns of a row (1 .. status), joined: the row's identity for resume.
@@ -266,13 +335,13 @@ std::string csv_row(const PointResult& r, const SweepSpec& spec, const DataSetti
     << fmt(data.spec.noise) << ',' << data.spec.seed << ',' << (data.spec.equispaced ? 1 : 0) << ','
     << (split_used ? fmt(data.test_fraction) : "") << ','
     << (split_used ? std::to_string(data.split_seed) : "") << ',' << m.init << ','
-    << fmt(m.bias_init) << ',' << m.output_activation << ',' << t.cost << ',' << t.schedule << ','
-    << (t.divide_lr_by_batches ? 1 : 0) << ',' << (t.penalise_biases ? 1 : 0) << ','
-    << (t.scale_target ? 1 : 0) << ',' << t.seed << ',' << p.optimiser << ',' << p.activation << ','
-    << p.penalty << ',' << p.layers << ',' << p.nodes << ',' << p.batch_size << ',' << fmt(p.lambda)
-    << ',' << fmt(p.lr) << ',' << t.epochs << ',' << evaluation_name(e) << ','
-    << (e == Evaluation::KFold ? std::to_string(spec.folds) : "") << ','
-    << (e == Evaluation::Bootstrap ? std::to_string(spec.bootstraps) : "") << ','
+    << fmt(m.bias_init) << ',' << m.output_activation << ',' << t.cost << ','
+    << csv_field(t.schedule) << ',' << (t.divide_lr_by_batches ? 1 : 0) << ','
+    << (t.penalise_biases ? 1 : 0) << ',' << (t.scale_target ? 1 : 0) << ',' << t.seed << ','
+    << p.optimiser << ',' << p.activation << ',' << p.penalty << ',' << p.layers << ',' << p.nodes
+    << ',' << p.batch_size << ',' << fmt(p.lambda) << ',' << fmt(p.lr) << ',' << t.epochs << ','
+    << evaluation_name(e) << ',' << (e == Evaluation::KFold ? std::to_string(spec.folds) : "")
+    << ',' << (e == Evaluation::Bootstrap ? std::to_string(spec.bootstraps) : "") << ','
     << (e == Evaluation::Holdout ? "" : std::to_string(spec.resample_seed)) << ',' << r.status
     << ',' << fmt(r.mse) << ',' << fmt(r.mse_std) << ',' << fmt(r.r2) << ',' << fmt(r.r2_std) << ','
     << fmt(r.train_mse) << ',' << fmt(std::isnan(r.mse) ? kNaN : std::log10(r.mse));
@@ -327,8 +396,11 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
 }
 
 bool replaceable_sweep_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return true;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;  // a folder, a device ...
   std::ifstream in(path);
-  if (!in) return true;
+  if (!in) return false;  // unreadable: not known to be a sweep CSV
   std::string line;
   if (!std::getline(in, line)) return true;  // empty
   return line.rfind("point,function,", 0) == 0;
@@ -394,7 +466,12 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       while (std::getline(in, line)) {
         if (in.eof()) break;  // a last line without '\n' was cut by the interruption
         const auto f = split_csv(line);
-        if (f.size() != columns) continue;
+        if (f.size() != columns) {  // a whole line, so not an interruption's cut: refused
+          throw std::runtime_error("--out: " + csv_path + " holds a row of " +
+                                   std::to_string(f.size()) + " fields instead of " +
+                                   std::to_string(columns) + " (" + line.substr(0, 60) +
+                                   "...); pass --fresh to recompute it, or write elsewhere");
+        }
         const auto it = index_of_key.find(row_key(f));
         if (it == index_of_key.end()) {
           if (foreign++ == 0) first_foreign = f;
@@ -426,29 +503,35 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
         if (why.empty()) why = "a combination of values this grid does not have";
         throw std::runtime_error("--out: " + csv_path + " holds " + std::to_string(foreign) +
                                  " row(s) that are not points of this sweep (first: " + why +
-                                 "); pass --fresh to replace the file, or choose another --out");
+                                 "); pass --fresh to recompute it, or write elsewhere");
       }
     }
   }
 
-  // Rewrite the file with the rows kept, in order: the CSV always has a clean prefix.
+  // The file always holds every row known so far: the rows found are written (in grid
+  // order) to a temporary file that then replaces the CSV in one rename, so a kill at
+  // any moment leaves either the old file or the new one. Finished points are appended
+  // as they come; the last rewrite puts every row in grid order. Resuming matches rows
+  // by their settings, so the order in between does not matter.
   std::mutex mutex;
-  std::size_t written = 0;  // rows[0, written) are in the file
-  std::ofstream out;
-  auto open_and_flush = [&]() {
-    // Called with the mutex held: append the finished prefix.
-    while (written < rows.size() && rows[written]) {
-      out << *rows[written] << '\n';
-      ++written;
+  const auto rewrite_in_grid_order = [&]() {
+    const std::string tmp = csv_path + ".tmp";
+    {
+      std::ofstream o(tmp, std::ios::trunc);
+      if (!o) throw std::runtime_error("--out: cannot write " + tmp);
+      o << csv_header() << '\n';
+      for (const auto& r : rows)
+        if (r) o << *r << '\n';
+      o.flush();
+      if (!o) throw std::runtime_error("--out: cannot write " + tmp);
     }
-    out.flush();
+    std::error_code ec;
+    std::filesystem::rename(tmp, csv_path, ec);
+    if (ec) throw std::runtime_error("--out: cannot replace " + csv_path + ": " + ec.message());
   };
-  out.open(csv_path, std::ios::trunc);
+  rewrite_in_grid_order();
+  std::ofstream out(csv_path, std::ios::app);
   if (!out) throw std::runtime_error("--out: cannot write " + csv_path);
-  out << csv_header() << '\n';
-  // Keep also non-prefix rows of the old file in memory; they are written when the
-  // prefix reaches them.
-  open_and_flush();
 
   std::vector<std::size_t> todo;
   for (std::size_t i = 0; i < grid.size(); ++i)
@@ -486,7 +569,8 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       ++finished;
       ++stats.run;
       if (r.status != "ok") ++stats.diverged;
-      open_and_flush();
+      out << row << '\n';
+      out.flush();
       if (log) {
         std::ostringstream msg;
         msg << "[" << stats.reused + finished << "/" << grid.size() << "] " << p.optimiser << ' '
@@ -508,6 +592,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       t.join();
   }
   out.close();
+  rewrite_in_grid_order();  // also after a failed point: the finished rows are kept
   if (failure) std::rethrow_exception(failure);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;

@@ -6,12 +6,12 @@
 // thread before any worker starts; a run's numbers then depend only on its grid point
 // and seed, and a parallel sweep writes byte for byte the CSV of a serial one.
 //
-// The CSV has one row per grid point, in grid order, written as the finished prefix
-// grows. Every row names everything its numbers depend on (data, split, model, training
-// and evaluation settings), so a CSV read on its own says what produced it. A sweep
-// restarted on the same file reuses the rows whose settings are those of one of its grid
-// points and runs the others; a file holding rows of other settings is refused, never
-// overwritten.
+// The CSV has one row per grid point, in grid order once the sweep ends; while it runs,
+// finished points are appended as they come, so the file holds every row known so far. Every row
+// names everything its numbers depend on (data, split, model, training and evaluation settings), so
+// a CSV read on its own says what produced it. A sweep restarted on the same file reuses the rows
+// whose settings are those of one of its grid points and runs the others; a file holding rows of
+// other settings is refused, never overwritten.
 #pragma once
 
 #include <functional>
@@ -131,8 +131,8 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
 /// Reads a sweep CSV back (for experiments that pick winners).
 std::vector<PointResult> read_sweep_csv(const std::string& csv_path);
 
-/// True when `path` is missing, empty, or starts with the header of a sweep CSV of any
-/// version: what --fresh may delete.
+/// True when `path` is missing, or a regular file that is empty or starts with the header
+/// of a sweep CSV of any version: what --fresh may delete.
 bool replaceable_sweep_file(const std::string& path);
 
 }  // namespace runge
