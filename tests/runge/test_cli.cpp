@@ -403,6 +403,7 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
       {"train --data-seed -1", "--data-seed"},
       {"sweep --resample-seed -1", "--resample-seed"},
       {"sweep --eval kfold --points 40 --folds 30", "--folds"},
+      {"train --points 40 --test-fraction 0.02", "--test-fraction"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);

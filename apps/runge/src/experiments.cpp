@@ -255,11 +255,16 @@ void architecture(const Context& c) {
   const auto t0 = std::chrono::steady_clock::now();
   const SweepStats st = sweep(c, data, s, "fig4.csv");
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("figure-4 experiment: %zu points (%zu run, %zu reused) in %.1f s wall time\n",
+              st.points, st.run, st.reused, wall);
+  if (st.run == 0 && fs::exists(c.path("fig4_walltime.csv"))) {
+    // A resume that ran nothing measured nothing: the earlier run's time stays.
+    c.log("fig4_walltime.csv kept: every point was reused, nothing was timed");
+    return;
+  }
   auto out = open_csv(c, "fig4_walltime.csv", "points,run,reused,diverged,seconds,jobs");
   out << st.points << ',' << st.run << ',' << st.reused << ',' << st.diverged << ',' << num(wall)
       << ',' << (c.opt.jobs ? c.opt.jobs : std::thread::hardware_concurrency()) << '\n';
-  std::printf("figure-4 experiment: %zu points (%zu run, %zu reused) in %.1f s wall time\n",
-              st.points, st.run, st.reused, wall);
 }
 
 // ---- 4. regularisation (Figs. 5 and 6) ----

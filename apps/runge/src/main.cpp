@@ -213,7 +213,15 @@ struct DataOptions {
     d.noise = noise;
     d.seed = data_seed;
     d.equispaced = equispaced;
-    return make_sweep_data(d, test_fraction, split_seed);
+    SweepData data = make_sweep_data(d, test_fraction, split_seed);
+    if (data.split.test.size() < 2) {
+      // R^2 of one test point is 0/0.
+      std::ostringstream msg;
+      msg << "--test-fraction " << test_fraction << " of " << points << " points leaves "
+          << data.split.test.size() << " test point(s); R^2 needs at least 2";
+      throw std::invalid_argument(msg.str());
+    }
+    return data;
   }
 };
 
