@@ -32,21 +32,10 @@ namespace {
 
 using namespace runge;
 
-/// "a,b,c" -> {a, b, c}; empty items are kept ("50," -> {"50", ""}) so that the
-/// option's parser refuses them instead of a silent drop.
+/// An option's comma-separated items; empty ones are kept so that the option's parser
+/// refuses them ("50," -> {"50", ""}) instead of a silent drop.
 std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : text) {
-    if (c == ',') {
-      out.push_back(item);
-      item.clear();
-    } else {
-      item += c;
-    }
-  }
-  out.push_back(item);
-  return out;
+  return split_commas(text);
 }
 
 /// Names given to a list option (--optimiser, --activation, --penalty): none may be empty.

@@ -31,20 +31,10 @@ BlasThreadsGuard::~BlasThreadsGuard() {
   }
 }
 
-namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::string fmt(double v, int digits = 10) {
-  if (std::isnan(v)) return "nan";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-  return buf;
-}
-
-std::vector<std::string> split_csv(const std::string& line) {
+std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> out;
   std::string cur;
-  for (char c : line) {
+  for (char c : text) {
     if (c == ',') {
       out.push_back(cur);
       cur.clear();
@@ -54,6 +44,16 @@ std::vector<std::string> split_csv(const std::string& line) {
   }
   out.push_back(cur);
   return out;
+}
+
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string fmt(double v, int digits = 10) {
+  if (std::isnan(v)) return "nan";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -299,7 +299,7 @@ namespace {
 // depend on. Two rows are the same grid point when all but `point` agree.
 std::size_t status_column() {
   static const std::size_t column = [] {
-    const auto names = split_csv(csv_header());
+    const auto names = split_commas(csv_header());
     for (std::size_t c = 0; c < names.size(); ++c)
       if (names[c] == "status") return c;
     throw std::logic_error("sweep CSV header has no status column");
@@ -356,7 +356,7 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   if (line != csv_header())
     throw std::runtime_error(csv_path +
                              " is not a runge sweep CSV of this version (header differs)");
-  const auto names = split_csv(csv_header());
+  const auto names = split_commas(csv_header());
   auto column = [&](const char* name) {
     for (std::size_t c = 0; c < names.size(); ++c)
       if (names[c] == name) return c;
@@ -371,7 +371,7 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
                     c_train = column("train_mse");
   std::vector<PointResult> out;
   while (std::getline(in, line)) {
-    const auto f = split_csv(line);
+    const auto f = split_commas(line);
     if (f.size() != names.size()) continue;
     PointResult r;
     r.point.index = std::stoul(f[c_point]);
@@ -456,16 +456,16 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       for (std::size_t i = 0; i < grid.size(); ++i) {
         PointResult probe;
         probe.point = grid[i];
-        grid_fields[i] = split_csv(csv_row(probe, spec, data.settings));
+        grid_fields[i] = split_commas(csv_row(probe, spec, data.settings));
         index_of_key.emplace(row_key(grid_fields[i]), i);
       }
-      const std::size_t columns = split_csv(csv_header()).size();
+      const std::size_t columns = split_commas(csv_header()).size();
       const std::size_t status = status_column();
       std::size_t foreign = 0;
       std::vector<std::string> first_foreign;
       while (std::getline(in, line)) {
         if (in.eof()) break;  // a last line without '\n' was cut by the interruption
-        const auto f = split_csv(line);
+        const auto f = split_commas(line);
         if (f.size() != columns) {  // a whole line, so not an interruption's cut: refused
           throw std::runtime_error("--out: " + csv_path + " holds a row of " +
                                    std::to_string(f.size()) + " fields instead of " +
@@ -485,7 +485,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       }
       if (foreign > 0) {
         // Name the settings of the first such row that no grid point has.
-        const auto names = split_csv(csv_header());
+        const auto names = split_commas(csv_header());
         std::string why;
         for (std::size_t c = 1; c < status; ++c) {
           bool seen = false;

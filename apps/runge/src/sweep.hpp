@@ -38,6 +38,9 @@ class BlasThreadsGuard {
   int previous_;
 };
 
+/// "a,b,c" -> {a, b, c}, empty items kept ("50," -> {"50", ""}): CSV rows and list options.
+std::vector<std::string> split_commas(const std::string& text);
+
 struct GridAxes {
   std::vector<std::string> optimiser = {"adam"};
   std::vector<std::string> activation = {"sigmoid"};
