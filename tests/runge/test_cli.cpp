@@ -171,12 +171,10 @@ TEST_CASE("sweep: a resumed sweep equals an uninterrupted one") {
   CHECK(a.run == 12);
   // Interrupted after 5 points, then a cut last line as a killed process leaves it.
   const auto b = runge::run_sweep(data, s, part, 5);
-  CHECK(b.run >= 5);
-  CHECK(b.run < 12);
-  // The file holds the grid-ordered prefix of finished points (a point finished by one
-  // worker while an earlier one is still running waits in memory), so how many rows an
-  // interruption leaves depends on timing: resuming must reuse exactly those rows.
+  CHECK(b.run == 5);  // a point finished after the stop is dropped, as a kill would
+  // Every finished point is in the file: resuming must reuse exactly those rows.
   const std::size_t rows_on_disk = line_count(part) - 1;
+  CHECK(rows_on_disk == 5);
   {
     std::ofstream app(part, std::ios::app);
     app << "11,runge,adam,tanh,no";
@@ -262,6 +260,43 @@ TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
   CHECK_FALSE(fs::exists(path + ".tmp"));
 }
 
+TEST_CASE("sweep: a kill at any step leaves every known row, and resuming from there is whole") {
+  // The log callback runs right after a point's row was appended: a copy of the file
+  // then is what a kill at that moment leaves behind.
+  const auto dir = scratch("kill_snapshots");
+  runge::DataSpec d;
+  d.n = 40;
+  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
+  runge::SweepSpec s;
+  s.train.epochs = 5;
+  s.axes.nodes = {3};
+  s.axes.lr = {1e-2, 1e-1};
+  s.jobs = 1;
+  const auto path = (dir / "k.csv").string();
+  REQUIRE(runge::run_sweep(data, s, path).run == 2);
+  s.axes.lr = {1e-4, 1e-3, 1e-2, 1e-1};  // two new points ahead of the finished ones
+  std::vector<std::string> snapshots;
+  runge::run_sweep(data, s, path, 0, [&](const std::string&) { snapshots.push_back(slurp(path)); });
+  REQUIRE(snapshots.size() == 2);
+  const auto whole = (dir / "whole.csv").string();
+  runge::run_sweep(data, s, whole);
+  for (std::size_t k = 0; k < snapshots.size(); ++k) {
+    CAPTURE(k);
+    // Header, the 2 reused rows and the k + 1 new ones, in the order they came.
+    std::stringstream lines(snapshots[k]);
+    std::size_t n = 0;
+    for (std::string line; std::getline(lines, line);)
+      ++n;
+    CHECK(n == 1 + 2 + k + 1);
+    const auto resumed = (dir / ("resumed" + std::to_string(k) + ".csv")).string();
+    { std::ofstream(resumed) << snapshots[k]; }
+    const auto st = runge::run_sweep(data, s, resumed);
+    CHECK(st.reused == 2 + k + 1);
+    CHECK(slurp(resumed) == slurp(whole));
+  }
+  CHECK(slurp(path) == slurp(whole));
+}
+
 TEST_CASE("cli: a schedule with commas stays one CSV field, and its sweep resumes") {
   const auto dir = scratch("cli_schedule_commas");
   const std::string args =
@@ -286,6 +321,7 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
       {"--lr 0.1,0.1", "--lr: 0.1 is listed twice"},
       {"--penalty none,l0", "--penalty: none is listed twice"},
       {"--optimiser adam,ADAM", "--optimiser: adam is listed twice"},
+      {"--activation relu,RELU", "--activation: relu is listed twice"},
       {"--penalty none --lambda 0.1", "--lambda: penalty none ignores lambda"},
       {"--optimiser gd --batch-size 10", "--batch-size: gd always steps on the full batch"},
   };
@@ -295,20 +331,41 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
     CHECK(r.status == 2);
     CHECK(r.err.find(c.message) != std::string::npos);
   }
-  // gd in any spelling takes the full batch once; sgd takes each size.
+  // gd in any spelling takes the full batch once; sgd takes each size. The label is nn's
+  // spelling, so the same sweep typed another way resumes.
   const Run mixed = run_cli(dir, base + "--optimiser GD,sgd --batch-size 0,10");
   CHECK(mixed.status == 0);
   CHECK(line_count(dir / "v.csv") == 1 + 1 + 2);
+  CHECK(slurp(dir / "v.csv").find(",GD,") == std::string::npos);
+  CHECK(run_cli(dir, base + "--optimiser gd,SGD --batch-size 0,10").out.find("0 run, 3 reused") !=
+        std::string::npos);
   // A whole row of the wrong width is refused, not skipped.
   { std::ofstream(dir / "v.csv", std::ios::app) << "1,2,3\n"; }
   const Run wide = run_cli(dir, base + "--optimiser GD,sgd --batch-size 0,10");
   CHECK(wide.status == 2);
   CHECK(wide.err.find("a row of 3 fields instead of 37") != std::string::npos);
-  // --fresh never deletes a folder.
+  // --fresh never deletes a folder, and a folder as --out leaves no temporary file.
   fs::create_directories(dir / "folder");
   const Run folder = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --fresh --out folder");
   CHECK(folder.status == 2);
   CHECK(fs::is_directory(dir / "folder"));
+  const Run into_folder = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --out folder");
+  CHECK(into_folder.status == 2);
+  CHECK(into_folder.err.find("folder") != std::string::npos);
+  for (const auto& e : fs::directory_iterator(dir))
+    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+  // Through a symbolic link the file it names is written, and the link stays a link.
+  fs::create_directories(dir / "real");
+  fs::create_symlink("real/t.csv", dir / "link.csv");
+  REQUIRE(run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --out link.csv").status == 0);
+  const Run grown =
+      run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --lr 0.01,0.1 --out link.csv");
+  CHECK(grown.out.find("1 run, 1 reused") != std::string::npos);
+  CHECK(fs::is_symlink(dir / "link.csv"));
+  CHECK(line_count(dir / "real" / "t.csv") == 1 + 2);
+  // k-fold uses every point: a split that would leave one test point does not matter.
+  CHECK(run_cli(dir, "sweep --points 7 --eval kfold --folds 3 --epochs 5 --nodes 3 --out kf.csv")
+            .status == 0);
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {

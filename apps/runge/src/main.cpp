@@ -195,7 +195,9 @@ struct DataOptions {
     app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle")
         ->check(CLI::NonNegativeNumber);
   }
-  SweepData load() const {
+  /// The data; with need_test_set (train, hold-out and bootstrap sweeps) the test part
+  /// must have the 2 points an R^2 needs.
+  SweepData load(bool need_test_set = true) const {
     DataSpec d;
     d.function = parse_function(function);
     d.n = points;
@@ -203,7 +205,7 @@ struct DataOptions {
     d.seed = data_seed;
     d.equispaced = equispaced;
     SweepData data = make_sweep_data(d, test_fraction, split_seed);
-    if (data.split.test.size() < 2) {
+    if (need_test_set && data.split.test.size() < 2) {
       // R^2 of one test point is 0/0.
       std::ostringstream msg;
       msg << "--test-fraction " << test_fraction << " of " << points << " points leaves "
@@ -608,7 +610,7 @@ int main(int argc, char** argv) {
       s.jobs = jobs;
       if (s.evaluation == Evaluation::Bootstrap && bootstraps < 1)
         throw std::invalid_argument("--bootstraps must be at least 1");
-      const SweepData data = sdata.load();
+      const SweepData data = sdata.load(s.evaluation != Evaluation::KFold);
       if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
       if (fresh) {
         if (!replaceable_sweep_file(sweep_out))

@@ -15,6 +15,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
+#include <xgrad/nn/activation.hpp>
 #include <xgrad/nn/optimiser.hpp>
 #include <xgrad/threads.hpp>
 
@@ -79,6 +82,14 @@ bool full_batch_optimiser(const std::string& name) {
     return false;  // an unknown name is refused by TrainSpec::validate
   }
 }
+/// The optimiser's name as nn spells it ("GD" -> "gd"), so that one optimiser is one label.
+std::string canonical_optimiser(const std::string& name) {
+  try {
+    return xgrad::nn::optimiser_name(xgrad::nn::parse_optimiser_kind(name));
+  } catch (const std::invalid_argument&) {
+    return name;  // refused later by TrainSpec::validate, naming --optimiser
+  }
+}
 bool no_penalty(const std::string& name) {
   return name == "none" || name == "l0";
 }
@@ -126,17 +137,16 @@ void GridAxes::validate() const {
     if (!(v > 0) || !std::isfinite(v)) throw std::invalid_argument("--lr values must be > 0");
   for (double v : lambda)
     if (!(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("--lambda values must be >= 0");
-  const auto same = [](const std::string& v) { return v; };
   const auto number = [](double v) { return fmt(v); };
   const auto count = [](std::size_t v) { return std::to_string(v); };
-  refuse_repeats(optimiser, "--optimiser", [](const std::string& o) {
+  refuse_repeats(optimiser, "--optimiser", canonical_optimiser);
+  refuse_repeats(activation, "--activation", [](const std::string& a) {
     try {
-      return std::string(xgrad::nn::optimiser_name(xgrad::nn::parse_optimiser_kind(o)));
+      return xgrad::nn::Activation::parse(a).name();  // "RELU" and "relu" are one
     } catch (const std::invalid_argument&) {
-      return o;
+      return a;
     }
   });
-  refuse_repeats(activation, "--activation", same);
   refuse_repeats(penalty, "--penalty",
                  [](const std::string& p) { return no_penalty(p) ? std::string("none") : p; });
   refuse_repeats(layers, "--layers", count);
@@ -178,7 +188,7 @@ std::vector<GridPoint> expand(const GridAxes& a) {
                 for (double lr : a.lr) {
                   GridPoint p;
                   p.index = out.size();
-                  p.optimiser = o;
+                  p.optimiser = canonical_optimiser(o);
                   p.activation = act;
                   p.penalty = pen;
                   p.layers = l;
@@ -514,9 +524,18 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
   // as they come; the last rewrite puts every row in grid order. Resuming matches rows
   // by their settings, so the order in between does not matter.
   std::mutex mutex;
+  // Through a symbolic link, the file it names is replaced (not the link), and the
+  // temporary file sits next to it, named for this process.
+  std::filesystem::path followed = csv_path;
+  std::error_code ec;
+  for (int hop = 0; hop < 40 && std::filesystem::is_symlink(followed, ec); ++hop) {
+    const std::filesystem::path next = std::filesystem::read_symlink(followed, ec);
+    followed = next.is_absolute() ? next : followed.parent_path() / next;
+  }
+  const std::string target = followed.string();
+  const std::string tmp = target + ".tmp." + std::to_string(::getpid());
   const auto rewrite_in_grid_order = [&]() {
-    const std::string tmp = csv_path + ".tmp";
-    {
+    try {
       std::ofstream o(tmp, std::ios::trunc);
       if (!o) throw std::runtime_error("--out: cannot write " + tmp);
       o << csv_header() << '\n';
@@ -524,13 +543,20 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
         if (r) o << *r << '\n';
       o.flush();
       if (!o) throw std::runtime_error("--out: cannot write " + tmp);
+      o.close();
+      std::error_code rename_error;
+      std::filesystem::rename(tmp, target, rename_error);
+      if (rename_error)
+        throw std::runtime_error("--out: cannot replace " + csv_path + ": " +
+                                 rename_error.message());
+    } catch (...) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // no half-written leftover
+      throw;
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, csv_path, ec);
-    if (ec) throw std::runtime_error("--out: cannot replace " + csv_path + ": " + ec.message());
   };
   rewrite_in_grid_order();
-  std::ofstream out(csv_path, std::ios::app);
+  std::ofstream out(target, std::ios::app);
   if (!out) throw std::runtime_error("--out: cannot write " + csv_path);
 
   std::vector<std::size_t> todo;
@@ -553,33 +579,41 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       const std::size_t k = next.fetch_add(1);
       if (k >= todo.size()) return;
       const GridPoint& p = grid[todo[k]];
-      PointResult r;
       try {
-        r = evaluate_point(p, data, spec);
+        const PointResult r = evaluate_point(p, data, spec);
+        const std::string row = csv_row(r, spec, data.settings);
+        std::lock_guard<std::mutex> lock(mutex);
+        // After stop_after (tests) a late point is dropped, as a killed process would;
+        // after another point's failure it is kept.
+        if (stop.load() && !failure) return;
+        rows[p.index] = row;
+        ++finished;
+        ++stats.run;
+        if (r.status != "ok") ++stats.diverged;
+        out << row << '\n';
+        out.flush();
+        if (!out) {
+          // A full disk or a file limit: computing on would lose every later row.
+          throw std::runtime_error("--out: cannot append to " + csv_path +
+                                   " (disk full or file too large?)");
+        }
+        if (log) {
+          std::ostringstream msg;
+          msg << "[" << stats.reused + finished << "/" << grid.size() << "] " << p.optimiser << ' '
+              << p.activation << ' ' << p.penalty << " layers=" << p.layers << " nodes=" << p.nodes
+              << " batch=" << p.batch_size << " lambda=" << fmt(p.lambda, 4)
+              << " lr=" << fmt(p.lr, 4) << " -> " << r.status << " mse=" << fmt(r.mse, 4)
+              << " r2=" << fmt(r.r2, 4);
+          log(msg.str());
+        }
+        if (stop_after && finished >= stop_after) stop = true;
       } catch (...) {
+        // The try block's lock_guard was released by the unwinding before this handler.
         std::lock_guard<std::mutex> lock(mutex);
         if (!failure) failure = std::current_exception();
         stop = true;
         return;
       }
-      const std::string row = csv_row(r, spec, data.settings);
-      std::lock_guard<std::mutex> lock(mutex);
-      if (stop.load()) return;
-      rows[p.index] = row;
-      ++finished;
-      ++stats.run;
-      if (r.status != "ok") ++stats.diverged;
-      out << row << '\n';
-      out.flush();
-      if (log) {
-        std::ostringstream msg;
-        msg << "[" << stats.reused + finished << "/" << grid.size() << "] " << p.optimiser << ' '
-            << p.activation << ' ' << p.penalty << " layers=" << p.layers << " nodes=" << p.nodes
-            << " batch=" << p.batch_size << " lambda=" << fmt(p.lambda, 4) << " lr=" << fmt(p.lr, 4)
-            << " -> " << r.status << " mse=" << fmt(r.mse, 4) << " r2=" << fmt(r.r2, 4);
-        log(msg.str());
-      }
-      if (stop_after && finished >= stop_after) stop = true;
     }
   };
   if (jobs <= 1) {
@@ -592,8 +626,15 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       t.join();
   }
   out.close();
-  rewrite_in_grid_order();  // also after a failed point: the finished rows are kept
-  if (failure) std::rethrow_exception(failure);
+  if (failure) {
+    // Keep the finished rows, but report the point's failure, not a second one.
+    try {
+      rewrite_in_grid_order();
+    } catch (...) {
+    }
+    std::rethrow_exception(failure);
+  }
+  rewrite_in_grid_order();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;
 }
