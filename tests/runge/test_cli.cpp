@@ -231,22 +231,31 @@ TEST_CASE("cli: a grown grid reuses its finished points under their new indices"
   CHECK(slurp(dir / "g.csv") == slurp(dir / "whole.csv"));
 }
 
-TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
-  // Two new points ahead of the finished ones: stopped after the first new point, the
-  // file must still hold both old rows (a kill keeps what was there), and a resume runs
-  // only the one point left.
-  const auto dir = scratch("grown_front");
+/// A finished sweep of two points (lr 0.01, 0.1) in dir/name, and its spec grown by two
+/// points ahead of those (lr 1e-4, 1e-3): what the grown-grid tests resume.
+struct GrownSweep {
+  runge::SweepData data;
+  runge::SweepSpec spec;
+  std::string path;
+};
+GrownSweep grown_sweep(const fs::path& dir, const std::string& name) {
   runge::DataSpec d;
   d.n = 40;
-  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
-  runge::SweepSpec s;
-  s.train.epochs = 5;
-  s.axes.nodes = {3};
-  s.axes.lr = {1e-2, 1e-1};
-  s.jobs = 1;
-  const auto path = (dir / "g.csv").string();
-  REQUIRE(runge::run_sweep(data, s, path).run == 2);
-  s.axes.lr = {1e-4, 1e-3, 1e-2, 1e-1};
+  GrownSweep g{runge::make_sweep_data(d, 0.2, 1), {}, (dir / name).string()};
+  g.spec.train.epochs = 5;
+  g.spec.axes.nodes = {3};
+  g.spec.axes.lr = {1e-2, 1e-1};
+  g.spec.jobs = 1;
+  REQUIRE(runge::run_sweep(g.data, g.spec, g.path).run == 2);
+  g.spec.axes.lr = {1e-4, 1e-3, 1e-2, 1e-1};
+  return g;
+}
+
+TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
+  // Stopped after the first new point, the file must still hold both old rows (a kill
+  // keeps what was there), and a resume runs only the one point left.
+  const auto dir = scratch("grown_front");
+  const auto [data, s, path] = grown_sweep(dir, "g.csv");
   const auto part = runge::run_sweep(data, s, path, 1);
   CHECK(part.reused == 2);
   CHECK(part.run == 1);
@@ -256,25 +265,16 @@ TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
   CHECK(rest.run == 1);
   const auto whole_path = (dir / "whole.csv").string();
   runge::run_sweep(data, s, whole_path);
-  CHECK(slurp(path) == slurp(whole_path));  // grid order again at the end
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK(slurp(path) == slurp(whole_path));           // grid order again at the end
+  for (const auto& e : fs::directory_iterator(dir))  // no temporary file left
+    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
 }
 
 TEST_CASE("sweep: a kill at any step leaves every known row, and resuming from there is whole") {
   // The log callback runs right after a point's row was appended: a copy of the file
   // then is what a kill at that moment leaves behind.
   const auto dir = scratch("kill_snapshots");
-  runge::DataSpec d;
-  d.n = 40;
-  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
-  runge::SweepSpec s;
-  s.train.epochs = 5;
-  s.axes.nodes = {3};
-  s.axes.lr = {1e-2, 1e-1};
-  s.jobs = 1;
-  const auto path = (dir / "k.csv").string();
-  REQUIRE(runge::run_sweep(data, s, path).run == 2);
-  s.axes.lr = {1e-4, 1e-3, 1e-2, 1e-1};  // two new points ahead of the finished ones
+  const auto [data, s, path] = grown_sweep(dir, "k.csv");
   std::vector<std::string> snapshots;
   runge::run_sweep(data, s, path, 0, [&](const std::string&) { snapshots.push_back(slurp(path)); });
   REQUIRE(snapshots.size() == 2);
