@@ -128,6 +128,18 @@ GradcheckResult gradcheck(const GradcheckParameterFunction& f,
   std::vector<Matrix<double>*> points;
   for (auto& p : parameters)
     points.push_back(&p.value());
+  // The check's backward passes overwrite the gradients: the ones the caller had
+  // accumulated come back afterwards, also when f throws.
+  struct RestoreGrads {
+    std::vector<Parameter<double>>& params;
+    std::vector<Matrix<double>> saved;
+    ~RestoreGrads() {
+      for (std::size_t i = 0; i < params.size(); ++i)
+        params[i].grad() = saved[i];
+    }
+  } restore{parameters, {}};
+  for (auto& p : parameters)
+    restore.saved.push_back(p.grad());
   const Analytic analytic = [&](Tape<double>& tape, const Tensor<double>& out,
                                 const Matrix<double>& upstream) {
     for (auto& p : parameters)
@@ -138,10 +150,7 @@ GradcheckResult gradcheck(const GradcheckParameterFunction& f,
       grads.push_back(p.grad());
     return grads;
   };
-  GradcheckResult r = check(f, analytic, points, options);
-  for (auto& p : parameters)
-    p.zero_grad();
-  return r;
+  return check(f, analytic, points, options);
 }
 
 }  // namespace xgrad

@@ -60,6 +60,30 @@ TEST_CASE("gradcheck reports a NaN gradient as NaN, not as a small relative erro
   CHECK(r.message().find("rel error nan") != std::string::npos);
 }
 
+TEST_CASE("gradcheck of parameters leaves their values and accumulated gradients as they were") {
+  xgrad::Parameter<double> w(random_matrix(2, 3, 21));
+  const Matrix<double> value = w.value();
+  Matrix<double> accumulated({2, 3});
+  accumulated.fill(0.25);
+  w.grad() = accumulated;
+  const xgrad::GradcheckResult r =
+      xgrad::gradcheck([&](Tape& tape) { return xgrad::sum(xgrad::tanh(tape.parameter(w))); }, {w});
+  CHECK_MESSAGE(r.passed, r.message());
+  CHECK(w.value() == value);
+  CHECK(w.grad() == accumulated);
+  // Also when the function throws half way, after the analytic pass wrote the gradient.
+  int calls = 0;
+  CHECK_THROWS_AS(xgrad::gradcheck(
+                      [&](Tape& tape) {
+                        if (++calls == 3) throw std::runtime_error("f fails on its third call");
+                        return xgrad::sum(xgrad::tanh(tape.parameter(w)));
+                      },
+                      {w}),
+                  std::runtime_error);
+  CHECK(calls == 3);
+  CHECK(w.grad() == accumulated);
+}
+
 TEST_CASE("gradcheck honours atol and rtol") {
   // A gradient off by 1e-4 * x: fails the default rtol 1e-5, passes rtol 1e-3.
   const auto f = [](Tape& tape, const Inputs& x) {

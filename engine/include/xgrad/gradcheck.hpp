@@ -44,7 +44,7 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Matrix<d
                           const GradcheckOptions& options = {});
 
 /// Checks the gradients of parameters: f records the function on the tape using
-/// tape.parameter(p). Parameter values are restored and grads zeroed afterwards.
+/// tape.parameter(p). Parameter values and gradients are as they were before the call.
 using GradcheckParameterFunction = std::function<Tensor<double>(Tape<double>& tape)>;
 GradcheckResult gradcheck(const GradcheckParameterFunction& f,
                           std::vector<Parameter<double>> parameters,
