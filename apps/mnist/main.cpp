@@ -519,8 +519,10 @@ int run_sweep_cmd(const SweepArgs& a) {
   xgrad::set_threads(a.train.threads);
   const TrainTest data = load_data(a.train.data, say);
   say("sweep base recipe: " + a.train.recipe.describe());
+  const SweepDataInfo info{data.name, data.train.size(), data.test.size(), a.train.data.split_seed,
+                           a.train.dtype};
   run_sweep<T>(a.train.recipe, a.grid, to_matrix<T>(data.train.images), data.train.labels,
-               to_matrix<T>(data.test.images), data.test.labels, a.csv, a.workers,
+               to_matrix<T>(data.test.images), data.test.labels, info, a.csv, a.workers,
                [&](const std::string& line) { say(line); });
   say("results in " + a.csv);
   return 0;

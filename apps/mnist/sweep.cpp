@@ -14,9 +14,13 @@
 
 namespace xgrad::mnist {
 namespace {
+// The grid key (4 columns), the recipe settings before the results (5), the results (4),
+// then the data and the other settings (11): everything a row's numbers depend on.
 const char* kHeader =
     "learning_rate,lambda,layers,nodes,seed,epochs,batch_size,activation,optimiser,"
-    "test_accuracy,test_loss,train_batch_loss,seconds";
+    "test_accuracy,test_loss,train_batch_loss,seconds,data,train_images,test_images,split_seed,"
+    "dtype,init,lr_decay,schedule,penalty,dropout,input_dropout";
+constexpr std::size_t kKeyColumns = 4, kResultBegin = 9, kResultEnd = 13, kColumns = 24;
 
 // BLAS single-threaded for the sweep's lifetime, the previous count restored on every
 // exit (exceptions included). Serial sweeps too: then a sweep's numbers do not depend
@@ -36,6 +40,36 @@ std::string fmt(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
+}
+
+std::vector<std::string> split_commas(const std::string& line) {
+  std::vector<std::string> out(1);
+  for (char c : line) {
+    if (c == ',')
+      out.emplace_back();
+    else
+      out.back() += c;
+  }
+  return out;
+}
+
+/// A field without commas (an optimiser or schedule text may hold some): ',' -> ';'.
+std::string field(std::string text) {
+  for (char& c : text)
+    if (c == ',') c = ';';
+  return text;
+}
+
+/// The settings columns of a point's row: 5 before the results and 11 after them.
+std::pair<std::string, std::string> settings_fields(const Recipe& r, const SweepDataInfo& d) {
+  std::ostringstream before, after;
+  before << r.seed << "," << r.epochs << "," << r.batch_size << "," << field(r.activation) << ","
+         << field(r.optimiser);
+  after << field(d.name) << "," << d.train_images << "," << d.test_images << "," << d.split_seed
+        << "," << d.dtype << "," << field(r.init) << "," << fmt(r.lr_decay) << ","
+        << field(r.schedule) << "," << r.penalty << "," << fmt(r.dropout) << ","
+        << fmt(r.input_dropout);
+  return {before.str(), after.str()};
 }
 }  // namespace
 
@@ -77,8 +111,9 @@ Recipe point_recipe(const Recipe& base, const SweepPoint& p) {
 template <class T>
 std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>& x_train,
                       const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
-                      const std::vector<std::uint8_t>& y_test, const std::string& csv_path,
-                      std::size_t workers, const std::function<void(const std::string&)>& log) {
+                      const std::vector<std::uint8_t>& y_test, const SweepDataInfo& data,
+                      const std::string& csv_path, std::size_t workers,
+                      const std::function<void(const std::string&)>& log) {
   const std::vector<SweepPoint> all = grid_points(base, grid);
   for (const SweepPoint& p : all)
     point_recipe(base, p).validate();  // fail before any work
@@ -88,13 +123,40 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
     std::string line;
     if (in && std::getline(in, line)) {
       if (line != kHeader)
-        throw std::runtime_error(csv_path + ": not a sweep CSV of this program (header differs)");
+        throw std::runtime_error(csv_path +
+                                 ": not a sweep CSV of this version (header differs); choose "
+                                 "another --csv or remove it");
+      const std::vector<std::string> names = split_commas(kHeader);
       while (std::getline(in, line)) {
-        // The key is the first four fields.
-        std::size_t pos = 0;
-        for (int i = 0; i < 4 && pos != std::string::npos; ++i)
-          pos = line.find(',', pos + 1);
-        if (pos != std::string::npos) done.insert(line.substr(0, pos));
+        if (in.eof()) break;  // a last line without '\n' was cut by an interruption
+        const std::vector<std::string> f = split_commas(line);
+        if (f.size() != kColumns) {
+          throw std::runtime_error(csv_path + ": a row of " + std::to_string(f.size()) +
+                                   " fields instead of " + std::to_string(kColumns) + " (" +
+                                   line.substr(0, 60) + "...)");
+        }
+        // The settings this run would write for the row's grid point must be the row's.
+        SweepPoint p;
+        try {
+          p = {std::stod(f[0]), std::stod(f[1]), std::stoul(f[2]), std::stoul(f[3])};
+        } catch (const std::exception&) {
+          throw std::runtime_error(csv_path + ": a row whose grid point is not numbers (" +
+                                   line.substr(0, 60) + "...)");
+        }
+        const auto [before, after] = settings_fields(point_recipe(base, p), data);
+        const std::vector<std::string> want_before = split_commas(before),
+                                       want_after = split_commas(after);
+        for (std::size_t c = kKeyColumns; c < kColumns; ++c) {
+          if (c >= kResultBegin && c < kResultEnd) continue;
+          const std::string& want =
+              c < kResultBegin ? want_before[c - kKeyColumns] : want_after[c - kResultEnd];
+          if (f[c] != want) {
+            throw std::runtime_error(csv_path + " holds rows of other settings (" + names[c] + " " +
+                                     f[c] + " in the file, " + want +
+                                     " now); choose another --csv or remove it");
+          }
+        }
+        done.insert(p.key());
       }
     }
   }
@@ -136,16 +198,16 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const EpochRecord& last = history.back();
-        row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
-            << r.activation << "," << r.optimiser << "," << fmt(last.test_accuracy) << ","
-            << fmt(last.test_loss) << "," << fmt(last.batch_loss) << "," << fmt(s);
+        const auto [before, after] = settings_fields(r, data);
+        row << p.key() << "," << before << "," << fmt(last.test_accuracy) << ","
+            << fmt(last.test_loss) << "," << fmt(last.batch_loss) << "," << fmt(s) << "," << after;
       } catch (const TrainingDiverged& e) {
         // A diverged point is a result (report 000 Fig. 7 has them), not a failed sweep.
         // Any other error (I/O, memory, a bug) stops the sweep below.
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        row << p.key() << "," << r.seed << "," << r.epochs << "," << r.batch_size << ","
-            << r.activation << "," << r.optimiser << ",nan,nan,nan," << fmt(s);
+        const auto [before, after] = settings_fields(r, data);
+        row << p.key() << "," << before << ",nan,nan,nan," << fmt(s) << "," << after;
         diverged = e.what();
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);
@@ -176,11 +238,13 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
 
 template std::size_t run_sweep<float>(const Recipe&, const SweepGrid&, const Matrix<float>&,
                                       const std::vector<std::uint8_t>&, const Matrix<float>&,
-                                      const std::vector<std::uint8_t>&, const std::string&,
-                                      std::size_t, const std::function<void(const std::string&)>&);
+                                      const std::vector<std::uint8_t>&, const SweepDataInfo&,
+                                      const std::string&, std::size_t,
+                                      const std::function<void(const std::string&)>&);
 template std::size_t run_sweep<double>(const Recipe&, const SweepGrid&, const Matrix<double>&,
                                        const std::vector<std::uint8_t>&, const Matrix<double>&,
-                                       const std::vector<std::uint8_t>&, const std::string&,
-                                       std::size_t, const std::function<void(const std::string&)>&);
+                                       const std::vector<std::uint8_t>&, const SweepDataInfo&,
+                                       const std::string&, std::size_t,
+                                       const std::function<void(const std::string&)>&);
 
 }  // namespace xgrad::mnist

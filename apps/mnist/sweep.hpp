@@ -27,6 +27,15 @@ struct SweepPoint {
   std::string key() const;
 };
 
+/// The data a sweep trains on, as its rows record it (with the recipe's settings), so that
+/// a resumed sweep never reuses rows computed on other data or with other settings.
+struct SweepDataInfo {
+  std::string name;  // TrainTest::name: "MNIST", "Fashion-MNIST pooled 80/20" ...
+  std::size_t train_images = 0, test_images = 0;
+  std::uint64_t split_seed = 0;
+  std::string dtype;  // float32 | float64
+};
+
 /// Every combination, in row-major order (lr slowest, nodes fastest).
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid);
 /// The recipe of one point (hidden = layers x nodes; l2 penalty when lambda > 0 and the
@@ -34,14 +43,18 @@ std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid);
 Recipe point_recipe(const Recipe& base, const SweepPoint& point);
 
 /// Runs the points whose key is not yet in `csv_path` (creating it with a header),
-/// appending one row per finished point. Returns the number of points run now. A point
+/// appending one row per finished point. Returns the number of points run now. Every
+/// row records the settings it was computed with (the recipe's and `data`'s); a file
+/// holding a row of other settings is refused before anything runs, naming the first
+/// setting that differs. A point
 /// whose training diverges is a row of NaNs; any other error (e.g. the CSV cannot be
 /// written) stops the sweep and is rethrown. BLAS runs on 1 thread meanwhile; the
 /// previous count is restored on return and on exceptions.
 template <class T>
 std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>& x_train,
                       const std::vector<std::uint8_t>& y_train, const Matrix<T>& x_test,
-                      const std::vector<std::uint8_t>& y_test, const std::string& csv_path,
-                      std::size_t workers, const std::function<void(const std::string&)>& log);
+                      const std::vector<std::uint8_t>& y_test, const SweepDataInfo& data,
+                      const std::string& csv_path, std::size_t workers,
+                      const std::function<void(const std::string&)>& log);
 
 }  // namespace xgrad::mnist

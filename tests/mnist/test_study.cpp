@@ -79,6 +79,9 @@ Recipe quick_recipe() {
 
 }  // namespace
 
+// The data description the sweep tests write into their rows.
+const SweepDataInfo kInfo{"MNIST", 0, 0, 42, "float32"};
+
 TEST_CASE("a short run on 6,000 MNIST images reaches 87% test accuracy, and save/load keeps it") {
   require_mnist();
   const LabelledSet tr = head(mnist().train, 6000);
@@ -239,19 +242,23 @@ TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes")
   grid.learning_rates = {1e-3, 1e-2};
   grid.lambdas = {0.0, 1e-4};
   const std::string dir = temp_dir("sweep");
-  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, dir + "/serial.csv", 1,
+  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, kInfo, dir + "/serial.csv", 1,
                          nullptr) == 4);
-  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, dir + "/par.csv", 2,
+  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, kInfo, dir + "/par.csv", 2,
                          nullptr) == 4);
-  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, dir + "/par.csv", 2,
+  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, kInfo, dir + "/par.csv", 2,
                          nullptr) == 0);  // resumed: nothing left
-  // Rows agree up to order and the timing column.
+  // Rows agree up to order and the timing column (the 13th).
   auto rows = [](const std::string& path) {
     std::istringstream in(slurp(path));
     std::vector<std::string> out;
     std::string line;
-    while (std::getline(in, line))
-      out.push_back(line.substr(0, line.rfind(',')));
+    while (std::getline(in, line)) {
+      std::size_t start = 0;
+      for (int c = 0; c < 12; ++c)
+        start = line.find(',', start) + 1;
+      out.push_back(line.substr(0, start) + line.substr(line.find(',', start)));
+    }
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -259,8 +266,40 @@ TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes")
   CHECK(a.size() == 5);
   CHECK(a == b);
   grid.learning_rates.push_back(3e-2);  // extend the grid: only the new points run
-  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, dir + "/par.csv", 2,
+  CHECK(run_sweep<float>(base, grid, xtr, tr.labels, xte, te.labels, kInfo, dir + "/par.csv", 2,
                          nullptr) == 2);
+}
+
+TEST_CASE("sweep: rows of other settings or other data are refused, never reused") {
+  // Synthetic data: only the resume check is under test.
+  xgrad::Matrix<float> x({32, 784});
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.data()[i] = float((i * 37) % 255) / 255.0f;
+  std::vector<std::uint8_t> y(32);
+  for (std::size_t i = 0; i < y.size(); ++i)
+    y[i] = std::uint8_t(i % 10);
+  Recipe base = quick_recipe();
+  base.epochs = 1;
+  base.hidden = {8};
+  SweepGrid grid;
+  grid.learning_rates = {1e-3};
+  const std::string csv = temp_dir("sweep_settings") + "/s.csv";
+  REQUIRE(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr) == 1);
+  const std::string before = slurp(csv);
+  Recipe longer = base;
+  longer.epochs = 2;
+  CHECK_THROWS_WITH_AS(
+      run_sweep<float>(longer, grid, x, y, x, y, kInfo, csv, 1, nullptr),
+      doctest::Contains("holds rows of other settings (epochs 1 in the file, 2 now)"),
+      std::runtime_error);
+  SweepDataInfo fashion = kInfo;
+  fashion.name = "Fashion-MNIST";
+  CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, fashion, csv, 1, nullptr),
+                       doctest::Contains("(data MNIST in the file, Fashion-MNIST now)"),
+                       std::runtime_error);
+  CHECK(slurp(csv) == before);  // refused before anything was written
+  // The same settings resume: nothing left to run.
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr) == 0);
 }
 
 TEST_CASE("recipe validation names the option") {
@@ -455,7 +494,7 @@ TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads ar
   const int before = xgrad::threads();
   xgrad::set_threads(2);
   // A working sweep runs on 1 BLAS thread and restores the count.
-  CHECK(run_sweep<float>(base, grid, x, y, x, y, dir + "/ok.csv", 1, nullptr) == 2);
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, dir + "/ok.csv", 1, nullptr) == 2);
   CHECK(xgrad::threads() == 2);
   // The header fits under the file-size limit, no row does: the first row's write
   // fails, which must stop the sweep (not be recorded as a diverged point).
@@ -468,7 +507,7 @@ TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads ar
   }
   {
     const FileSizeLimit limit(fs::file_size(csv) + 4);
-    CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, csv, 2, nullptr),
+    CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 2, nullptr),
                          doctest::Contains("full.csv: cannot write"), std::runtime_error);
   }
   CHECK(xgrad::threads() == 2);  // restored on the exception too
@@ -491,7 +530,7 @@ TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
   grid.learning_rates = {1e-3, 1e30};  // the second overflows at once
   const std::string dir = temp_dir("sweep_nan");
   std::vector<std::string> lines;
-  CHECK(run_sweep<float>(base, grid, x, y, x, y, dir + "/s.csv", 1,
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, dir + "/s.csv", 1,
                          [&](const std::string& l) { lines.push_back(l); }) == 2);
   const std::string csv = slurp(dir + "/s.csv");
   CHECK(csv.find(",nan,nan,nan,") != std::string::npos);
