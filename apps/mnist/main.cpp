@@ -601,7 +601,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 64));
   sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")
       ->check(CLI::Range(1, 100000));
-  sweep_cmd->add_option("--csv", sweep_args.csv, "results; points already in it are skipped")
+  sweep_cmd
+      ->add_option("--csv", sweep_args.csv,
+                   "results; points already in it with the same settings are skipped; a file with "
+                   "rows of other settings is refused")
       ->capture_default_str();
   sweep_cmd
       ->add_option("--workers,--jobs", sweep_args.workers,
