@@ -79,6 +79,18 @@ Recipe quick_recipe() {
 
 }  // namespace
 
+/// n rows of 784 deterministic pixel values and labels 0..9: for the tests of sweep
+/// paths that need no real digits.
+std::pair<xgrad::Matrix<float>, std::vector<std::uint8_t>> synthetic_digits(std::size_t n) {
+  xgrad::Matrix<float> x({n, 784});
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.data()[i] = float((i * 37) % 255) / 255.0f;
+  std::vector<std::uint8_t> y(n);
+  for (std::size_t i = 0; i < y.size(); ++i)
+    y[i] = std::uint8_t(i % 10);
+  return {x, y};
+}
+
 // The data description the sweep tests write into their rows.
 const SweepDataInfo kInfo{"MNIST", 0, 0, 42, "float32"};
 
@@ -272,12 +284,7 @@ TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes")
 
 TEST_CASE("sweep: rows of other settings or other data are refused, never reused") {
   // Synthetic data: only the resume check is under test.
-  xgrad::Matrix<float> x({32, 784});
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x.data()[i] = float((i * 37) % 255) / 255.0f;
-  std::vector<std::uint8_t> y(32);
-  for (std::size_t i = 0; i < y.size(); ++i)
-    y[i] = std::uint8_t(i % 10);
+  const auto [x, y] = synthetic_digits(32);
   Recipe base = quick_recipe();
   base.epochs = 1;
   base.hidden = {8};
@@ -479,12 +486,7 @@ struct FileSizeLimit {
 
 TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads are restored") {
   // Synthetic data: the error path needs no MNIST.
-  xgrad::Matrix<float> x({64, 784});
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x.data()[i] = float((i * 37) % 255) / 255.0f;
-  std::vector<std::uint8_t> y(64);
-  for (std::size_t i = 0; i < y.size(); ++i)
-    y[i] = std::uint8_t(i % 10);
+  const auto [x, y] = synthetic_digits(64);
   Recipe base = quick_recipe();
   base.epochs = 1;
   base.hidden = {8};
@@ -515,12 +517,7 @@ TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads ar
 }
 
 TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
-  xgrad::Matrix<float> x({64, 784});
-  for (std::size_t i = 0; i < x.size(); ++i)
-    x.data()[i] = float((i * 37) % 255) / 255.0f;
-  std::vector<std::uint8_t> y(64);
-  for (std::size_t i = 0; i < y.size(); ++i)
-    y[i] = std::uint8_t(i % 10);
+  const auto [x, y] = synthetic_digits(64);
   Recipe base = quick_recipe();
   base.epochs = 1;
   base.hidden = {8};
