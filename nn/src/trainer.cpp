@@ -91,6 +91,11 @@ Trainer<T>& Trainer<T>::add_callback(std::shared_ptr<Callback<T>> callback) {
 template <class T>
 Evaluation Trainer<T>::evaluate(const Matrix<T>& x, const Matrix<T>& y) {
   check_data(network_, x, y, "evaluate");
+  return evaluate_checked(x, y);
+}
+
+template <class T>
+Evaluation Trainer<T>::evaluate_checked(const Matrix<T>& x, const Matrix<T>& y) {
   const std::size_t n = x.shape(0);
   // 0..N-1 for the largest set seen: a prefix serves any smaller one, so alternating
   // training and validation evaluations do not rebuild it.
@@ -232,12 +237,12 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     if (!diverged) {
       r.train_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : kNaN;
       if (options_.evaluate_train) {
-        const Evaluation ev = evaluate(x, y);
+        const Evaluation ev = evaluate_checked(x, y);
         r.train_loss = ev.loss;
         r.train_metric = ev.metric;
       }
       if (x_val) {
-        const Evaluation ev = evaluate(*x_val, *y_val);
+        const Evaluation ev = evaluate_checked(*x_val, *y_val);
         r.val_loss = ev.loss;
         r.val_metric = ev.metric;
       }

@@ -64,10 +64,6 @@ DataSpec report000_data() {
 }
 constexpr std::uint64_t kSplitSeed = 44;  // report 000: train_test_split random_state 44
 
-SweepData sweep_data(const DataSpec& spec, double test_fraction, std::uint64_t split_seed) {
-  return make_sweep_data(spec, test_fraction, split_seed);
-}
-
 ModelSpec report000_model(std::size_t layers, std::size_t nodes, const std::string& act) {
   ModelSpec m;
   m.hidden.assign(layers, nodes);
@@ -101,12 +97,7 @@ SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,
                  const std::string& file) {
   SweepSpec s = spec;
   s.jobs = c.opt.jobs;
-  if (c.opt.fresh) {
-    if (!replaceable_sweep_file(c.path(file)))
-      throw std::runtime_error("--fresh: " + c.path(file) +
-                               " is not a sweep CSV; refusing to delete it");
-    fs::remove(c.path(file));
-  }
+  if (c.opt.fresh) remove_sweep_file(c.path(file));
   c.log("sweep " + file + ": " + std::to_string(s.axes.size()) + " points");
   const SweepStats st = run_sweep(data, s, c.path(file), 0, c.opt.log);
   c.log("sweep " + file + ": " + std::to_string(st.run) + " run, " + std::to_string(st.reused) +
@@ -137,7 +128,7 @@ Matrix linspace_column(double a, double b, std::size_t n) {
 
 // ---- 1. learning rate (Fig. 1, Table I) ----
 void learning_rate(const Context& c) {
-  const SweepData data = sweep_data(report000_data(), 0.2, kSplitSeed);
+  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   const auto lrs = c.opt.quick ? std::vector<double>{1e-2, 1e-1} : logspace(-3.0, 2.5, 0.5);
   auto table = open_csv(c, "table1.csv", "mode,optimiser,layers,best_lr,best_mse,log10_lr");
   for (const std::string mode : {"sgd", "gd"}) {
@@ -200,7 +191,7 @@ void curves(const Context& c) {
     c.log("curves: table1.csv missing, running learning-rate first");
     learning_rate(c);
   }
-  const SweepData data = sweep_data(report000_data(), 0.2, kSplitSeed);
+  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   auto out = open_csv(c, "fig2_curves.csv", "mode,optimiser,layers,lr,epoch,train_mse,test_mse");
   for (const auto& row : read_table1(c)) {
     TrainSpec t = row.mode == "sgd" ? report000_sgd(c.epochs(3000)) : report000_gd(c.epochs(3000));
@@ -241,7 +232,7 @@ void curves(const Context& c) {
 
 // ---- 3. architecture grid (Fig. 4) ----
 void architecture(const Context& c) {
-  const SweepData data = sweep_data(report000_data(), 0.2, kSplitSeed);
+  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   SweepSpec s;
   s.train = report000_sgd(c.epochs(3000));
   s.model = report000_model(1, 50, "sigmoid");
@@ -269,7 +260,7 @@ void architecture(const Context& c) {
 
 // ---- 4. regularisation (Figs. 5 and 6) ----
 void regularisation(const Context& c) {
-  const SweepData data = sweep_data(report000_data(), 0.2, kSplitSeed);
+  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   // The unregularised winner of Fig. 4 when it exists, else report 000's (1 x 40 sigmoid).
   std::size_t layers = 1, nodes = 40;
   std::string act = "sigmoid";
@@ -643,7 +634,7 @@ void sparse(const Context& c) {
       d.noise = 0.1;
       d.seed = draw;
       // The 18 points are all "known" data of report 001's search; CV folds split them.
-      const SweepData known = sweep_data(d, 0.2, kSplitSeed);
+      const SweepData known = make_sweep_data(d, 0.2, kSplitSeed);
       DataSpec fresh_spec = d;
       fresh_spec.n = 100;
       fresh_spec.seed = 9001 + draw;
@@ -770,7 +761,7 @@ void franke(const Context& c) {
   d.n = 1000;
   d.noise = 0.2;  // report 003: 0.2 N(0, 1)
   d.seed = 3;
-  const SweepData data = sweep_data(d, 0.25, kSplitSeed);
+  const SweepData data = make_sweep_data(d, 0.25, kSplitSeed);
   SweepSpec s;
   s.model = report000_model(1, 128, "relu");
   s.model.init = "normal:0.05";  // report 003: kernel N(0, 0.05), zero biases

@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
-#include <xgrad/nn/optimiser.hpp>
 #include <xgrad/threads.hpp>
 
 #include "data.hpp"
@@ -113,16 +112,6 @@ void check_writable(const std::string& path, const std::string& option) {
     if (!probe) throw std::runtime_error(option + ": cannot write " + path);
   }
   if (!existed) std::filesystem::remove(path, ec);
-}
-
-/// True for gd in any spelling nn accepts ("GD", " gd"); an unknown name is left to
-/// TrainSpec::validate, which names --optimiser.
-bool is_gd(const std::string& optimiser) {
-  try {
-    return xgrad::nn::parse_optimiser_kind(optimiser) == xgrad::nn::OptimiserKind::GradientDescent;
-  } catch (const std::invalid_argument&) {
-    return false;
-  }
 }
 
 /// s in single quotes for /bin/sh.
@@ -313,7 +302,7 @@ struct TrainOptions {
       throw std::invalid_argument("--batch-size: train takes one size, got '" + batch_size +
                                   "' (lists are for runge sweep)");
     t.batch_size = batches.front();
-    if (t.batch_size != 0 && is_gd(optimiser)) {
+    if (t.batch_size != 0 && full_batch_optimiser(optimiser)) {
       throw std::invalid_argument("--batch-size " + batch_size +
                                   ": --optimiser gd steps on the full batch; use --batch-size 0, "
                                   "or sgd (or another optimiser) for minibatches");
@@ -322,7 +311,7 @@ struct TrainOptions {
     t.cost = cost;
     t.penalty = penalty;
     t.lambda = parse_double(lambda, "--lambda");
-    if ((penalty == "none" || penalty == "l0") && t.lambda != 0) {
+    if (no_penalty(penalty) && t.lambda != 0) {
       throw std::invalid_argument("--lambda " + lambda + " has no effect with --penalty " +
                                   penalty + "; give --penalty l1 or l2");
     }
@@ -612,12 +601,7 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("--bootstraps must be at least 1");
       const SweepData data = sdata.load(s.evaluation != Evaluation::KFold);
       if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
-      if (fresh) {
-        if (!replaceable_sweep_file(sweep_out))
-          throw std::invalid_argument("--fresh: " + sweep_out +
-                                      " is not a sweep CSV; refusing to delete it");
-        std::remove(sweep_out.c_str());
-      }
+      if (fresh) remove_sweep_file(sweep_out);
       const std::size_t workers =
           std::min<std::size_t>(jobs ? jobs : std::max(1u, std::thread::hardware_concurrency()),
                                 std::max<std::size_t>(1, s.axes.size()));

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <xgrad/nn/activation.hpp>
-#include <xgrad/nn/optimiser.hpp>
 #include <xgrad/threads.hpp>
 
 namespace runge {
@@ -72,26 +71,6 @@ double std_of(const std::vector<double>& v) {
   for (double x : v)
     s += (x - m) * (x - m);
   return std::sqrt(s / double(v.size() - 1));
-}
-
-/// gd steps on the whole training set whatever the batch size (any spelling nn accepts).
-bool full_batch_optimiser(const std::string& name) {
-  try {
-    return xgrad::nn::parse_optimiser_kind(name) == xgrad::nn::OptimiserKind::GradientDescent;
-  } catch (const std::invalid_argument&) {
-    return false;  // an unknown name is refused by TrainSpec::validate
-  }
-}
-/// The optimiser's name as nn spells it ("GD" -> "gd"), so that one optimiser is one label.
-std::string canonical_optimiser(const std::string& name) {
-  try {
-    return xgrad::nn::optimiser_name(xgrad::nn::parse_optimiser_kind(name));
-  } catch (const std::invalid_argument&) {
-    return name;  // refused later by TrainSpec::validate, naming --optimiser
-  }
-}
-bool no_penalty(const std::string& name) {
-  return name == "none" || name == "l0";
 }
 
 /// Refuses a value listed twice on one axis (as the CSV prints it): the grid would hold
@@ -305,15 +284,18 @@ std::string csv_header() {
 }
 
 namespace {
+/// Where column `name` stands in csv_header().
+std::size_t column_index(const char* name) {
+  const auto names = split_commas(csv_header());
+  for (std::size_t c = 0; c < names.size(); ++c)
+    if (names[c] == name) return c;
+  throw std::logic_error(std::string("sweep CSV header has no column ") + name);
+}
+
 // The columns of csv_header() from `point` up to `status`: everything a row's numbers
 // depend on. Two rows are the same grid point when all but `point` agree.
 std::size_t status_column() {
-  static const std::size_t column = [] {
-    const auto names = split_commas(csv_header());
-    for (std::size_t c = 0; c < names.size(); ++c)
-      if (names[c] == "status") return c;
-    throw std::logic_error("sweep CSV header has no status column");
-  }();
+  static const std::size_t column = column_index("status");
   return column;
 }
 
@@ -366,23 +348,19 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   if (line != csv_header())
     throw std::runtime_error(csv_path +
                              " is not a runge sweep CSV of this version (header differs)");
-  const auto names = split_commas(csv_header());
-  auto column = [&](const char* name) {
-    for (std::size_t c = 0; c < names.size(); ++c)
-      if (names[c] == name) return c;
-    throw std::logic_error(std::string("sweep CSV header has no column ") + name);
-  };
-  const std::size_t c_point = column("point"), c_opt = column("optimiser"),
-                    c_act = column("activation"), c_pen = column("penalty"),
-                    c_layers = column("layers"), c_nodes = column("nodes"),
-                    c_batch = column("batch_size"), c_lambda = column("lambda"),
-                    c_lr = column("lr"), c_status = column("status"), c_mse = column("mse"),
-                    c_mse_std = column("mse_std"), c_r2 = column("r2"), c_r2_std = column("r2_std"),
-                    c_train = column("train_mse");
+  const std::size_t columns = split_commas(csv_header()).size();
+  const std::size_t c_point = column_index("point"), c_opt = column_index("optimiser"),
+                    c_act = column_index("activation"), c_pen = column_index("penalty"),
+                    c_layers = column_index("layers"), c_nodes = column_index("nodes"),
+                    c_batch = column_index("batch_size"), c_lambda = column_index("lambda"),
+                    c_lr = column_index("lr"), c_status = status_column(),
+                    c_mse = column_index("mse"), c_mse_std = column_index("mse_std"),
+                    c_r2 = column_index("r2"), c_r2_std = column_index("r2_std"),
+                    c_train = column_index("train_mse");
   std::vector<PointResult> out;
   while (std::getline(in, line)) {
     const auto f = split_commas(line);
-    if (f.size() != names.size()) continue;
+    if (f.size() != columns) continue;
     PointResult r;
     r.point.index = std::stoul(f[c_point]);
     r.point.optimiser = f[c_opt];
@@ -405,15 +383,19 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   return out;
 }
 
-bool replaceable_sweep_file(const std::string& path) {
+void remove_sweep_file(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return true;
-  if (!std::filesystem::is_regular_file(path, ec)) return false;  // a folder, a device ...
-  std::ifstream in(path);
-  if (!in) return false;  // unreadable: not known to be a sweep CSV
-  std::string line;
-  if (!std::getline(in, line)) return true;  // empty
-  return line.rfind("point,function,", 0) == 0;
+  if (!std::filesystem::exists(path, ec)) return;
+  const auto is_sweep_csv = [&] {
+    if (!std::filesystem::is_regular_file(path, ec)) return false;  // a folder, a device ...
+    std::ifstream in(path);
+    if (!in) return false;  // unreadable: not known to be a sweep CSV
+    std::string line;
+    return !std::getline(in, line) || line.rfind("point,function,", 0) == 0;  // empty, or ours
+  };
+  if (!is_sweep_csv())
+    throw std::invalid_argument("--fresh: " + path + " is not a sweep CSV; refusing to delete it");
+  std::filesystem::remove(path);
 }
 
 SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,

@@ -134,8 +134,9 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
 /// Reads a sweep CSV back (for experiments that pick winners).
 std::vector<PointResult> read_sweep_csv(const std::string& csv_path);
 
-/// True when `path` is missing, or a regular file that is empty or starts with the header
-/// of a sweep CSV of any version: what --fresh may delete.
-bool replaceable_sweep_file(const std::string& path);
+/// --fresh: deletes `path` when it is a regular file that is empty or starts with the
+/// header of a sweep CSV of any version; throws, deleting nothing, for anything else (a
+/// folder, an unreadable file, someone's notes). A missing file is fine.
+void remove_sweep_file(const std::string& path);
 
 }  // namespace runge

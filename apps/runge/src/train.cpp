@@ -26,7 +26,7 @@ xgrad::nn::Activation parse_activation(const std::string& text, const char* opti
 }
 
 xgrad::nn::Penalty parse_penalty(const std::string& text) {
-  if (text == "none" || text == "l0") return xgrad::nn::Penalty::None;
+  if (no_penalty(text)) return xgrad::nn::Penalty::None;
   if (text == "l1") return xgrad::nn::Penalty::L1;
   if (text == "l2") return xgrad::nn::Penalty::L2;
   throw std::invalid_argument("--penalty: unknown penalty '" + text +
@@ -51,6 +51,22 @@ xgrad::nn::Schedule make_schedule(const std::string& text, double eta, std::size
   }
 }
 }  // namespace
+
+std::string canonical_optimiser(const std::string& optimiser) {
+  try {
+    return xgrad::nn::optimiser_name(xgrad::nn::parse_optimiser_kind(optimiser));
+  } catch (const std::invalid_argument&) {
+    return optimiser;
+  }
+}
+
+bool full_batch_optimiser(const std::string& optimiser) {
+  return canonical_optimiser(optimiser) == "gd";
+}
+
+bool no_penalty(const std::string& penalty) {
+  return penalty == "none" || penalty == "l0";
+}
 
 std::optional<double> schedule_starting_rate(const std::string& schedule) {
   if (schedule == "constant" || schedule == "inverse_time" || schedule == "epoch_decay")

@@ -51,6 +51,14 @@ struct TrainSpec {
   void validate() const;
 };
 
+/// nn's spelling of an optimiser name ("GD" -> "gd"), so one optimiser has one label; an
+/// unknown name comes back as it is (TrainSpec::validate refuses it, naming --optimiser).
+std::string canonical_optimiser(const std::string& optimiser);
+/// True for gd in any spelling: it steps on the whole training set whatever the batch size.
+bool full_batch_optimiser(const std::string& optimiser);
+/// True for penalty none and its alias l0: lambda is not read.
+bool no_penalty(const std::string& penalty);
+
 /// The starting rate of a --schedule that sets its own (step:ETA0,..., exponential:ETA0,...,
 /// inverse_time:T0,T1 ...); nothing for constant, inverse_time and epoch_decay, which
 /// scale --lr, and for a text that is no schedule (TrainSpec::validate names that).

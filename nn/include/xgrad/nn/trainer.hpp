@@ -93,6 +93,8 @@ class Trainer {
  private:
   const History& run(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>* x_val,
                      const Matrix<T>* y_val);
+  /// evaluate() on data fit() has already checked: no scan of it every epoch.
+  Evaluation evaluate_checked(const Matrix<T>& x, const Matrix<T>& y);
   Network<T>& network_;
   Optimiser<T>& optimiser_;
   CostSpec cost_;
