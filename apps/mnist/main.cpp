@@ -604,7 +604,8 @@ int main(int argc, char** argv) {
   sweep_cmd
       ->add_option("--csv", sweep_args.csv,
                    "results; points already in it with the same settings are skipped; a file with "
-                   "rows of other settings is refused")
+                   "rows of other settings, or that another run is writing (CSV.lock), is "
+                   "refused")
       ->capture_default_str();
   sweep_cmd
       ->add_option("--workers,--jobs", sweep_args.workers,

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "file_lock.hpp"
 #include "xgrad/threads.hpp"
 
 namespace xgrad::mnist {
@@ -117,6 +118,8 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
   const std::vector<SweepPoint> all = grid_points(base, grid);
   for (const SweepPoint& p : all)
     point_recipe(base, p).validate();  // fail before any work
+  // From reading the rows to the last append, no other run may write the file.
+  const xgrad::apps::FileLock lock(csv_path, "--csv");
   std::set<std::string> done;
   {
     std::ifstream in(csv_path);

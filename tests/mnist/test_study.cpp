@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 
+#include "file_lock.hpp"
 #include "idx.hpp"
 #include "require_mnist.hpp"
 #include "study.hpp"
@@ -307,6 +308,25 @@ TEST_CASE("sweep: rows of other settings or other data are refused, never reused
   CHECK(slurp(csv) == before);  // refused before anything was written
   // The same settings resume: nothing left to run.
   CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr) == 0);
+}
+
+TEST_CASE("sweep: a CSV another run is writing is refused before anything is written") {
+  const auto [x, y] = synthetic_digits(32);
+  Recipe base = quick_recipe();
+  base.epochs = 1;
+  base.hidden = {8};
+  SweepGrid grid;
+  grid.learning_rates = {1e-3, 1e-2};
+  const std::string csv = temp_dir("sweep_locked") + "/s.csv";
+  {
+    const xgrad::apps::FileLock other(csv, "test");
+    const std::string refusal = "--csv: " + csv + " is being written by another run";
+    CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr),
+                         doctest::Contains(refusal.c_str()), std::runtime_error);
+    CHECK_FALSE(std::filesystem::exists(csv));
+  }
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr) == 2);
+  CHECK_FALSE(std::filesystem::exists(csv + ".lock"));
 }
 
 TEST_CASE("recipe validation names the option") {

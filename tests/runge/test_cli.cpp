@@ -15,6 +15,7 @@
 
 #include <xgrad/threads.hpp>
 
+#include "file_lock.hpp"
 #include "sweep.hpp"
 
 namespace fs = std::filesystem;
@@ -402,6 +403,33 @@ TEST_CASE("cli: --fresh deletes only a sweep CSV") {
   CHECK(r.status == 2);
   CHECK(r.err.find("not a sweep CSV") != std::string::npos);
   CHECK(slurp(dir / "notes.txt") == "my notes\n");
+}
+
+TEST_CASE(
+    "cli: a sweep CSV another run is writing is refused, with --fresh too, and left as it was") {
+  const auto dir = scratch("cli_locked");
+  const std::string args = "sweep --points 40 --epochs 5 --nodes 3 --out r.csv --lr 0.01,0.1";
+  REQUIRE(run_cli(dir, args).status == 0);
+  const std::string before = slurp(dir / "r.csv");
+  {
+    // This test process stands for the other run: the CLI is a process of its own.
+    const xgrad::apps::FileLock other((dir / "r.csv").string(), "test");
+    const std::string holder = "(process " + std::to_string(::getpid()) + ")";
+    const Run resumed = run_cli(dir, args + ",1");
+    CHECK(resumed.status != 0);
+    CHECK(resumed.err.find("--out: r.csv is being written by another run " + holder) !=
+          std::string::npos);
+    const Run fresh = run_cli(dir, args + " --fresh");
+    CHECK(fresh.status != 0);
+    CHECK(fresh.err.find("--fresh: r.csv is being written by another run " + holder) !=
+          std::string::npos);
+    CHECK(slurp(dir / "r.csv") == before);
+  }
+  // Once the other run is done, the sweep goes on and leaves no lock file behind.
+  const Run grown = run_cli(dir, args + ",1");
+  CHECK(grown.status == 0);
+  CHECK(grown.out.find("1 run, 2 reused") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "r.csv.lock"));
 }
 
 TEST_CASE("sweep: gd takes one batch size and penalty none one lambda") {

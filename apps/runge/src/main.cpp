@@ -449,7 +449,9 @@ int main(int argc, char** argv) {
   sw->add_option("--jobs,--workers", jobs,
                  "Worker threads (0 = all cores); each worker's BLAS uses 1")
       ->check(CLI::Range(0LL, kMaxJobs));
-  sw->add_option("--out", sweep_out, "Sweep CSV; an existing one of the same grid is resumed");
+  sw->add_option("--out", sweep_out,
+                 "Sweep CSV; an existing one of the same grid is resumed; one run at a time "
+                 "writes it (OUT.lock)");
   sw->add_flag("--fresh", fresh, "Start over instead of resuming an existing --out file");
 
   // ---- experiment ----

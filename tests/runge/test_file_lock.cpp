@@ -1,0 +1,76 @@
+// apps/common's FileLock: one writer per results file (both studies' sweeps hold one).
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include <unistd.h>
+
+#include "file_lock.hpp"
+
+namespace fs = std::filesystem;
+using xgrad::apps::FileLock;
+
+namespace {
+fs::path lock_scratch(const std::string& name) {
+  const fs::path p =
+      fs::temp_directory_path() / ("file_lock_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("a file locked once is refused a second lock, naming the file and the holder") {
+  const fs::path dir = lock_scratch("twice");
+  const std::string csv = (dir / "r.csv").string();
+  const FileLock first(csv, "--out");
+  CHECK(fs::exists(first.lock_path()));
+  CHECK(first.lock_path() == fs::weakly_canonical(csv).string() + ".lock");
+  const std::string refusal = "--out: " + csv + " is being written by another run (process " +
+                              std::to_string(::getpid()) + ")";
+  CHECK_THROWS_WITH_AS(FileLock(csv, "--out"), doctest::Contains(refusal.c_str()),
+                       std::runtime_error);
+}
+
+TEST_CASE("two names of one file (a symbolic link) share its lock") {
+  const fs::path dir = lock_scratch("link");
+  { std::ofstream(dir / "r.csv") << "x\n"; }
+  fs::create_symlink("r.csv", dir / "alias.csv");
+  const FileLock first((dir / "r.csv").string(), "--out");
+  CHECK_THROWS_AS(FileLock((dir / "alias.csv").string(), "--out"), std::runtime_error);
+}
+
+TEST_CASE("a released lock leaves no lock file, and the file can be locked again") {
+  const fs::path dir = lock_scratch("release");
+  const std::string csv = (dir / "r.csv").string();
+  std::string lock_file;
+  {
+    const FileLock first(csv, "--out");
+    lock_file = first.lock_path();
+  }
+  CHECK_FALSE(fs::exists(lock_file));
+  const FileLock again(csv, "--out");
+  CHECK(fs::exists(lock_file));
+}
+
+TEST_CASE("a lock file left by a killed run does not block the next run") {
+  const fs::path dir = lock_scratch("stale");
+  const std::string csv = (dir / "r.csv").string();
+  // What SIGKILL leaves: the file with the dead holder's pid, but no flock on it.
+  { std::ofstream(csv + ".lock") << "999999\n"; }
+  const FileLock lock(csv, "--out");
+  std::ifstream in(lock.lock_path());
+  std::string pid;
+  in >> pid;
+  CHECK(pid == std::to_string(::getpid()));
+}
+
+TEST_CASE("a folder where the lock file cannot be made is an error naming the lock file") {
+  CHECK_THROWS_WITH_AS(FileLock("/nonexistent-folder/r.csv", "--csv"),
+                       doctest::Contains("--csv: cannot create the lock file "
+                                         "/nonexistent-folder/r.csv.lock"),
+                       std::runtime_error);
+}
