@@ -16,19 +16,12 @@
 #include <xgrad/threads.hpp>
 
 #include "file_lock.hpp"
+#include "scratch_dir.hpp"
 #include "sweep.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path scratch(const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("runge_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -76,7 +69,7 @@ const char* kSmallSweep =
 }  // namespace
 
 TEST_CASE("cli: train prints test MSE and R2 and writes the curve and predictions") {
-  const auto dir = scratch("train");
+  const ScratchDir dir("train");
   const Run r = run_cli(dir, "train --points 80 --epochs 30 --layers 2 --nodes 8 --curve-every 10");
   CHECK(r.status == 0);
   CHECK(r.out.find("test  MSE") != std::string::npos);
@@ -93,7 +86,7 @@ TEST_CASE("cli: train prints test MSE and R2 and writes the curve and prediction
 }
 
 TEST_CASE("cli: --help explains the options with their defaults") {
-  const auto dir = scratch("help");
+  const ScratchDir dir("help");
   const Run r = run_cli(dir, "train --help");
   CHECK(r.status == 0);
   CHECK(r.out.find("--noise") != std::string::npos);
@@ -108,7 +101,7 @@ TEST_CASE("cli: --help explains the options with their defaults") {
 }
 
 TEST_CASE("cli: baseline writes OLS, Ridge and Lasso rows") {
-  const auto dir = scratch("baseline");
+  const ScratchDir dir("baseline");
   const Run r = run_cli(dir, "baseline --degree 3,12 --lambda 1e-4,1e-2 --out b.csv");
   CHECK(r.status == 0);
   CHECK(first_line(dir / "b.csv") == "method,degree,lambda,train_mse,test_mse,test_r2,converged");
@@ -117,7 +110,7 @@ TEST_CASE("cli: baseline writes OLS, Ridge and Lasso rows") {
 }
 
 TEST_CASE("cli: a parallel sweep writes the CSV of a serial one, byte for byte") {
-  const auto dir = scratch("parallel");
+  const ScratchDir dir("parallel");
   const Run a = run_cli(dir, std::string(kSmallSweep) + "--jobs 1 --out serial.csv");
   const Run b = run_cli(dir, std::string(kSmallSweep) + "--jobs 2 --out parallel.csv");
   REQUIRE(a.status == 0);
@@ -128,7 +121,7 @@ TEST_CASE("cli: a parallel sweep writes the CSV of a serial one, byte for byte")
 }
 
 TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' row") {
-  const auto dir = scratch("eval");
+  const ScratchDir dir("eval");
   CHECK(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval kfold --folds 4 --out k.csv")
             .status == 0);
   CHECK(slurp(dir / "k.csv").find(",kfold,4,,2024,ok,") != std::string::npos);
@@ -156,7 +149,7 @@ TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' 
 }
 
 TEST_CASE("sweep: a resumed sweep equals an uninterrupted one") {
-  const auto dir = scratch("resume");
+  const ScratchDir dir("resume");
   runge::DataSpec d;
   d.n = 50;
   const runge::SweepData data = runge::make_sweep_data(d, 0.2, 1);
@@ -192,7 +185,7 @@ TEST_CASE("sweep: a resumed sweep equals an uninterrupted one") {
 }
 
 TEST_CASE("cli: sweep resumes from its CSV instead of starting over") {
-  const auto dir = scratch("cli_resume");
+  const ScratchDir dir("cli_resume");
   const std::string args = "sweep --points 40 --epochs 10 --nodes 4 --lr 0.01,0.1 --out r.csv";
   REQUIRE(run_cli(dir, args).status == 0);
   const std::string first = slurp(dir / "r.csv");
@@ -218,7 +211,7 @@ TEST_CASE("cli: sweep resumes from its CSV instead of starting over") {
 }
 
 TEST_CASE("cli: a grown grid reuses its finished points under their new indices") {
-  const auto dir = scratch("cli_grow");
+  const ScratchDir dir("cli_grow");
   const std::string base = "sweep --points 40 --epochs 10 --nodes 4 --out g.csv --lr ";
   REQUIRE(run_cli(dir, base + "0.01,0.1").status == 0);
   const Run grown = run_cli(dir, base + "0.001,0.01,0.1");
@@ -255,7 +248,7 @@ GrownSweep grown_sweep(const fs::path& dir, const std::string& name) {
 TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
   // Stopped after the first new point, the file must still hold both old rows (a kill
   // keeps what was there), and a resume runs only the one point left.
-  const auto dir = scratch("grown_front");
+  const ScratchDir dir("grown_front");
   const auto [data, s, path] = grown_sweep(dir, "g.csv");
   const auto part = runge::run_sweep(data, s, path, 1);
   CHECK(part.reused == 2);
@@ -274,7 +267,7 @@ TEST_CASE("sweep: the file holds every known row while a grown grid runs") {
 TEST_CASE("sweep: a kill at any step leaves every known row, and resuming from there is whole") {
   // The log callback runs right after a point's row was appended: a copy of the file
   // then is what a kill at that moment leaves behind.
-  const auto dir = scratch("kill_snapshots");
+  const ScratchDir dir("kill_snapshots");
   const auto [data, s, path] = grown_sweep(dir, "k.csv");
   std::vector<std::string> snapshots;
   runge::run_sweep(data, s, path, 0, [&](const std::string&) { snapshots.push_back(slurp(path)); });
@@ -299,7 +292,7 @@ TEST_CASE("sweep: a kill at any step leaves every known row, and resuming from t
 }
 
 TEST_CASE("cli: a schedule with commas stays one CSV field, and its sweep resumes") {
-  const auto dir = scratch("cli_schedule_commas");
+  const ScratchDir dir("cli_schedule_commas");
   const std::string args =
       "sweep --points 40 --epochs 5 --nodes 3 --schedule step:0.1,0.5,10 --out s.csv";
   REQUIRE(run_cli(dir, args).status == 0);
@@ -312,7 +305,7 @@ TEST_CASE("cli: a schedule with commas stays one CSV field, and its sweep resume
 }
 
 TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
-  const auto dir = scratch("cli_grid_values");
+  const ScratchDir dir("cli_grid_values");
   const std::string base = "sweep --points 40 --epochs 5 --nodes 3 --out v.csv ";
   struct Case {
     const char* args;
@@ -370,7 +363,7 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {
-  const auto dir = scratch("cli_settings");
+  const ScratchDir dir("cli_settings");
   REQUIRE(run_cli(dir,
                   "sweep --points 40 --noise 0.1 --data-seed 7 --epochs 5 --nodes 3 "
                   "--init glorot_normal --seed 9 --schedule inverse_time --eval kfold "
@@ -397,7 +390,7 @@ TEST_CASE("cli: a sweep CSV names the data, model and training settings of every
 }
 
 TEST_CASE("cli: --fresh deletes only a sweep CSV") {
-  const auto dir = scratch("cli_fresh");
+  const ScratchDir dir("cli_fresh");
   { std::ofstream(dir / "notes.txt") << "my notes\n"; }
   const Run r = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --fresh --out notes.txt");
   CHECK(r.status == 2);
@@ -407,7 +400,7 @@ TEST_CASE("cli: --fresh deletes only a sweep CSV") {
 
 TEST_CASE(
     "cli: a sweep CSV another run is writing is refused, with --fresh too, and left as it was") {
-  const auto dir = scratch("cli_locked");
+  const ScratchDir dir("cli_locked");
   const std::string args = "sweep --points 40 --epochs 5 --nodes 3 --out r.csv --lr 0.01,0.1";
   REQUIRE(run_cli(dir, args).status == 0);
   const std::string before = slurp(dir / "r.csv");
@@ -452,7 +445,7 @@ TEST_CASE("sweep: gd takes one batch size and penalty none one lambda") {
 }
 
 TEST_CASE("cli: bad input is refused with a message naming the option") {
-  const auto dir = scratch("bad");
+  const ScratchDir dir("bad");
   struct Case {
     const char* args;
     const char* option;
@@ -501,7 +494,7 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
 TEST_CASE("cli: negative and zero counts are refused before anything runs") {
   // Unsigned options used to wrap -1 around to 2^64 - 1: an endless run (--epochs) or
   // std::bad_alloc (--points). Each must now exit 2 at once, naming the option.
-  const auto dir = scratch("counts");
+  const ScratchDir dir("counts");
   struct Case {
     const char* args;
     const char* option;
@@ -535,7 +528,7 @@ TEST_CASE("cli: negative and zero counts are refused before anything runs") {
 }
 
 TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 0") {
-  const auto dir = scratch("exit_codes");
+  const ScratchDir dir("exit_codes");
   const char* refused[] = {
       "",                        // no subcommand
       "train --no-such-option",  // unknown option
@@ -556,7 +549,7 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
 }
 
 TEST_CASE("cli: an unwritable --curve or --predictions is refused before training") {
-  const auto dir = scratch("unwritable");
+  const ScratchDir dir("unwritable");
   // A million epochs would take minutes: the refusal must come first.
   const std::string slow = "train --points 40 --epochs 1000000 --nodes 4 ";
   const Run c = run_cli(dir, slow + "--curve no/such/dir/curve.csv", 60);
@@ -572,7 +565,7 @@ TEST_CASE("cli: an unwritable --curve or --predictions is refused before trainin
 }
 
 TEST_CASE("cli: a --quick experiment writes to ./runge-results-quick, never over full results") {
-  const auto dir = scratch("default_out_dir");
+  const ScratchDir dir("default_out_dir");
   const Run r = run_cli(dir, "experiment franke --quick --jobs 2 --no-figures");
   CAPTURE(r.err);
   CHECK(r.status == 0);
@@ -607,14 +600,14 @@ TEST_CASE("sweep: the BLAS thread guard restores the previous count, also on exc
   s.train.epochs = 2;
   s.axes.activation = {"sigmoid", "no_such_activation"};
   s.jobs = 2;
-  const auto dir = scratch("guard");
+  const ScratchDir dir("guard");
   CHECK_THROWS(runge::run_sweep(data, s, (dir / "g.csv").string()));
   CHECK(xgrad::threads() == 2);
   xgrad::set_threads(before);
 }
 
 TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
-  const auto dir = scratch("experiments");
+  const ScratchDir dir("experiments");
   const Run r = run_cli(dir, "experiment all --quick --jobs 2 --out-dir res");
   CHECK(r.status == 0);
   CAPTURE(r.err);

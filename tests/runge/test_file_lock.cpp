@@ -9,22 +9,13 @@
 #include <unistd.h>
 
 #include "file_lock.hpp"
+#include "scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using xgrad::apps::FileLock;
 
-namespace {
-fs::path lock_scratch(const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("file_lock_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-}  // namespace
-
 TEST_CASE("a file locked once is refused a second lock, naming the file and the holder") {
-  const fs::path dir = lock_scratch("twice");
+  const ScratchDir dir("lock_twice");
   const std::string csv = (dir / "r.csv").string();
   const FileLock first(csv, "--out");
   CHECK(fs::exists(first.lock_path()));
@@ -36,7 +27,7 @@ TEST_CASE("a file locked once is refused a second lock, naming the file and the 
 }
 
 TEST_CASE("two names of one file (a symbolic link) share its lock") {
-  const fs::path dir = lock_scratch("link");
+  const ScratchDir dir("lock_link");
   { std::ofstream(dir / "r.csv") << "x\n"; }
   fs::create_symlink("r.csv", dir / "alias.csv");
   const FileLock first((dir / "r.csv").string(), "--out");
@@ -44,7 +35,7 @@ TEST_CASE("two names of one file (a symbolic link) share its lock") {
 }
 
 TEST_CASE("a released lock leaves no lock file, and the file can be locked again") {
-  const fs::path dir = lock_scratch("release");
+  const ScratchDir dir("lock_release");
   const std::string csv = (dir / "r.csv").string();
   std::string lock_file;
   {
@@ -57,7 +48,7 @@ TEST_CASE("a released lock leaves no lock file, and the file can be locked again
 }
 
 TEST_CASE("a lock file left by a killed run does not block the next run") {
-  const fs::path dir = lock_scratch("stale");
+  const ScratchDir dir("lock_stale");
   const std::string csv = (dir / "r.csv").string();
   // What SIGKILL leaves: the file with the dead holder's pid, but no flock on it.
   { std::ofstream(csv + ".lock") << "999999\n"; }
