@@ -24,6 +24,14 @@
 namespace fs = std::filesystem;
 using namespace xgrad::mnist;
 
+#ifdef XGRAD_MNIST_HAVE_PNG
+constexpr const char* kImageHelp =
+    "28x28 PGM (P2/P5) or PNG file (told apart by content); dark-on-light drawings are inverted";
+#else
+constexpr const char* kImageHelp =
+    "28x28 PGM (P2/P5) file (this build has no libpng); dark-on-light drawings are inverted";
+#endif
+
 namespace {
 
 const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
@@ -577,10 +585,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)")
       ->check(CLI::Range(0.0, kMaxCount));
-  pred_cmd
-      ->add_option("--image", pred_args.images,
-                   "28x28 PGM (P2/P5) file; dark-on-light drawings are inverted")
-      ->check(CLI::ExistingFile);
+  pred_cmd->add_option("--image", pred_args.images, kImageHelp)->check(CLI::ExistingFile);
   pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();

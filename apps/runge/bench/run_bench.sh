@@ -7,7 +7,8 @@
 # The full-batch case (a few seconds per implementation) runs REPEATS times (default 5) in
 # rounds, every implementation once per round, so a slow spell of the shared machine hits
 # them alike; the table takes the median of each. The batch-5 case (a minute for PyTorch)
-# runs once. Writes apps/runge/results/bench.csv (or BENCH_OUT), one row per run, and
+# runs once. Writes ./runge-bench.csv in the working folder (or BENCH_OUT; the committed
+# copy that make_figures.py draws is BENCH_OUT=apps/runge/results/bench.csv), one row per run, and
 # prints it; a missing peer is skipped with a message. PyTorch and scikit-learn run under Debian's /usr/bin/python3
 # (python3-torch, python3-sklearn). The LibTorch peer (bench/libtorch, a separate CMake
 # project: Torch never enters xgrad's build) is configured and built in
@@ -18,7 +19,7 @@ build="${1:-$here/../../../build-runge}"
 epochs="${2:-3000}"
 repeats="${REPEATS:-5}"
 case "$repeats" in ''|*[!0-9]*|0) echo "run_bench.sh: REPEATS must be a positive integer, not '$repeats'" >&2; exit 2;; esac
-out="${BENCH_OUT:-$here/../results/bench.csv}"  # BENCH_OUT=file writes elsewhere
+out="${BENCH_OUT:-runge-bench.csv}"  # a trial run never replaces the committed results
 cores=$(nproc)  # before OMP_NUM_THREADS=1, which nproc obeys
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
