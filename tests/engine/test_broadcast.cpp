@@ -86,21 +86,36 @@ TEST_CASE("div differentiates correctly in every broadcast case") {
   check_all_cases("div", [](const Inputs& x) { return x[0] / x[1]; });
 }
 
-TEST_CASE("the gradient of a broadcast bias is the column sum of the upstream gradient") {
-  // y = x + b with b a 1xC bias: db_j = sum_i G_ij exactly (sum_to), shape 1xC.
-  Tape tape;
-  const Tensor x = tape.variable(random_matrix(5, 3, 3));
-  const Tensor b = tape.variable(random_matrix(1, 3, 4));
-  const Tensor y = x + b;
-  const Matrix<double> g = random_matrix(5, 3, 5);
-  tape.backward(y, g);
-  REQUIRE(b.grad().shape(0) == 1);
-  REQUIRE(b.grad().shape(1) == 3);
-  for (std::size_t j = 0; j < 3; ++j) {
-    double column = 0;
-    for (std::size_t i = 0; i < 5; ++i)
-      column += g(i, j);
-    CHECK(b.grad()(0, j) == doctest::Approx(column));
+TEST_CASE("the gradient of a bias of any width is the column sum of the upstream gradient") {
+  // db_j = sum_i G_ij for y = x + b. Widths up to 64 sum in registers, wider ones row by
+  // row (op_support.hpp): 3 and 64 take the first path, 65 and 512 (MNIST's hidden
+  // layers) the second. b is used twice, so its second contribution adds to the first.
+  for (const std::size_t width :
+       {std::size_t{3}, std::size_t{64}, std::size_t{65}, std::size_t{130}, std::size_t{512}}) {
+    INFO("bias width " << width);
+    Tape tape;
+    const Tensor x = tape.variable(random_matrix(7, width, 30));
+    const Tensor b = tape.variable(random_matrix(1, width, 31));
+    const Tensor y = (x + b) + (x + b);
+    const Matrix<double> g = random_matrix(7, width, 32);
+    tape.backward(y, g);
+    REQUIRE(b.grad().shape(1) == width);
+    double worst = 0;
+    for (std::size_t j = 0; j < width; ++j) {
+      double column = 0;
+      for (std::size_t i = 0; i < 7; ++i)
+        column += g(i, j);
+      worst = std::max(worst, std::abs(b.grad()(0, j) - 2 * column));
+    }
+    CHECK(worst <= 1e-14);                 // sums of 14 terms of size ~1, in another order
+    const Matrix<double> twice = 2.0 * g;  // x's two contributions: g + g
+    CHECK(max_abs_diff(x.grad(), twice) == 0.0);
   }
-  CHECK(max_abs_diff(x.grad(), g) == 0.0);
+  std::uint64_t seed = 40;
+  for (const std::size_t width : {std::size_t{65}, std::size_t{130}}) {
+    check_op_gradients("add, bias of width " + std::to_string(width),
+                       [](const Inputs& x) { return x[0] + x[1]; },
+                       {random_matrix(4, width, seed), random_matrix(1, width, seed + 1)});
+    seed += 2;
+  }
 }

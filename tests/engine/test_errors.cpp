@@ -133,7 +133,7 @@ TEST_CASE("the opt-in finite check names the op that produced NaN or Inf") {
   }
 }
 
-TEST_CASE("misuse of handles, parameters and settings is reported plainly") {
+TEST_CASE("item() of a non-scalar, an unset Parameter and 0 threads throw an error naming them") {
   Tape tape;
   const Tensor m = tape.variable(random_matrix(2, 3, 13));
   CHECK_THROWS_WITH_AS(m.item(), "xgrad::Tensor::item: tensor is 2x3, item() needs 1x1",

@@ -99,7 +99,9 @@ void check_shape(const Shape& s) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("gemm, k = 1: the outer-product loop", T, float, double) {
+TEST_CASE_TEMPLATE(
+    "gemm with k = 1 (outer products) equals the reference product, transposed or not", T, float,
+    double) {
   // n below, at and above a batch width, with a remainder; m = 1 and n = 1 included.
   for (Shape s : {Shape{7, 13, 1}, Shape{240, 50, 1}, Shape{5, 50, 1}, Shape{1, 9, 1},
                   Shape{9, 1, 1}, Shape{1, 1, 1}, Shape{3, 32, 1}}) {
@@ -107,8 +109,9 @@ TEST_CASE_TEMPLATE("gemm, k = 1: the outer-product loop", T, float, double) {
   }
 }
 
-TEST_CASE_TEMPLATE("gemm, n = 1: dot products of rows, or a vector times a matrix", T, float,
-                   double) {
+TEST_CASE_TEMPLATE(
+    "gemm with n = 1 (dot products of rows, or a vector times a matrix) equals the reference", T,
+    float, double) {
   // Rows in groups of 8, of a batch width and single, k with and without a remainder,
   // columns in blocks, single batches and a last partial batch, odd and even k. Above the
   // limits (OpenBLAS): 240 x 50 rows times a vector (> 2048 elements), and
@@ -120,15 +123,17 @@ TEST_CASE_TEMPLATE("gemm, n = 1: dot products of rows, or a vector times a matri
   }
 }
 
-TEST_CASE_TEMPLATE("gemm, m = 1: a vector times a matrix, or dot products of rows", T, float,
-                   double) {
+TEST_CASE_TEMPLATE(
+    "gemm with m = 1 (a vector times a matrix, or dot products) equals the reference", T, float,
+    double) {
   for (Shape s : {Shape{1, 50, 240}, Shape{1, 17, 23}, Shape{1, 13, 7}, Shape{1, 37, 9},
                   Shape{1, 3, 2}, Shape{1, 64, 5}, Shape{1, 300, 300}}) {
     check_shape<T>(s);
   }
 }
 
-TEST_CASE_TEMPLATE("gemm, B^T copied before OpenBLAS, and OpenBLAS as it is", T, float, double) {
+TEST_CASE_TEMPLATE("gemm equals the reference product whether B^T is copied before OpenBLAS or not",
+                   T, float, double) {
   // 240x50 (50x50)^T and 128x256 (256x10)^T are copied (op(A) has >= 32 rows, B <= 4096
   // elements); 31 rows, and a B of 70x60, are not; small general shapes go to OpenBLAS.
   for (Shape s : {Shape{240, 50, 50}, Shape{128, 256, 10}, Shape{32, 13, 7}, Shape{31, 13, 7},

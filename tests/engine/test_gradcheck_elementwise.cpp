@@ -55,6 +55,33 @@ TEST_CASE("abs and the piecewise activations differentiate correctly away from t
               [](const Inputs& x) { return xgrad::elu(x[0], 0.7); });
 }
 
+TEST_CASE("at the kink a = 0, relu, leaky_relu and elu take their a <= 0 branch and abs gives 0") {
+  // docs/engine.md's table: relu da = g [a > 0], leaky_relu alpha g and elu g (y + alpha)
+  // for a <= 0 (y = 0 there), abs g sgn(a). Finite differences cannot check a kink.
+  const double g = 1.5;
+  struct Kink {
+    const char* name;
+    std::function<Tensor(const Tensor&)> op;
+    double gradient;
+  };
+  const Kink kinks[] = {
+      {"relu", [](const Tensor& a) { return xgrad::relu(a); }, 0.0},
+      {"leaky_relu 0.3", [](const Tensor& a) { return xgrad::leaky_relu(a, 0.3); }, 0.3 * g},
+      {"elu 0.7", [](const Tensor& a) { return xgrad::elu(a, 0.7); }, 0.7 * g},
+      {"abs", [](const Tensor& a) { return xgrad::abs(a); }, 0.0},
+  };
+  for (const Kink& k : kinks) {
+    INFO(k.name);
+    Tape tape;
+    const Tensor a = tape.variable(Matrix<double>{{0.0, 0.0}});
+    const Tensor y = k.op(a);
+    tape.backward(y, Matrix<double>{{g, g}});
+    CHECK(y.value()(0, 0) == 0.0);
+    CHECK(a.grad()(0, 0) == k.gradient);
+    CHECK(a.grad()(0, 1) == k.gradient);
+  }
+}
+
 TEST_CASE("sigmoid differentiates correctly, also in its saturated tails") {
   check_unary("sigmoid", Domain::AwayFromZero,
               [](const Inputs& x) { return xgrad::sigmoid(x[0]); });

@@ -32,8 +32,10 @@ TEST_CASE("linear differentiates correctly in all three inputs") {
     std::size_t m, k, n;
   };
   // Full product, one row, one input column (k = 1: the Runge network's first layer),
-  // one output column, and a single element.
-  const Dims dims[] = {{3, 4, 5}, {1, 4, 3}, {6, 1, 4}, {5, 3, 1}, {1, 1, 1}};
+  // one output column, a single element, and biases wider than the 64 columns whose
+  // gradient is summed in registers.
+  const Dims dims[] = {{3, 4, 5}, {1, 4, 3},  {6, 1, 4},  {5, 3, 1},
+                       {1, 1, 1}, {4, 3, 65}, {3, 2, 130}};
   std::uint64_t seed = 40;
   for (const Dims& d : dims) {
     check_op_gradients("linear", [](const Inputs& x) { return xgrad::linear(x[0], x[1], x[2]); },

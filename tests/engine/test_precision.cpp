@@ -25,6 +25,11 @@ struct Case {
 // Every differentiable op (the table of engine/src/op_table.cpp, in its order).
 const Case kCases[] = {
     {"matmul", {{3, 4}, {4, 5}}, Domain::AwayFromZero},
+    {"linear", {{3, 4}, {4, 5}, {1, 5}}, Domain::AwayFromZero},
+    // k = 1 (the outer-product loop, 9 columns: a float batch of 8 and a tail) and a
+    // bias wider than 64 columns (its gradient summed row by row).
+    {"linear", {{12, 1}, {1, 9}, {1, 9}}, Domain::AwayFromZero},
+    {"linear", {{5, 3}, {3, 70}, {1, 70}}, Domain::AwayFromZero},
     {"add", {{3, 4}, {1, 4}}, Domain::AwayFromZero},
     {"sub", {{3, 1}, {3, 4}}, Domain::AwayFromZero},
     {"mul", {{3, 4}, {1, 1}}, Domain::AwayFromZero},
@@ -58,6 +63,7 @@ template <class T>
 xgrad::Tensor<T> apply_op(const std::string& op, const std::vector<xgrad::Tensor<T>>& x) {
   using xgrad::Axis;
   if (op == "matmul") return xgrad::matmul(x[0], x[1]);
+  if (op == "linear") return xgrad::linear(x[0], x[1], x[2]);
   if (op == "add") return x[0] + x[1];
   if (op == "sub") return x[0] - x[1];
   if (op == "mul") return x[0] * x[1];
