@@ -238,24 +238,29 @@ void sweep(const std::string& label, Activation output, CostKind cost, std::size
 
 }  // namespace
 
-TEST_CASE("backprop check: MSE with identity output") {
+TEST_CASE(
+    "backprop check: tape = hand-derived backprop = finite differences, MSE and identity output") {
   sweep("identity + MSE", Activation::identity(), CostKind::MeanSquaredError, 2);
 }
 
-TEST_CASE("backprop check: MSE with sigmoid and tanh outputs") {
+TEST_CASE(
+    "backprop check: tape = hand-derived = finite differences, MSE and sigmoid or tanh output") {
   sweep("sigmoid + MSE", Activation::sigmoid(), CostKind::MeanSquaredError, 2);
   sweep("tanh + MSE", Activation::tanh(), CostKind::MeanSquaredError, 2);
 }
 
-TEST_CASE("backprop check: MSE with softmax output (full softmax Jacobian)") {
+TEST_CASE(
+    "backprop check: tape = hand-derived = finite differences, MSE and softmax output (full "
+    "Jacobian)") {
   sweep("softmax + MSE", Activation::softmax(), CostKind::MeanSquaredError, 3);
 }
 
-TEST_CASE("backprop check: binary cross-entropy with sigmoid output") {
+TEST_CASE("backprop check: tape = hand-derived = finite differences, BCE and sigmoid output") {
   sweep("sigmoid + BCE", Activation::sigmoid(), CostKind::BinaryCrossEntropy, 2);
 }
 
-TEST_CASE("backprop check: cross-entropy with softmax output") {
+TEST_CASE(
+    "backprop check: tape = hand-derived = finite differences, cross-entropy and softmax output") {
   sweep("softmax + CE", Activation::softmax(), CostKind::CrossEntropy, 4);
 }
 

@@ -21,7 +21,9 @@ Network<double> single_layer(const Matrix<double>& W, const Matrix<double>& b, A
 
 }  // namespace
 
-TEST_CASE("cost: parse_cost names and errors") {
+TEST_CASE(
+    "cost: parse_cost reads every name and alias, round-trips cost_name, and names an unknown "
+    "cost") {
   CHECK(CostSpec::parse_cost("mse") == CostKind::MeanSquaredError);
   CHECK(CostSpec::parse_cost("BCE") == CostKind::BinaryCrossEntropy);
   CHECK(CostSpec::parse_cost("cross_entropy") == CostKind::CrossEntropy);

@@ -122,7 +122,8 @@ TEST_CASE("network: layer-by-layer composition equals the spec network") {
   CHECK(max_abs_diff(spec.predict(x), manual_forward(spec, x)) < 1e-14);
 }
 
-TEST_CASE("network: add checks that layers fit") {
+TEST_CASE(
+    "network: add refuses a layer whose shapes do not fit or that reuses a parameter, naming it") {
   Network<double> net;
   CHECK_THROWS_WITH_AS(net.inputs(), "Network::inputs: the network has no layers",
                        std::logic_error);

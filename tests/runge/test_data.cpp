@@ -108,7 +108,7 @@ TEST_CASE("standard scaler: fitted on one part, applied to another, inverted") {
   CHECK(tt(1, 0) == doctest::Approx(1.0));
 }
 
-TEST_CASE("metrics: MSE and R2") {
+TEST_CASE("metrics: MSE and R2 of a hand-computed example, R2 = 1 for an exact fit") {
   runge::Matrix y = {{1.0}, {2.0}, {3.0}};
   runge::Matrix p = {{1.0}, {2.0}, {4.0}};
   CHECK(runge::mse(p, y) == doctest::Approx(1.0 / 3.0));
