@@ -49,8 +49,8 @@ FileLock::FileLock(const std::string& path, const std::string& label) {
       }
       throw std::runtime_error(label + ": cannot lock " + lock_path_ + ": " + std::strerror(error));
     }
-    struct stat held {
-    }, named{};
+    struct stat held = {};
+    struct stat named = {};
     if (::fstat(fd, &held) == 0 && ::stat(lock_path_.c_str(), &named) == 0 &&
         held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
       const std::string pid = std::to_string(::getpid()) + "\n";

@@ -20,7 +20,7 @@ class FileLock {
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
 
-  /// The lock file, e.g. "results/fig4.csv.lock".
+  /// The lock file: the CSV's absolute path, links resolved, + ".lock".
   const std::string& lock_path() const { return lock_path_; }
 
  private:
