@@ -121,6 +121,140 @@ TEST_CASE_TEMPLATE("adam two steps match the bias-corrected formula", T, float, 
   CHECK(opt->steps() == 2);
 }
 
+namespace {
+
+// The two steps of two_steps() on a 3x11 parameter: 33 elements, several whole SIMD
+// registers (4 doubles or 8 floats with AVX2, 8 or 16 with AVX-512) plus a tail, so the
+// vectorised body runs, not only the scalar tail. Element k holds θ0, g1 and g2 of
+// column k mod 3 of two_steps(); its result must be that column's hand-computed value.
+// Returns the optimiser so its state can be checked too.
+template <class T>
+std::unique_ptr<Optimiser<T>> two_steps_3x11(const std::string& name, std::vector<double>& theta) {
+  const double theta0[3] = {0.5, -1.0, 2.0};
+  const double g1[3] = {0.1, -0.2, 0.3};
+  const double g2[3] = {0.4, 0.0, -0.5};
+  Matrix<T> start({3, 11});
+  for (std::size_t k = 0; k < 33; ++k)
+    start.data()[k] = static_cast<T>(theta0[k % 3]);
+  Parameter<T> p(start, "theta");
+  OptimiserOptions o;
+  o.learning_rate = 0.1;
+  o.momentum = 0.9;
+  o.rho = 0.9;
+  o.beta1 = 0.9;
+  o.beta2 = 0.999;
+  o.epsilon = 1e-8;
+  auto opt = make_optimiser<T>(name, {p}, o);
+  for (const double* g : {g1, g2}) {
+    for (std::size_t k = 0; k < 33; ++k)
+      p.grad().data()[k] = static_cast<T>(g[k % 3]);
+    opt->step();
+  }
+  theta.assign(p.value().begin(), p.value().end());
+  return opt;
+}
+
+// The three per-column values repeated over the 33 elements of two_steps_3x11().
+std::vector<double> tiled(const std::vector<double>& column_values) {
+  std::vector<double> out(33);
+  for (std::size_t k = 0; k < 33; ++k)
+    out[k] = column_values[k % 3];
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("sgd and gd: every element of a multi-register parameter follows theta -= eta g",
+                   T, float, double) {
+  for (const char* name : {"sgd", "gd"}) {
+    CAPTURE(name);
+    std::vector<double> theta;
+    two_steps_3x11<T>(name, theta);
+    check_close<T>(theta, tiled({0.45, -0.98, 2.02}), kRel<T>);
+  }
+}
+
+TEST_CASE_TEMPLATE(
+    "momentum: every element of a multi-register parameter follows v = omega v + eta g, theta -= v",
+    T, float, double) {
+  // As in "momentum two steps match report 003": v2 = ω v1 + η g2 = [0.049, −0.018, −0.023],
+  // θ2 = [0.441, −0.962, 1.993]. With ω replaced by η in v2, θ2 would be [0.481, ...].
+  std::vector<double> theta;
+  const auto opt = two_steps_3x11<T>("momentum", theta);
+  check_close<T>(theta, tiled({0.441, -0.962, 1.993}), kRel<T>);
+  check_state(*opt, 0, tiled({0.049, -0.018, -0.023}), kRel<T>);
+}
+
+TEST_CASE_TEMPLATE(
+    "adagrad: every element of a multi-register parameter follows G += g^2, theta -= eta g / "
+    "(sqrt G + eps)",
+    T, float, double) {
+  std::vector<double> theta;
+  const auto opt = two_steps_3x11<T>("adagrad", theta);
+  check_close<T>(theta, tiled({0.3029857623384069, -0.9000000049999998, 1.9857492944339996}),
+                 kRel<T>);
+  check_state(*opt, 0, tiled({0.17, 0.04, 0.34}), kRel<T>);
+}
+
+TEST_CASE_TEMPLATE(
+    "rmsprop: every element of a multi-register parameter follows s = rho s + (1 - rho) g^2, "
+    "theta -= eta g / (sqrt s + eps)",
+    T, float, double) {
+  // s2 = ρ (1 − ρ) g1² + (1 − ρ) g2² = [0.0169, 0.0036, 0.0331] (worked in "rmsprop two steps
+  // match its formula"); without the (1 − ρ) factor s would be ten times larger.
+  std::vector<double> theta;
+  const auto opt = two_steps_3x11<T>("rmsprop", theta);
+  check_close<T>(theta, tiled({-0.12391995004054018, -0.683772283983154, 1.958597107175409}),
+                 kRel<T>);
+  check_state(*opt, 0, tiled({0.0169, 0.0036, 0.0331}), kRel<T>);
+}
+
+TEST_CASE_TEMPLATE(
+    "adam: every element of a multi-register parameter follows the bias-corrected formula", T,
+    float, double) {
+  std::vector<double> theta;
+  const auto opt = two_steps_3x11<T>("adam", theta);
+  check_close<T>(theta, tiled({0.311562363975117, -0.8329941843255585, 1.9293561230981282}),
+                 kRel<T>);
+  check_state(*opt, 0, tiled({0.049, -0.018, -0.023}), kRel<T>);
+  check_state(*opt, 1, tiled({0.00016999, 0.00003996, 0.00033991}), kRel<T>);
+}
+
+TEST_CASE_TEMPLATE(
+    "adam after reset_state steps like a fresh adam: bias correction restarts at t = 1", T, float,
+    double) {
+  // Step 1 from θ0 = [0.5, −1, 2] with g1 = [0.1, −0.2, 0.3], then reset_state(), then a step
+  // with g2 = [0.4, −0.25, −0.5]. A fresh Adam's first step has m = (1 − β1) g,
+  // v = (1 − β2) g², m̂ = g, v̂ = g², so θ ← θ − η g / (|g| + ε). Were t not reset, the
+  // second step would use m̂ = m / (1 − β1²) = m / 0.19, a step of 0.1/0.19·√0.001999/0.1 ≈
+  // 0.0235 instead of 0.1.
+  const double theta0[3] = {0.5, -1.0, 2.0};
+  const double g1[3] = {0.1, -0.2, 0.3};
+  const double g2[3] = {0.4, -0.25, -0.5};
+  const double eta = 0.1, eps = 1e-8;
+  Parameter<T> p(Matrix<T>{{T(theta0[0]), T(theta0[1]), T(theta0[2])}}, "theta");
+  auto opt = make_optimiser<T>("adam:lr=0.1,beta1=0.9,beta2=0.999,eps=1e-8", {p});
+  p.grad() = Matrix<T>{{T(g1[0]), T(g1[1]), T(g1[2])}};
+  opt->step();
+  opt->reset_state();
+  CHECK(opt->steps() == 0);
+  check_state(*opt, 0, {0.0, 0.0, 0.0}, 0.0);
+  check_state(*opt, 1, {0.0, 0.0, 0.0}, 0.0);
+  p.grad() = Matrix<T>{{T(g2[0]), T(g2[1]), T(g2[2])}};
+  opt->step();
+  CHECK(opt->steps() == 1);
+  std::vector<double> want(3), m(3), v(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double theta1 = theta0[i] - eta * g1[i] / (std::abs(g1[i]) + eps);
+    want[i] = theta1 - eta * g2[i] / (std::abs(g2[i]) + eps);
+    m[i] = 0.1 * g2[i];
+    v[i] = 0.001 * g2[i] * g2[i];
+  }
+  check_close<T>(std::vector<double>(p.value().begin(), p.value().end()), want, kRel<T>);
+  check_state(*opt, 0, m, kRel<T>);
+  check_state(*opt, 1, v, kRel<T>);
+}
+
 TEST_CASE("adam vectorised body and scalar tail agree element by element") {
   // 37 elements: whole AVX registers plus a tail; every element gets the same g, so
   // every element must end with the same value whichever path updated it.
@@ -233,12 +367,73 @@ TEST_CASE("a setting the optimiser does not read is refused, not ignored") {
   CHECK(message_of([&] {
           make_optimiser<double>("gd:epsilon=1e-8", {p});
         }).find("epsilon does not apply to gd") != std::string::npos);
-  // Every key an optimiser reads is accepted, under each of its spellings.
+  // Every key an optimiser reads is accepted, under each of its spellings (the values they
+  // set: "each spelling of an optimiser key sets its option").
   CHECK_NOTHROW(make_optimiser<double>("sgd:eta=0.1", {p}));
   CHECK_NOTHROW(make_optimiser<double>("momentum:learning_rate=0.1,omega=0.5", {p}));
   CHECK_NOTHROW(make_optimiser<double>("adagrad:lr=0.1,eps=1e-6", {p}));
   CHECK_NOTHROW(make_optimiser<double>("rmsprop:lr=0.1,rho=0.8,epsilon=1e-6", {p}));
   CHECK_NOTHROW(make_optimiser<double>("adam:lr=0.1,beta1=0.8,beta2=0.99,eps=1e-6", {p}));
+  // Aliases are refused where their canonical key is.
+  CHECK(message_of([&] {
+          make_optimiser<double>("sgd:omega=0.9", {p});
+        }).find("omega does not apply to sgd") != std::string::npos);
+  CHECK(message_of([&] {
+          make_optimiser<double>("momentum:epsilon=1e-6", {p});
+        }).find("epsilon does not apply to momentum") != std::string::npos);
+}
+
+TEST_CASE("each spelling of an optimiser key sets its option") {
+  // Defaults chosen apart from every value below, so a key that sets nothing (or another
+  // option) shows.
+  OptimiserOptions d;
+  d.learning_rate = 0.5;
+  d.momentum = 0.1;
+  d.rho = 0.2;
+  d.beta1 = 0.3;
+  d.beta2 = 0.4;
+  d.epsilon = 1e-3;
+  for (const char* key : {"lr", "learning_rate", "eta", "LR", "Learning_Rate"}) {
+    CAPTURE(key);
+    const OptimiserSpec s = OptimiserSpec::parse(std::string("sgd:") + key + "=0.25", d);
+    CHECK(s.kind == OptimiserKind::Sgd);
+    CHECK(s.options.learning_rate == 0.25);
+  }
+  for (const char* key : {"momentum", "omega", "Omega"}) {
+    CAPTURE(key);
+    const OptimiserSpec s = OptimiserSpec::parse(std::string("momentum:") + key + "=0.5", d);
+    CHECK(s.options.momentum == 0.5);
+    CHECK(s.options.learning_rate == 0.5);  // untouched
+  }
+  for (const char* key : {"eps", "epsilon", "EPSILON"}) {
+    CAPTURE(key);
+    const OptimiserSpec s = OptimiserSpec::parse(std::string("adagrad:") + key + "=1e-6", d);
+    CHECK(s.options.epsilon == 1e-6);
+  }
+  const OptimiserSpec r = OptimiserSpec::parse("rmsprop: rho = 0.8 ", d);
+  CHECK(r.options.rho == 0.8);
+  const OptimiserSpec a = OptimiserSpec::parse("adam:beta1=0.8,beta2=0.99", d);
+  CHECK(a.options.beta1 == 0.8);
+  CHECK(a.options.beta2 == 0.99);
+  CHECK(a.options.rho == 0.2);
+  CHECK(a.options.momentum == 0.1);
+  CHECK(a.options.epsilon == 1e-3);
+  CHECK(a.options.learning_rate == 0.5);
+}
+
+TEST_CASE("momentum made with omega= and learning_rate= steps with those values") {
+  // η = 0.1, ω = 0.5, g = 1 twice: v1 = 0.1, θ1 = 0.9; v2 = 0.5·0.1 + 0.1 = 0.15, θ2 = 0.75.
+  // (With the default ω = 0.9: v2 = 0.19, θ2 = 0.71.)
+  Parameter<double> p(Matrix<double>{{1.0}});
+  auto opt = make_optimiser<double>("momentum:learning_rate=0.1,omega=0.5", {p});
+  CHECK(opt->options().momentum == 0.5);
+  CHECK(opt->learning_rate() == 0.1);
+  for (int s = 0; s < 2; ++s) {
+    p.grad().fill(1.0);
+    opt->step();
+  }
+  CHECK(p.value()(0, 0) == doctest::Approx(0.75).epsilon(1e-14));
+  CHECK(opt->state(0)[0] == doctest::Approx(0.15).epsilon(1e-14));
 }
 
 TEST_CASE("optimiser factory: parameters must be distinct and the rate finite") {
