@@ -87,11 +87,51 @@ TEST_CASE("confusion matrix counts true against predicted") {
   CHECK(m(0, 0) == 1);
 }
 
-TEST_CASE("metric names parse and evaluate") {
+TEST_CASE("confusion matrix text: one row per true class, one column per predicted class") {
+  // Rows are true labels (row header), columns predictions (column header), as the
+  // "true\\pred" corner says; the same layout as to_csv(). The example is asymmetric
+  // (true 0 predicted 1 once, true 1 predicted 0 never), so a transposed table differs.
+  const ConfusionMatrix cm({0, 0, 1, 1, 2, 2, 2}, {0, 1, 1, 1, 2, 0, 2}, 3);
+  CHECK(cm.to_string() ==
+        "true\\pred       0       1       2\n"
+        "        0       1       1       0\n"
+        "        1       0       2       0\n"
+        "        2       1       0       2\n");
+}
+
+TEST_CASE("metric names parse, and evaluate_metric gives the named metric (NaN for none)") {
+  CHECK(parse_metric("none") == MetricKind::None);
+  CHECK(parse_metric("mse") == MetricKind::Mse);
+  CHECK(parse_metric("r2") == MetricKind::R2);
   CHECK(parse_metric("accuracy") == MetricKind::Accuracy);
+  for (const MetricKind k :
+       {MetricKind::None, MetricKind::Mse, MetricKind::R2, MetricKind::Accuracy}) {
+    CHECK(parse_metric(metric_name(k)) == k);
+  }
   CHECK(metric_higher_is_better(MetricKind::R2));
+  CHECK(metric_higher_is_better(MetricKind::Accuracy));
   CHECK_FALSE(metric_higher_is_better(MetricKind::Mse));
   CHECK(
       std::isnan(evaluate_metric(MetricKind::None, Matrix<double>{{1.0}}, Matrix<double>{{1.0}})));
   CHECK(message_of([] { parse_metric("f1"); }).find("'f1'") != std::string::npos);
+}
+
+TEST_CASE_TEMPLATE("evaluate_metric mse, r2 and accuracy equal their hand-computed values", T,
+                   float, double) {
+  // mse: differences [0, 2; −1, 0] → (0 + 4 + 1 + 0) / 4 = 1.25.
+  const Matrix<T> p{{T(1), T(2)}, {T(3), T(4)}};
+  const Matrix<T> y{{T(1), T(0)}, {T(4), T(4)}};
+  CHECK(evaluate_metric(MetricKind::Mse, p, y) == 1.25);
+  // r2: y = [1, 2, 3, 4], mean 2.5, SS_tot = 5; p = [1, 2, 3, 5], SS_res = 1 → 1 − 1/5 = 0.8.
+  const Matrix<T> ry{{T(1)}, {T(2)}, {T(3)}, {T(4)}};
+  const Matrix<T> rp{{T(1)}, {T(2)}, {T(3)}, {T(5)}};
+  CHECK(evaluate_metric(MetricKind::R2, rp, ry) == doctest::Approx(0.8).epsilon(1e-12));
+  // accuracy: argmax rows [1, 0, 2, 1] against classes [1, 2, 2, 1] → 3 of 4.
+  const Matrix<T> scores{{T(0.1), T(0.7), T(0.2)},
+                         {T(0.5), T(0.3), T(0.2)},
+                         {T(0.2), T(0.2), T(0.6)},
+                         {T(0.0), T(0.9), T(0.1)}};
+  const Matrix<T> onehot{
+      {T(0), T(1), T(0)}, {T(0), T(0), T(1)}, {T(0), T(0), T(1)}, {T(0), T(1), T(0)}};
+  CHECK(evaluate_metric(MetricKind::Accuracy, scores, onehot) == 0.75);
 }
