@@ -212,10 +212,131 @@ TEST_CASE("history CSV has the documented columns and one row per epoch") {
     CHECK(std::stod(f[3]) == h.epochs[rows - 1].val_loss);
     CHECK(std::stod(f[4]) == h.epochs[rows - 1].val_metric);
     CHECK(std::stod(f[5]) == 1e-2);
+    // Times are written to 6 significant digits: off by at most 5e-6 of the value, plus
+    // the binary rounding of the parsed text.
+    const EpochRecord& r = h.epochs[rows - 1];
+    CHECK(std::abs(std::stod(f[6]) - r.seconds) <= 5.0001e-6 * r.seconds);
+    CHECK(std::abs(std::stod(f[7]) - r.samples_per_second) <= 5.0001e-6 * r.samples_per_second);
+    CHECK(f[8] == r.event);
   }
   CHECK(rows == 4);
   CHECK(message_of([&] { h.write_csv("/nonexistent-dir/h.csv"); }).find("/nonexistent-dir/h.csv") !=
         std::string::npos);
+}
+
+TEST_CASE("history CSV writes every field of each record in its column") {
+  // Distinct values in every column, NaN where a value was not computed, and an event.
+  // Losses, metrics and rates round-trip (17 significant digits); times have 6.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  History h;
+  h.metric = MetricKind::Accuracy;
+  EpochRecord a;
+  a.epoch = 1;
+  a.train_loss = 0.25;
+  a.train_metric = nan;
+  a.val_loss = 0.5;
+  a.val_metric = 0.75;
+  a.learning_rate = 0.0625;
+  a.seconds = 1.2345678;
+  a.samples_per_second = 12345.678;
+  EpochRecord b;
+  b.epoch = 2;
+  b.train_loss = 0.1;  // 17 significant digits: 0.10000000000000001
+  b.train_metric = 0.875;
+  b.val_loss = nan;
+  b.val_metric = nan;
+  b.learning_rate = 0.03125;
+  b.seconds = 0.5;
+  b.samples_per_second = 20000;
+  b.event = "early_stop restored_epoch=1";
+  h.epochs = {a, b};
+  std::ostringstream csv;
+  h.write_csv(csv);
+  CHECK(csv.str() ==
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
+        "samples_per_second,event\n"
+        "1,0.25,,0.5,0.75,0.0625,1.23457,12345.7,\n"
+        "2,0.10000000000000001,0.875,,,0.03125,0.5,20000,early_stop restored_epoch=1\n");
+}
+
+TEST_CASE("evaluate in batches of 7 rows gives the loss and metric of one batch over all rows") {
+  // 30 rows in batches 7, 7, 7, 7, 2: the set's loss is the mean over rows, so the last
+  // batch weighs 2/30 (an unweighted mean of batch losses would weigh it 1/5).
+  Matrix<double> x, y;
+  regression_data<double>(30, 21, x, y);
+  Network<double> net = small_net<double>(22);
+  auto opt = make_optimiser<double>("sgd", net.parameters());
+  // The mean squared error over all 30 rows, from the network's output.
+  const Matrix<double> p = net.predict(x, 30);
+  double want = 0;
+  for (std::size_t i = 0; i < 30; ++i)
+    want += (p(i, 0) - y(i, 0)) * (p(i, 0) - y(i, 0));
+  want /= 30;
+  for (const MetricKind metric : {MetricKind::Mse, MetricKind::R2}) {
+    CAPTURE(metric_name(metric));
+    TrainerOptions batched = quiet(1, 8, 0), whole = quiet(1, 8, 0);
+    batched.eval_batch_size = 7;
+    REQUIRE(whole.eval_batch_size >= 30);
+    batched.metric = whole.metric = metric;
+    Trainer<double> in_batches(net, *opt, mse_cost(), batched);
+    Trainer<double> at_once(net, *opt, mse_cost(), whole);
+    const Evaluation e7 = in_batches.evaluate(x, y), e30 = at_once.evaluate(x, y);
+    CHECK(e7.loss == doctest::Approx(want).epsilon(1e-12));
+    CHECK(e30.loss == doctest::Approx(want).epsilon(1e-12));
+    CHECK(e7.metric == doctest::Approx(e30.metric).epsilon(1e-12));
+    if (metric == MetricKind::Mse) CHECK(e7.metric == doctest::Approx(want).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("an epoch's train_loss is the row-weighted mean of its batch losses, partial batch too") {
+  // 10 rows in order (no shuffle), batches of 4: rows 0-3, 4-7 and 8-9. Before each step the
+  // callback computes that batch's MSE from the network's current output; the epoch's
+  // train_loss must be (4 l0 + 4 l1 + 2 l2) / 10.
+  Matrix<double> x, y;
+  regression_data<double>(10, 31, x, y);
+  Network<double> net = small_net<double>(32);
+  auto opt = make_optimiser<double>("sgd:lr=0.05", net.parameters());
+  TrainerOptions o = quiet(3, 4, 33);
+  o.shuffle = false;
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  std::vector<std::vector<double>> losses;
+  std::vector<std::vector<std::size_t>> sizes;
+  std::size_t seen_before = 0;
+  // The MSE of rows [b, e) under the parameters the next step will use.
+  auto batch_loss = [&](const Network<double>& n, std::size_t b, std::size_t e) {
+    Matrix<double> xb({e - b, 1});
+    for (std::size_t i = b; i < e; ++i)
+      xb(i - b, 0) = x(i, 0);
+    const Matrix<double> pb = n.predict(xb);
+    double sum = 0;
+    for (std::size_t i = b; i < e; ++i)
+      sum += (pb(i - b, 0) - y(i, 0)) * (pb(i - b, 0) - y(i, 0));
+    return sum / static_cast<double>(e - b);
+  };
+  const std::size_t bounds[4] = {0, 4, 8, 10};
+  auto cb = std::make_shared<LambdaCallback<double>>();
+  cb->epoch_begin = [&](TrainingState<double>& s) {
+    losses.emplace_back(1, batch_loss(s.network, bounds[0], bounds[1]));
+    sizes.emplace_back();
+    seen_before = 0;
+  };
+  cb->batch_end = [&](TrainingState<double>& s) {
+    sizes.back().push_back(s.samples_in_epoch - seen_before);
+    seen_before = s.samples_in_epoch;
+    if (s.batch + 1 < 3)
+      losses.back().push_back(batch_loss(s.network, bounds[s.batch + 1], bounds[s.batch + 2]));
+  };
+  trainer.add_callback(cb);
+  const History& h = trainer.fit(x, y);
+  REQUIRE(h.epochs.size() == 3);
+  REQUIRE(losses.size() == 3);
+  for (std::size_t e = 0; e < 3; ++e) {
+    CAPTURE(e);
+    CHECK(sizes[e] == std::vector<std::size_t>{4, 4, 2});
+    REQUIRE(losses[e].size() == 3);
+    const double want = (4 * losses[e][0] + 4 * losses[e][1] + 2 * losses[e][2]) / 10;
+    CHECK(h.epochs[e].train_loss == doctest::Approx(want).epsilon(1e-12));
+  }
 }
 
 TEST_CASE("same seed and threads give an identical history, another seed does not") {
