@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,9 +16,12 @@
 
 #include <xgrad/threads.hpp>
 
+#include "data.hpp"
 #include "file_lock.hpp"
+#include "linear.hpp"
 #include "scratch_dir.hpp"
 #include "sweep.hpp"
+#include "train.hpp"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +64,55 @@ Run run_cli(const fs::path& dir, const std::string& args, int limit_s = 900) {
                           " > out.txt 2> err.txt";
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir / "out.txt"), slurp(dir / "err.txt")};
+}
+
+/// A CSV the apps write (no quoting: their fields hold no commas), each row's fields
+/// by the header's names.
+struct Csv {
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+};
+Csv read_csv(const fs::path& p) {
+  Csv c;
+  std::ifstream in(p);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  c.header = runge::split_commas(line);
+  while (std::getline(in, line)) {
+    const auto f = runge::split_commas(line);
+    REQUIRE(f.size() == c.header.size());
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < f.size(); ++i)
+      row[c.header[i]] = f[i];
+    c.rows.push_back(row);
+  }
+  return c;
+}
+
+double number(const std::string& text) {
+  return std::stod(text);  // "nan" too
+}
+
+/// The line of `text` that starts with `prefix`.
+std::string line_starting(const std::string& text, const std::string& prefix) {
+  std::stringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(prefix, 0) == 0) return line;
+  FAIL("no line starts with '" << prefix << "' in:\n" << text);
+  return "";
+}
+
+/// The number printed right after `label` in `line`.
+double printed_after(const std::string& line, const std::string& label) {
+  const auto at = line.find(label);
+  REQUIRE(at != std::string::npos);
+  return std::stod(line.substr(at + label.size()));
+}
+
+/// Half a unit in the last digit of a number printed with %.6g: how far the value it
+/// stands for can lie from it.
+double half_unit_6g(double printed) {
+  return 0.5 * std::pow(10.0, std::floor(std::log10(std::fabs(printed))) - 5);
 }
 
 const char* kSmallSweep =
@@ -661,3 +714,80 @@ TEST_CASE("cli: every experiment runs in --quick mode and writes its CSVs") {
     CHECK(r.out.find("figures: skipped") != std::string::npos);
   }
 }
+
+// ---- The values in the apps' CSV columns, not only their headers ----
+
+TEST_CASE("cli: train's last curve row holds the train and test MSE it prints") {
+  const ScratchDir dir("train_curve_values");
+  const Run r =
+      run_cli(dir, "train --points 80 --noise 0.2 --epochs 30 --nodes 8 --curve-every 10");
+  REQUIRE(r.status == 0);
+  const double train_mse = printed_after(line_starting(r.out, "train MSE"), "MSE");
+  const double test_mse = printed_after(line_starting(r.out, "test  MSE"), "MSE");
+  // Far enough apart at the printed precision that a swapped pair cannot pass.
+  REQUIRE(std::fabs(train_mse - test_mse) > 4 * half_unit_6g(test_mse));
+  const Csv curve = read_csv(dir / "runge_curve.csv");
+  REQUIRE(curve.rows.size() == 3);
+  CHECK(curve.rows[0].at("epoch") == "10");
+  CHECK(curve.rows[2].at("epoch") == "30");
+  // The last row is the trained model: the printed values are its MSEs rounded to %.6g
+  // (the CSV's own 10 digits add at most 1e-9 of the value).
+  const auto& last = curve.rows.back();
+  CAPTURE(r.out);
+  CHECK(std::fabs(number(last.at("train_mse")) - train_mse) <=
+        half_unit_6g(train_mse) + 1e-9 * train_mse);
+  CHECK(std::fabs(number(last.at("test_mse")) - test_mse) <=
+        half_unit_6g(test_mse) + 1e-9 * test_mse);
+}
+
+TEST_CASE(
+    "cli: the predictions CSV holds each part's targets and predictions, scoring as printed") {
+  const ScratchDir dir("train_prediction_values");
+  const Run r = run_cli(dir, "train --points 80 --noise 0.2 --epochs 30 --nodes 8");
+  REQUIRE(r.status == 0);
+  const Csv p = read_csv(dir / "runge_predictions.csv");
+  std::map<std::string, std::vector<double>> target, prediction;
+  std::size_t grid = 0;
+  for (const auto& row : p.rows) {
+    const double x = number(row.at("x"));
+    CAPTURE(row.at("x"));
+    // x and the true function at x, with 10 digits each: |f'| <= 3.3 on [-1, 1], so
+    // f(x) from the printed x is off by at most 2e-10, the printed f(x) by 5e-10 more.
+    CHECK(std::fabs(number(row.at("true_function")) - runge::runge_function(x)) <= 1e-9);
+    const std::string& part = row.at("part");
+    if (part == "grid") {
+      CHECK(std::fabs(x - (-1.0 + 2.0 * double(grid) / 400.0)) <= 1e-12);
+      CHECK(row.at("target") == "nan");
+      ++grid;
+      continue;
+    }
+    target[part].push_back(number(row.at("target")));
+    prediction[part].push_back(number(row.at("prediction")));
+  }
+  CHECK(grid == 401);
+  CHECK(target["train"].size() == 64);
+  CHECK(target["test"].size() == 16);
+  for (const std::string part : {"train", "test"}) {
+    CAPTURE(part);
+    const auto& y = target[part];
+    const auto& f = prediction[part];
+    double mean = 0;
+    for (double v : y)
+      mean += v / double(y.size());
+    double ss_res = 0, ss_tot = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      ss_res += (f[i] - y[i]) * (f[i] - y[i]);
+      ss_tot += (y[i] - mean) * (y[i] - mean);
+    }
+    const double mse = ss_res / double(y.size()), r2 = 1 - ss_res / ss_tot;
+    // train prints MSE with %.6g and R2 with %.6f. Targets and predictions (|v| < 10)
+    // carry 10 digits, so each residual is off by at most 1e-9: the MSE recomputed from
+    // them by at most 2 * max|residual| * 1e-9 < 1e-8, the R2 by that over var(y) > 0.1.
+    const std::string line = line_starting(r.out, part == "train" ? "train MSE" : "test  MSE");
+    CAPTURE(line);
+    const double printed_mse = printed_after(line, "MSE"), printed_r2 = printed_after(line, "R2");
+    CHECK(std::fabs(mse - printed_mse) <= half_unit_6g(printed_mse) + 1e-8);
+    CHECK(std::fabs(r2 - printed_r2) <= 0.5e-6 + 1e-7);
+  }
+}
+
