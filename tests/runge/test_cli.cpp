@@ -115,6 +115,12 @@ double half_unit_6g(double printed) {
   return 0.5 * std::pow(10.0, std::floor(std::log10(std::fabs(printed))) - 5);
 }
 
+/// v as a number the apps wrote with 10 significant digits (%.10g, or precision(10))
+/// matches it: the rounding moves it by at most 5e-10 of its size (scale 0: relative).
+doctest::Approx ten_digits(double v) {
+  return doctest::Approx(v).epsilon(1e-9).scale(0);
+}
+
 const char* kSmallSweep =
     "sweep --points 60 --epochs 15 --lr 0.01,0.1 --nodes 4,8 --activation sigmoid,tanh "
     "--optimiser adam,rmsprop --batch-size 0,16 ";
@@ -788,6 +794,35 @@ TEST_CASE(
     const double printed_mse = printed_after(line, "MSE"), printed_r2 = printed_after(line, "R2");
     CHECK(std::fabs(mse - printed_mse) <= half_unit_6g(printed_mse) + 1e-8);
     CHECK(std::fabs(r2 - printed_r2) <= 0.5e-6 + 1e-7);
+  }
+}
+
+TEST_CASE("cli: baseline rows hold each fit's train MSE, test MSE and test R2") {
+  const ScratchDir dir("baseline_values");
+  REQUIRE(run_cli(dir, "baseline --points 100 --degree 3,8 --lambda 1e-3 --out b.csv").status == 0);
+  const Csv b = read_csv(dir / "b.csv");
+  REQUIRE(b.rows.size() == 2 + 2 + 2);
+  // The same split (the CLI's defaults: noise 0.05, data and split seed 44, 20% test)
+  // and the same fits through the app's library, on one BLAS thread as the CLI.
+  runge::DataSpec d;
+  d.n = 100;
+  const runge::SweepData data = runge::make_sweep_data(d, 0.2, 44);
+  const runge::BlasThreadsGuard one(1);
+  for (const auto& row : b.rows) {
+    CAPTURE(row.at("method"));
+    CAPTURE(row.at("degree"));
+    const runge::LinearMethod method = runge::parse_linear_method(row.at("method"));
+    const double lambda = method == runge::LinearMethod::OLS ? 0.0 : 1e-3;
+    CHECK(number(row.at("lambda")) == lambda);
+    const auto m = runge::fit_linear(data.split.train, method, std::stoi(row.at("degree")), lambda);
+    const runge::Matrix test_prediction = m.predict(data.split.test.x);
+    const double train_mse = runge::mse(m.predict(data.split.train.x), data.split.train.y);
+    const double test_mse = runge::mse(test_prediction, data.split.test.y);
+    const double test_r2 = runge::r2(test_prediction, data.split.test.y);
+    CHECK(number(row.at("train_mse")) == ten_digits(train_mse));
+    CHECK(number(row.at("test_mse")) == ten_digits(test_mse));
+    CHECK(number(row.at("test_r2")) == ten_digits(test_r2));
+    CHECK(row.at("converged") == (m.converged ? "1" : "0"));
   }
 }
 
