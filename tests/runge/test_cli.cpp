@@ -826,3 +826,58 @@ TEST_CASE("cli: baseline rows hold each fit's train MSE, test MSE and test R2") 
   }
 }
 
+TEST_CASE("cli: a k-fold sweep row holds the mean and standard deviation of its folds' scores") {
+  const ScratchDir dir("kfold_values");
+  REQUIRE(run_cli(dir, "sweep --points 40 --epochs 10 --nodes 4 --eval kfold --folds 4 --out k.csv")
+              .status == 0);
+  const Csv csv = read_csv(dir / "k.csv");
+  REQUIRE(csv.rows.size() == 1);
+  const auto& row = csv.rows[0];
+  // The settings assumed below are the CLI's defaults; the row says so.
+  CHECK(row.at("noise") == "0.05");
+  CHECK(row.at("data_seed") == "44");
+  CHECK(row.at("optimiser") == "adam");
+  CHECK(row.at("activation") == "sigmoid");
+  CHECK(row.at("lr") == "0.01");
+  CHECK(row.at("seed") == "1");
+  CHECK(row.at("resample_seed") == "2024");
+  CHECK(row.at("status") == "ok");
+  // Each fold's network trained and scored through the app's library, on one BLAS
+  // thread as a sweep's workers.
+  runge::DataSpec d;
+  d.n = 40;
+  const runge::Dataset all = runge::generate(d);
+  runge::ModelSpec model;
+  model.hidden = {4};
+  runge::TrainSpec train;
+  train.epochs = 10;
+  const runge::BlasThreadsGuard one(1);
+  std::vector<double> mse, r2, train_mse;
+  for (const auto& fold : runge::kfold_indices(all.size(), 4, 2024)) {
+    const runge::Dataset tr = runge::subset(all, runge::complement(all.size(), fold));
+    const runge::Dataset te = runge::subset(all, fold);
+    const runge::TrainedModel m = runge::train_network(tr, nullptr, model, train);
+    mse.push_back(runge::score(m, te).mse);
+    r2.push_back(runge::score(m, te).r2);
+    train_mse.push_back(runge::score(m, tr).mse);
+  }
+  const auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v)
+      s += x;
+    return s / double(v.size());
+  };
+  const auto sample_std = [&](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v)
+      s += (x - mean(v)) * (x - mean(v));
+    return std::sqrt(s / double(v.size() - 1));
+  };
+  CHECK(number(row.at("mse")) == ten_digits(mean(mse)));
+  CHECK(number(row.at("mse_std")) == ten_digits(sample_std(mse)));
+  CHECK(number(row.at("r2")) == ten_digits(mean(r2)));
+  CHECK(number(row.at("r2_std")) == ten_digits(sample_std(r2)));
+  CHECK(number(row.at("train_mse")) == ten_digits(mean(train_mse)));
+  CHECK(number(row.at("log10_mse")) == ten_digits(std::log10(mean(mse))));
+}
+
