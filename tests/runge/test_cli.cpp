@@ -881,3 +881,43 @@ TEST_CASE("cli: a k-fold sweep row holds the mean and standard deviation of its 
   CHECK(number(row.at("log10_mse")) == ten_digits(std::log10(mean(mse))));
 }
 
+TEST_CASE("cli: each learning curve ends at the scores its sweep row recorded for that network") {
+  // experiment curves trains, for each best rate of table1.csv, the network of that
+  // fig1 sweep row again with a learning curve: same data, settings and seed, so its
+  // last epoch must give that row's train MSE and test MSE.
+  const ScratchDir dir("curves_values");
+  const Run r = run_cli(dir, "experiment curves --quick --jobs 2 --no-figures --out-dir res");
+  CAPTURE(r.err);
+  REQUIRE(r.status == 0);
+  const fs::path res = dir / "res";
+  const Csv table = read_csv(res / "table1.csv");
+  const Csv curves = read_csv(res / "fig2_curves.csv");
+  REQUIRE(table.rows.size() == 8);
+  for (const auto& best : table.rows) {
+    const std::string mode = best.at("mode"), optimiser = best.at("optimiser"),
+                      layers = best.at("layers"), lr = best.at("best_lr");
+    CAPTURE(mode);
+    CAPTURE(optimiser);
+    CAPTURE(layers);
+    CAPTURE(lr);
+    REQUIRE(lr != "nan");
+    std::map<std::string, std::string> point;
+    for (const auto& row : read_csv(res / ("fig1_" + mode + ".csv")).rows)
+      if (row.at("optimiser") == optimiser && row.at("layers") == layers && row.at("lr") == lr)
+        point = row;
+    REQUIRE(point.at("status") == "ok");
+    std::vector<std::map<std::string, std::string>> curve;
+    for (const auto& row : curves.rows)
+      if (row.at("mode") == mode && row.at("optimiser") == optimiser &&
+          row.at("layers") == layers && row.at("lr") == lr)
+        curve.push_back(row);
+    REQUIRE(curve.size() == 20);  // --quick: 20 epochs, a curve point each
+    for (std::size_t e = 0; e < curve.size(); ++e)
+      CHECK(curve[e].at("epoch") == std::to_string(e + 1));
+    // Train and test differ, so a swapped pair cannot pass.
+    CHECK(number(point.at("train_mse")) != ten_digits(number(point.at("mse"))));
+    CHECK(number(curve.back().at("train_mse")) == ten_digits(number(point.at("train_mse"))));
+    CHECK(number(curve.back().at("test_mse")) == ten_digits(number(point.at("mse"))));
+    CHECK(number(best.at("best_mse")) == ten_digits(number(point.at("mse"))));
+  }
+}
