@@ -8,9 +8,11 @@
 #include <csignal>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -64,6 +66,53 @@ std::pair<int, std::string> run(const std::string& args, const std::string& redi
   const int status = p ? pclose(p) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+/// The fields of a CSV line (the apps write no quoted fields).
+std::vector<std::string> fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  for (char c : line) {
+    if (c == ',')
+      out.emplace_back();
+    else
+      out.back() += c;
+  }
+  return out;
+}
+
+/// The rows of a CSV, each field by its header's name.
+std::vector<std::map<std::string, std::string>> csv_rows(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  const auto names = fields(line);
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    const auto f = fields(line);
+    REQUIRE(f.size() == names.size());
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < f.size(); ++i)
+      row[names[i]] = f[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+/// v as the sweep CSV prints it (%.6g).
+std::string g6(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+/// One BLAS/engine thread while it lives, as the sweeps and the CLI's default: the
+/// same numbers as theirs need the same thread count.
+struct OneThread {
+  int saved = xgrad::threads();
+  OneThread() { xgrad::set_threads(1); }
+  ~OneThread() { xgrad::set_threads(saved); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+};
 
 Recipe quick_recipe() {
   Recipe r;
@@ -555,4 +604,35 @@ TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
   for (const auto& l : lines)
     logged = logged || l.find("training diverged") != std::string::npos;
   CHECK(logged);
+}
+
+TEST_CASE(
+    "sweep: a row's test accuracy, test loss and batch loss are those of training its recipe") {
+  const auto [x, y] = synthetic_digits(64);
+  Recipe base = quick_recipe();
+  base.epochs = 2;
+  base.hidden = {8};
+  SweepGrid grid;
+  grid.learning_rates = {1e-3, 1e-2};
+  const std::string csv = temp_dir("sweep_values") + "/s.csv";
+  REQUIRE(run_sweep<float>(base, grid, x, y, x, y, kInfo, csv, 1, nullptr) == 2);
+  const auto rows = csv_rows(csv);
+  REQUIRE(rows.size() == 2);
+  // Training is deterministic for a recipe and a thread count: each row's point
+  // trained again here must give the very numbers the row printed.
+  const OneThread one;
+  for (const auto& row : rows) {
+    CAPTURE(row.at("learning_rate"));
+    const SweepPoint p{std::stod(row.at("learning_rate")), std::stod(row.at("lambda")),
+                       std::stoul(row.at("layers")), std::stoul(row.at("nodes"))};
+    std::vector<EpochRecord> history;
+    const auto net = train<float>(point_recipe(base, p), x, y, x, y, {}, &history);
+    const Evaluation e = evaluate(net, x, y);
+    const double accuracy = std::stod(row.at("test_accuracy"));
+    CHECK(accuracy >= 0);
+    CHECK(accuracy <= 1);
+    CHECK(row.at("test_accuracy") == g6(e.accuracy));
+    CHECK(row.at("test_loss") == g6(e.loss));
+    CHECK(row.at("train_batch_loss") == g6(history.back().batch_loss));
+  }
 }
