@@ -104,6 +104,13 @@ std::string g6(double v) {
   return buf;
 }
 
+/// v as an ostream of default precision prints it (history.csv, confused_pairs.csv).
+std::string streamed(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
 /// One BLAS/engine thread while it lives, as the sweeps and the CLI's default: the
 /// same numbers as theirs need the same thread count.
 struct OneThread {
@@ -635,4 +642,116 @@ TEST_CASE(
     CHECK(row.at("test_loss") == g6(e.loss));
     CHECK(row.at("train_batch_loss") == g6(history.back().batch_loss));
   }
+}
+
+TEST_CASE("CLI: train's history.csv holds each epoch's rate and the scores of the saved model") {
+  require_mnist();
+  const std::string dir = temp_dir("cli_history");
+  const auto [status, out] = run(std::string("train --data ") + XGRAD_MNIST_DIR +
+                                 " --layers 16 --epochs 2 --train-limit 1000 --test-limit 300 "
+                                 "--quiet --out " +
+                                 dir);
+  REQUIRE(status == 0);
+  const auto rows = csv_rows(dir + "/history.csv");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].at("epoch") == "1");
+  CHECK(rows[1].at("epoch") == "2");
+  // The default rate 1e-3 decays by 0.9 each epoch.
+  CHECK(rows[0].at("learning_rate") == streamed(1e-3));
+  CHECK(rows[1].at("learning_rate") == streamed(1e-3 * 0.9));
+  // The last epoch's scores are the saved model's on the same images (the first 1,000
+  // training and 300 test digits), as the stream printed them (6 significant digits).
+  const OneThread one;
+  const auto net = load_model<float>(dir + "/model.xgm");
+  const LabelledSet tr = head(mnist().train, 1000);
+  const LabelledSet te = head(mnist().test, 300);
+  const Evaluation on_train = evaluate(net, to_matrix<float>(tr.images), tr.labels);
+  const Evaluation on_test = evaluate(net, to_matrix<float>(te.images), te.labels);
+  const auto& last = rows.back();
+  CHECK(last.at("train_loss") == streamed(on_train.loss));
+  CHECK(last.at("train_accuracy") == streamed(on_train.accuracy));
+  CHECK(last.at("test_loss") == streamed(on_test.loss));
+  CHECK(last.at("test_accuracy") == streamed(on_test.accuracy));
+}
+
+TEST_CASE(
+    "CLI: evaluate's confusion, confused-pair and misclassified CSVs are the model's errors") {
+  require_mnist();
+  const std::string dir = temp_dir("cli_evaluate_values");
+  const std::string data = std::string("--data ") + XGRAD_MNIST_DIR;
+  REQUIRE(run("train " + data + " --layers 16 --epochs 1 --train-limit 1000 --test-limit 10 " +
+              "--quiet --out " + dir + "/m")
+              .first == 0);
+  REQUIRE(run("evaluate " + data + " --test-limit 1000 --model " + dir + "/m/model.xgm --out " +
+              dir + "/e")
+              .first == 0);
+  // The model's answers on the same 1,000 test digits.
+  const OneThread one;
+  const auto net = load_model<float>(dir + "/m/model.xgm");
+  const LabelledSet te = head(mnist().test, 1000);
+  const Evaluation e = evaluate(net, to_matrix<float>(te.images), te.labels);
+  // Counted here from the predictions: [true][predicted].
+  std::array<std::array<std::size_t, 10>, 10> count{};
+  std::array<std::size_t, 10> of_digit{};
+  for (std::size_t i = 0; i < te.size(); ++i) {
+    ++count[te.labels[i]][e.predicted[i]];
+    ++of_digit[te.labels[i]];
+  }
+  {
+    std::ifstream in(dir + "/e/confusion_counts.csv");
+    std::ifstream pct(dir + "/e/confusion_percent.csv");
+    std::string line, pline;
+    REQUIRE(std::getline(in, line));
+    REQUIRE(std::getline(pct, pline));
+    CHECK(line == "true\\predicted,0,1,2,3,4,5,6,7,8,9");
+    CHECK(pline == line);
+    for (std::size_t t = 0; t < 10; ++t) {
+      CAPTURE(t);
+      REQUIRE(std::getline(in, line));
+      REQUIRE(std::getline(pct, pline));
+      const auto f = fields(line), p = fields(pline);
+      REQUIRE(f.size() == 11);
+      REQUIRE(p.size() == 11);
+      CHECK(f[0] == std::to_string(t));
+      CHECK(p[0] == std::to_string(t));
+      for (std::size_t k = 0; k < 10; ++k) {
+        CAPTURE(k);
+        CHECK(f[k + 1] == std::to_string(count[t][k]));
+        // %.3f: within half a unit of the third decimal.
+        const double percent = 100.0 * double(count[t][k]) / double(of_digit[t]);
+        CHECK(std::fabs(std::stod(p[k + 1]) - percent) <= 0.0005 + 1e-12);
+      }
+    }
+  }
+  const auto pairs = csv_rows(dir + "/e/confused_pairs.csv");
+  CHECK(pairs.size() == 5);
+  double previous = 100;
+  for (const auto& row : pairs) {
+    const std::size_t t = std::stoul(row.at("true")), k = std::stoul(row.at("predicted"));
+    CAPTURE(t);
+    CAPTURE(k);
+    CHECK(t != k);
+    CHECK(row.at("count") == std::to_string(count[t][k]));
+    const double percent = 100.0 * double(count[t][k]) / double(of_digit[t]);
+    CHECK(row.at("percent_of_true") == streamed(percent));
+    CHECK(percent <= previous);  // by decreasing share of the true digit
+    previous = percent;
+  }
+  // The first 100 misclassified digits in order, with their labels and pixels.
+  const auto wrong = csv_rows(dir + "/e/misclassified.csv");
+  std::size_t i = 0, n = 0;
+  for (; i < te.size() && n < wrong.size(); ++i) {
+    if (e.predicted[i] == te.labels[i]) continue;
+    const auto& row = wrong[n++];
+    CAPTURE(i);
+    CHECK(row.at("index") == std::to_string(i));
+    CHECK(row.at("true") == std::to_string(int(te.labels[i])));
+    CHECK(row.at("predicted") == std::to_string(int(e.predicted[i])));
+    CHECK(row.at("confidence") == streamed(e.confidence[i]));
+    std::string pixels;
+    for (std::size_t q = 0; q < 784; ++q)
+      pixels += (q ? " " : "") + std::to_string(int(te.images.pixels[i * 784 + q]));
+    CHECK(row.at("pixels") == pixels);
+  }
+  CHECK(n == 100);
 }
