@@ -50,23 +50,26 @@ def torch_peer(case, epochs, dtype_name, threads):
     batch = n if case == "full" else 5
     gen = torch.Generator().manual_seed(1)
     steps = 0
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen) if batch < n else None
-        for b in range(0, n, batch):
-            if perm is None:
-                xb, yb = X, Y
-            else:
-                rows = perm[b:b + batch]
-                xb, yb = X[rows], Y[rows]
-            opt.zero_grad()
-            loss = loss_fn(net(xb), yb)
-            loss.backward()
-            opt.step()
-            steps += 1
-    secs = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    # torch's products go to OpenBLAS (Debian's build), whose own threads follow
+    # OPENBLAS_NUM_THREADS, not set_num_threads: limited here too.
+    with blas_threads(threads):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen) if batch < n else None
+            for b in range(0, n, batch):
+                if perm is None:
+                    xb, yb = X, Y
+                else:
+                    rows = perm[b:b + batch]
+                    xb, yb = X[rows], Y[rows]
+                opt.zero_grad()
+                loss = loss_fn(net(xb), yb)
+                loss.backward()
+                opt.step()
+                steps += 1
+        secs = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     with torch.no_grad():
         pred = net(torch.tensor(xte, dtype=dtype)).numpy()[:, 0] * sy + my
     return steps, secs, cpu, float(np.mean((pred - yte) ** 2)), torch.get_num_threads()
@@ -96,7 +99,7 @@ def sklearn_peer(case, epochs, threads):
 
 @contextlib.contextmanager
 def blas_threads(threads):
-    """NumPy's BLAS at `threads` (0: as it is) for scikit-learn; yields the count in use."""
+    """Every loaded BLAS at `threads` (0: as it is); yields the count in use."""
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
@@ -119,7 +122,7 @@ def main():
     p.add_argument("--float32-cases", default="full",
                    help="cases also run by PyTorch in float32 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
-                   help="threads of torch's pools and of scikit-learn's BLAS; 0 leaves each "
+                   help="threads of torch's pools and of the BLAS both peers use; 0 leaves each "
                         "library's own default, which the CSV's threads column then shows "
                         "(default: %(default)s)")
     a = p.parse_args()
