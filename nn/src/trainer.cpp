@@ -202,6 +202,9 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       const auto [begin, end] = sampler.batch(b);
       Tape<T>& tape = end - begin == sampler.batch_size() ? tape_ : tail_tape_;
       if (options_.schedule) optimiser_.set_learning_rate((*options_.schedule)(e, b, m));
+      state.batch = b;
+      for (auto& cb : callbacks)
+        cb->on_batch_begin(state);
       if (b == 0) r.learning_rate = optimiser_.learning_rate();
       tape.clear();
       const Tensor<T> X = tape.gather_rows(x, sampler.order(), begin, end);
@@ -221,7 +224,6 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       optimiser_.step_and_zero_grad();
       loss_sum += l * static_cast<double>(end - begin);
       seen += end - begin;
-      state.batch = b;
       state.samples_in_epoch = seen;
       state.running_loss = loss_sum / static_cast<double>(seen);
       state.seconds = since(start);

@@ -420,6 +420,43 @@ TEST_CASE("a schedule sets the learning rate of every step") {
   }
 }
 
+TEST_CASE("on_batch_begin runs before each step, after the schedule, and its rate is the step's") {
+  // A callback halves the scheduled rate of every step (report 000's SGD divides it by
+  // the number of minibatches this way). SGD with rate 0 would not move: steps with the
+  // callback's rate move the parameters as a run at that constant rate does.
+  Matrix<double> x, y;
+  regression_data<double>(40, 18, x, y);
+  Network<double> net = small_net<double>(19), reference = small_net<double>(19);
+  auto opt = make_optimiser<double>("sgd", net.parameters());
+  auto ref_opt = make_optimiser<double>("sgd:lr=0.05", reference.parameters());
+  TrainerOptions o = quiet(3, 10, 20);
+  o.schedule = Schedule::constant(0.1);
+  std::vector<std::pair<std::size_t, std::size_t>> order;  // (epoch, batch) as seen
+  std::size_t steps_done = 0, steps_at_begin = 0;
+  auto halve = std::make_shared<LambdaCallback<double>>();
+  halve->batch_begin = [&](TrainingState<double>& s) {
+    CHECK(s.optimiser.learning_rate() == 0.1);  // the schedule ran first
+    s.optimiser.set_learning_rate(s.optimiser.learning_rate() / 2);
+    order.emplace_back(s.epoch, s.batch);
+    steps_at_begin += steps_done;
+  };
+  halve->batch_end = [&](TrainingState<double>&) { ++steps_done; };
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  trainer.add_callback(halve);
+  const History& h = trainer.fit(x, y);
+  REQUIRE(order.size() == 12);
+  for (std::size_t k = 0; k < 12; ++k) {
+    CHECK(order[k].first == k / 4 + 1);  // epochs from 1
+    CHECK(order[k].second == k % 4);     // the batch about to run, from 0
+  }
+  CHECK(steps_at_begin == 0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11);  // before each step
+  CHECK(h.epochs[0].learning_rate == 0.05);  // the history records the rate used
+  TrainerOptions plain = quiet(3, 10, 20);
+  Trainer<double> ref_trainer(reference, *ref_opt, mse_cost(), plain);
+  ref_trainer.fit(x, y);
+  CHECK(same_values(values_of(net), values_of(reference)));
+}
+
 TEST_CASE("gd steps on the whole training set, once per epoch") {
   Matrix<double> x, y;
   regression_data<double>(50, 22, x, y);

@@ -45,7 +45,8 @@ struct TrainingState {
   History& history;
   std::size_t epoch = 0;             // 1-based, the current (or just finished) epoch
   std::size_t epochs = 0;            // planned
-  std::size_t batch = 0;             // 0-based within the epoch, the batch just finished
+  std::size_t batch = 0;             // 0-based within the epoch: the batch about to run
+                                     // (on_batch_begin) or just finished (on_batch_end)
   std::size_t batches = 0;           // per epoch
   std::size_t rows = 0;              // training rows
   std::size_t samples_in_epoch = 0;  // rows trained on so far this epoch
@@ -57,7 +58,8 @@ struct TrainingState {
   StopReason stop = StopReason::Completed;
   std::string stop_message;
 
-  /// Ends training after the current epoch's callbacks (or at once from on_batch_end).
+  /// Ends training after the current epoch's callbacks (or after the current step, from
+  /// on_batch_begin or on_batch_end).
   void request_stop(StopReason why, std::string message) {
     stop_requested = true;
     stop = why;
@@ -71,6 +73,9 @@ class Callback {
   virtual ~Callback() = default;
   virtual void on_train_begin(TrainingState<T>&) {}
   virtual void on_epoch_begin(TrainingState<T>&) {}
+  /// Before each step, after the schedule set the learning rate (a callback may set its
+  /// own); cheap, like on_batch_end.
+  virtual void on_batch_begin(TrainingState<T>&) {}
   /// After each optimiser step: keep it cheap, it runs hundreds of times per epoch.
   virtual void on_batch_end(TrainingState<T>&) {}
   /// After the epoch's record was appended to the history.
@@ -83,12 +88,15 @@ template <class T>
 class LambdaCallback : public Callback<T> {
  public:
   using Fn = std::function<void(TrainingState<T>&)>;
-  Fn train_begin, epoch_begin, batch_end, epoch_end, train_end;
+  Fn train_begin, epoch_begin, batch_begin, batch_end, epoch_end, train_end;
   void on_train_begin(TrainingState<T>& s) override {
     if (train_begin) train_begin(s);
   }
   void on_epoch_begin(TrainingState<T>& s) override {
     if (epoch_begin) epoch_begin(s);
+  }
+  void on_batch_begin(TrainingState<T>& s) override {
+    if (batch_begin) batch_begin(s);
   }
   void on_batch_end(TrainingState<T>& s) override {
     if (batch_end) batch_end(s);
