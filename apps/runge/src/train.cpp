@@ -3,14 +3,13 @@
 #include <cmath>
 #include <limits>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
 #include <xgrad/nn/activation.hpp>
-#include <xgrad/nn/data.hpp>
 #include <xgrad/nn/init.hpp>
 #include <xgrad/nn/optimiser.hpp>
 #include <xgrad/nn/schedule.hpp>
+#include <xgrad/nn/trainer.hpp>
 
 namespace runge {
 
@@ -170,14 +169,18 @@ TrainedModel train_network(const Dataset& train, const Dataset* test, const Mode
   const std::size_t n = train.size();
   const std::size_t batch =
       opt->full_batch() || spec.batch_size == 0 || spec.batch_size >= n ? n : spec.batch_size;
+  const std::size_t m = (n + batch - 1) / batch;  // minibatches per epoch
+  const xgrad::nn::Schedule schedule = make_schedule(spec.schedule, spec.learning_rate, m);
+  const double divide = spec.divide_lr_by_batches ? double(m) : 1.0;
+
+  xgrad::nn::TrainerOptions run;
+  run.epochs = spec.epochs;
+  run.batch_size = batch < n ? batch : 0;  // 0: the whole training set
+  run.shuffle = batch < n;
   // Shuffling draws from its own stream so that the initial weights of a seed do not
   // depend on the batch size.
-  xgrad::nn::BatchSampler sampler(n, batch, batch < n, spec.seed * 0x9E3779B97F4A7C15ull + 1);
-  const std::size_t m = sampler.batches();
-  const xgrad::nn::Schedule schedule = make_schedule(spec.schedule, spec.learning_rate, m);
-  const bool constant_lr = schedule.kind == xgrad::nn::ScheduleKind::Constant;
-  const double divide = spec.divide_lr_by_batches ? double(m) : 1.0;
-  if (constant_lr) opt->set_learning_rate(schedule(0, 0, m) / divide);
+  run.seed = spec.seed * 0x9E3779B97F4A7C15ull + 1;
+  run.progress = false;
 
   auto record_curve = [&](std::size_t epoch) {
     CurvePoint p;
@@ -186,34 +189,26 @@ TrainedModel train_network(const Dataset& train, const Dataset* test, const Mode
     p.test_mse = test ? score(out, *test).mse : kNaN;
     out.curve.push_back(p);
   };
-
-  xgrad::Tape<double> tape;
-  for (std::size_t e = 0; e < spec.epochs && !out.diverged; ++e) {
-    sampler.new_epoch();  // the sampler starts in order: shuffle before every epoch
-    for (std::size_t b = 0; b < m; ++b) {
-      if (!constant_lr) opt->set_learning_rate(schedule(e, b, m) / divide);
-      tape.clear();
-      const auto [begin, end] = sampler.batch(b);
-      auto x = tape.gather_rows(xs, sampler.order(), begin, end);
-      auto y = tape.gather_rows(ys, sampler.order(), begin, end);
-      auto loss = xgrad::nn::objective(tape, out.net, x, y, cost);
-      const double value = loss.item();
-      if (!std::isfinite(value)) {
-        out.diverged = true;
-        std::ostringstream why;
-        why << "loss " << value << " at epoch " << e + 1 << ", step " << out.steps + 1;
-        out.diverged_reason = why.str();
-        break;
-      }
-      opt->zero_grad();
-      tape.backward(loss);
-      opt->step();
-      ++out.steps;
-    }
-    if (out.diverged) break;
-    out.epochs_run = e + 1;
-    if (spec.curve_every > 0 && ((e + 1) % spec.curve_every == 0 || e + 1 == spec.epochs))
-      record_curve(e + 1);
+  // nn's Trainer runs the loop. The study adds report 000's rate divided by the number of
+  // minibatches, set before each step, and a learning curve in y's original units.
+  auto study = std::make_shared<xgrad::nn::LambdaCallback<double>>();
+  study->batch_begin = [&](xgrad::nn::TrainingState<double>& s) {
+    s.optimiser.set_learning_rate(schedule(s.epoch - 1, s.batch, m) / divide);
+  };
+  study->batch_end = [&](xgrad::nn::TrainingState<double>&) { ++out.steps; };
+  study->epoch_end = [&](xgrad::nn::TrainingState<double>& s) {
+    out.epochs_run = s.epoch;
+    if (spec.curve_every > 0 && (s.epoch % spec.curve_every == 0 || s.epoch == spec.epochs))
+      record_curve(s.epoch);
+  };
+  xgrad::nn::Trainer<double> trainer(out.net, *opt, cost, run);
+  trainer.add_callback(study);
+  const xgrad::nn::History& history = trainer.fit(xs, ys);
+  if (history.stop == xgrad::nn::StopReason::NonFinite) {
+    // The trainer put the last finite parameters back; the study reports the run as
+    // diverged (NaN scores), with the trainer's account of where.
+    out.diverged = true;
+    out.diverged_reason = history.message;
   }
   return out;
 }
