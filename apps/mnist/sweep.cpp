@@ -11,9 +11,13 @@
 #include <thread>
 
 #include "file_lock.hpp"
+#include "split_commas.hpp"
 #include "xgrad/threads.hpp"
 
 namespace xgrad::mnist {
+
+using apps::split_commas;
+
 namespace {
 // The grid key (4 columns), the recipe settings before the results (5), the results (4),
 // then the data and the other settings (11): everything a row's numbers depend on.
@@ -41,17 +45,6 @@ std::string fmt(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
-}
-
-std::vector<std::string> split_commas(const std::string& line) {
-  std::vector<std::string> out(1);
-  for (char c : line) {
-    if (c == ',')
-      out.emplace_back();
-    else
-      out.back() += c;
-  }
-  return out;
 }
 
 /// A field without commas (an optimiser or schedule text may hold some): ',' -> ';'.

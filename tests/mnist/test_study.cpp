@@ -19,6 +19,7 @@
 #include "file_lock.hpp"
 #include "idx.hpp"
 #include "require_mnist.hpp"
+#include "split_commas.hpp"
 #include "study.hpp"
 #include "sweep.hpp"
 #include "xgrad/threads.hpp"
@@ -69,14 +70,7 @@ std::pair<int, std::string> run(const std::string& args, const std::string& redi
 
 /// The fields of a CSV line (the apps write no quoted fields).
 std::vector<std::string> fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  for (char c : line) {
-    if (c == ',')
-      out.emplace_back();
-    else
-      out.back() += c;
-  }
-  return out;
+  return xgrad::apps::split_commas(line);
 }
 
 /// The rows of a CSV, each field by its header's name.

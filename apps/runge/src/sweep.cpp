@@ -35,21 +35,6 @@ BlasThreadsGuard::~BlasThreadsGuard() {
   }
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : text) {
-    if (c == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 

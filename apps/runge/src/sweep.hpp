@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "data.hpp"
+#include "split_commas.hpp"
 #include "train.hpp"
 
 namespace runge {
@@ -39,7 +40,7 @@ class BlasThreadsGuard {
 };
 
 /// "a,b,c" -> {a, b, c}, empty items kept ("50," -> {"50", ""}): CSV rows and list options.
-std::vector<std::string> split_commas(const std::string& text);
+using xgrad::apps::split_commas;
 
 struct GridAxes {
   std::vector<std::string> optimiser = {"adam"};

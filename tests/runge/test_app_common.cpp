@@ -1,15 +1,18 @@
-// apps/common's FileLock: one writer per results file (both studies' sweeps hold one).
+// apps/common, what both studies share: FileLock, one writer per results file (both
+// studies' sweeps hold one), and split_commas, the fields of a CSV line.
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
 #include "file_lock.hpp"
 #include "scratch_dir.hpp"
+#include "split_commas.hpp"
 
 namespace fs = std::filesystem;
 using xgrad::apps::FileLock;
@@ -64,4 +67,14 @@ TEST_CASE("a folder where the lock file cannot be made is an error naming the lo
                        doctest::Contains("--csv: cannot create the lock file "
                                          "/nonexistent-folder/r.csv.lock"),
                        std::runtime_error);
+}
+
+TEST_CASE("split_commas gives every field of a line, empty ones included") {
+  using xgrad::apps::split_commas;
+  using Fields = std::vector<std::string>;
+  CHECK(split_commas("a,b,c") == Fields{"a", "b", "c"});
+  CHECK(split_commas("50,") == Fields{"50", ""});
+  CHECK(split_commas(",x,,") == Fields{"", "x", "", ""});
+  CHECK(split_commas("") == Fields{""});
+  CHECK(split_commas("no commas") == Fields{"no commas"});
 }
