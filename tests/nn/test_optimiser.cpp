@@ -23,12 +23,8 @@ using namespace xgrad::nn;
 
 namespace {
 
-// θ0 = [0.5, -1, 2]; step 1 with g1 = [0.1, -0.2, 0.3], step 2 with g2 = [0.4, 0, -0.5];
-// η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8 throughout.
-template <class T>
-std::vector<double> two_steps(const std::string& name,
-                              std::unique_ptr<Optimiser<T>>* keep = nullptr) {
-  Parameter<T> p(Matrix<T>{{T(0.5), T(-1.0), T(2.0)}}, "theta");
+/// η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8: the hand-worked examples'.
+OptimiserOptions hand_worked_options() {
   OptimiserOptions o;
   o.learning_rate = 0.1;
   o.momentum = 0.9;
@@ -36,7 +32,16 @@ std::vector<double> two_steps(const std::string& name,
   o.beta1 = 0.9;
   o.beta2 = 0.999;
   o.epsilon = 1e-8;
-  auto opt = make_optimiser<T>(name, {p}, o);
+  return o;
+}
+
+// θ0 = [0.5, -1, 2]; step 1 with g1 = [0.1, -0.2, 0.3], step 2 with g2 = [0.4, 0, -0.5];
+// η = 0.1, ω = 0.9, ρ = 0.9, β1 = 0.9, β2 = 0.999, ε = 1e-8 throughout.
+template <class T>
+std::vector<double> two_steps(const std::string& name,
+                              std::unique_ptr<Optimiser<T>>* keep = nullptr) {
+  Parameter<T> p(Matrix<T>{{T(0.5), T(-1.0), T(2.0)}}, "theta");
+  auto opt = make_optimiser<T>(name, {p}, hand_worked_options());
   p.grad() = Matrix<T>{{T(0.1), T(-0.2), T(0.3)}};
   opt->step();
   p.grad() = Matrix<T>{{T(0.4), T(0.0), T(-0.5)}};
@@ -137,14 +142,7 @@ std::unique_ptr<Optimiser<T>> two_steps_3x11(const std::string& name, std::vecto
   for (std::size_t k = 0; k < 33; ++k)
     start.data()[k] = static_cast<T>(theta0[k % 3]);
   Parameter<T> p(start, "theta");
-  OptimiserOptions o;
-  o.learning_rate = 0.1;
-  o.momentum = 0.9;
-  o.rho = 0.9;
-  o.beta1 = 0.9;
-  o.beta2 = 0.999;
-  o.epsilon = 1e-8;
-  auto opt = make_optimiser<T>(name, {p}, o);
+  auto opt = make_optimiser<T>(name, {p}, hand_worked_options());
   for (const double* g : {g1, g2}) {
     for (std::size_t k = 0; k < 33; ++k)
       p.grad().data()[k] = static_cast<T>(g[k % 3]);
