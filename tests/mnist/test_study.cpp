@@ -128,6 +128,14 @@ Recipe quick_recipe() {
   return r;
 }
 
+/// One epoch of a net of 8 hidden units: for sweep tests, whose subject is the CSV.
+Recipe sweep_recipe() {
+  Recipe r = quick_recipe();
+  r.epochs = 1;
+  r.hidden = {8};
+  return r;
+}
+
 }  // namespace
 
 /// n rows of 784 deterministic pixel values and labels 0..9: for the tests of sweep
@@ -336,9 +344,7 @@ TEST_CASE("sweep: two workers give the rows of one worker, and a rerun resumes")
 TEST_CASE("sweep: rows of other settings or other data are refused, never reused") {
   // Synthetic data: only the resume check is under test.
   const auto [x, y] = synthetic_digits(32);
-  Recipe base = quick_recipe();
-  base.epochs = 1;
-  base.hidden = {8};
+  Recipe base = sweep_recipe();
   SweepGrid grid;
   grid.learning_rates = {1e-3};
   const std::string csv = temp_dir("sweep_settings") + "/s.csv";
@@ -362,9 +368,7 @@ TEST_CASE("sweep: rows of other settings or other data are refused, never reused
 
 TEST_CASE("sweep: a CSV another run is writing is refused before anything is written") {
   const auto [x, y] = synthetic_digits(32);
-  Recipe base = quick_recipe();
-  base.epochs = 1;
-  base.hidden = {8};
+  Recipe base = sweep_recipe();
   SweepGrid grid;
   grid.learning_rates = {1e-3, 1e-2};
   const std::string csv = temp_dir("sweep_locked") + "/s.csv";
@@ -557,9 +561,7 @@ struct FileSizeLimit {
 TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads are restored") {
   // Synthetic data: the error path needs no MNIST.
   const auto [x, y] = synthetic_digits(64);
-  Recipe base = quick_recipe();
-  base.epochs = 1;
-  base.hidden = {8};
+  Recipe base = sweep_recipe();
   SweepGrid grid;
   grid.learning_rates = {1e-3, 2e-3};
   const std::string dir = temp_dir("sweep_io");
@@ -588,9 +590,7 @@ TEST_CASE("sweep: an I/O error stops the sweep with its message, BLAS threads ar
 
 TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
   const auto [x, y] = synthetic_digits(64);
-  Recipe base = quick_recipe();
-  base.epochs = 1;
-  base.hidden = {8};
+  Recipe base = sweep_recipe();
   base.optimiser = "sgd";
   base.batch_size = 8;  // 8 steps: the second sees the overflowed weights
   SweepGrid grid;
