@@ -72,7 +72,7 @@ void check_regularisation(const Regularisation& reg) {
 
 template <class T>
 Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
-                    CostKind cost) {
+                    CostKind cost, DropoutMasks<T>* dropout) {
   if (net.layers().empty()) throw std::logic_error("data_cost: the network has no layers");
   check_cost_fits(cost, net.layers().back().activation);
   if (y.rows() != x.rows() || y.cols() != net.outputs()) {
@@ -83,11 +83,11 @@ Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, co
   }
   switch (cost) {
     case CostKind::MeanSquaredError:
-      return mse_loss(net.forward(tape, x), y);  // eq. 16
+      return mse_loss(net.forward(tape, x, dropout), y);  // eq. 16
     case CostKind::BinaryCrossEntropy:
-      return bce_with_logits(net.logits(tape, x), y);  // eq. 18 from the logits
+      return bce_with_logits(net.logits(tape, x, dropout), y);  // eq. 18 from the logits
     case CostKind::CrossEntropy:
-      return softmax_cross_entropy(net.logits(tape, x), y);  // eq. 20 from the logits
+      return softmax_cross_entropy(net.logits(tape, x, dropout), y);  // eq. 20 from the logits
   }
   throw std::invalid_argument("unknown cost kind " + std::to_string(static_cast<int>(cost)));
 }
@@ -118,9 +118,9 @@ Tensor<T> penalty(Tape<T>& tape, const Network<T>& net, const Regularisation& re
 
 template <class T>
 Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
-                    const CostSpec& spec) {
+                    const CostSpec& spec, DropoutMasks<T>* dropout) {
   check_regularisation(spec.regularisation);
-  Tensor<T> c = data_cost(tape, net, x, y, spec.cost);
+  Tensor<T> c = data_cost(tape, net, x, y, spec.cost, dropout);
   if (spec.regularisation.penalty == Penalty::None || spec.regularisation.lambda == 0.0) {
     return c;  // no penalty nodes on the tape at all
   }
@@ -129,10 +129,10 @@ Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, co
 
 #define XGRAD_INSTANTIATE_COST(T)                                                               \
   template Tensor<T> data_cost(Tape<T>&, const Network<T>&, const Tensor<T>&, const Tensor<T>&, \
-                               CostKind);                                                       \
+                               CostKind, DropoutMasks<T>*);                                     \
   template Tensor<T> penalty(Tape<T>&, const Network<T>&, const Regularisation&);               \
   template Tensor<T> objective(Tape<T>&, const Network<T>&, const Tensor<T>&, const Tensor<T>&, \
-                               const CostSpec&);
+                               const CostSpec&, DropoutMasks<T>*);
 XGRAD_INSTANTIATE_COST(float)
 XGRAD_INSTANTIATE_COST(double)
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "xgrad/nn/dropout.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::nn {
@@ -104,28 +105,29 @@ std::size_t Network<T>::outputs() const {
 }
 
 template <class T>
-Tensor<T> Network<T>::logits(Tape<T>& tape, const Tensor<T>& x) const {
+Tensor<T> Network<T>::logits(Tape<T>& tape, const Tensor<T>& x, DropoutMasks<T>* dropout) const {
   if (layers_.empty()) throw std::logic_error("Network::forward: the network has no layers");
   if (x.cols() != inputs()) {
     throw std::invalid_argument("Network::forward: input is " + shape_string(x.value()) +
                                 " but the network takes " + std::to_string(inputs()) +
                                 " features per row");
   }
-  Tensor<T> a = x;
+  Tensor<T> a = dropout ? dropout->apply(tape, x, dropout->rates().input) : x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Dense<T>& layer = layers_[l];
     // report 000 eq. 2: z = a W + b, the 1 x out bias broadcast over the batch rows.
     Tensor<T> z = linear(a, tape.parameter(layer.W), tape.parameter(layer.b));
     if (l + 1 == layers_.size()) return z;
     a = activate(layer.activation, z);  // eq. 3
+    if (dropout) a = dropout->apply(tape, a, dropout->rates().hidden);
   }
   return a;  // not reached: the loop returns at the last layer
 }
 
 template <class T>
-Tensor<T> Network<T>::forward(Tape<T>& tape, const Tensor<T>& x) const {
+Tensor<T> Network<T>::forward(Tape<T>& tape, const Tensor<T>& x, DropoutMasks<T>* dropout) const {
   return activate(layers_.empty() ? Activation::identity() : layers_.back().activation,
-                  logits(tape, x));
+                  logits(tape, x, dropout));
 }
 
 template <class T>

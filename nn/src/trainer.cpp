@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "xgrad/nn/data.hpp"
+#include "xgrad/nn/dropout.hpp"
 
 namespace xgrad::nn {
 
@@ -58,6 +59,7 @@ void TrainerOptions::validate() const {
   if (epochs == 0) throw std::invalid_argument("trainer: epochs = 0");
   if (eval_batch_size == 0) throw std::invalid_argument("trainer: eval_batch_size = 0");
   if (schedule) schedule->validate();
+  dropout.validate();
 }
 
 template <class T>
@@ -147,6 +149,11 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
   BatchSampler sampler(n, full_batch ? 0 : options_.batch_size, options_.shuffle && !full_batch,
                        options_.seed);
   const std::size_t m = sampler.batches();
+  std::optional<DropoutMasks<T>> dropout;
+  if (options_.dropout.active()) {
+    dropout.emplace(options_.dropout,
+                    options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull));
+  }
 
   std::vector<std::shared_ptr<Callback<T>>> callbacks = callbacks_;
   if (options_.progress) callbacks.push_back(std::make_shared<ProgressLine<T>>());
@@ -209,7 +216,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       tape.clear();
       const Tensor<T> X = tape.gather_rows(x, sampler.order(), begin, end);
       const Tensor<T> Y = tape.gather_rows(y, sampler.order(), begin, end);
-      const Tensor<T> loss = objective(tape, network_, X, Y, cost_);
+      const Tensor<T> loss = objective(tape, network_, X, Y, cost_, dropout ? &*dropout : nullptr);
       const double l = static_cast<double>(loss.item());
       if (!std::isfinite(l)) {
         r.train_loss = l;
@@ -224,6 +231,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       optimiser_.step_and_zero_grad();
       loss_sum += l * static_cast<double>(end - begin);
       seen += end - begin;
+      state.batch_loss = l;
       state.samples_in_epoch = seen;
       state.running_loss = loss_sum / static_cast<double>(seen);
       state.seconds = since(start);

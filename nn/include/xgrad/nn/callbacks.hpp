@@ -50,7 +50,8 @@ struct TrainingState {
   std::size_t batches = 0;           // per epoch
   std::size_t rows = 0;              // training rows
   std::size_t samples_in_epoch = 0;  // rows trained on so far this epoch
-  double running_loss = 0;           // mean batch objective so far this epoch
+  double batch_loss = 0;             // the objective of the batch just finished
+  double running_loss = 0;           // mean batch objective so far this epoch (row-weighted)
   double seconds = 0;                // since fit() began
   double train_seconds = 0;          // since fit() began, evaluation excluded
   bool has_validation = false;

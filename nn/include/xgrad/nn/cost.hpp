@@ -45,15 +45,16 @@ void check_regularisation(const Regularisation& reg);
 /// std::invalid_argument when the network's output activation does not fit the cost.
 template <class T>
 Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
-                    CostKind cost);
+                    CostKind cost, DropoutMasks<T>* dropout = nullptr);
 
 /// The regularisation penalty over the network's parameters (1x1; 0 for None).
 template <class T>
 Tensor<T> penalty(Tape<T>& tape, const Network<T>& net, const Regularisation& reg);
 
-/// What training minimises: data_cost + penalty (no penalty nodes when lambda is 0).
+/// What training minimises: data_cost + penalty (no penalty nodes when lambda is 0), with
+/// `dropout` masks in the forward pass when given (training).
 template <class T>
 Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, const Tensor<T>& y,
-                    const CostSpec& spec);
+                    const CostSpec& spec, DropoutMasks<T>* dropout = nullptr);
 
 }  // namespace xgrad::nn

@@ -13,6 +13,9 @@
 namespace xgrad::nn {
 
 template <class T>
+class DropoutMasks;  // dropout.hpp
+
+template <class T>
 struct Dense {
   Parameter<T> W;  // [in, out]
   Parameter<T> b;  // [1, out]
@@ -32,10 +35,12 @@ class Network {
   /// Appends a layer; its input size must equal the previous layer's output size.
   Network& add(Dense<T> layer);
 
-  /// The output activations a^L for a batch x [n, in].
-  Tensor<T> forward(Tape<T>& tape, const Tensor<T>& x) const;
-  /// z^L, the last layer before its activation (fused losses take logits).
-  Tensor<T> logits(Tape<T>& tape, const Tensor<T>& x) const;
+  /// The output activations a^L for a batch x [n, in] (dropout as in logits()).
+  Tensor<T> forward(Tape<T>& tape, const Tensor<T>& x, DropoutMasks<T>* dropout = nullptr) const;
+  /// z^L, the last layer before its activation (fused losses take logits). With
+  /// `dropout` (training), the input and every hidden layer's activations are multiplied
+  /// by fresh masks of its rates (dropout.hpp).
+  Tensor<T> logits(Tape<T>& tape, const Tensor<T>& x, DropoutMasks<T>* dropout = nullptr) const;
   /// forward() on a whole data set without recording gradients, in batches.
   Matrix<T> predict(const Matrix<T>& x, std::size_t batch_size = 1024) const;
 

@@ -21,6 +21,7 @@
 
 #include "xgrad/nn/callbacks.hpp"
 #include "xgrad/nn/cost.hpp"
+#include "xgrad/nn/dropout.hpp"
 #include "xgrad/nn/history.hpp"
 #include "xgrad/nn/metrics.hpp"
 #include "xgrad/nn/network.hpp"
@@ -50,6 +51,10 @@ struct TrainerOptions {
   bool progress = true;
   /// Rows per forward pass when evaluating.
   std::size_t eval_batch_size = 1024;
+  /// Dropout of the input and hidden units in training steps (never when evaluating).
+  Dropout dropout;
+  /// Seeds the dropout masks; unset: derived from `seed`, a stream apart from the shuffling.
+  std::optional<std::uint64_t> dropout_seed;
 
   /// Throws std::invalid_argument naming the value out of range.
   void validate() const;
