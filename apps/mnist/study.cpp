@@ -21,6 +21,7 @@
 #include "xgrad/nn/optimiser.hpp"
 #include "xgrad/nn/schedule.hpp"
 #include "xgrad/nn/serialize.hpp"
+#include "xgrad/nn/trainer.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::mnist {
@@ -66,23 +67,6 @@ std::string format_g(double v) {
   std::ostringstream s;
   s << v;
   return s.str();
-}
-
-// Inverted dropout mask: 0 with probability p, 1/(1-p) otherwise, so evaluation uses
-// the network unchanged. 32 random bits per element from one 64-bit draw per pair.
-template <class T>
-void fill_mask(Matrix<T>& mask, double p, std::mt19937_64& rng) {
-  const auto threshold = static_cast<std::uint32_t>(p * 4294967296.0);
-  const T keep = T(1.0 / (1.0 - p));
-  T* m = mask.data();
-  const std::size_t n = mask.size();
-  std::size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const std::uint64_t r = rng();
-    m[i] = static_cast<std::uint32_t>(r) < threshold ? T(0) : keep;
-    m[i + 1] = static_cast<std::uint32_t>(r >> 32) < threshold ? T(0) : keep;
-  }
-  if (i < n) m[i] = static_cast<std::uint32_t>(rng()) < threshold ? T(0) : keep;
 }
 
 }  // namespace
@@ -202,70 +186,44 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   const Matrix<T> y_onehot = nn::one_hot<T>(wide_labels(y_train), 10);
   // Full-batch gradient descent ("gd") uses every sample per step.
   const std::size_t batch = opt.full_batch() ? n : std::min(recipe.batch_size, n);
-  const std::size_t batches = (n + batch - 1) / batch;
-  std::vector<std::size_t> order = nn::iota_indices(n);
-  std::mt19937_64 shuffle_rng(recipe.seed ^ 0x9e3779b97f4a7c15ull);
-  std::mt19937_64 dropout_rng(recipe.seed ^ 0xd1b54a32d192ed03ull);
-  std::vector<Matrix<T>> masks(recipe.hidden.size() + 1);
-  Matrix<T> input_mask;
-  nn::Network<T> last_good = net.clone();
 
-  Tape<T> tape;
-  for (std::size_t epoch = 0; epoch < recipe.epochs; ++epoch) {
-    const auto t0 = clock::now();
-    nn::shuffle_indices(order, shuffle_rng);
-    double loss_sum = 0;
-    double lr = 0;
-    for (std::size_t b = 0; b < batches; ++b) {
-      const std::size_t begin = b * batch, end = std::min(n, begin + batch);
-      const std::size_t rows = end - begin;
-      tape.clear();
-      Tensor<T> a = tape.gather_rows(x_train, order, begin, end);
-      const Tensor<T> y = tape.gather_rows(y_onehot, order, begin, end);
-      if (recipe.input_dropout > 0) {
-        input_mask.resize({rows, inputs});
-        fill_mask(input_mask, recipe.input_dropout, dropout_rng);
-        a = mul(a, tape.constant(input_mask));
-      }
-      // The forward pass of nn::Network::logits, with dropout between layers.
-      const auto& layers = net.layers();
-      for (std::size_t l = 0; l < layers.size(); ++l) {
-        Tensor<T> z = linear(a, tape.parameter(layers[l].W), tape.parameter(layers[l].b));
-        if (l + 1 == layers.size()) {
-          a = z;  // logits: the softmax is fused into the loss
-          break;
-        }
-        a = nn::activate(layers[l].activation, z);
-        if (recipe.dropout > 0) {
-          masks[l].resize({rows, layers[l].outputs()});
-          fill_mask(masks[l], recipe.dropout, dropout_rng);
-          a = mul(a, tape.constant(masks[l]));
-        }
-      }
-      Tensor<T> loss = softmax_cross_entropy(a, y);
-      if (penalised) loss = add(loss, nn::penalty(tape, net, reg));
-      const double value = loss.item();
-      if (!std::isfinite(value)) {
-        net.copy_values_from(last_good);
-        throw TrainingDiverged("training diverged: loss " + format_g(value) + " at epoch " +
-                               std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
-                               "; lower the learning rate (the parameters of epoch " +
-                               std::to_string(epoch) + " are kept)");
-      }
-      opt.zero_grad();
-      tape.backward(loss);
-      lr = schedule(epoch, b, batches);
-      opt.set_learning_rate(lr);
-      opt.step();
-      loss_sum += value;
-      if (callbacks.on_batch)
-        callbacks.on_batch(epoch + 1, b + 1, batches, loss_sum / double(b + 1));
-    }
-    const auto t1 = clock::now();
-    EpochRecord rec;
-    rec.epoch = epoch + 1;
-    rec.learning_rate = lr;
-    rec.batch_loss = loss_sum / double(batches);
+  nn::CostSpec cost;
+  cost.cost = nn::CostKind::CrossEntropy;  // fused with the softmax output
+  if (penalised) cost.regularisation = reg;
+  nn::TrainerOptions run;
+  run.epochs = recipe.epochs;
+  run.batch_size = batch;
+  // Two streams of the seed: the row order of each epoch and the dropout masks.
+  run.seed = recipe.seed ^ 0x9e3779b97f4a7c15ull;
+  run.dropout = nn::Dropout{recipe.input_dropout, recipe.dropout};
+  run.dropout_seed = recipe.seed ^ 0xd1b54a32d192ed03ull;
+  run.schedule = schedule;
+  run.progress = false;  // the app's own progress line (callbacks.on_batch)
+
+  // nn's Trainer runs the loop; the study keeps its own record of an epoch: the mean
+  // of the minibatch losses, the last step's rate, and train and test accuracy.
+  EpochRecord rec;
+  double loss_sum = 0;
+  std::size_t batch_now = 0;
+  clock::time_point t0, t1;
+  auto study = std::make_shared<nn::LambdaCallback<T>>();
+  study->epoch_begin = [&](nn::TrainingState<T>&) {
+    t0 = clock::now();
+    loss_sum = 0;
+  };
+  study->batch_begin = [&](nn::TrainingState<T>& s) {
+    batch_now = s.batch + 1;
+    rec.learning_rate = s.optimiser.learning_rate();
+  };
+  study->batch_end = [&](nn::TrainingState<T>& s) {
+    loss_sum += s.batch_loss;
+    if (s.batch + 1 == s.batches) t1 = clock::now();
+    if (callbacks.on_batch)
+      callbacks.on_batch(s.epoch, s.batch + 1, s.batches, loss_sum / double(s.batch + 1));
+  };
+  study->epoch_end = [&](nn::TrainingState<T>& s) {
+    rec.epoch = s.epoch;
+    rec.batch_loss = loss_sum / double(s.batches);
     if (recipe.eval_train) {
       const Evaluation tr = evaluate(net, x_train, y_train);
       rec.train_loss = tr.loss;
@@ -280,9 +238,22 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
     }
     rec.seconds_train = std::chrono::duration<double>(t1 - t0).count();
     rec.seconds_eval = std::chrono::duration<double>(clock::now() - t1).count();
-    last_good.copy_values_from(net);
     if (history) history->push_back(rec);
     if (callbacks.on_epoch) callbacks.on_epoch(rec);
+  };
+  nn::Trainer<T> trainer(net, opt, cost, run);
+  trainer.add_callback(study);
+  const nn::History& h = trainer.fit(x_train, y_onehot);
+  if (h.stop == nn::StopReason::NonFinite) {
+    // The trainer put back the parameters of the last completed epoch.
+    const nn::EpochRecord& last = h.epochs.back();
+    if (std::isfinite(last.train_loss)) {
+      throw TrainingDiverged("training diverged: " + h.message + "; lower the learning rate");
+    }
+    throw TrainingDiverged("training diverged: loss " + format_g(last.train_loss) + " at epoch " +
+                           std::to_string(last.epoch) + ", batch " + std::to_string(batch_now) +
+                           "; lower the learning rate (the parameters of epoch " +
+                           std::to_string(last.epoch - 1) + " are kept)");
   }
   return net;
 }

@@ -1,5 +1,5 @@
-// The MNIST study on xgrad: data as matrices, the training loop (one loop for the
-// MLPs and the logistic-regression baseline), evaluation with the confusion matrix,
+// The MNIST study on xgrad: data as matrices, training through nn::Trainer (the MLPs
+// and the logistic-regression baseline alike), evaluation with the confusion matrix,
 // and the model file. Templates are instantiated for float and double in study.cpp.
 #pragma once
 

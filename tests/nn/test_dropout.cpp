@@ -137,7 +137,7 @@ TEST_CASE("a network's gradients with fixed dropout masks pass gradcheck") {
   CHECK_MESSAGE(r.passed, r.message());
 }
 
-TEST_CASE("rates outside [0, 1) are refused, naming the rate") {
+TEST_CASE("dropout rates outside 0 <= p < 1 are refused, naming the rate") {
   CHECK(message_of([] {
           DropoutMasks<double>(Dropout{1.0, 0.0}, 0);
         }) == "dropout: the input rate must be in [0, 1), got 1.000000");
