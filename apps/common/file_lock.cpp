@@ -22,12 +22,26 @@ std::string holder_of(int fd) {
     pid.pop_back();
   return pid;
 }
+
+/// The file `path` names: absolute, through every symbolic link, also one whose target
+/// does not exist yet (which weakly_canonical alone would leave as it is).
+std::string resolved_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (ec) p = path;
+  for (int hop = 0; hop < 40 && fs::is_symlink(p, ec); ++hop) {
+    const fs::path target = fs::read_symlink(p, ec);
+    if (ec) break;
+    p = target.is_absolute() ? target : p.parent_path() / target;
+  }
+  const fs::path canonical = fs::weakly_canonical(p, ec);
+  return (ec ? p : canonical).string();
+}
 }  // namespace
 
 FileLock::FileLock(const std::string& path, const std::string& label) {
-  std::error_code ec;
-  const std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
-  lock_path_ = (ec ? std::filesystem::path(path) : resolved).string() + ".lock";
+  lock_path_ = resolved_path(path) + ".lock";
   // The holder removes the lock file before it releases the lock, so a process that
   // opened the old file and gets its lock afterwards finds the name gone or another
   // file's, and tries again on the file the name holds now.

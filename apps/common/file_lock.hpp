@@ -20,7 +20,8 @@ class FileLock {
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
 
-  /// The lock file: the CSV's absolute path, links resolved, + ".lock".
+  /// The lock file: the CSV's absolute path, symbolic links followed (also to a file not
+  /// there yet), + ".lock".
   const std::string& lock_path() const { return lock_path_; }
 
  private:

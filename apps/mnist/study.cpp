@@ -247,8 +247,11 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   if (h.stop == nn::StopReason::NonFinite) {
     // The trainer put back the parameters of the last completed epoch.
     const nn::EpochRecord& last = h.epochs.back();
-    if (std::isfinite(last.train_loss)) {
-      throw TrainingDiverged("training diverged: " + h.message + "; lower the learning rate");
+    if (std::isfinite(last.train_loss)) {  // parameters, not a loss, went non-finite
+      const std::string prefix = "training stopped: ";
+      const std::string what =
+          h.message.rfind(prefix, 0) == 0 ? h.message.substr(prefix.size()) : h.message;
+      throw TrainingDiverged("training diverged: " + what + "; lower the learning rate");
     }
     throw TrainingDiverged("training diverged: loss " + format_g(last.train_loss) + " at epoch " +
                            std::to_string(last.epoch) + ", batch " + std::to_string(batch_now) +

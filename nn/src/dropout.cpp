@@ -27,6 +27,9 @@ DropoutMasks<T>::DropoutMasks(const Dropout& rates, std::uint64_t seed)
 template <class T>
 Tensor<T> DropoutMasks<T>::apply(Tape<T>& tape, const Tensor<T>& a, double p) {
   if (p == 0) return a;
+  if (!(p > 0 && p < 1)) {
+    throw std::invalid_argument("dropout: the rate must be in [0, 1), got " + std::to_string(p));
+  }
   mask_.resize({a.rows(), a.cols()});
   const auto threshold = static_cast<std::uint32_t>(p * 4294967296.0);
   const T keep = T(1.0 / (1.0 - p));

@@ -193,6 +193,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     state.epoch = e + 1;
     state.batch = 0;
     state.samples_in_epoch = 0;
+    state.batch_loss = 0;
     state.running_loss = 0;
     for (auto& cb : callbacks)
       cb->on_epoch_begin(state);
@@ -262,8 +263,9 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
       if (!finite) {
         std::ostringstream what;
         what << "non-finite " << (all_finite(parameters_) ? "loss" : "parameters")
-             << " at the end of epoch " << (e + 1) << " (train loss " << r.train_loss
-             << ", validation loss " << r.val_loss << ")";
+             << " at the end of epoch " << (e + 1) << " (train loss " << r.train_loss;
+        if (x_val) what << ", validation loss " << r.val_loss;
+        what << ")";
         diverge(r, what.str());
         diverged = true;
       } else {

@@ -144,6 +144,10 @@ TEST_CASE("dropout rates outside 0 <= p < 1 are refused, naming the rate") {
   CHECK(message_of([] {
           DropoutMasks<float>(Dropout{0.0, -0.1}, 0);
         }) == "dropout: the hidden rate must be in [0, 1), got -0.100000");
+  Tape<double> tape;
+  DropoutMasks<double> masks(Dropout{}, 0);
+  CHECK(message_of([&] { masks.apply(tape, tape.constant(ones(2, 2)), 1.0); }) ==
+        "dropout: the rate must be in [0, 1), got 1.000000");
   TrainerOptions o;
   o.dropout.hidden = 1.5;
   CHECK(message_of([&] { o.validate(); }) ==

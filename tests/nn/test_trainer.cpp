@@ -320,7 +320,10 @@ TEST_CASE("an epoch's train_loss is the row-weighted mean of its batch losses, p
     sizes.emplace_back();
     seen_before = 0;
   };
+  std::vector<std::vector<double>> reported;  // TrainingState::batch_loss, batch by batch
   cb->batch_end = [&](TrainingState<double>& s) {
+    if (s.batch == 0) reported.emplace_back();
+    reported.back().push_back(s.batch_loss);
     sizes.back().push_back(s.samples_in_epoch - seen_before);
     seen_before = s.samples_in_epoch;
     if (s.batch + 1 < 3)
@@ -336,7 +339,30 @@ TEST_CASE("an epoch's train_loss is the row-weighted mean of its batch losses, p
     REQUIRE(losses[e].size() == 3);
     const double want = (4 * losses[e][0] + 4 * losses[e][1] + 2 * losses[e][2]) / 10;
     CHECK(h.epochs[e].train_loss == doctest::Approx(want).epsilon(1e-12));
+    REQUIRE(reported[e].size() == 3);
+    for (std::size_t b = 0; b < 3; ++b)  // each step's own loss, partial batch too
+      CHECK(reported[e][b] == doctest::Approx(losses[e][b]).epsilon(1e-12));
   }
+}
+
+TEST_CASE("a stop asked in on_batch_begin ends training after that step") {
+  Matrix<double> x, y;
+  regression_data<double>(40, 18, x, y);
+  Network<double> net = small_net<double>(19);
+  auto opt = make_optimiser<double>("sgd", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(5, 10, 20));
+  std::size_t steps = 0;
+  auto stop = std::make_shared<LambdaCallback<double>>();
+  stop->batch_begin = [&](TrainingState<double>& s) {
+    if (s.epoch == 2 && s.batch == 1) s.request_stop(StopReason::Callback, "enough");
+  };
+  stop->batch_end = [&](TrainingState<double>&) { ++steps; };
+  trainer.add_callback(stop);
+  const History& h = trainer.fit(x, y);
+  CHECK(steps == 4 + 2);  // all of epoch 1, then batches 0 and 1 of epoch 2
+  CHECK(h.stop == StopReason::Callback);
+  CHECK(h.message == "enough");
+  CHECK(h.epochs.size() == 2);
 }
 
 TEST_CASE("same seed and threads give an identical history, another seed does not") {

@@ -37,6 +37,34 @@ TEST_CASE("two names of one file (a symbolic link) share its lock") {
   CHECK_THROWS_AS(FileLock((dir / "alias.csv").string(), "--out"), std::runtime_error);
 }
 
+TEST_CASE("a link to a CSV not written yet shares the lock of the name it points at") {
+  const ScratchDir dir("lock_dangling");
+  fs::create_symlink("r.csv", dir / "alias.csv");  // r.csv does not exist yet
+  const FileLock first((dir / "alias.csv").string(), "--out");
+  CHECK(first.lock_path() == (fs::weakly_canonical(dir) / "r.csv.lock").string());
+  CHECK_THROWS_AS(FileLock((dir / "r.csv").string(), "--out"), std::runtime_error);
+}
+
+TEST_CASE("a relative CSV name, there or not yet, gets the absolute lock path") {
+  const ScratchDir dir("lock_relative");
+  const fs::path before = fs::current_path();
+  fs::current_path(dir);
+  std::string absent, present;
+  {
+    const FileLock lock("new.csv", "--out");
+    absent = lock.lock_path();
+  }
+  { std::ofstream("old.csv") << "x\n"; }
+  {
+    const FileLock lock("old.csv", "--out");
+    present = lock.lock_path();
+  }
+  fs::current_path(before);
+  const std::string here = fs::weakly_canonical(dir).string();
+  CHECK(absent == here + "/new.csv.lock");
+  CHECK(present == here + "/old.csv.lock");
+}
+
 TEST_CASE("a released lock leaves no lock file, and the file can be locked again") {
   const ScratchDir dir("lock_release");
   const std::string csv = (dir / "r.csv").string();

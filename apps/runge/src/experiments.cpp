@@ -97,7 +97,7 @@ SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,
                  const std::string& file) {
   SweepSpec s = spec;
   s.jobs = c.opt.jobs;
-  if (c.opt.fresh) remove_sweep_file(c.path(file));
+  s.fresh = c.opt.fresh;
   c.log("sweep " + file + ": " + std::to_string(s.axes.size()) + " points");
   const SweepStats st = run_sweep(data, s, c.path(file), 0, c.opt.log);
   c.log("sweep " + file + ": " + std::to_string(st.run) + " run, " + std::to_string(st.reused) +

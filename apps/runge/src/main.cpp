@@ -603,7 +603,7 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("--bootstraps must be at least 1");
       const SweepData data = sdata.load(s.evaluation != Evaluation::KFold);
       if (s.evaluation == Evaluation::KFold) kfold_indices(data.full.size(), folds, 1);
-      if (fresh) remove_sweep_file(sweep_out);
+      s.fresh = fresh;
       const std::size_t workers =
           std::min<std::size_t>(jobs ? jobs : std::max(1u, std::thread::hardware_concurrency()),
                                 std::max<std::size_t>(1, s.axes.size()));

@@ -373,7 +373,6 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
 void remove_sweep_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return;
-  const xgrad::apps::FileLock lock(path, "--fresh");  // not a file another sweep is writing
   const auto is_sweep_csv = [&] {
     if (!std::filesystem::is_regular_file(path, ec)) return false;  // a folder, a device ...
     std::ifstream in(path);
@@ -417,8 +416,10 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
                                 std::to_string(data.full.size() / 2) + " folds");
   }
 
-  // From reading the rows to the last rewrite, no other run may write the file.
-  const xgrad::apps::FileLock lock(csv_path, "--out");
+  // From reading the rows (or deleting them, --fresh) to the last rewrite, no other run
+  // may write the file.
+  const xgrad::apps::FileLock lock(csv_path, spec.fresh ? "--fresh" : "--out");
+  if (spec.fresh) remove_sweep_file(csv_path);
   SweepStats stats;
   stats.points = grid.size();
   // Rows already in the file (resume): a row is reused for the grid point whose settings

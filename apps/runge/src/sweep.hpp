@@ -98,6 +98,9 @@ struct SweepSpec {
   std::size_t bootstraps = 20;
   std::uint64_t resample_seed = 2024;
   std::size_t jobs = 0;  // worker threads; 0 = all cores
+  /// --fresh: start over. The CSV is deleted (only a sweep CSV: see remove_sweep_file)
+  /// under the same lock the sweep then holds, so no other run can write in between.
+  bool fresh = false;
 };
 
 struct PointResult {
@@ -135,9 +138,10 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
 /// Reads a sweep CSV back (for experiments that pick winners).
 std::vector<PointResult> read_sweep_csv(const std::string& csv_path);
 
-/// --fresh: deletes `path` when it is a regular file that is empty or starts with the
-/// header of a sweep CSV of any version; throws, deleting nothing, for anything else (a
-/// folder, an unreadable file, someone's notes). A missing file is fine.
+/// Deletes `path` when it is a regular file that is empty or starts with the header of a
+/// sweep CSV of any version; throws, deleting nothing, for anything else (a folder, an
+/// unreadable file, someone's notes). A missing file is fine. The caller holds the
+/// file's lock (run_sweep with SweepSpec::fresh does).
 void remove_sweep_file(const std::string& path);
 
 }  // namespace runge

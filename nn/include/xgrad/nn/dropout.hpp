@@ -31,7 +31,8 @@ class DropoutMasks {
  public:
   DropoutMasks(const Dropout& rates, std::uint64_t seed);
   const Dropout& rates() const { return rates_; }
-  /// a ⊙ M for a fresh mask M of rate p (a itself when p = 0).
+  /// a ⊙ M for a fresh mask M of rate p (a itself when p = 0); throws
+  /// std::invalid_argument unless 0 <= p < 1.
   Tensor<T> apply(Tape<T>& tape, const Tensor<T>& a, double p);
 
  private:
