@@ -30,19 +30,19 @@ Tensor<T> DropoutMasks<T>::apply(Tape<T>& tape, const Tensor<T>& a, double p) {
   if (!(p > 0 && p < 1)) {
     throw std::invalid_argument("dropout: the rate must be in [0, 1), got " + std::to_string(p));
   }
-  mask_.resize({a.rows(), a.cols()});
   const auto threshold = static_cast<std::uint32_t>(p * 4294967296.0);
   const T keep = T(1.0 / (1.0 - p));
-  T* m = mask_.data();
-  const std::size_t n = mask_.size();
-  std::size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const std::uint64_t r = rng_();
-    m[i] = static_cast<std::uint32_t>(r) < threshold ? T(0) : keep;
-    m[i + 1] = static_cast<std::uint32_t>(r >> 32) < threshold ? T(0) : keep;
-  }
-  if (i < n) m[i] = static_cast<std::uint32_t>(rng_()) < threshold ? T(0) : keep;
-  return mul(a, tape.constant(mask_));
+  // Drawn into the tape's own buffer for the mask: no allocation once the tape has grown.
+  const Tensor<T> mask = tape.constant(a.rows(), a.cols(), [&](T* m, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+      const std::uint64_t r = rng_();
+      m[i] = static_cast<std::uint32_t>(r) < threshold ? T(0) : keep;
+      m[i + 1] = static_cast<std::uint32_t>(r >> 32) < threshold ? T(0) : keep;
+    }
+    if (i < n) m[i] = static_cast<std::uint32_t>(rng_()) < threshold ? T(0) : keep;
+  });
+  return mul(a, mask);
 }
 
 template class DropoutMasks<float>;

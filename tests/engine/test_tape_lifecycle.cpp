@@ -328,3 +328,27 @@ TEST_CASE("a tape's own values can be recorded again while the tape grows") {
   }
   CHECK(max_abs_diff(t.value(), v) == 0.0);
 }
+
+TEST_CASE(
+    "a constant filled in place holds what fill wrote, needs no gradient, reuses its buffer") {
+  Tape tape;
+  const double* buffer = nullptr;
+  for (int step = 0; step < 2; ++step) {
+    tape.clear();
+    const Tensor c = tape.constant(2, 3, [](double* data, std::size_t n) {
+      for (std::size_t k = 0; k < n; ++k)
+        data[k] = 0.5 * double(k);
+    });
+    REQUIRE(c.rows() == 2);
+    REQUIRE(c.cols() == 3);
+    for (std::size_t k = 0; k < 6; ++k)
+      CHECK(c.value().data()[k] == 0.5 * double(k));  // row-major
+    const Tensor a = tape.variable(random_matrix(2, 3, 5));
+    tape.backward(xgrad::sum(a * c));
+    CHECK(max_abs_diff(a.grad(), c.value()) == 0.0);  // the gradient flows past it
+    if (step == 0)
+      buffer = c.value().data();
+    else
+      CHECK(c.value().data() == buffer);  // the second step writes the same buffer
+  }
+}

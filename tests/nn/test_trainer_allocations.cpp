@@ -1,6 +1,7 @@
 // Specification: after its first epoch, a Trainer step allocates nothing at all (the
 // tapes keep their buffers, the permutation is shuffled in place, the short last batch
-// has its own tape, the optimiser's state was allocated when it was made).
+// has its own tape, the optimiser's state was allocated when it was made, dropout masks
+// are drawn into the tape's own buffers).
 //
 // Counts heap allocations with tests/allocation_counter.hpp (every glibc allocation
 // function, xsimd's posix_memalign included), as tests/engine/test_allocations.cpp does
@@ -29,7 +30,8 @@ using xgrad_test::g_allocations;
 using xgrad::Matrix;
 using namespace xgrad::nn;
 
-TEST_CASE_TEMPLATE("a trainer step allocates nothing after the first epoch", T, float, double) {
+TEST_CASE_TEMPLATE("a trainer step allocates nothing after the first epoch, dropout too", T, float,
+                   double) {
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   Matrix<T> x({100, 2}), y({100, 8});  // batch 16: six full batches and one of 4
@@ -52,6 +54,7 @@ TEST_CASE_TEMPLATE("a trainer step allocates nothing after the first epoch", T, 
   o.seed = 4;
   o.progress = false;
   o.schedule = Schedule::exponential(0.01, 0.9);
+  o.dropout = Dropout{0.2, 0.3};  // masks of three shapes, and of the short batch
   Trainer<T> trainer(net, *opt, cost, o);
 
   // Allocations in each step of epochs 2 and 3, counted from the previous callback

@@ -182,6 +182,15 @@ class Tape {
 
   /// Data that needs no gradient (inputs, targets). Copies into a reused buffer.
   Tensor<T> constant(const Matrix<T>& value);
+  /// A constant of rows x cols that fill(data, rows * cols) writes straight into its
+  /// reused buffer (row-major): generated data such as dropout masks, with no matrix
+  /// (and no allocation) in between.
+  template <class Fill>
+  Tensor<T> constant(std::size_t rows, std::size_t cols, Fill&& fill) {
+    const std::uint32_t i = record(Op::Constant, detail::kNoParent, detail::kNoParent, rows, cols);
+    fill(value_of(i).data(), rows * cols);
+    return handle(i);
+  }
   /// Rows `rows[begin, end)` of `data`, gathered straight into a reused buffer:
   /// one minibatch without an intermediate copy.
   Tensor<T> gather_rows(const Matrix<T>& data, const std::vector<std::size_t>& rows,

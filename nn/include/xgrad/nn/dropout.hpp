@@ -38,7 +38,6 @@ class DropoutMasks {
  private:
   Dropout rates_;
   std::mt19937_64 rng_;
-  Matrix<T> mask_;  // reused between layers and steps: the tape copies what it records
 };
 
 extern template class DropoutMasks<float>;
