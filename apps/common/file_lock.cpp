@@ -23,8 +23,8 @@ std::string holder_of(int fd) {
   return pid;
 }
 
-/// The file `path` names: absolute, through every symbolic link, also one whose target
-/// does not exist yet (which weakly_canonical alone would leave as it is).
+}  // namespace
+
 std::string resolved_path(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -38,7 +38,6 @@ std::string resolved_path(const std::string& path) {
   const fs::path canonical = fs::weakly_canonical(p, ec);
   return (ec ? p : canonical).string();
 }
-}  // namespace
 
 FileLock::FileLock(const std::string& path, const std::string& label) {
   lock_path_ = resolved_path(path) + ".lock";

@@ -7,6 +7,10 @@
 
 namespace xgrad::apps {
 
+/// The file `path` names: absolute, through every symbolic link, also one whose target
+/// does not exist yet (std::filesystem::weakly_canonical alone would stop at it).
+std::string resolved_path(const std::string& path);
+
 class FileLock {
  public:
   /// Locks `path` for this object through the file `path` + ".lock" next to it (flock:

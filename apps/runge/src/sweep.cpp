@@ -499,13 +499,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
   std::mutex mutex;
   // Through a symbolic link, the file it names is replaced (not the link), and the
   // temporary file sits next to it, named for this process.
-  std::filesystem::path followed = csv_path;
-  std::error_code ec;
-  for (int hop = 0; hop < 40 && std::filesystem::is_symlink(followed, ec); ++hop) {
-    const std::filesystem::path next = std::filesystem::read_symlink(followed, ec);
-    followed = next.is_absolute() ? next : followed.parent_path() / next;
-  }
-  const std::string target = followed.string();
+  const std::string target = xgrad::apps::resolved_path(csv_path);
   const std::string tmp = target + ".tmp." + std::to_string(::getpid());
   const auto rewrite_in_grid_order = [&]() {
     try {
