@@ -176,23 +176,17 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
           ? nn::Schedule::exponential(spec.options.learning_rate, recipe.lr_decay)
           : nn::Schedule::constant(spec.options.learning_rate);
 
-  nn::Regularisation reg;
-  reg.penalty = recipe.penalty == "l1"   ? nn::Penalty::L1
-                : recipe.penalty == "l2" ? nn::Penalty::L2
-                                         : nn::Penalty::None;
-  reg.lambda = recipe.lambda;
-  const bool penalised = reg.penalty != nn::Penalty::None && reg.lambda > 0;
-
-  const Matrix<T> y_onehot = nn::one_hot<T>(wide_labels(y_train), 10);
-  // Full-batch gradient descent ("gd") uses every sample per step.
-  const std::size_t batch = opt.full_batch() ? n : std::min(recipe.batch_size, n);
-
   nn::CostSpec cost;
   cost.cost = nn::CostKind::CrossEntropy;  // fused with the softmax output
-  if (penalised) cost.regularisation = reg;
+  cost.regularisation.penalty = recipe.penalty == "l1"   ? nn::Penalty::L1
+                                : recipe.penalty == "l2" ? nn::Penalty::L2
+                                                         : nn::Penalty::None;
+  cost.regularisation.lambda = recipe.lambda;  // 0: no penalty nodes at all
+
+  const Matrix<T> y_onehot = nn::one_hot<T>(wide_labels(y_train), 10);
   nn::TrainerOptions run;
   run.epochs = recipe.epochs;
-  run.batch_size = batch;
+  run.batch_size = recipe.batch_size;  // "gd" steps on the whole set whatever it says
   // Two streams of the seed: the row order of each epoch and the dropout masks.
   run.seed = recipe.seed ^ 0x9e3779b97f4a7c15ull;
   run.dropout = nn::Dropout{recipe.input_dropout, recipe.dropout};
