@@ -48,10 +48,10 @@ std::pair<std::size_t, std::size_t> broadcast_shape(Op op, const Matrix<T>& a, c
 
 /// Tape-owned gradients are not zero-filled before the reverse walk: the first rule that
 /// reaches one in a backward pass assigns instead of adding, which saves a memset and a
-/// read of every such buffer. A parameter's gradient always accumulates.
+/// read of every such buffer. A parameter's own grad() always accumulates.
 template <class T>
 bool grad_fresh(const Node<T>& n) {
-  return !n.grad_touched && !n.param;
+  return !n.grad_touched && !n.grad_in_parameter();
 }
 /// Records that node n's gradient holds this backward's contribution.
 template <class T>

@@ -82,11 +82,12 @@ const Matrix<T>& Tensor<T>::grad() const {
     throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) + " (" +
                            op_name(n.op) + ") does not require a gradient");
   }
-  if (!n.param && !n.grad_ready) {
+  if (!n.grad_in_parameter() && !n.grad_ready) {
     // No backward() has reached this node since it was recorded (it came after the
     // root, or backward was not called): its reused buffer may still hold an earlier
     // step's gradient, so hand out the zeros the documentation promises.
-    detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
+    const Matrix<T>& v = t.value_of(i);
+    detail::reshape_reuse(n.grad, v.shape(0), v.shape(1));
     n.grad.fill(T(0));
     n.grad_ready = true;
   }
@@ -138,7 +139,7 @@ Matrix<T>& Tape<T>::value_of(std::uint32_t i) {
 template <class T>
 Matrix<T>& Tape<T>::grad_of(std::uint32_t i) {
   detail::Node<T>& n = nodes_[i];
-  return n.param ? n.param->grad : n.grad;
+  return n.grad_in_parameter() ? n.param->grad : n.grad;
 }
 
 template <class T>
@@ -162,6 +163,7 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   n.requires_grad = grad_enabled_ && parent_needs;
   n.grad_touched = false;
   n.grad_ready = false;
+  n.grad_on_tape = false;
   // Under NoGradGuard nothing is recorded for backward: no parents are kept.
   n.lhs = n.requires_grad ? lhs : detail::kNoParent;
   n.rhs = n.requires_grad ? rhs : detail::kNoParent;
@@ -236,6 +238,7 @@ Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
   detail::Node<T>& n = nodes_[i];
   n.param = p.data_;
   n.requires_grad = grad_enabled_;
+  n.grad_on_tape = parameter_grads_on_tape_;
   if (n.requires_grad && (p.grad().dimension() != 2 || p.grad().shape() != v.shape())) {
     // A user replaced value() with another shape: keep grad consistent with it.
     n.param->grad = xt::zeros<T>(v.shape());
@@ -263,7 +266,7 @@ void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
   for (const std::uint32_t parent : {n.lhs, n.rhs, n.third}) {
     if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
     // A tape-owned gradient no rule has written yet holds no values of this pass.
-    if (!tape.node(parent).param && !tape.node(parent).grad_touched) continue;
+    if (!tape.node(parent).grad_in_parameter() && !tape.node(parent).grad_touched) continue;
     const Matrix<T>& g = tape.grad_of(parent);
     const std::size_t k = first_non_finite(g);
     if (k == g.size()) continue;
@@ -330,8 +333,9 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   for (std::uint32_t i = 0; i <= r; ++i) {
     detail::Node<T>& n = nodes_[i];
     n.grad_touched = false;
-    if (!n.requires_grad || n.param) continue;
-    detail::reshape_reuse(n.grad, n.value.shape(0), n.value.shape(1));
+    if (!n.requires_grad || n.grad_in_parameter()) continue;
+    const Matrix<T>& v = value_of(i);
+    detail::reshape_reuse(n.grad, v.shape(0), v.shape(1));
     n.grad_ready = false;
   }
   // Nodes after the root take no part in this walk: their gradient from an earlier
@@ -356,6 +360,16 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
 }
 
 template <class T>
+void Tape<T>::add_parameter_grads() {
+  for (std::size_t i = 0; i < used_; ++i) {
+    detail::Node<T>& n = nodes_[i];
+    // Untouched: the last backward did not reach it (or ran before it was recorded).
+    if (!n.param || !n.grad_on_tape || !n.requires_grad || !n.grad_touched) continue;
+    xt::noalias(n.param->grad) += n.grad;  // noalias: no temporary
+  }
+}
+
+template <class T>
 void Tape<T>::clear() {
   // Parameters are released so the tape does not keep a dropped network alive.
   for (std::size_t i = 0; i < used_; ++i)
@@ -368,8 +382,8 @@ void Tape<T>::clear() {
 template <class T>
 void Tape<T>::check_node_finite(std::uint32_t i, bool gradient) const {
   const detail::Node<T>& n = nodes_[i];
-  const Matrix<T>& m =
-      gradient ? (n.param ? n.param->grad : n.grad) : (n.param ? n.param->value : n.value);
+  const Matrix<T>& m = gradient ? (n.grad_in_parameter() ? n.param->grad : n.grad)
+                                : (n.param ? n.param->value : n.value);
   const T* p = m.data();
   for (std::size_t k = 0; k < m.size(); ++k) {
     if (!std::isfinite(p[k])) {

@@ -9,6 +9,8 @@
 
 #include "xgrad/nn/data.hpp"
 #include "xgrad/nn/dropout.hpp"
+#include "xgrad/ops.hpp"
+#include "xgrad/parallel.hpp"
 
 namespace xgrad::nn {
 
@@ -58,6 +60,7 @@ void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, c
 void TrainerOptions::validate() const {
   if (epochs == 0) throw std::invalid_argument("trainer: epochs = 0");
   if (eval_batch_size == 0) throw std::invalid_argument("trainer: eval_batch_size = 0");
+  if (shards == 0) throw std::invalid_argument("trainer: shards = 0 (1 means no sharding)");
   if (schedule) schedule->validate();
   dropout.validate();
 }
@@ -81,6 +84,53 @@ Trainer<T>::Trainer(Network<T>& network, Optimiser<T>& optimiser, const CostSpec
                                 std::to_string(parameters_.size()) +
                                 " (make it from network.parameters())");
   }
+}
+
+template <class T>
+double Trainer<T>::sharded_forward_backward(const Matrix<T>& x, const Matrix<T>& y,
+                                            const std::vector<std::size_t>& order,
+                                            std::size_t begin, std::size_t end, bool full_size,
+                                            DropoutMasks<T>* dropout) {
+  const std::size_t rows = end - begin;
+  const std::size_t parts = std::min(options_.shards, rows);  // no empty shard
+  const bool penalised =
+      cost_.regularisation.penalty != Penalty::None && cost_.regularisation.lambda != 0.0;
+  auto run_shard = [&](std::size_t s) {
+    Shard* shard = s == 0 ? nullptr : shards_[s - 1].get();
+    Tape<T>& tape =
+        shard ? (full_size ? shard->tape : shard->tail_tape) : (full_size ? tape_ : tail_tape_);
+    DropoutMasks<T>* masks = shard ? (shard->dropout ? &*shard->dropout : nullptr) : dropout;
+    const std::size_t b = begin + detail::chunk_edge(rows, s, parts, 1);
+    const std::size_t e = begin + detail::chunk_edge(rows, s + 1, parts, 1);
+    tape.clear();
+    const Tensor<T> X = tape.gather_rows(x, order, b, e);
+    const Tensor<T> Y = tape.gather_rows(y, order, b, e);
+    // The data costs are means over rows: weighted by the shard's share, they add up to
+    // the mean over the minibatch. The penalty is counted once, on shard 0.
+    Tensor<T> loss = data_cost(tape, network_, X, Y, cost_.cost, masks) *
+                     static_cast<T>(static_cast<double>(e - b) / static_cast<double>(rows));
+    if (s == 0 && penalised) loss = add(loss, penalty(tape, network_, cost_.regularisation));
+    shard_losses_[s] = static_cast<double>(loss.item());
+    tape.backward(loss);
+  };
+  // Shard 0 adds into the parameters' grad() directly; the others keep theirs on their
+  // tapes (set in run()), so the shards never write the same memory.
+  parallel_for(
+      parts, 1,
+      [&](std::size_t first, std::size_t last) {
+        for (std::size_t s = first; s < last; ++s)
+          run_shard(s);
+      },
+      1);
+  double l = 0;
+  for (std::size_t s = 0; s < parts; ++s)
+    l += shard_losses_[s];
+  if (!std::isfinite(l)) return l;  // the caller restores the parameters and zeroes grad()
+  for (std::size_t s = 1; s < parts; ++s) {
+    Tape<T>& tape = full_size ? shards_[s - 1]->tape : shards_[s - 1]->tail_tape;
+    tape.add_parameter_grads();
+  }
+  return l;
 }
 
 template <class T>
@@ -154,6 +204,19 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     dropout.emplace(options_.dropout,
                     options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull));
   }
+  shards_.clear();
+  shard_losses_.assign(options_.shards, 0.0);
+  for (std::size_t s = 1; s < options_.shards; ++s) {
+    auto shard = std::make_unique<Shard>();
+    shard->tape.set_parameter_grads_on_tape(true);
+    shard->tail_tape.set_parameter_grads_on_tape(true);
+    if (dropout) {
+      shard->dropout.emplace(options_.dropout,
+                             options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull) +
+                                 s * 0x9e3779b97f4a7c15ull);
+    }
+    shards_.push_back(std::move(shard));
+  }
 
   std::vector<std::shared_ptr<Callback<T>>> callbacks = callbacks_;
   if (options_.progress) callbacks.push_back(std::make_shared<ProgressLine<T>>());
@@ -208,17 +271,25 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     bool diverged = false;
     for (std::size_t b = 0; b < m; ++b) {
       const auto [begin, end] = sampler.batch(b);
-      Tape<T>& tape = end - begin == sampler.batch_size() ? tape_ : tail_tape_;
       if (options_.schedule) optimiser_.set_learning_rate((*options_.schedule)(e, b, m));
       state.batch = b;
       for (auto& cb : callbacks)
         cb->on_batch_begin(state);
       if (b == 0) r.learning_rate = optimiser_.learning_rate();
-      tape.clear();
-      const Tensor<T> X = tape.gather_rows(x, sampler.order(), begin, end);
-      const Tensor<T> Y = tape.gather_rows(y, sampler.order(), begin, end);
-      const Tensor<T> loss = objective(tape, network_, X, Y, cost_, dropout ? &*dropout : nullptr);
-      const double l = static_cast<double>(loss.item());
+      const bool full_size = end - begin == sampler.batch_size();
+      std::optional<Tensor<T>> loss;  // shards = 1: backward after the finite check
+      double l = 0;
+      if (options_.shards > 1) {
+        l = sharded_forward_backward(x, y, sampler.order(), begin, end, full_size,
+                                     dropout ? &*dropout : nullptr);
+      } else {
+        Tape<T>& tape = full_size ? tape_ : tail_tape_;
+        tape.clear();
+        const Tensor<T> X = tape.gather_rows(x, sampler.order(), begin, end);
+        const Tensor<T> Y = tape.gather_rows(y, sampler.order(), begin, end);
+        loss = objective(tape, network_, X, Y, cost_, dropout ? &*dropout : nullptr);
+        l = static_cast<double>(loss->item());
+      }
       if (!std::isfinite(l)) {
         r.train_loss = l;
         std::ostringstream what;
@@ -228,7 +299,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
         diverged = true;
         break;
       }
-      tape.backward(loss);
+      if (loss) loss->tape().backward(*loss);
       optimiser_.step_and_zero_grad();
       loss_sum += l * static_cast<double>(end - begin);
       seen += end - begin;

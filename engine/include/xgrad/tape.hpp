@@ -147,6 +147,7 @@ struct Node {
   bool requires_grad = false;
   bool grad_touched = false;  // something flowed into grad during this backward
   bool grad_ready = false;    // grad was sized and zeroed since this node was recorded
+  bool grad_on_tape = false;  // a Parameter leaf whose gradient stays in `grad` (shards)
   std::uint32_t lhs = kNoParent;
   std::uint32_t rhs = kNoParent;
   std::uint32_t third = kNoParent;  // linear's bias
@@ -164,6 +165,9 @@ struct Node {
   std::vector<std::uint32_t> column_runs;
   xt::xtensor<T, 1> scratch;
   std::shared_ptr<typename Parameter<T>::Data> param;
+
+  /// True when backward adds this node's gradient into a Parameter's own grad().
+  bool grad_in_parameter() const { return param && !grad_on_tape; }
 };
 }  // namespace detail
 
@@ -197,8 +201,19 @@ class Tape {
                         std::size_t begin, std::size_t end);
   /// A leaf owned by the tape whose gradient backward() computes.
   Tensor<T> variable(const Matrix<T>& value);
-  /// A parameter used in this forward pass; backward() adds into parameter.grad().
+  /// A parameter used in this forward pass; backward() adds into parameter.grad()
+  /// (or, with parameter_grads_on_tape, into the tape's own buffer for it).
   Tensor<T> parameter(const Parameter<T>& parameter);
+
+  /// For data-parallel shards (nn::TrainerOptions::shards): parameters recorded while
+  /// this is on keep their gradient on this tape, so that tapes on other threads may run
+  /// backward() on the same parameters at the same time; add_parameter_grads() adds
+  /// them into each parameter.grad() afterwards, on one thread. Off by default.
+  void set_parameter_grads_on_tape(bool on) { parameter_grads_on_tape_ = on; }
+  bool parameter_grads_on_tape() const { return parameter_grads_on_tape_; }
+  /// Adds the last backward's on-tape parameter gradients into parameter.grad(), in
+  /// recording order (a parameter recorded twice adds twice, once per node).
+  void add_parameter_grads();
 
   /// Reverse walk from a 1x1 root with seed 1.
   void backward(const Tensor<T>& root, BackwardOptions options = {});
@@ -247,6 +262,7 @@ class Tape {
   std::uint64_t generation_ = 1;
   bool grad_enabled_ = true;
   bool check_finite_ = false;
+  bool parameter_grads_on_tape_ = false;
   bool released_ = false;  // backward() ran without keep_graph
 };
 

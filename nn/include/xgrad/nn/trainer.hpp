@@ -55,6 +55,16 @@ struct TrainerOptions {
   Dropout dropout;
   /// Seeds the dropout masks; unset: derived from `seed`, a stream apart from the shuffling.
   std::optional<std::uint64_t> dropout_seed;
+  /// Data-parallel steps: each minibatch is cut into this many contiguous row blocks
+  /// (shards), whose forward and backward passes run on their own tapes on
+  /// xgrad::threads() threads at once; their gradients are then added in shard order.
+  /// Each shard's cost is weighted by its share of the rows, so the step minimises the
+  /// same objective. The numbers depend on `shards` (the sums are grouped differently,
+  /// so the last bits differ from shards = 1) but not on the thread count. With dropout,
+  /// shard 0 draws its masks from the dropout stream and shard s from its own stream
+  /// (seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small to split
+  /// inside its products (docs/nn-training.md §6).
+  std::size_t shards = 1;
 
   /// Throws std::invalid_argument naming the value out of range.
   void validate() const;
@@ -111,6 +121,21 @@ class Trainer {
   Tape<T> tail_tape_;  // the smaller last minibatch of an epoch
   Tape<T> eval_tape_;
   std::vector<std::size_t> eval_rows_;
+  /// Shards 1..shards-1 (shard 0 records on tape_ / tail_tape_): tapes that keep their
+  /// parameter gradients until the step adds them in, and their own dropout masks.
+  struct Shard {
+    Tape<T> tape;
+    Tape<T> tail_tape;
+    std::optional<DropoutMasks<T>> dropout;
+  };
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<double> shard_losses_;
+  /// One data-parallel step's forward and backward passes on rows [begin, end) of
+  /// `order` (shards > 1); returns the objective. Parameter gradients are summed into
+  /// grad() unless the objective is not finite.
+  double sharded_forward_backward(const Matrix<T>& x, const Matrix<T>& y,
+                                  const std::vector<std::size_t>& order, std::size_t begin,
+                                  std::size_t end, bool full_size, DropoutMasks<T>* dropout);
 };
 
 extern template class Trainer<float>;
