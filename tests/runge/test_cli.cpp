@@ -566,6 +566,8 @@ TEST_CASE("cli: negative and zero counts are refused before anything runs") {
       {"train --layers -1", "--layers"},
       {"train --curve-every -1", "--curve-every"},
       {"train --curve-every 0", "--curve-every"},
+      {"train --shards 0", "--shards"},
+      {"train --shards -2", "--shards"},
       {"--threads -1 train", "--threads"},
       {"baseline --points -5", "--points"},
       {"sweep --epochs -1", "--epochs"},
@@ -744,6 +746,35 @@ TEST_CASE("cli: train's last curve row holds the train and test MSE it prints") 
         half_unit_6g(train_mse) + 1e-9 * train_mse);
   CHECK(std::fabs(number(last.at("test_mse")) - test_mse) <=
         half_unit_6g(test_mse) + 1e-9 * test_mse);
+}
+
+TEST_CASE("cli: train --shards 2 gives the same file at 1 and 2 threads, and 1 shard's fit") {
+  const ScratchDir dir("shards");
+  const std::string run = "train --points 90 --epochs 40 --nodes 12,7 --layers 2 --lr 0.02";
+  std::map<std::string, std::string> predictions;
+  for (const std::string how : {"--shards 1", "--shards 2 --threads 1", "--shards 2 --threads 2"}) {
+    const Run r = run_cli(dir, run + " " + how);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find(how.rfind("--shards 2", 0) == 0 ? ", shards 2" : ", shards 1") !=
+          std::string::npos);
+    predictions[how] = slurp(dir / "runge_predictions.csv");
+  }
+  // Threads never change the numbers of a sharded run.
+  CHECK(predictions["--shards 2 --threads 1"] == predictions["--shards 2 --threads 2"]);
+  // Two shards regroup the sums of one step: the same fit up to the last bits, which the
+  // CSV's 10 digits may show.
+  std::istringstream one(predictions["--shards 1"]), two(predictions["--shards 2 --threads 1"]);
+  std::string a, b;
+  std::size_t rows = 0;
+  while (std::getline(one, a) && std::getline(two, b)) {
+    if (rows++ == 0) continue;  // header
+    const double pa = std::stod(a.substr(a.rfind(',', a.rfind(',') - 1) + 1));
+    const double pb = std::stod(b.substr(b.rfind(',', b.rfind(',') - 1) + 1));
+    CAPTURE(a);
+    CAPTURE(b);
+    CHECK(std::fabs(pa - pb) <= 1e-8 * std::max(1.0, std::fabs(pa)));
+  }
+  CHECK(rows == 1 + 90 + 401);
 }
 
 TEST_CASE(

@@ -247,6 +247,7 @@ struct TrainOptions {
   bool penalise_biases = false;
   std::uint64_t seed = 1;
   bool no_scale_target = false;
+  std::size_t shards = 1;  // train only: a sweep runs its points in parallel instead
   void add(CLI::App* app, bool sweep) {
     const std::string list = sweep ? " (comma-separated list to sweep)" : "";
     app->add_option("--optimiser", optimiser,
@@ -276,6 +277,14 @@ struct TrainOptions {
     app->add_flag("--no-scale-target", no_scale_target,
                   "Train on raw y instead of standardised y (inputs are always standardised "
                   "on the training part; metrics are always in y's units)");
+    if (!sweep) {
+      app->add_option("--shards", shards,
+                      "Data-parallel steps: cut each batch into this many row blocks whose "
+                      "passes run at once on the --threads threads (the same numbers at any "
+                      "--threads; the last bits differ from 1 shard). Pays off for small "
+                      "networks, whose products are too small to split: 2 with --threads 2")
+          ->check(CLI::Range(1LL, kMaxJobs));
+    }
   }
   /// The starting rate when --schedule sets its own (step:, exponential:, ...), after
   /// refusing an --lr given next to it; otherwise nothing.
@@ -322,6 +331,7 @@ struct TrainOptions {
     t.penalise_biases = penalise_biases;
     t.seed = seed;
     t.scale_target = !no_scale_target;
+    t.shards = shards;
     return t;
   }
 };
@@ -521,10 +531,10 @@ int main(int argc, char** argv) {
       check_writable(pred_path, "--predictions");
       std::printf(
           "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g (%s), "
-          "%zu epochs, batch %zu, BLAS threads %d\n",
+          "%zu epochs, batch %zu, threads %d, shards %zu\n",
           tdata.function.c_str(), data.split.train.size(), data.split.test.size(),
           m.layers_string().c_str(), m.activation.c_str(), t.optimiser.c_str(), t.learning_rate,
-          t.schedule.c_str(), t.epochs, t.batch_size, xgrad::threads());
+          t.schedule.c_str(), t.epochs, t.batch_size, xgrad::threads(), t.shards);
       const TrainedModel model = train_network(data.split.train, &data.split.test, m, t);
       {
         std::ofstream out(curve_path);

@@ -122,6 +122,7 @@ void TrainSpec::validate() const {
   if (!(lambda >= 0) || !std::isfinite(lambda))
     throw std::invalid_argument("--lambda must be a finite number >= 0");
   make_schedule(schedule, learning_rate, 1);
+  if (shards == 0) throw std::invalid_argument("--shards must be at least 1");
 }
 
 Matrix TrainedModel::predict(const Matrix& x) const {
@@ -181,6 +182,7 @@ TrainedModel train_network(const Dataset& train, const Dataset* test, const Mode
   // depend on the batch size.
   run.seed = spec.seed * 0x9E3779B97F4A7C15ull + 1;
   run.progress = false;
+  run.shards = spec.shards;
 
   auto record_curve = [&](std::size_t epoch) {
     CurvePoint p;

@@ -48,6 +48,8 @@ struct TrainSpec {
   std::uint64_t seed = 1;       // initialisation and shuffling
   bool scale_target = true;     // train on standardised y; metrics in original units
   std::size_t curve_every = 0;  // 0: no learning curve; k: every k epochs (and the last)
+  /// Row blocks of each step trained at once on xgrad's threads (nn TrainerOptions::shards).
+  std::size_t shards = 1;
   void validate() const;
 };
 
