@@ -2,7 +2,11 @@
 # Speed benchmark of issue 4 in one run: xgrad (runge_bench) next to PyTorch, scikit-learn
 # and LibTorch on the same machine, one thread each (OpenBLAS, torch's intra- and inter-op
 # pools, sklearn's BLAS), then a table of the median CPU time per step and each peer's
-# ratio to xgrad.
+# ratio to xgrad. xgrad also runs the full batch as 2 data-parallel shards on 2 threads
+# (xgrad_2threads: runge train --shards 2 --threads 2); its gain is in wall time, so a
+# second table sets every implementation's wall time against it. The peers run at one
+# thread, their fastest setting here; PyTorch also runs at 2 threads (torch_2threads) to
+# show it (apps/runge/results/threads-2026-11-22.txt).
 #   [BENCH_OUT=file] [REPEATS=n] apps/runge/bench/run_bench.sh [BUILD_DIR] [EPOCHS]
 # The full-batch case (a few seconds per implementation) runs REPEATS times (default 5) in
 # rounds, every implementation once per round, so a slow spell of the shared machine hits
@@ -55,7 +59,12 @@ run_case() {  # run_case CASE XGRAD_CASES PEERS [--no-header]
 {
   for round in $(seq "$repeats"); do
     echo "run_bench.sh: full batch, round $round of $repeats" >&2
-    run_case full full,full32 torch,torch_float32,sklearn $([ "$round" -gt 1 ] && echo --no-header)
+    run_case full full,full32,full2 torch,torch_float32,sklearn $([ "$round" -gt 1 ] && echo --no-header)
+    # PyTorch given both cores too, as torch_2threads: slower than at one thread here.
+    if [ -n "$python" ]; then
+      "$python" "$here/peers.py" --epochs "$epochs" --cases full --peers torch --threads 2 |
+        sed 's/^torch,/torch_2threads,/'
+    fi
   done
   echo "run_bench.sh: batch 5, once (PyTorch takes about a minute)" >&2
   run_case batch5 batch5 torch,sklearn --no-header
@@ -93,5 +102,14 @@ awk -F, 'function median(list,   v, n, i, j, t) {
         printf "%-8s %-14s %5d %14.1f %10s %13.1f %10s %10.4g\n", cases[c], impls[i], runs[k],
                mc[k], rc, mw[k], rw, mse[k]
       }
+    }
+    x = "full" SUBSEP "xgrad_2threads"
+    if (!(x in mw)) exit
+    printf "\nfull batch, wall time against xgrad with 2 shards on 2 threads (> 1: xgrad is faster)\n"
+    printf "%-14s %5s %13s %16s\n", "impl", "runs", "wall_us/step", "x xgrad_2threads"
+    for (i = 1; i <= ni; ++i) {
+      k = "full" SUBSEP impls[i]
+      if ((k in mw) && impls[i] !~ /_float32$/)  # float64 against float64
+        printf "%-14s %5d %13.1f %16.2f\n", impls[i], runs[k], mw[k], mw[k] / mw[x]
     }
   }' "$out"
