@@ -62,8 +62,8 @@ struct TrainerOptions {
   /// same objective. The numbers depend on `shards` (the sums are grouped differently,
   /// so the last bits differ from shards = 1) but not on the thread count. With dropout,
   /// shard 0 draws its masks from the dropout stream and shard s from its own stream
-  /// (seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small to split
-  /// inside its products (docs/nn-training.md §6).
+  /// (the dropout seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small to split
+  /// inside its products (docs/nn-training.md §4).
   std::size_t shards = 1;
 
   /// Throws std::invalid_argument naming the value out of range.
