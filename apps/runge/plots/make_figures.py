@@ -301,32 +301,54 @@ def fig_bench(figs):
     if not rows:
         return
     # Process CPU time when the CSV has it: the machine is shared, and wall time then
-    # measures the neighbours as much as the code.
+    # measures the neighbours as much as the code. Runs on two threads (impl *_2threads)
+    # gain in wall time only: they get a panel of their own, in wall time.
     key = "cpu_seconds" if "cpu_seconds" in rows[0] else "seconds"
     per = "cpu_us_per_step" if key == "cpu_seconds" else "us_per_step"
-    cases = list(dict.fromkeys(r["case"] for r in rows))
-    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
-    for ax, c in zip(axes[0], cases):
+    one_thread = [r for r in rows if not r["impl"].endswith("_2threads")]
+    cases = list(dict.fromkeys(r["case"] for r in one_thread))
+    both = [r for r in rows if r["case"] == "full" and not r["impl"].endswith("float32")]
+    wall_panel = any(r["impl"] == "xgrad_2threads" for r in both)
+    panels = len(cases) + (1 if wall_panel else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
+
+    def bars(ax, subset, time_key, per_key, reference, name_reference=True):
         # run_bench.sh repeats the full-batch case: one bar per implementation, the median.
-        impls = list(dict.fromkeys(r["impl"] for r in rows if r["case"] == c))
-        runs = {i: [r for r in rows if r["case"] == c and r["impl"] == i] for i in impls}
-        med = {i: (statistics.median(fnum(r[key]) for r in runs[i]),
-                   statistics.median(fnum(r[per]) for r in runs[i])) for i in impls}
+        impls = list(dict.fromkeys(r["impl"] for r in subset))
+        runs = {i: [r for r in subset if r["impl"] == i] for i in impls}
+        med = {i: (statistics.median(fnum(r[time_key]) for r in runs[i]),
+                   statistics.median(fnum(r[per_key]) for r in runs[i])) for i in impls}
         ax.bar(impls, [med[i][0] for i in impls],
                color=["tab:green" if i.startswith("xgrad") else "tab:grey" for i in impls])
         for k, i in enumerate(impls):
-            # A peer's time over xgrad's in the same dtype (the goals are ratios).
-            ref = "xgrad_float32" if i.endswith("float32") and "xgrad_float32" in med else "xgrad"
-            ratio = (f"\n{med[i][1] / med[ref][1]:.1f}× {ref}"
+            ref = reference(i, med)
+            # A peer's time over xgrad's (the goals are ratios).
+            ratio = (f"\n{med[i][1] / med[ref][1]:.1f}×" + (f" {ref}" if name_reference else "")
                      if not i.startswith("xgrad") and ref in med else "")
             ax.text(k, med[i][0], f"{med[i][1]:.0f} µs/step{ratio}", ha="center", va="bottom",
-                    fontsize=8)
+                    fontsize=7)
         ax.margins(y=0.12)  # room for the two-line labels
+        ax.tick_params(axis="x", labelrotation=20)
+        return runs, impls
+
+    for ax, c in zip(axes[0], cases):
+        subset = [r for r in one_thread if r["case"] == c]
+        # In the same dtype: float32 peers against xgrad_float32.
+        runs, impls = bars(ax, subset, key, per, lambda i, med: "xgrad_float32"
+                           if i.endswith("float32") and "xgrad_float32" in med else "xgrad")
         n = max(len(v) for v in runs.values())
         ax.set_ylabel(("CPU seconds" if key == "cpu_seconds" else "seconds") +
                       (f", median of {n} runs" if n > 1 else ""))
         ax.set_title(f"{c}: {runs[impls[0]][0]['steps']} steps, 1-50-50-1 sigmoid, Adam")
-        ax.tick_params(axis="x", labelrotation=20)
+    if wall_panel:
+        ax = axes[0][-1]
+        runs, impls = bars(ax, both, "seconds", "us_per_step", lambda i, med: "xgrad_2threads",
+                           name_reference=False)
+        n = max(len(v) for v in runs.values())
+        ax.set_ylabel("wall seconds" + (f", median of {n} runs" if n > 1 else ""))
+        ax.set_title("full, float64, wall time; ratios over xgrad_2threads\n"
+                     "(xgrad: 2 shards on 2 threads; peers at 1 thread, PyTorch also at 2)",
+                     fontsize=10)
     figs.save(fig, "runge-bench.png")
 
 
