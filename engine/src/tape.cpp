@@ -230,6 +230,14 @@ Tensor<T> Tape<T>::variable(const Matrix<T>& value) {
   return t;
 }
 
+namespace {
+/// False when a user replaced a parameter's value() with another shape.
+template <class T>
+bool grad_matches_value(const typename Parameter<T>::Data& d) {
+  return d.grad.dimension() == 2 && d.grad.shape() == d.value.shape();
+}
+}  // namespace
+
 template <class T>
 Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
   const Matrix<T>& v = p.value();
@@ -239,7 +247,9 @@ Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
   n.param = p.data_;
   n.requires_grad = grad_enabled_;
   n.grad_on_tape = parameter_grads_on_tape_;
-  if (n.requires_grad && (p.grad().dimension() != 2 || p.grad().shape() != v.shape())) {
+  // With the gradient on the tape, other tapes may be using p on other threads: leave
+  // its grad alone here (add_parameter_grads resizes it, on one thread).
+  if (n.requires_grad && !n.grad_on_tape && !grad_matches_value<T>(*n.param)) {
     // A user replaced value() with another shape: keep grad consistent with it.
     n.param->grad = xt::zeros<T>(v.shape());
   }
@@ -340,8 +350,11 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   }
   // Nodes after the root take no part in this walk: their gradient from an earlier
   // backward (keep_graph) is stale, so they too read as zeros until a walk reaches them.
-  for (std::size_t i = r + 1; i < used_; ++i)
+  // Nor did anything flow into them (add_parameter_grads reads grad_touched).
+  for (std::size_t i = r + 1; i < used_; ++i) {
     nodes_[i].grad_ready = false;
+    nodes_[i].grad_touched = false;
+  }
   // The implicit seed of a scalar root is written in place: backward() allocates nothing.
   Matrix<T>& root_grad = detail::grad_for_add(*this, r);
   if (seed != nullptr) {
@@ -365,6 +378,7 @@ void Tape<T>::add_parameter_grads() {
     detail::Node<T>& n = nodes_[i];
     // Untouched: the last backward did not reach it (or ran before it was recorded).
     if (!n.param || !n.grad_on_tape || !n.requires_grad || !n.grad_touched) continue;
+    if (!grad_matches_value<T>(*n.param)) n.param->grad = xt::zeros<T>(n.param->value.shape());
     xt::noalias(n.param->grad) += n.grad;  // noalias: no temporary
   }
 }

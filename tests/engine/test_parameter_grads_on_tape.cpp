@@ -113,26 +113,69 @@ TEST_CASE("the setting applies to parameters recorded after it, a plain tape add
   CHECK(xgrad_test::max_abs_diff(w.grad(), reference_gradient(kX)) == 0.0);
 }
 
-TEST_CASE("two tapes run backward on the same parameters at once and sum to the whole batch") {
-  // Rows 0-1 on one tape and rows 2-3 on another, each on its own thread, the second
-  // keeping its gradient on the tape: the sum is the gradient of the 4-row loss.
+TEST_CASE("a walk from an earlier root leaves nothing of a later root's walk to add") {
+  // keep_graph: walk from root2 (reaches W), then from root1 recorded before W. The
+  // second walk does not reach W, so W's gradient of the first walk must not be added.
+  Parameter<double> a(Matrix<double>{{3.0}});
+  Parameter<double> w(Matrix<double>{{2.0}});
+  Tape<double> tape;
+  tape.set_parameter_grads_on_tape(true);
+  const auto A = tape.parameter(a);
+  const auto root1 = xgrad::sum(A * A);
+  const auto W = tape.parameter(w);
+  const auto root2 = xgrad::sum(W * W);
+  tape.backward(root2, xgrad::BackwardOptions{true});
+  tape.backward(root1);
+  tape.add_parameter_grads();
+  CHECK(a.grad()(0, 0) == 6.0);
+  CHECK(w.grad()(0, 0) == 0.0);
+}
+
+TEST_CASE("a parameter whose value changed shape gets a gradient of the new shape") {
+  Parameter<double> w(Matrix<double>{{1.0, 2.0}});
+  w.value() = Matrix<double>{{1.0, 2.0, 3.0}};  // the user replaced it: grad is still 1x2
+  Tape<double> tape;
+  tape.set_parameter_grads_on_tape(true);
+  const auto W = tape.parameter(w);
+  CHECK(w.grad().shape(1) == 2);  // left alone while other tapes may use it
+  tape.backward(xgrad::sum(W * 2.0));
+  tape.add_parameter_grads();
+  REQUIRE(w.grad().shape(1) == 3);
+  CHECK(w.grad()(0, 2) == 2.0);
+}
+
+TEST_CASE("two tapes run backward on the same parameters at once, as they would in turn") {
+  // Rows 0-1 on a plain tape and rows 2-3 on an on-tape one, each on its own thread,
+  // then the second added in: bit for bit the result of running them one after the
+  // other, and the gradient of the 4-row loss up to the grouping of the sums.
   const Matrix<double> top = xt::view(kX, xt::range(0, 2), xt::all());
   const Matrix<double> bottom = xt::view(kX, xt::range(2, 4), xt::all());
   Parameter<double> w(kW);
-  for (int round = 0; round < 20; ++round) {
+  auto step = [&](bool at_once) {
     w.zero_grad();
     Tape<double> first, second;
     second.set_parameter_grads_on_tape(true);
-    std::thread other([&] {
+    auto run_second = [&] {
       xgrad::Tensor<double> loss;
       record_loss(second, w, bottom, loss);
       second.backward(loss);
-    });
+    };
+    std::thread other;
+    if (at_once) other = std::thread(run_second);
     xgrad::Tensor<double> loss;
     record_loss(first, w, top, loss);
     first.backward(loss);
-    other.join();
+    if (at_once)
+      other.join();
+    else
+      run_second();
     second.add_parameter_grads();
-    CHECK(xgrad_test::max_abs_diff(w.grad(), reference_gradient(kX)) < 1e-15);
+    return Matrix<double>(w.grad());
+  };
+  const Matrix<double> in_turn = step(false);
+  CHECK(xgrad_test::max_abs_diff(in_turn, reference_gradient(kX)) < 1e-15);
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    CHECK(xgrad_test::max_abs_diff(step(true), in_turn) == 0.0);
   }
 }

@@ -115,7 +115,8 @@ class Tensor {
   const Matrix<T>& value() const;
   /// The gradient computed by the last backward(); zeros where nothing flowed. For a
   /// tensor of tape.parameter(p) this is p.grad(), which adds up over backward() calls
-  /// until zero_grad() (an optimiser's or the parameter's own).
+  /// until zero_grad() (an optimiser's or the parameter's own); on a tape with
+  /// parameter_grads_on_tape it is instead this tape's own gradient of the last walk.
   const Matrix<T>& grad() const;
   std::size_t rows() const { return value().shape(0); }
   std::size_t cols() const { return value().shape(1); }
@@ -147,7 +148,8 @@ struct Node {
   bool requires_grad = false;
   bool grad_touched = false;  // something flowed into grad during this backward
   bool grad_ready = false;    // grad was sized and zeroed since this node was recorded
-  bool grad_on_tape = false;  // a Parameter leaf whose gradient stays in `grad` (shards)
+  bool grad_on_tape = false;  // a Parameter leaf whose gradient is kept in `grad` (see
+                              // Tape::set_parameter_grads_on_tape)
   std::uint32_t lhs = kNoParent;
   std::uint32_t rhs = kNoParent;
   std::uint32_t third = kNoParent;  // linear's bias

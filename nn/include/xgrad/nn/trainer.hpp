@@ -63,7 +63,8 @@ struct TrainerOptions {
   /// so the last bits differ from shards = 1) but not on the thread count. With dropout,
   /// shard 0 draws its masks from the dropout stream and shard s from its own stream
   /// (the dropout seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small to split
-  /// inside its products (docs/nn-training.md §4).
+  /// inside its products (docs/nn-training.md §4). Each shard runs on one thread, its
+  /// products unsplit: use as many shards as threads (a multiple of it at most).
   std::size_t shards = 1;
 
   /// Throws std::invalid_argument naming the value out of range.
@@ -131,8 +132,10 @@ class Trainer {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<double> shard_losses_;
   /// One data-parallel step's forward and backward passes on rows [begin, end) of
-  /// `order` (shards > 1); returns the objective. Parameter gradients are summed into
-  /// grad() unless the objective is not finite.
+  /// `order` (shards > 1); returns the objective. Unlike one shard, every shard walks
+  /// back before the loss is checked: shard 0's gradients are in grad() even when the
+  /// objective is not finite (the caller's divergence handling zeroes them); the other
+  /// shards' are added only when it is finite.
   double sharded_forward_backward(const Matrix<T>& x, const Matrix<T>& y,
                                   const std::vector<std::size_t>& order, std::size_t begin,
                                   std::size_t end, bool full_size, DropoutMasks<T>* dropout);
