@@ -200,21 +200,18 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
                        options_.seed);
   const std::size_t m = sampler.batches();
   std::optional<DropoutMasks<T>> dropout;
-  if (options_.dropout.active()) {
-    dropout.emplace(options_.dropout,
-                    options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull));
-  }
+  const std::uint64_t dropout_seed =
+      options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull);
+  if (options_.dropout.active()) dropout.emplace(options_.dropout, dropout_seed);
   shards_.clear();
   shard_losses_.assign(options_.shards, 0.0);
   for (std::size_t s = 1; s < options_.shards; ++s) {
     auto shard = std::make_unique<Shard>();
     shard->tape.set_parameter_grads_on_tape(true);
     shard->tail_tape.set_parameter_grads_on_tape(true);
-    if (dropout) {
-      shard->dropout.emplace(options_.dropout,
-                             options_.dropout_seed.value_or(options_.seed ^ 0xd1b54a32d192ed03ull) +
-                                 s * 0x9e3779b97f4a7c15ull);
-    }
+    // Shard s's own stream: the seeds of neighbouring shards differ by the golden-ratio
+    // constant, so their mt19937_64 states have nothing in common.
+    if (dropout) shard->dropout.emplace(options_.dropout, dropout_seed + s * 0x9e3779b97f4a7c15ull);
     shards_.push_back(std::move(shard));
   }
 

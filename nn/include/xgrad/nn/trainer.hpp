@@ -60,11 +60,11 @@ struct TrainerOptions {
   /// xgrad::threads() threads at once; their gradients are then added in shard order.
   /// Each shard's cost is weighted by its share of the rows, so the step minimises the
   /// same objective. The numbers depend on `shards` (the sums are grouped differently,
-  /// so the last bits differ from shards = 1) but not on the thread count. With dropout,
-  /// shard 0 draws its masks from the dropout stream and shard s from its own stream
-  /// (the dropout seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small to split
-  /// inside its products (docs/nn-training.md §4). Each shard runs on one thread, its
-  /// products unsplit: use as many shards as threads (a multiple of it at most).
+  /// so the last bits differ from shards = 1) but not on the thread count. With
+  /// dropout, shard 0 draws its masks from the dropout stream and shard s from its own
+  /// (the dropout seed + s * 0x9e3779b97f4a7c15). Pays off where one step is too small
+  /// to split inside its products (docs/nn-training.md §4). Each shard runs on one
+  /// thread, its products unsplit: use as many shards as threads.
   std::size_t shards = 1;
 
   /// Throws std::invalid_argument naming the value out of range.
