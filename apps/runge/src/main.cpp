@@ -379,7 +379,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 1;
   const std::string threads_help =
-      "threads of a single run, GEMMs and loops (sweeps always use 1 per worker)";
+      "threads of a single run, GEMMs and loops (sweeps always use 1 per worker); a small "
+      "network's products stay on one thread: train --shards spreads its rows instead";
   app.add_option("--threads", threads, threads_help)->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----
