@@ -95,7 +95,7 @@ Tensor<T> data_cost(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, co
 template <class T>
 Tensor<T> penalty(Tape<T>& tape, const Network<T>& net, const Regularisation& reg) {
   check_regularisation(reg);
-  if (reg.penalty == Penalty::None || reg.lambda == 0.0 || net.layers().empty()) {
+  if (!reg.active() || net.layers().empty()) {
     Matrix<T> zero({std::size_t(1), std::size_t(1)});
     zero.fill(T(0));
     return tape.constant(zero);
@@ -121,9 +121,7 @@ Tensor<T> objective(Tape<T>& tape, const Network<T>& net, const Tensor<T>& x, co
                     const CostSpec& spec, DropoutMasks<T>* dropout) {
   check_regularisation(spec.regularisation);
   Tensor<T> c = data_cost(tape, net, x, y, spec.cost, dropout);
-  if (spec.regularisation.penalty == Penalty::None || spec.regularisation.lambda == 0.0) {
-    return c;  // no penalty nodes on the tape at all
-  }
+  if (!spec.regularisation.active()) return c;  // no penalty nodes on the tape at all
   return add(c, penalty(tape, net, spec.regularisation));
 }
 

@@ -93,8 +93,6 @@ double Trainer<T>::sharded_forward_backward(const Matrix<T>& x, const Matrix<T>&
                                             DropoutMasks<T>* dropout) {
   const std::size_t rows = end - begin;
   const std::size_t parts = std::min(options_.shards, rows);  // no empty shard
-  const bool penalised =
-      cost_.regularisation.penalty != Penalty::None && cost_.regularisation.lambda != 0.0;
   auto run_shard = [&](std::size_t s) {
     Shard* shard = s == 0 ? nullptr : shards_[s - 1].get();
     Tape<T>& tape =
@@ -109,7 +107,8 @@ double Trainer<T>::sharded_forward_backward(const Matrix<T>& x, const Matrix<T>&
     // the mean over the minibatch. The penalty is counted once, on shard 0.
     Tensor<T> loss = data_cost(tape, network_, X, Y, cost_.cost, masks) *
                      static_cast<T>(static_cast<double>(e - b) / static_cast<double>(rows));
-    if (s == 0 && penalised) loss = add(loss, penalty(tape, network_, cost_.regularisation));
+    if (s == 0 && cost_.regularisation.active())
+      loss = add(loss, penalty(tape, network_, cost_.regularisation));
     shard_losses_[s] = static_cast<double>(loss.item());
     tape.backward(loss);
   };
@@ -166,7 +165,7 @@ Evaluation Trainer<T>::evaluate_checked(const Matrix<T>& x, const Matrix<T>& y) 
   }
   Evaluation ev;
   ev.loss = sum / static_cast<double>(n);
-  if (cost_.regularisation.penalty != Penalty::None) {
+  if (cost_.regularisation.active()) {
     eval_tape_.clear();
     ev.loss += static_cast<double>(penalty(eval_tape_, network_, cost_.regularisation).item());
   }

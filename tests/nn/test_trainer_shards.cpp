@@ -65,6 +65,13 @@ TrainerOptions options(std::size_t shards, std::size_t batch) {
   return o;
 }
 
+std::vector<Matrix<double>> values_of(const Network<double>& n) {
+  std::vector<Matrix<double>> out;
+  for (const auto& p : n.parameters())
+    out.push_back(p.value());
+  return out;
+}
+
 std::vector<Matrix<double>> train(const TrainerOptions& o, int threads,
                                   History* history = nullptr) {
   Matrix<double> x, y;
@@ -77,10 +84,7 @@ std::vector<Matrix<double>> train(const TrainerOptions& o, int threads,
   const History& h = trainer.fit(x, y);
   xgrad::set_threads(previous);
   if (history) *history = h;
-  std::vector<Matrix<double>> out;
-  for (const auto& p : n.parameters())
-    out.push_back(p.value());
-  return out;
+  return values_of(n);
 }
 
 double max_abs_diff(const std::vector<Matrix<double>>& a, const std::vector<Matrix<double>>& b) {
@@ -168,10 +172,7 @@ TEST_CASE("softmax cross-entropy: sharded steps train as whole minibatches, to r
     auto opt = make_optimiser<double>("rmsprop:lr=0.01", n.parameters());
     Trainer<double> trainer(n, *opt, ce, options(shards, 16));  // last batch: 13 rows
     trainer.fit(x, y);
-    std::vector<Matrix<double>> out;
-    for (const auto& p : n.parameters())
-      out.push_back(p.value());
-    return out;
+    return values_of(n);
   };
   const auto whole = trained(1);
   const auto sharded = trained(4);
@@ -242,19 +243,14 @@ TEST_CASE("a sharded run that diverges stops with the last good parameters") {
   Matrix<double> x, y;
   data(x, y);
   Network<double> n = net(3);
-  std::vector<Matrix<double>> initial;
-  for (const auto& p : n.parameters())
-    initial.push_back(p.value());
+  const auto initial = values_of(n);
   auto opt = make_optimiser<double>("sgd:lr=1e200", n.parameters());
   Trainer<double> trainer(n, *opt, mse_l2(), options(3, 10));
   const History& h = trainer.fit(x, y);
   CHECK(h.stop == StopReason::NonFinite);
   CHECK(h.restored_epoch == 0);
   CHECK(all_finite(n.parameters()));
-  std::vector<Matrix<double>> now;
-  for (const auto& p : n.parameters())
-    now.push_back(p.value());
-  CHECK(max_abs_diff(now, initial) == 0.0);
+  CHECK(max_abs_diff(values_of(n), initial) == 0.0);
 }
 
 TEST_CASE("shards = 0 is refused with its name") {

@@ -23,6 +23,8 @@ struct Regularisation {
   Penalty penalty = Penalty::None;
   double lambda = 0.0;
   bool include_biases = false;
+  /// False for no penalty or lambda 0: the objective then records no penalty nodes.
+  bool active() const { return penalty != Penalty::None && lambda != 0.0; }
 };
 
 struct CostSpec {
