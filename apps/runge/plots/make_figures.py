@@ -261,45 +261,42 @@ def fig_sparse(figs):
     # after the design was fixed); CSVs from before the split have no "set" column.
     sets = list(dict.fromkeys(r.get("set") or "dev" for r in rows))
     labels = list(dict.fromkeys(label(r) for r in rows))
+
+    def panel(ax, part, labels, value, title, legend):
+        """Boxes with every draw as a dot, one per model, and report 001's line."""
+        data = [[value(r) for r in part if label(r) == l] for l in labels]
+        ax.boxplot(data, labels=labels, showmeans=True)
+        for k, vals in enumerate(data):
+            ax.scatter(np.full(len(vals), k + 1) + np.linspace(-0.12, 0.12, len(vals)), vals,
+                       s=10, alpha=0.6)
+        ax.axhline(-1.82, color="k", ls=":", label=legend)
+        ax.set_title(title.format(draws=len({r["data_seed"] for r in part})))
+        ax.tick_params(axis="x", labelrotation=25)
+        ax.legend(loc="upper right", fontsize=8)
+
     # One more panel: the held-out fits against f(x) itself at the same fresh x, so
     # without the noise floor log10 0.1² = -2 (column fresh_mse_vs_true_function).
     vs_truth = "fresh_mse_vs_true_function" in rows[0]
     fig, axes = plt.subplots(1, len(sets) + vs_truth, figsize=(9 * (len(sets) + vs_truth), 4.8),
                              squeeze=False)
     for ax, name in zip(axes[0], sets):
-        part = [r for r in rows if (r.get("set") or "dev") == name]
-        data = [[fnum(r["log10_fresh_mse"]) for r in part if label(r) == l] for l in labels]
-        ax.boxplot(data, labels=labels, showmeans=True)
-        for k, vals in enumerate(data):
-            ax.scatter(np.full(len(vals), k + 1) + np.linspace(-0.12, 0.12, len(vals)), vals,
-                       s=10, alpha=0.6)
-        ax.axhline(-1.82, color="k", ls=":", label="report 001 best (L1 FFNN, one draw): -1.82")
-        draws = len({r["data_seed"] for r in part})
-        ax.set_title(f"{name} draws ({draws}): N=18, $\\sigma$=0.1, 100 fresh points each")
-        ax.tick_params(axis="x", labelrotation=25)
-        ax.legend(loc="upper right", fontsize=8)
-    # The linear baselines' worst draws (up to +2.4) would flatten the networks' boxes.
-    for ax in axes[0][: len(sets)]:
+        panel(ax, [r for r in rows if (r.get("set") or "dev") == name], labels,
+              lambda r: fnum(r["log10_fresh_mse"]),
+              name + " draws ({draws}): N=18, $\\sigma$=0.1, 100 fresh points each",
+              "report 001 best (L1 FFNN, one draw): -1.82")
+        # The linear baselines' worst draws (up to +2.4) would flatten the networks' boxes.
         ax.set_ylim(-2.25, -0.6)
     axes[0][0].set_ylabel("log10 MSE on 100 fresh points (linear outliers above -0.6 cut)")
     if vs_truth:
         ax = axes[0][-1]
-        name = sets[-1]
-        part = [r for r in rows if (r.get("set") or "dev") == name and r["model"] != "true_function"]
-        fitted = [l for l in labels if l != "true function"]
-        data = [[np.log10(fnum(r["fresh_mse_vs_true_function"])) for r in part if label(r) == l]
-                for l in fitted]
-        ax.boxplot(data, labels=fitted, showmeans=True)
-        for k, vals in enumerate(data):
-            ax.scatter(np.full(len(vals), k + 1) + np.linspace(-0.12, 0.12, len(vals)), vals,
-                       s=10, alpha=0.6)
-        ax.axhline(-1.82, color="k", ls=":", label="report 001 best: -1.82")
-        draws = len({r["data_seed"] for r in part})
-        ax.set_title(f"{name} draws ({draws}): the same fits against f(x), noise removed")
+        part = [r for r in rows
+                if (r.get("set") or "dev") == sets[-1] and r["model"] != "true_function"]
+        panel(ax, part, [l for l in labels if l != "true function"],
+              lambda r: np.log10(fnum(r["fresh_mse_vs_true_function"])),
+              sets[-1] + " draws ({draws}): the same fits against f(x), noise removed",
+              "report 001 best: -1.82")
         ax.set_ylabel("log10 MSE against f(x) at the 100 fresh x")
         ax.set_ylim(-2.9, -0.6)
-        ax.tick_params(axis="x", labelrotation=25)
-        ax.legend(loc="upper right", fontsize=8)
     figs.save(fig, "runge-sparse.png")
 
 
