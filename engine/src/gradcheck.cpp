@@ -87,8 +87,11 @@ std::string GradcheckResult::message() const {
   std::ostringstream s;
   s << std::setprecision(6);
   if (passed) {
+    // The two values too: where the true gradient is ~0, rel error 1 from rounding noise
+    // would otherwise look alarming.
     s << "gradcheck passed: " << elements_checked << " elements, worst at input " << input << " ("
-      << row << ", " << col << "): abs error " << abs_error << ", rel error " << rel_error;
+      << row << ", " << col << "): analytic " << analytic << ", numeric " << numeric
+      << ", abs error " << abs_error << ", rel error " << rel_error;
   } else {
     s << "gradcheck FAILED at input " << input << " (" << row << ", " << col << "): analytic "
       << std::setprecision(12) << analytic << ", numeric " << numeric << std::setprecision(6)

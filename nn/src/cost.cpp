@@ -10,6 +10,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "wording.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::nn {
@@ -66,7 +67,7 @@ void check_regularisation(const Regularisation& reg) {
   }
   if (!(reg.lambda >= 0) || !std::isfinite(reg.lambda)) {
     throw std::invalid_argument("regularisation lambda must be finite and >= 0, got " +
-                                std::to_string(reg.lambda));
+                                wording::shown(reg.lambda));
   }
 }
 

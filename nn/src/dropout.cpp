@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "wording.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::nn {
@@ -13,7 +14,7 @@ void Dropout::validate() const {
        {std::pair<const char*, double>{"input", input}, {"hidden", hidden}}) {
     if (!(p >= 0 && p < 1)) {
       throw std::invalid_argument(std::string("dropout: the ") + name +
-                                  " rate must be in [0, 1), got " + std::to_string(p));
+                                  " rate must be in [0, 1), got " + wording::shown(p));
     }
   }
 }
@@ -28,7 +29,7 @@ template <class T>
 Tensor<T> DropoutMasks<T>::apply(Tape<T>& tape, const Tensor<T>& a, double p) {
   if (p == 0) return a;
   if (!(p > 0 && p < 1)) {
-    throw std::invalid_argument("dropout: the rate must be in [0, 1), got " + std::to_string(p));
+    throw std::invalid_argument("dropout: the rate must be in [0, 1), got " + wording::shown(p));
   }
   const auto threshold = static_cast<std::uint32_t>(p * 4294967296.0);
   const T keep = T(1.0 / (1.0 - p));

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <stdexcept>
+#include "wording.hpp"
 
 namespace xgrad::nn {
 
@@ -14,7 +15,7 @@ namespace {
 void check_positive(const char* what, double sigma) {
   if (!(sigma > 0) || !std::isfinite(sigma)) {
     throw std::invalid_argument(std::string("initialiser: ") + what +
-                                " must be positive and finite, got " + std::to_string(sigma));
+                                " must be positive and finite, got " + wording::shown(sigma));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "wording.hpp"
 #include "xgrad/nn/dropout.hpp"
 #include "xgrad/ops.hpp"
 
@@ -52,7 +53,7 @@ Network<T>::Network(const std::vector<std::size_t>& sizes,
   }
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     if (sizes[i] == 0) {
-      throw std::invalid_argument("Network: size " + std::to_string(i) + " is 0; every layer " +
+      throw std::invalid_argument("Network: sizes[" + std::to_string(i) + "] is 0; every layer " +
                                   "needs at least one unit");
     }
   }
@@ -72,9 +73,9 @@ Network<T>& Network<T>::add(Dense<T> layer) {
   check_layer(layer, layers_.size());
   if (!layers_.empty() && layer.inputs() != layers_.back().outputs()) {
     throw std::invalid_argument("Network::add: layer " + std::to_string(layers_.size() + 1) +
-                                " takes " + std::to_string(layer.inputs()) + " inputs but layer " +
-                                std::to_string(layers_.size()) + " gives " +
-                                std::to_string(layers_.back().outputs()) + " outputs");
+                                " takes " + wording::count_of(layer.inputs(), "input") +
+                                " but layer " + std::to_string(layers_.size()) + " gives " +
+                                wording::count_of(layers_.back().outputs(), "output"));
   }
   for (const Dense<T>& other : layers_) {
     // parameters() must give each parameter once; a shared parameter would be counted

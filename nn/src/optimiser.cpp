@@ -266,8 +266,8 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
       } else if (key == "eps" || key == "epsilon") {
         spec.options.epsilon = x;
       } else {
-        throw std::invalid_argument("optimiser '" + text + "': unknown key '" + key +
-                                    "' (expected lr, momentum, rho, beta1, beta2, eps)");
+        throw std::invalid_argument("optimiser '" + text + "': unknown key '" + key + "' (" +
+                                    optimiser_name(spec.kind) + " takes " + applies + ")");
       }
     }
   }

@@ -79,60 +79,66 @@ std::string dtype_name(std::size_t bytes) {
   return "an unknown scalar type of " + std::to_string(bytes) + " bytes";
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  throw std::runtime_error("load_network: " + path + ": " + problem);
+// `who` is the function the user called (load_network or inspect_model_file).
+[[noreturn]] void fail(const char* who, const std::string& path, const std::string& problem) {
+  throw std::runtime_error(std::string(who) + ": " + path + ": " + problem);
 }
 
-std::vector<std::uint8_t> read_file(const std::string& path) {
+std::vector<std::uint8_t> read_file(const char* who, const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a model file");
+  if (std::filesystem::is_directory(path, ec)) fail(who, path, "is a directory, not a model file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    fail(path, "cannot open the file for reading (" + std::string(std::strerror(errno)) + ")");
+    fail(who, path, "cannot open the file for reading (" + std::string(std::strerror(errno)) + ")");
   try {
     std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                     std::istreambuf_iterator<char>());
-    if (in.bad()) fail(path, "read error");
+    if (in.bad()) fail(who, path, "read error");
     return bytes;
   } catch (const std::ios_base::failure& e) {  // libstdc++ throws from underflow on EIO
-    fail(path, std::string("read error (") + e.what() + ")");
+    fail(who, path, std::string("read error (") + e.what() + ")");
   }
 }
 
 /// Header, layer table and checksum checks; `data_offset` receives where W^1 starts.
-ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
+ModelFileInfo parse(const char* who, const std::string& path, const std::vector<std::uint8_t>& f,
                     std::size_t& data_offset) {
   if (f.size() < kMagic.size() || std::memcmp(f.data(), kMagic.data(), kMagic.size()) != 0) {
-    fail(path, f.size() < kMagic.size()
-                   ? "not an xgrad network file (" + std::to_string(f.size()) +
-                         " bytes, shorter than the 8-byte magic)"
-                   : "not an xgrad network file (wrong magic; expected \"XGRADNN\\0\")");
+    fail(who, path,
+         f.size() < kMagic.size()
+             ? "not an xgrad network file (" + std::to_string(f.size()) +
+                   " bytes, shorter than the 8-byte magic)"
+             : "not an xgrad network file (wrong magic; expected \"XGRADNN\\0\")");
   }
   if (f.size() < kHeaderBytes + 4) {
-    fail(path, "truncated: " + std::to_string(f.size()) + " bytes, the header alone needs " +
-                   std::to_string(kHeaderBytes + 4));
+    fail(who, path,
+         "truncated: " + std::to_string(f.size()) + " bytes, the header alone needs " +
+             std::to_string(kHeaderBytes + 4));
   }
   ModelFileInfo info;
   info.version = static_cast<std::uint32_t>(get_uint(f.data() + 8, 4));
   if (info.version != kModelFormatVersion) {
-    fail(path, "format version " + std::to_string(info.version) +
-                   " is not supported (this build reads version " +
-                   std::to_string(kModelFormatVersion) + ")");
+    fail(who, path,
+         "format version " + std::to_string(info.version) +
+             " is not supported (this build reads version " + std::to_string(kModelFormatVersion) +
+             ")");
   }
   info.scalar_bytes = f[12];
   if (info.scalar_bytes != 4 && info.scalar_bytes != 8) {
-    fail(path, "scalar size " + std::to_string(info.scalar_bytes) +
-                   " is neither 4 (float32) nor 8 (float64)");
+    fail(who, path,
+         "scalar size " + std::to_string(info.scalar_bytes) +
+             " is neither 4 (float32) nor 8 (float64)");
   }
   const auto layers = static_cast<std::uint32_t>(get_uint(f.data() + 16, 4));
   if (layers == 0 || layers > kMaxLayers) {
-    fail(path,
+    fail(who, path,
          "layer count " + std::to_string(layers) + " is outside 1.." + std::to_string(kMaxLayers));
   }
   const std::size_t table_end = kHeaderBytes + kLayerBytes * layers;
   if (f.size() < table_end + 4) {
-    fail(path, "truncated: " + std::to_string(f.size()) + " bytes, the header of " +
-                   std::to_string(layers) + " layers needs " + std::to_string(table_end + 4));
+    fail(who, path,
+         "truncated: " + std::to_string(f.size()) + " bytes, the header of " +
+             std::to_string(layers) + " layers needs " + std::to_string(table_end + 4));
   }
   // The checksum before the contents: a flipped bit anywhere is reported as corruption,
   // not as whatever field it happened to land in. Size problems are reported first.
@@ -141,8 +147,9 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     const std::uint8_t* e = f.data() + kHeaderBytes + kLayerBytes * l;
     const std::uint64_t in = get_uint(e + 16, 8), out = get_uint(e + 24, 8);
     if (in == 0 || out == 0 || in > (1u << 30) || out > (1u << 30)) {
-      fail(path, "layer " + std::to_string(l + 1) + " has " + std::to_string(in) + " inputs and " +
-                     std::to_string(out) + " outputs (each must be 1..2^30)");
+      fail(who, path,
+           "layer " + std::to_string(l + 1) + " has " + std::to_string(in) + " inputs and " +
+               std::to_string(out) + " outputs (each must be 1..2^30)");
     }
     // in, out <= 2^30: in out + out fits in 64 bits, and comparing it with what the file
     // can hold before adding keeps the running sum from wrapping around (a crafted
@@ -150,20 +157,23 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     const std::uint64_t layer_scalars = in * out + out;
     const std::uint64_t room = f.size() / info.scalar_bytes;
     if (layer_scalars > room - std::min<std::uint64_t>(room, scalars)) {
-      fail(path, "truncated: " + std::to_string(f.size()) + " bytes cannot hold the " +
-                     std::to_string(in) + "x" + std::to_string(out) +
-                     " weights and biases of layer " + std::to_string(l + 1));
+      fail(who, path,
+           "truncated: " + std::to_string(f.size()) + " bytes cannot hold the " +
+               std::to_string(in) + "x" + std::to_string(out) + " weights and biases of layer " +
+               std::to_string(l + 1));
     }
     scalars += static_cast<std::size_t>(layer_scalars);
   }
   const std::size_t expected = table_end + scalars * info.scalar_bytes + 4;
   if (f.size() < expected) {
-    fail(path, "truncated: " + std::to_string(f.size()) + " bytes, the " + std::to_string(layers) +
-                   " layers described need " + std::to_string(expected));
+    fail(who, path,
+         "truncated: " + std::to_string(f.size()) + " bytes, the " + std::to_string(layers) +
+             " layers described need " + std::to_string(expected));
   }
   if (f.size() > expected) {
-    fail(path, std::to_string(f.size() - expected) + " unexpected bytes after the " +
-                   std::to_string(expected) + " the layers describe");
+    fail(who, path,
+         std::to_string(f.size() - expected) + " unexpected bytes after the " +
+             std::to_string(expected) + " the layers describe");
   }
   const std::uint32_t stored = static_cast<std::uint32_t>(get_uint(f.data() + f.size() - 4, 4));
   const std::uint32_t actual = crc32(f.data(), f.size() - 4);
@@ -171,18 +181,19 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     std::ostringstream s;
     s << std::hex << "checksum mismatch (stored CRC-32 0x" << stored << ", contents give 0x"
       << actual << "): the file is corrupted";
-    fail(path, s.str());
+    fail(who, path, s.str());
   }
   for (std::uint32_t l = 0; l < layers; ++l) {
     const std::uint8_t* e = f.data() + kHeaderBytes + kLayerBytes * l;
     const std::uint8_t kind = e[0];
     if (kind > static_cast<std::uint8_t>(ActivationKind::Softmax)) {
-      fail(path, "layer " + std::to_string(l + 1) + " has unknown activation code " +
-                     std::to_string(kind));
+      fail(who, path,
+           "layer " + std::to_string(l + 1) + " has unknown activation code " +
+               std::to_string(kind));
     }
     const double alpha = get_scalar<double>(e + 8);
     if (!std::isfinite(alpha) || alpha < 0) {
-      fail(path,
+      fail(who, path,
            "layer " + std::to_string(l + 1) + " has activation parameter " + std::to_string(alpha));
     }
     const auto in = static_cast<std::size_t>(get_uint(e + 16, 8));
@@ -190,9 +201,10 @@ ModelFileInfo parse(const std::string& path, const std::vector<std::uint8_t>& f,
     if (l == 0) {
       info.sizes.push_back(in);
     } else if (in != info.sizes.back()) {
-      fail(path, "layer " + std::to_string(l + 1) + " takes " + std::to_string(in) +
-                     " inputs but layer " + std::to_string(l) + " gives " +
-                     std::to_string(info.sizes.back()) + " outputs");
+      fail(who, path,
+           "layer " + std::to_string(l + 1) + " takes " + std::to_string(in) +
+               " inputs but layer " + std::to_string(l) + " gives " +
+               std::to_string(info.sizes.back()) + " outputs");
     }
     info.sizes.push_back(out);
     info.activations.push_back(Activation{static_cast<ActivationKind>(kind), alpha});
@@ -252,12 +264,14 @@ void save_network(const Network<T>& net, const std::string& path) {
 
 template <class T>
 Network<T> load_network(const std::string& path) {
-  const std::vector<std::uint8_t> f = read_file(path);
+  const char* who = "load_network";
+  const std::vector<std::uint8_t> f = read_file(who, path);
   std::size_t offset = 0;
-  const ModelFileInfo info = parse(path, f, offset);
+  const ModelFileInfo info = parse(who, path, f, offset);
   if (info.scalar_bytes != sizeof(T)) {
-    fail(path, "holds " + dtype_name(info.scalar_bytes) + " parameters but a " +
-                   dtype_name(sizeof(T)) + " network was asked for");
+    fail(who, path,
+         "holds " + dtype_name(info.scalar_bytes) + " parameters but a " + dtype_name(sizeof(T)) +
+             " network was asked for");
   }
   Network<T> net;
   for (std::size_t l = 0; l < info.activations.size(); ++l) {
@@ -280,8 +294,9 @@ Network<T> load_network(const std::string& path) {
 }
 
 ModelFileInfo inspect_model_file(const std::string& path) {
+  const char* who = "inspect_model_file";
   std::size_t offset = 0;
-  return parse(path, read_file(path), offset);
+  return parse(who, path, read_file(who, path), offset);
 }
 
 template void save_network(const Network<float>&, const std::string&);

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "wording.hpp"
 #include "xgrad/nn/data.hpp"
 #include "xgrad/nn/dropout.hpp"
 #include "xgrad/ops.hpp"
@@ -22,8 +23,29 @@ double since(Clock::time_point t0) {
 }
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+/// The targets a cross-entropy cost can mean: 0/1 labels or probabilities for bce,
+/// one-hot or soft (non-negative) rows for cross_entropy. Out of range, the loss is a
+/// finite number that measures nothing (labels {0, 1, 2} given to bce, say).
 template <class T>
-void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, const char* what) {
+void check_targets(const Matrix<T>& y, CostKind cost, const char* what) {
+  if (cost == CostKind::MeanSquaredError) return;
+  const bool bce = cost == CostKind::BinaryCrossEntropy;
+  const T* d = y.data();
+  for (std::size_t k = 0; k < y.size(); ++k) {
+    if (d[k] < T(0) || (bce && d[k] > T(1))) {
+      std::ostringstream msg;
+      msg << what << ": y holds " << d[k] << " at row " << k / y.shape(1) << ", column "
+          << k % y.shape(1) << ", but the " << cost_name(cost) << " cost needs "
+          << (bce ? "targets in [0, 1] (0/1 labels or probabilities)"
+                  : "non-negative targets (one-hot or probability rows)");
+      throw std::invalid_argument(msg.str());
+    }
+  }
+}
+
+template <class T>
+void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, CostKind cost,
+                const char* what) {
   if (x.shape(0) != y.shape(0)) {
     throw std::invalid_argument(std::string(what) + ": x is " + shape_string(x) + " but y is " +
                                 shape_string(y) + " (row counts differ)");
@@ -31,13 +53,13 @@ void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, c
   if (x.shape(0) == 0) throw std::invalid_argument(std::string(what) + ": no rows");
   if (x.shape(1) != net.inputs()) {
     throw std::invalid_argument(std::string(what) + ": x is " + shape_string(x) +
-                                " but the network takes " + std::to_string(net.inputs()) +
-                                " inputs");
+                                " but the network takes " +
+                                wording::count_of(net.inputs(), "input"));
   }
   if (y.shape(1) != net.outputs()) {
     throw std::invalid_argument(std::string(what) + ": y is " + shape_string(y) +
-                                " but the network has " + std::to_string(net.outputs()) +
-                                " outputs");
+                                " but the network has " +
+                                wording::count_of(net.outputs(), "output"));
   }
   // A NaN or inf in the data would otherwise surface as "the loss became nan at epoch 1",
   // which sends one looking at the learning rate instead of the data.
@@ -48,11 +70,13 @@ void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, c
         std::ostringstream msg;
         msg << what << ": " << (m == &x ? "x" : "y") << " holds " << d[k] << " at row "
             << k / m->shape(1) << ", column " << k % m->shape(1)
-            << "; remove or replace non-finite values before training";
+            << "; remove or replace non-finite values before "
+            << (what == std::string("evaluate") ? "evaluating" : "training");
         throw std::invalid_argument(msg.str());
       }
     }
   }
+  check_targets(y, cost, what);
 }
 
 }  // namespace
@@ -141,7 +165,7 @@ Trainer<T>& Trainer<T>::add_callback(std::shared_ptr<Callback<T>> callback) {
 
 template <class T>
 Evaluation Trainer<T>::evaluate(const Matrix<T>& x, const Matrix<T>& y) {
-  check_data(network_, x, y, "evaluate");
+  check_data(network_, x, y, cost_.cost, "evaluate");
   return evaluate_checked(x, y);
 }
 
@@ -191,8 +215,8 @@ const History& Trainer<T>::fit(const Matrix<T>& x, const Matrix<T>& y, const Mat
 template <class T>
 const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>* x_val,
                                const Matrix<T>* y_val) {
-  check_data(network_, x, y, "fit");
-  if (x_val) check_data(network_, *x_val, *y_val, "fit (validation data)");
+  check_data(network_, x, y, cost_.cost, "fit");
+  if (x_val) check_data(network_, *x_val, *y_val, cost_.cost, "fit (validation data)");
   const std::size_t n = x.shape(0);
   const bool full_batch = optimiser_.full_batch() || options_.batch_size == 0;
   BatchSampler sampler(n, full_batch ? 0 : options_.batch_size, options_.shuffle && !full_batch,

@@ -120,7 +120,11 @@ TEST_CASE("cost: L1 and L2 penalties with and without biases (report 000 eq. 22)
   CHECK(pen(Penalty::L2, 0.5, false) == doctest::Approx(0.5 * 5.25).epsilon(1e-15));
   CHECK(pen(Penalty::L2, 0.5, true) == doctest::Approx(0.5 * (5.25 + 9.0625)).epsilon(1e-15));
   CHECK_THROWS_WITH_AS(pen(Penalty::L2, -1.0, false),
-                       "regularisation lambda must be finite and >= 0, got -1.000000",
+                       "regularisation lambda must be finite and >= 0, got -1",
+                       std::invalid_argument);
+  // A tiny negative lambda is shown as it is, not rounded to "-0.000000".
+  CHECK_THROWS_WITH_AS(pen(Penalty::L1, -1e-9, false),
+                       "regularisation lambda must be finite and >= 0, got -1e-09",
                        std::invalid_argument);
 }
 

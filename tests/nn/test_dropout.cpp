@@ -140,18 +140,20 @@ TEST_CASE("a network's gradients with fixed dropout masks pass gradcheck") {
 TEST_CASE("dropout rates outside 0 <= p < 1 are refused, naming the rate") {
   CHECK(message_of([] {
           DropoutMasks<double>(Dropout{1.0, 0.0}, 0);
-        }) == "dropout: the input rate must be in [0, 1), got 1.000000");
+        }) == "dropout: the input rate must be in [0, 1), got 1");
   CHECK(message_of([] {
           DropoutMasks<float>(Dropout{0.0, -0.1}, 0);
-        }) == "dropout: the hidden rate must be in [0, 1), got -0.100000");
+        }) == "dropout: the hidden rate must be in [0, 1), got -0.1");
+  CHECK(message_of([] {
+          DropoutMasks<double>(Dropout{-1e-9, 0.0}, 0);
+        }) == "dropout: the input rate must be in [0, 1), got -1e-09");
   Tape<double> tape;
   DropoutMasks<double> masks(Dropout{}, 0);
   CHECK(message_of([&] { masks.apply(tape, tape.constant(ones(2, 2)), 1.0); }) ==
-        "dropout: the rate must be in [0, 1), got 1.000000");
+        "dropout: the rate must be in [0, 1), got 1");
   TrainerOptions o;
   o.dropout.hidden = 1.5;
-  CHECK(message_of([&] { o.validate(); }) ==
-        "dropout: the hidden rate must be in [0, 1), got 1.500000");
+  CHECK(message_of([&] { o.validate(); }) == "dropout: the hidden rate must be in [0, 1), got 1.5");
 }
 
 TEST_CASE("the trainer drops units in training steps only, reproducibly for a dropout seed") {

@@ -83,7 +83,7 @@ TEST_CASE("init: biases constant 0.01, 0, or N(0, sigma)") {
   CHECK(std::abs(m.std - 0.5) < 0.005);
   init.bias_sigma = -1;
   CHECK_THROWS_WITH_AS(init_biases<double>(init, 3, rng),
-                       "initialiser: bias_sigma must be positive and finite, got -1.000000",
+                       "initialiser: bias_sigma must be positive and finite, got -1",
                        std::invalid_argument);
 }
 

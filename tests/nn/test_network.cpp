@@ -102,7 +102,7 @@ TEST_CASE("network: spec errors name the values") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       Network<double>({2, 0, 1}, {Activation::relu(), Activation::identity()}, init, rng),
-      "Network: size 1 is 0; every layer needs at least one unit", std::invalid_argument);
+      "Network: sizes[1] is 0; every layer needs at least one unit", std::invalid_argument);
 }
 
 TEST_CASE("network: layer-by-layer composition equals the spec network") {

@@ -343,8 +343,9 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("rmsprop:rho=abc", {p}); }).find("'abc'") !=
         std::string::npos);
-  CHECK(message_of([&] { make_optimiser<double>("adam:gamma=0.1", {p}); }).find("'gamma'") !=
-        std::string::npos);
+  // An unknown key lists the keys this optimiser takes, not those of the others.
+  CHECK(message_of([&] { make_optimiser<double>("adam:gamma=0.1", {p}); }) ==
+        "optimiser 'adam:gamma=0.1': unknown key 'gamma' (adam takes lr, beta1, beta2, eps)");
   CHECK(message_of([&] { make_optimiser<double>("adam:eps=0", {p}); }).find("epsilon = 0") !=
         std::string::npos);
 }

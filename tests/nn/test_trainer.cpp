@@ -544,7 +544,7 @@ TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data"
   Trainer<double> trainer(net, *mine, mse_cost(), quiet(1, 4, 0));
   CHECK(message_of([&] {
           trainer.fit(Matrix<double>({5, 2}), Matrix<double>({5, 1}));
-        }).find("takes 1 inputs") != std::string::npos);
+        }) == "fit: x is 5x2 but the network takes 1 input");
   CHECK(message_of([&] {
           trainer.fit(Matrix<double>({5, 1}), Matrix<double>({4, 1}));
         }).find("row counts differ") != std::string::npos);
@@ -559,13 +559,53 @@ TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data"
     xd(3, 0) = 0.5;
     yd(5, 0) = -std::numeric_limits<double>::infinity();
     CHECK(message_of([&] { trainer.fit(xd, yd); }).find("fit: y holds -inf at row 5") == 0);
-    CHECK(message_of([&] { trainer.evaluate(xd, yd); }).find("evaluate: y holds -inf") == 0);
+    CHECK(message_of([&] { trainer.evaluate(xd, yd); }) ==
+          "evaluate: y holds -inf at row 5, column 0; remove or replace non-finite values "
+          "before evaluating");
   }
   auto stop_on_val = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 2);
   trainer.add_callback(stop_on_val);
   Matrix<double> x, y;
   regression_data<double>(8, 1, x, y);
   CHECK(message_of([&] { trainer.fit(x, y); }).find("no validation data") != std::string::npos);
+}
+
+TEST_CASE("a cross-entropy cost refuses targets it cannot mean, naming the value and where") {
+  // bce reads y as 0/1 labels or probabilities; labels {0, 1, 2} would give a finite loss
+  // that measures nothing. cross_entropy takes one-hot or soft rows: never negative.
+  std::mt19937_64 rng(7);
+  Network<double> net({2, 4, 1}, {Activation::tanh(), Activation::sigmoid()},
+                      Initialiser::parse("glorot_uniform"), rng);
+  auto opt = make_optimiser<double>("adam", net.parameters());
+  CostSpec bce;
+  bce.cost = CostKind::BinaryCrossEntropy;
+  Trainer<double> trainer(net, *opt, bce, quiet(1, 4, 0));
+  const Matrix<double> x = {{0, 1}, {1, 0}, {1, 1}, {0, 0}};
+  const Matrix<double> labels = {{0}, {1}, {2}, {1}};
+  CHECK(message_of([&] { trainer.fit(x, labels); }) ==
+        "fit: y holds 2 at row 2, column 0, but the bce cost needs targets in [0, 1] (0/1 labels "
+        "or probabilities)");
+  CHECK(message_of([&] { trainer.evaluate(x, labels); }).find("evaluate: y holds 2 at row 2") == 0);
+  const Matrix<double> soft = {{0}, {1}, {0.25}, {1}};
+  CHECK(message_of([&] {
+          trainer.fit(x, soft, x, labels);
+        }).find("fit (validation data): y holds 2") == 0);
+  CHECK_NOTHROW(trainer.fit(x, soft));
+
+  Network<double> net2({2, 3}, {Activation::softmax()}, Initialiser::parse("glorot_uniform"), rng);
+  auto opt2 = make_optimiser<double>("sgd", net2.parameters());
+  CostSpec ce;
+  ce.cost = CostKind::CrossEntropy;
+  Trainer<double> trainer2(net2, *opt2, ce, quiet(1, 4, 0));
+  const Matrix<double> rows = {{1, 0, 0}, {0, 1, 0}, {0.5, 0.5, 0}, {0, -0.5, 1.5}};
+  CHECK(message_of([&] { trainer2.fit(x, rows); }) ==
+        "fit: y holds -0.5 at row 3, column 1, but the cross_entropy cost needs non-negative "
+        "targets (one-hot or probability rows)");
+  // MSE takes any finite target.
+  Network<double> net3 = small_net<double>(3);
+  auto opt3 = make_optimiser<double>("sgd", net3.parameters());
+  Trainer<double> trainer3(net3, *opt3, mse_cost(), quiet(1, 4, 0));
+  CHECK_NOTHROW(trainer3.fit(Matrix<double>({{0}, {1}}), Matrix<double>({{-7}, {250}})));
 }
 
 TEST_CASE("the progress line reports epoch, loss, samples per second and time left") {
