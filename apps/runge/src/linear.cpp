@@ -70,9 +70,152 @@ Vector ridge_solve(const Matrix& X, const Matrix& y, double lambda) {
   return b;
 }
 
+namespace {
+
+/// g = X^T (y - X b) / n, the correlation of each column with the residual.
+std::vector<double> residual_correlations(const Matrix& X, const Matrix& y, const Vector& b) {
+  const std::size_t n = X.shape(0), p = X.shape(1);
+  std::vector<double> r(n), g(p, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    double fit = 0;
+    for (std::size_t k = 0; k < p; ++k)
+      fit += X(i, k) * b(k);
+    r[i] = y(i, 0) - fit;
+  }
+  for (std::size_t k = 0; k < p; ++k) {
+    for (std::size_t i = 0; i < n; ++i)
+      g[k] += X(i, k) * r[i];
+    g[k] /= double(n);
+  }
+  return g;
+}
+
+double sign_of(double v) {
+  return v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0;
+}
+
+/// Feature-sign search (Lee, Battle, Raina & Ng 2007) from b: an active-set method that
+/// ends at the exact minimum in finitely many steps. Each step solves the problem on the
+/// active set with its signs fixed, then moves to the best point of the segment from b
+/// to that solution at which the objective can change form (the end or a zero crossing);
+/// a zero coefficient whose |g| exceeds lambda joins the set. Returns true when the KKT
+/// conditions hold within `tolerance`.
+bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double tolerance,
+                         int max_steps, Vector& b, int& steps) {
+  const std::size_t n = X.shape(0), p = X.shape(1);
+  const double dn = double(n);
+  std::vector<double> c(p, 0.0);
+  Matrix G = xt::zeros<double>({p, p});
+  for (std::size_t k = 0; k < p; ++k) {
+    for (std::size_t i = 0; i < n; ++i)
+      c[k] += X(i, k) * y(i, 0) / dn;
+    for (std::size_t e = 0; e <= k; ++e) {
+      double v = 0;
+      for (std::size_t i = 0; i < n; ++i)
+        v += X(i, k) * X(i, e);
+      G(k, e) = G(e, k) = v / dn;
+    }
+  }
+  std::vector<double> theta(p);  // the sign of each active coefficient; 0 = inactive
+  for (std::size_t k = 0; k < p; ++k)
+    theta[k] = sign_of(b(k));
+  const auto correlations = [&](const Vector& v) {  // g = c - G v
+    std::vector<double> g(c);
+    for (std::size_t k = 0; k < p; ++k)
+      for (std::size_t e = 0; e < p; ++e)
+        g[k] -= G(k, e) * v(e);
+    return g;
+  };
+  for (steps = 0; steps < max_steps; ++steps) {
+    const std::vector<double> g = correlations(b);
+    double active_gap = 0;
+    for (std::size_t k = 0; k < p; ++k)
+      if (theta[k] != 0) active_gap = std::max(active_gap, std::abs(g[k] - lambda * theta[k]));
+    if (active_gap <= tolerance) {
+      std::size_t j = p;
+      for (std::size_t k = 0; k < p; ++k)
+        if (theta[k] == 0 && (j == p || std::abs(g[k]) > std::abs(g[j]))) j = k;
+      if (j == p || std::abs(g[j]) <= lambda + tolerance) return true;
+      theta[j] = sign_of(g[j]);  // b_j is still 0; the step below moves it
+    }
+    // The solution on the active set with its signs: G_AA b_A = c_A - lambda theta_A.
+    std::vector<std::size_t> A;
+    for (std::size_t k = 0; k < p; ++k)
+      if (theta[k] != 0) A.push_back(k);
+    const std::size_t m = A.size();
+    Matrix GA({m, m}), rhs({m, std::size_t(1)});
+    for (std::size_t a = 0; a < m; ++a) {
+      rhs(a, 0) = c[A[a]] - lambda * theta[A[a]];
+      for (std::size_t e = 0; e < m; ++e)
+        GA(a, e) = G(A[a], A[e]);
+    }
+    Matrix sol;
+    try {
+      sol = xt::linalg::solve(GA, rhs);  // LU with pivoting (LAPACK dgesv)
+    } catch (const std::runtime_error&) {
+      return false;  // singular on this set: leave it to coordinate descent
+    }
+    Vector target = xt::zeros<double>({p});
+    for (std::size_t a = 0; a < m; ++a)
+      target(A[a]) = sol(a, 0);
+    // The discrete line search: the objective is a different quadratic on each side of a
+    // zero crossing, so its minimum over the segment is at the end or at a crossing.
+    Vector best = target;
+    double best_f = lasso_objective(X, y, target, lambda);
+    for (const std::size_t k : A) {
+      if (b(k) == 0 || sign_of(target(k)) == sign_of(b(k))) continue;
+      const double t = b(k) / (b(k) - target(k));
+      Vector point = b + t * (target - b);
+      point(k) = 0;
+      const double f = lasso_objective(X, y, point, lambda);
+      if (f < best_f) {
+        best_f = f;
+        best = point;
+      }
+    }
+    if (!std::isfinite(best_f)) return false;
+    b = best;
+    for (std::size_t k = 0; k < p; ++k)
+      theta[k] = sign_of(b(k));
+  }
+  return false;
+}
+
+}  // namespace
+
+double lasso_objective(const Matrix& X, const Matrix& y, const Vector& b, double lambda) {
+  const std::size_t n = X.shape(0), p = X.shape(1);
+  double squares = 0, l1 = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double r = y(i, 0);
+    for (std::size_t k = 0; k < p; ++k)
+      r -= X(i, k) * b(k);
+    squares += r * r;
+  }
+  for (std::size_t k = 0; k < p; ++k)
+    l1 += std::abs(b(k));
+  return squares / (2.0 * double(n)) + lambda * l1;
+}
+
+double lasso_kkt_violation(const Matrix& X, const Matrix& y, const Vector& b, double lambda) {
+  const std::vector<double> g = residual_correlations(X, y, b);
+  double worst = 0;
+  for (std::size_t k = 0; k < g.size(); ++k) {
+    const double v = b(k) != 0 ? std::abs(g[k] - lambda * sign_of(b(k)))
+                               : std::max(std::abs(g[k]) - lambda, 0.0);
+    worst = std::max(worst, v);
+  }
+  return worst;
+}
+
 LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const LassoOptions& options) {
   check_rows(X, y, "lasso_cd");
   if (!(lambda >= 0)) throw std::invalid_argument("--lambda must be >= 0 for lasso");
+  if (options.max_iterations < 1 || options.check_every < 1 || !(options.tolerance > 0)) {
+    throw std::invalid_argument(
+        "lasso_cd: max_iterations " + std::to_string(options.max_iterations) + " and check_every " +
+        std::to_string(options.check_every) + " must be >= 1 and the tolerance > 0");
+  }
   const std::size_t n = X.shape(0), p = X.shape(1);
   const double dn = double(n);
   LassoResult out;
@@ -83,8 +226,18 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
   for (std::size_t k = 0; k < p; ++k)
     for (std::size_t i = 0; i < n; ++i)
       col_sq[k] += X(i, k) * X(i, k);
+  // The KKT conditions certify the minimum; their scale is that of g at b = 0.
+  double scale = lambda;
+  for (const double g0 : residual_correlations(X, y, out.coef))
+    scale = std::max(scale, std::abs(g0));
+  const double tolerance = options.tolerance * std::max(scale, 1e-300);
+  out.kkt_violation = lasso_kkt_violation(X, y, out.coef, lambda);
+  if (out.kkt_violation <= tolerance) {
+    out.converged = true;  // lambda >= max |x_k . y| / n: every coefficient is 0
+    return out;
+  }
+  bool tried_exact = false;
   for (int it = 1; it <= options.max_iterations; ++it) {
-    double max_change = 0, max_coef = 0;
     for (std::size_t k = 0; k < p; ++k) {
       if (col_sq[k] == 0) continue;
       const double old = out.coef(k);
@@ -101,13 +254,31 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
           r[i] -= delta * X(i, k);
         out.coef(k) = updated;
       }
-      max_change = std::max(max_change, std::abs(updated - old));
-      max_coef = std::max(max_coef, std::abs(updated));
     }
     out.iterations = it;
-    if (max_change <= options.tolerance * std::max(max_coef, 1e-300) || max_coef == 0) {
+    if (it % options.check_every != 0 && it != options.max_iterations) continue;
+    out.kkt_violation = lasso_kkt_violation(X, y, out.coef, lambda);
+    if (out.kkt_violation <= tolerance) {
       out.converged = true;
-      break;
+      return out;
+    }
+    // On correlated columns (standardised powers of x) coordinate descent creeps: after
+    // 10^5 sweeps a degree-10 fit of 18 points was still 3 % above the minimum. Past
+    // `exact_after` sweeps the active-set search finishes the job exactly, once.
+    if (!tried_exact && it >= options.exact_after) {
+      tried_exact = true;
+      Vector b = out.coef;
+      if (feature_sign_search(X, y, lambda, tolerance, 50 * int(p) + 100, b, out.exact_steps)) {
+        out.coef = b;
+        out.kkt_violation = lasso_kkt_violation(X, y, b, lambda);
+        out.converged = out.kkt_violation <= tolerance;
+        if (out.converged) return out;
+      }
+      for (std::size_t i = 0; i < n; ++i) {  // continue descending from where it stands
+        r[i] = y(i, 0);
+        for (std::size_t k = 0; k < p; ++k)
+          r[i] -= X(i, k) * out.coef(k);
+      }
     }
   }
   return out;

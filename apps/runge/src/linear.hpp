@@ -5,7 +5,10 @@
 //                                                          explicit inverse of X^T X
 //   Ridge  min ||y - X b||^2 + lambda ||b||_2^2            via a linear solve of
 //                                                          (X^T X + lambda I) b = X^T y
-//   Lasso  min 1/(2n) ||y - X b||^2 + lambda ||b||_1       via cyclic coordinate descent
+//   Lasso  min 1/(2n) ||y - X b||^2 + lambda ||b||_1       via cyclic coordinate descent,
+//                                                          finished by an exact active-set
+//                                                          search when it creeps; stopped
+//                                                          by the KKT conditions
 // The intercept is never penalised: fit_linear() standardises the feature columns on the
 // training part, centres y and adds the training mean of y back as the intercept.
 #pragma once
@@ -31,16 +34,30 @@ Vector ridge_solve(const Matrix& X, const Matrix& y, double lambda);
 
 struct LassoOptions {
   int max_iterations = 100000;  // full sweeps over the coordinates
-  double tolerance = 1e-10;     // stop when the largest coefficient change < tol * max|b|
+  int check_every = 10;         // sweeps between KKT checks
+  int exact_after = 100;        // sweeps before the exact active-set search takes over
+  // Converged when the largest KKT violation (lasso_kkt_violation) is at most
+  // tolerance * max(lambda, max_k |x_k . y| / n).
+  double tolerance = 1e-9;
 };
 struct LassoResult {
   Vector coef;
-  int iterations = 0;
+  int iterations = 0;   // coordinate-descent sweeps
+  int exact_steps = 0;  // steps of the active-set search (0 when descent converged alone)
   bool converged = false;
+  double kkt_violation = 0;  // of coef, as lasso_kkt_violation
 };
-/// Coordinate descent with soft-thresholding (Friedman, Hastie & Tibshirani 2010).
+/// Coordinate descent with soft-thresholding (Friedman, Hastie & Tibshirani 2010). If it
+/// has not met the KKT conditions after `exact_after` sweeps (correlated columns make it
+/// creep), feature-sign search (Lee et al. 2007), an active-set method, finishes from its
+/// point at the exact minimum. `converged` is true only when the KKT conditions hold.
 LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
                      const LassoOptions& options = {});
+/// 1/(2n) ||y - X b||^2 + lambda ||b||_1.
+double lasso_objective(const Matrix& X, const Matrix& y, const Vector& b, double lambda);
+/// How far b is from the Lasso minimum: with g = X^T (y - X b) / n, the largest of
+/// |g_k - lambda sign(b_k)| over b_k != 0 and |g_k| - lambda over b_k = 0 (0 at the minimum).
+double lasso_kkt_violation(const Matrix& X, const Matrix& y, const Vector& b, double lambda);
 
 enum class LinearMethod { OLS, Ridge, Lasso };
 /// "ols", "ridge", "lasso"; throws std::invalid_argument naming --method otherwise.
