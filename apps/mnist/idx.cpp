@@ -342,6 +342,49 @@ TrainTest pooled_split(const TrainTest& data, double test_fraction, std::uint64_
   return out;
 }
 
+TrainTest validation_split(const TrainTest& data, std::size_t count, std::uint64_t seed) {
+  const std::size_t n = data.train.size();
+  if (count == 0 || count >= n) {
+    throw std::invalid_argument("--validation: " + std::to_string(count) + " held-out images of " +
+                                std::to_string(n) + " training images (need 1 to " +
+                                std::to_string(n - 1) + ")");
+  }
+  // The first `count` of a seeded Fisher-Yates permutation, as pooled_split draws.
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i)
+    order[i] = i;
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = n - 1; i > 0; --i)
+    std::swap(order[i], order[rng() % (i + 1)]);
+  std::vector<bool> held(n, false);
+  for (std::size_t k = 0; k < count; ++k)
+    held[order[k]] = true;
+  const std::size_t px = data.train.images.pixels_per_image();
+  auto take = [&](const std::vector<std::size_t>& rows) {
+    LabelledSet s;
+    s.images.rows = data.train.images.rows;
+    s.images.cols = data.train.images.cols;
+    s.images.count = rows.size();
+    s.images.pixels.resize(rows.size() * px);
+    s.labels.resize(rows.size());
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      std::copy_n(data.train.images.pixels.begin() + std::ptrdiff_t(rows[k] * px), px,
+                  s.images.pixels.begin() + std::ptrdiff_t(k * px));
+      s.labels[k] = data.train.labels[rows[k]];
+    }
+    return s;
+  };
+  std::vector<std::size_t> kept;
+  kept.reserve(n - count);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!held[i]) kept.push_back(i);
+  TrainTest out;
+  out.name = data.name + " (validation: " + std::to_string(count) + " held-out training images)";
+  out.train = take(kept);
+  out.test = take(std::vector<std::size_t>(order.begin(), order.begin() + std::ptrdiff_t(count)));
+  return out;
+}
+
 LabelledSet head(const LabelledSet& set, std::size_t n) {
   n = std::min(n, set.size());
   LabelledSet s;

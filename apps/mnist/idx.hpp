@@ -77,6 +77,12 @@ std::string find_file(const std::string& dir, const std::string& base);
 /// put `test_fraction` of them into test. Deterministic for a given seed.
 TrainTest pooled_split(const TrainTest& data, double test_fraction, std::uint64_t seed);
 
+/// For choosing a recipe without looking at the test set: `count` training items, drawn
+/// with `seed`, become the scored set (`test`, in their drawn order) and the rest stay
+/// training (in their order); the test set is dropped. Throws std::invalid_argument when
+/// count is 0 or leaves no training item.
+TrainTest validation_split(const TrainTest& data, std::size_t count, std::uint64_t seed);
+
 /// The first n items of a set (for quick runs and tests).
 LabelledSet head(const LabelledSet& set, std::size_t n);
 

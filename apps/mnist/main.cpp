@@ -74,6 +74,9 @@ struct DataOptions {
   std::uint64_t split_seed = 42;
   std::size_t train_limit = 0;
   std::size_t test_limit = 0;
+  std::size_t validation = 0;  // held-out training images scored instead of the test set
+  /// What the scored set is called in output ("test", or "validation" with --validation).
+  std::string scored() const { return validation ? "validation" : "test"; }
 };
 
 void add_data_options(CLI::App* app, DataOptions& d) {
@@ -105,6 +108,12 @@ void add_data_options(CLI::App* app, DataOptions& d) {
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--test-limit", d.test_limit, "use only the first N test images (0 = all)")
+      ->check(CLI::Range(0.0, kMaxCount))
+      ->capture_default_str();
+  app->add_option("--validation", d.validation,
+                  "hold out N training images (drawn with --split-seed) and score on them "
+                  "instead of the test set, which is then not used: for choosing a recipe "
+                  "without looking at the test set (0 = off)")
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
 }
@@ -154,10 +163,14 @@ TrainTest load_data(const DataOptions& d, Say& say) {
     t = pooled_split(t, d.test_fraction, d.split_seed);
     say.name = t.name;
   }
+  if (d.validation) {
+    t = validation_split(t, d.validation, d.split_seed);
+    say.name = t.name;
+  }
   if (d.train_limit) t.train = head(t.train, d.train_limit);
   if (d.test_limit) t.test = head(t.test, d.test_limit);
-  say(std::to_string(t.train.size()) + " training and " + std::to_string(t.test.size()) +
-      " test images (" + d.protocol + " protocol)");
+  say(std::to_string(t.train.size()) + " training and " + std::to_string(t.test.size()) + " " +
+      d.scored() + " images (" + d.protocol + " protocol)");
   return t;
 }
 
@@ -354,8 +367,9 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   const xgrad::Matrix<T> x_test = to_matrix<T>(data.test.images);
   fs::create_directories(a.out);
   std::ofstream hist(a.out + "/history.csv");
-  hist << "epoch,learning_rate,batch_loss,train_loss,train_accuracy,test_loss,test_accuracy,"
-          "seconds_train,seconds_eval\n";
+  const std::string set = a.data.scored();  // "test", or "validation" with --validation
+  hist << "epoch,learning_rate,batch_loss,train_loss,train_accuracy," << set << "_loss," << set
+       << "_accuracy,seconds_train,seconds_eval\n";
   const bool tty = isatty(2) && !a.quiet;
   Callbacks cb;
   // Progress within an epoch: a redrawn bar on a terminal; in a log file a line at most
@@ -388,9 +402,9 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
     char buf[256];
     std::snprintf(
         buf, sizeof buf,
-        "epoch %zu/%zu  lr %.3g  loss %.4f  train %s  test %s (loss %.4f)  %.1f s + %.1f s eval",
+        "epoch %zu/%zu  lr %.3g  loss %.4f  train %s  %s %s (loss %.4f)  %.1f s + %.1f s eval",
         r.epoch, a.recipe.epochs, r.learning_rate, r.batch_loss,
-        std::isnan(r.train_accuracy) ? "-" : percent(r.train_accuracy).c_str(),
+        std::isnan(r.train_accuracy) ? "-" : percent(r.train_accuracy).c_str(), set.c_str(),
         percent(r.test_accuracy).c_str(), r.test_loss, r.seconds_train, r.seconds_eval);
     say(buf);
     hist << r.epoch << "," << r.learning_rate << "," << r.batch_loss << "," << r.train_loss << ","
@@ -406,9 +420,9 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   for (const auto& r : history)
     train_seconds += r.seconds_train;
   const Evaluation e = evaluate(net, x_test, data.test.labels);
-  say("test accuracy " + percent(e.accuracy) + " (" +
+  say(set + " accuracy " + percent(e.accuracy) + " (" +
       std::to_string(std::lround(e.accuracy * double(data.test.size()))) + "/" +
-      std::to_string(data.test.size()) + "), test loss " + std::to_string(e.loss));
+      std::to_string(data.test.size()) + "), " + set + " loss " + std::to_string(e.loss));
   char buf[160];
   std::snprintf(buf, sizeof buf,
                 "time: %.1f s training (%.2f s/epoch), %.1f s wall with evaluation", train_seconds,
@@ -422,8 +436,8 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   save_model(net, a.out + "/model.xgm");
   std::ofstream(a.out + "/run.txt")
       << "data set: " << data.name << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
-      << "\nthreads: " << xgrad::threads() << "\ncommand: " << command_line
-      << "\ntest_accuracy: " << e.accuracy << "\ntrain_seconds: " << train_seconds
+      << "\nthreads: " << xgrad::threads() << "\ncommand: " << command_line << "\n"
+      << set << "_accuracy: " << e.accuracy << "\ntrain_seconds: " << train_seconds
       << "\nwall_seconds: " << wall << "\n";
   say("wrote " + a.out +
       "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
@@ -451,7 +465,9 @@ int run_evaluate(const EvalArgs& a) {
                              " outputs; an MNIST model has 784 and 10");
   const TrainTest data = load_data(a.data, say);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
-  say(a.model + ": test accuracy " + percent(e.accuracy) + ", test loss " + std::to_string(e.loss));
+  const std::string set = a.data.scored();
+  say(a.model + ": " + set + " accuracy " + percent(e.accuracy) + ", " + set + " loss " +
+      std::to_string(e.loss));
   const std::string out = a.out.empty() ? fs::path(a.model).parent_path().string() : a.out;
   fs::create_directories(out.empty() ? "." : out);
   write_confusion(out.empty() ? "." : out, e, say);

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -118,6 +119,38 @@ TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
   CHECK(mean == doctest::Approx(33.318).epsilon(1e-4));
   CHECK(d.train.labels[0] == 5);  // the famous first training digit
   CHECK(d.test.labels[0] == 7);
+}
+
+TEST_CASE("validation split: held-out training items replace the test set, disjoint and seeded") {
+  // Ten 1x2 "images" whose pixels are their index: every item can be traced.
+  TrainTest data;
+  data.name = "toy";
+  data.train.images.rows = 1;
+  data.train.images.cols = 2;
+  data.train.images.count = 10;
+  for (std::uint8_t i = 0; i < 10; ++i) {
+    data.train.images.pixels.insert(data.train.images.pixels.end(), {i, i});
+    data.train.labels.push_back(std::uint8_t(i % 10));
+  }
+  data.test = data.train;  // must not survive: the split scores on held-out training items
+  const TrainTest v = validation_split(data, 3, 42);
+  CHECK(v.name == "toy (validation: 3 held-out training images)");
+  REQUIRE(v.train.size() == 7);
+  REQUIRE(v.test.size() == 3);
+  std::vector<int> seen;
+  for (const LabelledSet* s : {&v.train, &v.test})
+    for (std::size_t k = 0; k < s->size(); ++k) {
+      CHECK(s->images.pixels[2 * k] == s->labels[k]);  // pixels and label moved together
+      seen.push_back(s->labels[k]);
+    }
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});        // a partition of the 10
+  CHECK(std::is_sorted(v.train.labels.begin(), v.train.labels.end()));  // training keeps order
+  CHECK(validation_split(data, 3, 42).test.labels == v.test.labels);
+  CHECK(validation_split(data, 3, 43).test.labels != v.test.labels);
+  CHECK_THROWS_WITH_AS(validation_split(data, 10, 42),
+                       "--validation: 10 held-out images of 10 training images (need 1 to 9)",
+                       std::invalid_argument);
 }
 
 TEST_CASE("pooled 80/20 split: sizes, seeded, a permutation of all 70,000") {

@@ -638,6 +638,35 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("CLI: --validation scores held-out training images and never the test set") {
+  require_mnist();
+  const std::string dir = temp_dir("cli_validation");
+  const auto [status, out] = run(std::string("train --data ") + XGRAD_MNIST_DIR +
+                                 " --layers 16 --epochs 1 --validation 500 --train-limit 2000 "
+                                 "--quiet --out " +
+                                 dir);
+  REQUIRE(status == 0);
+  CHECK(out.find("[MNIST (validation: 500 held-out training images)] 2000 training and 500 "
+                 "validation images") != std::string::npos);
+  CHECK(out.find("validation accuracy") != std::string::npos);
+  CHECK(out.find("test accuracy") == std::string::npos);
+  const auto rows = csv_rows(dir + "/history.csv");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].count("validation_accuracy") == 1);
+  CHECK(rows[0].count("test_accuracy") == 0);
+  // The scores are the saved model's on the held-out images, not on the test set.
+  const OneThread one;
+  const TrainTest v = validation_split(mnist(), 500, 42);
+  const Evaluation on_val = evaluate(load_model<float>(dir + "/model.xgm"),
+                                     to_matrix<float>(v.test.images), v.test.labels);
+  CHECK(rows[0].at("validation_accuracy") == streamed(on_val.accuracy));
+  const auto [bad, msg] = run(std::string("train --data ") + XGRAD_MNIST_DIR +
+                              " --validation 60000 --epochs 1 --quiet --out " + dir);
+  CHECK(bad != 0);
+  CHECK(msg.find("--validation: 60000 held-out images of 60000 training images") !=
+        std::string::npos);
+}
+
 TEST_CASE("CLI: train's history.csv holds each epoch's rate and the scores of the saved model") {
   require_mnist();
   const std::string dir = temp_dir("cli_history");
