@@ -113,18 +113,27 @@ EarlyStopping<T>::EarlyStopping(Monitor monitor, std::size_t patience, double mi
   }
 }
 
+namespace {
+/// Refuses a monitor the run cannot provide (naming `who`); returns whether higher
+/// values of it are better.
 template <class T>
-void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
-  const bool is_metric = monitor_ == Monitor::TrainMetric || monitor_ == Monitor::ValMetric;
+bool check_monitor(Monitor monitor, const TrainingState<T>& s, const char* who) {
+  const bool is_metric = monitor == Monitor::TrainMetric || monitor == Monitor::ValMetric;
   if (is_metric && s.history.metric == MetricKind::None) {
-    throw std::invalid_argument(std::string("early stopping on ") + monitor_name(monitor_) +
+    throw std::invalid_argument(std::string(who) + " on " + monitor_name(monitor) +
                                 ", but the trainer computes no metric");
   }
-  if ((monitor_ == Monitor::ValLoss || monitor_ == Monitor::ValMetric) && !s.has_validation) {
-    throw std::invalid_argument(std::string("early stopping on ") + monitor_name(monitor_) +
+  if ((monitor == Monitor::ValLoss || monitor == Monitor::ValMetric) && !s.has_validation) {
+    throw std::invalid_argument(std::string(who) + " on " + monitor_name(monitor) +
                                 ", but fit() got no validation data");
   }
-  higher_is_better_ = is_metric && metric_higher_is_better(s.history.metric);
+  return is_metric && metric_higher_is_better(s.history.metric);
+}
+}  // namespace
+
+template <class T>
+void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
+  higher_is_better_ = check_monitor(monitor_, s, "early stopping");
   best_ = higher_is_better_ ? -std::numeric_limits<double>::infinity()
                             : std::numeric_limits<double>::infinity();
   best_epoch_ = 0;
@@ -173,6 +182,77 @@ void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
   if (at != std::string::npos) event.erase(at);
   event +=
       (event.empty() ? "" : " ") + std::string("restored_epoch=") + std::to_string(best_epoch_);
+}
+
+// ---------------------------------------------------------------- reduce on plateau
+template <class T>
+ReduceLrOnPlateau<T>::ReduceLrOnPlateau(Monitor monitor, double factor, std::size_t patience,
+                                        double min_delta, double min_lr, std::size_t cooldown)
+    : monitor_(monitor),
+      factor_(factor),
+      min_delta_(min_delta),
+      min_lr_(min_lr),
+      patience_(patience),
+      cooldown_(cooldown) {
+  std::ostringstream msg;
+  if (!(factor > 0.0 && factor < 1.0)) {
+    msg << "reduce on plateau: factor = " << factor << " must be in (0, 1)";
+  } else if (patience == 0) {
+    msg << "reduce on plateau: patience 0 epochs";
+  } else if (!(min_delta >= 0.0) || !std::isfinite(min_delta)) {
+    msg << "reduce on plateau: min_delta = " << min_delta << " must be finite and >= 0";
+  } else if (!(min_lr >= 0.0) || !std::isfinite(min_lr)) {
+    msg << "reduce on plateau: min_lr = " << min_lr << " must be finite and >= 0";
+  }
+  if (!msg.str().empty()) throw std::invalid_argument(msg.str());
+}
+
+template <class T>
+void ReduceLrOnPlateau<T>::on_train_begin(TrainingState<T>& s) {
+  higher_is_better_ = check_monitor(monitor_, s, "reduce on plateau");
+  best_ = higher_is_better_ ? -std::numeric_limits<double>::infinity()
+                            : std::numeric_limits<double>::infinity();
+  waited_ = cooling_ = 0;
+  scale_ = 1;
+  cuts_.clear();
+  set_ = false;
+}
+
+template <class T>
+void ReduceLrOnPlateau<T>::on_batch_begin(TrainingState<T>& s) {
+  // The rate to scale: the schedule sets a fresh one before every step; without a
+  // schedule the optimiser still holds the rate set here last, whose base is kept.
+  const double current = s.optimiser.learning_rate();
+  if (!(set_ && current == last_set_)) base_ = current;
+  if (scale_ == 1) return;
+  // Not below min_lr, but never above the base rate either.
+  last_set_ = std::max(base_ * scale_, std::min(base_, min_lr_));
+  s.optimiser.set_learning_rate(last_set_);
+  set_ = true;
+}
+
+template <class T>
+void ReduceLrOnPlateau<T>::on_epoch_end(TrainingState<T>& s) {
+  const double v = monitored(monitor_, s.history.back());
+  if (std::isnan(v)) return;  // a diverged epoch: the trainer's non-finite check handles it
+  if (higher_is_better_ ? v > best_ + min_delta_ : v < best_ - min_delta_) {
+    best_ = v;
+    waited_ = 0;
+    return;
+  }
+  if (cooling_ > 0) {  // right after a cut the rate needs time to show its effect
+    --cooling_;
+    return;
+  }
+  if (++waited_ < patience_) return;
+  scale_ *= factor_;
+  waited_ = 0;
+  cooling_ = cooldown_;
+  cuts_.push_back(s.epoch);
+  std::string& event = s.history.epochs.back().event;
+  std::ostringstream note;
+  note << "lr_scale=" << scale_;
+  event += (event.empty() ? "" : " ") + note.str();
 }
 
 // ---------------------------------------------------------------- progress line
@@ -271,6 +351,8 @@ template bool all_finite(const std::vector<Parameter<float>>&);
 template bool all_finite(const std::vector<Parameter<double>>&);
 template class EarlyStopping<float>;
 template class EarlyStopping<double>;
+template class ReduceLrOnPlateau<float>;
+template class ReduceLrOnPlateau<double>;
 template class ProgressLine<float>;
 template class ProgressLine<double>;
 

@@ -123,3 +123,85 @@ TEST_CASE("monitor names: parse_monitor and monitor_name are inverses, unknown n
   CHECK_THROWS_AS(parse_monitor("loss"), std::invalid_argument);
   CHECK_THROWS_AS(parse_monitor(""), std::invalid_argument);
 }
+
+TEST_CASE("reduce on plateau: patience epochs without improvement cut the rate by factor") {
+  // patience 2, factor 0.5: epoch 1 sets the best (1.0); epochs 2 and 3 do not beat it,
+  // so the rate is halved at the end of epoch 3.
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 2);
+  plateau.on_train_begin(run.state);
+  run.opt->set_learning_rate(0.1);
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.1);  // no cut yet: the rate is left alone
+  for (const double v : {1.0, 1.0, 1.0})
+    CHECK_FALSE(run.epoch(plateau, v));  // it never stops training
+  CHECK(plateau.cuts() == std::vector<std::size_t>{3});
+  CHECK(plateau.scale() == 0.5);
+  CHECK(run.history.back().event == "lr_scale=0.5");
+  // Without a schedule the optimiser keeps the rate set last: it is not halved again.
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.05);
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.05);
+  // A schedule's fresh rate is scaled in turn.
+  run.opt->set_learning_rate(0.08);
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.04);
+  // An improvement resets the count: 0.9 is a new best, then two more epochs to a cut.
+  CHECK_FALSE(run.epoch(plateau, 0.9));
+  CHECK_FALSE(run.epoch(plateau, 0.95));
+  CHECK(plateau.cuts().size() == 1);
+  CHECK_FALSE(run.epoch(plateau, 0.95));
+  CHECK(plateau.cuts() == std::vector<std::size_t>{3, 6});
+  CHECK(plateau.scale() == 0.25);
+}
+
+TEST_CASE("reduce on plateau: min_lr is a floor below the schedule, cooldown delays the count") {
+  ScriptedRun run;
+  // factor 0.1, patience 1, min_lr 0.02, cooldown 2.
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.1, 1, 0.0, 0.02, 2);
+  plateau.on_train_begin(run.state);
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // best
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // cut at epoch 2
+  run.opt->set_learning_rate(0.1);
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.02);  // 0.01 would be below min_lr
+  run.opt->set_learning_rate(0.01);         // a schedule already below min_lr is not raised
+  plateau.on_batch_begin(run.state);
+  CHECK(run.opt->learning_rate() == 0.01);
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // cooldown 2 -> 1
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // cooldown 1 -> 0
+  CHECK(plateau.cuts() == std::vector<std::size_t>{2});
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // counts again: cut at epoch 5
+  CHECK(plateau.cuts() == std::vector<std::size_t>{2, 5});
+  CHECK(plateau.scale() == doctest::Approx(0.01).epsilon(1e-15));
+}
+
+TEST_CASE("reduce on plateau: a higher-is-better metric must rise to count") {
+  ScriptedRun run(MetricKind::R2);
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainMetric, 0.5, 1);
+  plateau.on_train_begin(run.state);
+  CHECK_FALSE(run.epoch(plateau, 0.5));
+  CHECK_FALSE(run.epoch(plateau, 0.6));  // better: no cut
+  CHECK(plateau.cuts().empty());
+  CHECK_FALSE(run.epoch(plateau, 0.55));  // worse: cut
+  CHECK(plateau.cuts() == std::vector<std::size_t>{3});
+}
+
+TEST_CASE("reduce on plateau: bad settings and monitors the run lacks are refused") {
+  CHECK(message_of([] { ReduceLrOnPlateau<double>(Monitor::TrainLoss, 1.0); }) ==
+        "reduce on plateau: factor = 1 must be in (0, 1)");
+  CHECK(message_of([] { ReduceLrOnPlateau<double>(Monitor::TrainLoss, 0.5, 0); }) ==
+        "reduce on plateau: patience 0 epochs");
+  CHECK(message_of([] { ReduceLrOnPlateau<double>(Monitor::TrainLoss, 0.5, 2, -1e-9); }) ==
+        "reduce on plateau: min_delta = -1e-09 must be finite and >= 0");
+  CHECK(message_of([] { ReduceLrOnPlateau<double>(Monitor::TrainLoss, 0.5, 2, 0.0, -1.0); }) ==
+        "reduce on plateau: min_lr = -1 must be finite and >= 0");
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> on_val(Monitor::ValLoss);
+  CHECK(message_of([&] { on_val.on_train_begin(run.state); }) ==
+        "reduce on plateau on val_loss, but fit() got no validation data");
+  ReduceLrOnPlateau<double> on_metric(Monitor::TrainMetric);
+  CHECK(message_of([&] { on_metric.on_train_begin(run.state); }) ==
+        "reduce on plateau on train_metric, but the trainer computes no metric");
+}

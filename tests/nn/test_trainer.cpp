@@ -608,6 +608,27 @@ TEST_CASE("a cross-entropy cost refuses targets it cannot mean, naming the value
   CHECK_NOTHROW(trainer3.fit(Matrix<double>({{0}, {1}}), Matrix<double>({{-7}, {250}})));
 }
 
+TEST_CASE("reduce on plateau in a training run: the history shows each epoch's cut rate") {
+  // min_delta 10 on a loss near 0.3: no epoch counts as an improvement after the first,
+  // so with patience 1 and factor 0.5 the rate halves after epochs 2, 3 and 4.
+  Network<double> net = small_net<double>(9);
+  auto opt = make_optimiser<double>("sgd:lr=0.02", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(5, 8, 1));
+  auto plateau = std::make_shared<ReduceLrOnPlateau<double>>(Monitor::TrainLoss, 0.5, 1, 10.0);
+  trainer.add_callback(plateau);
+  Matrix<double> x, y;
+  regression_data<double>(32, 1, x, y);
+  const History& h = trainer.fit(x, y);
+  REQUIRE(h.epochs.size() == 5);
+  const double expected[] = {0.02, 0.02, 0.01, 0.005, 0.0025};
+  for (std::size_t e = 0; e < 5; ++e) {
+    CAPTURE(e);
+    CHECK(h.epochs[e].learning_rate == doctest::Approx(expected[e]).epsilon(1e-15));
+  }
+  CHECK(plateau->cuts() == std::vector<std::size_t>{2, 3, 4, 5});
+  CHECK(h.epochs[2].event == "lr_scale=0.25");
+}
+
 TEST_CASE("the progress line reports epoch, loss, samples per second and time left") {
   Matrix<double> x, y;
   regression_data<double>(20, 50, x, y);

@@ -143,6 +143,39 @@ class EarlyStopping : public Callback<T> {
   ParameterSnapshot<T> best_parameters_;
 };
 
+/// Multiplies the learning rate by `factor` each time the monitored value has gone
+/// `patience` epochs without improving by more than min_delta (as PyTorch's and Keras's
+/// ReduceLROnPlateau), never taking it below min_lr; after a cut it waits `cooldown`
+/// epochs before counting again. It scales whatever rate the schedule sets for a step,
+/// so it composes with any schedule. Losses improve downwards; metrics in the direction
+/// of metric_higher_is_better().
+template <class T>
+class ReduceLrOnPlateau : public Callback<T> {
+ public:
+  explicit ReduceLrOnPlateau(Monitor monitor = Monitor::ValLoss, double factor = 0.1,
+                             std::size_t patience = 10, double min_delta = 0.0, double min_lr = 0.0,
+                             std::size_t cooldown = 0);
+  void on_train_begin(TrainingState<T>& s) override;
+  void on_batch_begin(TrainingState<T>& s) override;
+  void on_epoch_end(TrainingState<T>& s) override;
+  /// The factor applied to the schedule's rate now (1 until the first cut).
+  double scale() const { return scale_; }
+  /// The epochs at whose end the rate was cut.
+  const std::vector<std::size_t>& cuts() const { return cuts_; }
+
+ private:
+  Monitor monitor_;
+  double factor_, min_delta_, min_lr_;
+  std::size_t patience_, cooldown_;
+  bool higher_is_better_ = false;
+  double best_ = 0;
+  std::size_t waited_ = 0, cooling_ = 0;
+  double scale_ = 1;
+  double base_ = 0, last_set_ = 0;  // the unscaled rate, and the rate set last
+  bool set_ = false;
+  std::vector<std::size_t> cuts_;
+};
+
 /// The one-line progress display: epoch, batch, running loss, the last epoch's
 /// validation figures, samples/s and time left. On a terminal the line is rewritten in
 /// place ('\r') every `refresh_seconds`; elsewhere (a log file) a new line is written at
@@ -173,6 +206,8 @@ extern template class ParameterSnapshot<float>;
 extern template class ParameterSnapshot<double>;
 extern template class EarlyStopping<float>;
 extern template class EarlyStopping<double>;
+extern template class ReduceLrOnPlateau<float>;
+extern template class ReduceLrOnPlateau<double>;
 extern template class ProgressLine<float>;
 extern template class ProgressLine<double>;
 
