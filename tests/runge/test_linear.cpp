@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "data.hpp"
@@ -225,6 +226,70 @@ TEST_CASE("every Lasso fit of the sparse study's grid meets the KKT conditions")
         CHECK(r.converged);
         CHECK(runge::lasso_kkt_violation(q.F, q.yc, r.coef, lambda) <= 1e-9);
       }
+}
+
+TEST_CASE("Lasso with more columns than rows and at high degrees: converged means KKT holds") {
+  // 10 rows, 40 columns: the search meets singular systems on its way. At lambda = 1e-3
+  // it reaches the minimum (at most n = 10 nonzero coefficients). At lambda = 1e-8 the
+  // problem is nearly interpolation and the exact search can fail (linear.hpp): then the
+  // fit says so, with the violation it still has.
+  const Matrix X = random_design(10, 40, 21);
+  Matrix y({10, 1});
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> g(0.0, 1.0);
+  for (auto& v : y)
+    v = g(rng);
+  const auto wide = runge::lasso_cd(X, y, 1e-3);
+  CHECK(wide.converged);
+  CHECK(runge::lasso_kkt_violation(X, y, wide.coef, 1e-3) <= 1e-8);
+  std::size_t nonzero = 0;
+  for (const double c : wide.coef)
+    nonzero += c != 0;
+  CHECK(nonzero <= 10);
+  runge::LassoOptions few_sweeps;
+  few_sweeps.max_iterations = 2000;
+  const auto tiny = runge::lasso_cd(X, y, 1e-8, few_sweeps);
+  CHECK(tiny.kkt_violation == runge::lasso_kkt_violation(X, y, tiny.coef, 1e-8));
+  if (tiny.converged) {
+    CHECK(tiny.kkt_violation <= 1e-8);
+  } else {
+    CHECK(tiny.kkt_violation > 0);
+  }
+
+  runge::DataSpec d;
+  d.n = 8;
+  d.noise = 0.1;
+  d.seed = 3;
+  const runge::Dataset few = runge::generate(d);
+  runge::StandardScaler scaler;
+  const Matrix P = runge::polynomial_features(few.x, 15);
+  scaler.fit(P);
+  const Matrix F = scaler.transform(P);
+  double mean = 0;
+  for (const double v : few.y)
+    mean += v / 8.0;
+  const Matrix yc = few.y - mean;
+  const auto high = runge::lasso_cd(F, yc, 1e-6);
+  CHECK(high.converged);
+  CHECK(runge::lasso_kkt_violation(F, yc, high.coef, 1e-6) <= 1e-8);
+}
+
+TEST_CASE("Lasso refuses non-finite data and no rows, never reporting them converged") {
+  Matrix X = random_design(6, 2, 1);
+  Matrix y = times(X, {1.0, -1.0});
+  y(2, 0) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(X, y, 0.1), "lasso_cd: y holds a non-finite value",
+                       std::invalid_argument);
+  y(2, 0) = 0.0;
+  X(1, 1) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(X, y, 0.1), "lasso_cd: X holds a non-finite value",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(Matrix({0, 2}), Matrix({0, 1}), 0.1), "lasso_cd: no rows",
+                       std::invalid_argument);
+  // A NaN violation is never taken for a met condition.
+  const Matrix X2 = random_design(6, 2, 1);
+  runge::Vector b = {std::numeric_limits<double>::quiet_NaN(), 0.0};
+  CHECK(std::isnan(runge::lasso_kkt_violation(X2, times(X2, {1.0, 0.0}), b, 0.1)));
 }
 
 TEST_CASE("Lasso options out of range are refused") {

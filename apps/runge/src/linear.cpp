@@ -151,9 +151,12 @@ bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double
     }
     Matrix sol;
     try {
-      sol = xt::linalg::solve(GA, rhs);  // LU with pivoting (LAPACK dgesv)
+      // SVD least squares (LAPACK dgelsd): with more active columns than rows (p > n)
+      // the system is singular but consistent, and its minimum-norm solution is a
+      // valid target for the line search, which then drops a column.
+      sol = std::get<0>(xt::linalg::lstsq(GA, rhs));
     } catch (const std::runtime_error&) {
-      return false;  // singular on this set: leave it to coordinate descent
+      return false;  // no solution computed: leave it to coordinate descent
     }
     Vector target = xt::zeros<double>({p});
     for (std::size_t a = 0; a < m; ++a)
@@ -173,7 +176,9 @@ bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double
         best = point;
       }
     }
-    if (!std::isfinite(best_f)) return false;
+    // Each step must lower the objective; one that does not (a near-singular system on
+    // this set returns a huge, wrong solution instead of failing) would cycle.
+    if (!(best_f < lasso_objective(X, y, b, lambda))) return false;
     b = best;
     for (std::size_t k = 0; k < p; ++k)
       theta[k] = sign_of(b(k));
@@ -203,7 +208,7 @@ double lasso_kkt_violation(const Matrix& X, const Matrix& y, const Vector& b, do
   for (std::size_t k = 0; k < g.size(); ++k) {
     const double v = b(k) != 0 ? std::abs(g[k] - lambda * sign_of(b(k)))
                                : std::max(std::abs(g[k]) - lambda, 0.0);
-    worst = std::max(worst, v);
+    if (!(v <= worst)) worst = v;  // a NaN violation is the worst, never skipped
   }
   return worst;
 }
@@ -217,6 +222,11 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
         std::to_string(options.check_every) + " must be >= 1 and the tolerance > 0");
   }
   const std::size_t n = X.shape(0), p = X.shape(1);
+  if (n == 0) throw std::invalid_argument("lasso_cd: no rows");
+  for (const double v : X)
+    if (!std::isfinite(v)) throw std::invalid_argument("lasso_cd: X holds a non-finite value");
+  for (const double v : y)
+    if (!std::isfinite(v)) throw std::invalid_argument("lasso_cd: y holds a non-finite value");
   const double dn = double(n);
   LassoResult out;
   out.coef = xt::zeros<double>({p});
@@ -267,8 +277,18 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
     // `exact_after` sweeps the active-set search finishes the job exactly, once.
     if (!tried_exact && it >= options.exact_after) {
       tried_exact = true;
+      // From the descent's point first; if that fails (a support the search cannot
+      // leave downhill), from b = 0, where it adds one column at a time.
       Vector b = out.coef;
-      if (feature_sign_search(X, y, lambda, tolerance, 50 * int(p) + 100, b, out.exact_steps)) {
+      const int max_steps = 50 * int(p) + 100;
+      bool found = feature_sign_search(X, y, lambda, tolerance, max_steps, b, out.exact_steps);
+      if (!found) {
+        int more = 0;
+        b = xt::zeros<double>({p});
+        found = feature_sign_search(X, y, lambda, tolerance, max_steps, b, more);
+        out.exact_steps += more;
+      }
+      if (found) {
         out.coef = b;
         out.kkt_violation = lasso_kkt_violation(X, y, b, lambda);
         out.converged = out.kkt_violation <= tolerance;
