@@ -107,13 +107,16 @@ void add_data_options(CLI::App* app, DataOptions& d) {
                   "use only the first N training images (0 = all; for quick runs)")
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
-  app->add_option("--test-limit", d.test_limit, "use only the first N test images (0 = all)")
+  app->add_option("--test-limit", d.test_limit,
+                  "use only the first N test images (with --validation: held-out images; 0 = all)")
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--validation", d.validation,
                   "hold out N training images (drawn with --split-seed) and score on them "
                   "instead of the test set, which is then not used: for choosing a recipe "
-                  "without looking at the test set (0 = off)")
+                  "without looking at the test set (0 = off). To evaluate a model trained "
+                  "this way, give evaluate the same --validation and --split-seed: the "
+                  "model file does not record them")
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
 }
@@ -514,14 +517,15 @@ int run_predict(const EvalArgs& a) {
     for (std::size_t i : a.indices) {
       if (i >= data.test.size())
         throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +
-                                                  std::to_string(data.test.size()) +
-                                                  " test images");
+                                                  std::to_string(data.test.size()) + " " +
+                                                  a.data.scored() + " images");
       Images im;
       im.count = 1;
       im.rows = im.cols = 28;
       im.pixels.assign(data.test.images.pixels.begin() + std::ptrdiff_t(i * 784),
                        data.test.images.pixels.begin() + std::ptrdiff_t((i + 1) * 784));
-      show_prediction(net, im, "test image " + std::to_string(i), data.test.labels[i], say);
+      show_prediction(net, im, a.data.scored() + " image " + std::to_string(i), data.test.labels[i],
+                      say);
     }
   }
   return 0;
@@ -571,8 +575,9 @@ int main(int argc, char** argv) {
   add_recipe_options(train_cmd, train_args.recipe, train_args.dtype, train_args.threads);
   train_cmd->add_option("--out", train_args.out, "output folder")->capture_default_str();
   train_cmd
-      ->add_option("--misclassified", train_args.misclassified,
-                   "how many misclassified test digits to write to misclassified.csv")
+      ->add_option(
+          "--misclassified", train_args.misclassified,
+          "how many misclassified test (or --validation) digits to write to misclassified.csv")
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   train_cmd->add_flag(
@@ -599,7 +604,9 @@ int main(int argc, char** argv) {
   add_data_options(pred_cmd, pred_args.data);
   pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")
       ->capture_default_str();
-  pred_cmd->add_option("--index", pred_args.indices, "test-set image index (repeatable)")
+  pred_cmd
+      ->add_option("--index", pred_args.indices,
+                   "test-set image index, or held-out image index with --validation (repeatable)")
       ->check(CLI::Range(0.0, kMaxCount));
   pred_cmd->add_option("--image", pred_args.images, kImageHelp)->check(CLI::ExistingFile);
   pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")

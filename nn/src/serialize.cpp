@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
+#include "wording.hpp"
 
 namespace xgrad::nn {
 
@@ -202,9 +203,9 @@ ModelFileInfo parse(const char* who, const std::string& path, const std::vector<
       info.sizes.push_back(in);
     } else if (in != info.sizes.back()) {
       fail(who, path,
-           "layer " + std::to_string(l + 1) + " takes " + std::to_string(in) +
-               " inputs but layer " + std::to_string(l) + " gives " +
-               std::to_string(info.sizes.back()) + " outputs");
+           "layer " + std::to_string(l + 1) + " takes " + wording::count_of(in, "input") +
+               " but layer " + std::to_string(l) + " gives " +
+               wording::count_of(info.sizes.back(), "output"));
     }
     info.sizes.push_back(out);
     info.activations.push_back(Activation{static_cast<ActivationKind>(kind), alpha});

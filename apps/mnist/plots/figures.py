@@ -49,12 +49,15 @@ def learning_curves(results, out, runs, name, title):
         rows = read_csv(os.path.join(results, d, "history.csv"))
         e = [int(r["epoch"]) for r in rows]
         color = f"C{i}"
+        # `mnist train --validation N` writes validation_* columns instead of test_*.
+        scored = "validation" if "validation_accuracy" in rows[0] else "test"
         tr = [100 * float(r["train_accuracy"]) for r in rows]
-        te = [100 * float(r["test_accuracy"]) for r in rows]
+        te = [100 * float(r[f"{scored}_accuracy"]) for r in rows]
         if not all(math.isnan(v) for v in tr):
             axes[0].plot(e, tr, "--", color=color, label=f"{label} train")
-        axes[0].plot(e, te, "-", color=color, label=f"{label} test")
-        axes[1].plot(e, [float(r["test_loss"]) for r in rows], "-", color=color, label=f"{label} test")
+        axes[0].plot(e, te, "-", color=color, label=f"{label} {scored}")
+        axes[1].plot(e, [float(r[f"{scored}_loss"]) for r in rows], "-", color=color,
+                     label=f"{label} {scored}")
         if not all(math.isnan(float(r["train_loss"])) for r in rows):
             axes[1].plot(e, [float(r["train_loss"]) for r in rows], "--", color=color, label=f"{label} train")
     axes[0].set(xlabel="epoch", ylabel="accuracy (%)", title=title)
