@@ -164,7 +164,8 @@ void EarlyStopping<T>::on_epoch_end(TrainingState<T>& s) {
     msg << "early stopping: " << monitor_name(monitor_) << " did not improve for " << waited_
         << " epochs (best " << best_ << " at epoch " << best_epoch_ << ")";
     s.request_stop(StopReason::EarlyStopping, msg.str());
-    s.history.epochs.back().event = "early_stop";
+    std::string& event = s.history.epochs.back().event;  // keep what others noted
+    event += event.empty() ? "early_stop" : " early_stop";
   }
 }
 
@@ -214,44 +215,56 @@ void ReduceLrOnPlateau<T>::on_train_begin(TrainingState<T>& s) {
                             : std::numeric_limits<double>::infinity();
   waited_ = cooling_ = 0;
   scale_ = 1;
+  scheduled_ = false;
   cuts_.clear();
-  set_ = false;
 }
+
+namespace {
+/// The rate after a cut: base·factor, but not below min_lr unless base already is.
+double cut_rate(double base, double factor, double min_lr) {
+  return std::max(base * factor, std::min(base, min_lr));
+}
+}  // namespace
 
 template <class T>
 void ReduceLrOnPlateau<T>::on_batch_begin(TrainingState<T>& s) {
-  // The rate to scale: the schedule sets a fresh one before every step; without a
-  // schedule the optimiser still holds the rate set here last, whose base is kept.
-  const double current = s.optimiser.learning_rate();
-  if (!(set_ && current == last_set_)) base_ = current;
-  if (scale_ == 1) return;
-  // Not below min_lr, but never above the base rate either.
-  last_set_ = std::max(base_ * scale_, std::min(base_, min_lr_));
-  s.optimiser.set_learning_rate(last_set_);
-  set_ = true;
+  scheduled_ = !std::isnan(s.scheduled_rate);
+  // Without a schedule the cut was made in place at the epoch's end.
+  if (!scheduled_ || scale_ == 1) return;
+  s.optimiser.set_learning_rate(cut_rate(s.scheduled_rate, scale_, min_lr_));
 }
 
 template <class T>
 void ReduceLrOnPlateau<T>::on_epoch_end(TrainingState<T>& s) {
   const double v = monitored(monitor_, s.history.back());
-  if (std::isnan(v)) return;  // a diverged epoch: the trainer's non-finite check handles it
+  if (std::isnan(v)) {
+    if (monitor_ == Monitor::TrainMetric) {
+      throw std::invalid_argument(
+          "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
+    }
+    return;  // a diverged epoch: the trainer's non-finite check handles it
+  }
+  if (cooling_ > 0) {  // every epoch of the cooldown counts, improving or not
+    --cooling_;
+    waited_ = 0;
+  }
   if (higher_is_better_ ? v > best_ + min_delta_ : v < best_ - min_delta_) {
     best_ = v;
     waited_ = 0;
     return;
   }
-  if (cooling_ > 0) {  // right after a cut the rate needs time to show its effect
-    --cooling_;
-    return;
-  }
-  if (++waited_ < patience_) return;
-  scale_ *= factor_;
+  if (cooling_ > 0 || ++waited_ < patience_) return;
   waited_ = 0;
+  const double now = s.optimiser.learning_rate();  // the last step's rate
+  const double next = cut_rate(now, factor_, min_lr_);
+  if (!(now - next > 1e-8)) return;  // at min_lr, or too small a change to matter
+  if (!scheduled_) s.optimiser.set_learning_rate(next);
+  scale_ *= factor_;
   cooling_ = cooldown_;
   cuts_.push_back(s.epoch);
   std::string& event = s.history.epochs.back().event;
   std::ostringstream note;
-  note << "lr_scale=" << scale_;
+  note << "lr=" << next;
   event += (event.empty() ? "" : " ") + note.str();
 }
 

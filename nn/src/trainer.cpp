@@ -291,7 +291,10 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
     bool diverged = false;
     for (std::size_t b = 0; b < m; ++b) {
       const auto [begin, end] = sampler.batch(b);
-      if (options_.schedule) optimiser_.set_learning_rate((*options_.schedule)(e, b, m));
+      if (options_.schedule) {
+        state.scheduled_rate = (*options_.schedule)(e, b, m);
+        optimiser_.set_learning_rate(state.scheduled_rate);
+      }
       state.batch = b;
       for (auto& cb : callbacks)
         cb->on_batch_begin(state);

@@ -125,56 +125,94 @@ TEST_CASE("monitor names: parse_monitor and monitor_name are inverses, unknown n
 }
 
 TEST_CASE("reduce on plateau: patience epochs without improvement cut the rate by factor") {
-  // patience 2, factor 0.5: epoch 1 sets the best (1.0); epochs 2 and 3 do not beat it,
-  // so the rate is halved at the end of epoch 3.
+  // No schedule: patience 2, factor 0.5. Epoch 1 sets the best (1.0); epochs 2 and 3 do
+  // not beat it, so the optimiser's rate is halved in place at the end of epoch 3.
   ScriptedRun run;
   ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 2);
   plateau.on_train_begin(run.state);
   run.opt->set_learning_rate(0.1);
   plateau.on_batch_begin(run.state);
-  CHECK(run.opt->learning_rate() == 0.1);  // no cut yet: the rate is left alone
-  for (const double v : {1.0, 1.0, 1.0})
-    CHECK_FALSE(run.epoch(plateau, v));  // it never stops training
+  CHECK(run.opt->learning_rate() == 0.1);
+  for (const double v : {1.0, 1.0})
+    CHECK_FALSE(run.epoch(plateau, v));
+  CHECK(run.opt->learning_rate() == 0.1);
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // it never stops training
   CHECK(plateau.cuts() == std::vector<std::size_t>{3});
   CHECK(plateau.scale() == 0.5);
-  CHECK(run.history.back().event == "lr_scale=0.5");
-  // Without a schedule the optimiser keeps the rate set last: it is not halved again.
+  CHECK(run.opt->learning_rate() == 0.05);
+  CHECK(run.history.back().event == "lr=0.05");
+  // Steps do not cut it again: the cut is made once.
+  plateau.on_batch_begin(run.state);
   plateau.on_batch_begin(run.state);
   CHECK(run.opt->learning_rate() == 0.05);
-  plateau.on_batch_begin(run.state);
-  CHECK(run.opt->learning_rate() == 0.05);
-  // A schedule's fresh rate is scaled in turn.
-  run.opt->set_learning_rate(0.08);
-  plateau.on_batch_begin(run.state);
-  CHECK(run.opt->learning_rate() == 0.04);
   // An improvement resets the count: 0.9 is a new best, then two more epochs to a cut.
   CHECK_FALSE(run.epoch(plateau, 0.9));
   CHECK_FALSE(run.epoch(plateau, 0.95));
   CHECK(plateau.cuts().size() == 1);
   CHECK_FALSE(run.epoch(plateau, 0.95));
   CHECK(plateau.cuts() == std::vector<std::size_t>{3, 6});
-  CHECK(plateau.scale() == 0.25);
+  CHECK(run.opt->learning_rate() == 0.025);
 }
 
-TEST_CASE("reduce on plateau: min_lr is a floor below the schedule, cooldown delays the count") {
+TEST_CASE("reduce on plateau: with a schedule, every step's scheduled rate is scaled") {
   ScriptedRun run;
-  // factor 0.1, patience 1, min_lr 0.02, cooldown 2.
-  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.1, 1, 0.0, 0.02, 2);
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 1, 0.0, 0.02);
   plateau.on_train_begin(run.state);
-  CHECK_FALSE(run.epoch(plateau, 1.0));  // best
-  CHECK_FALSE(run.epoch(plateau, 1.0));  // cut at epoch 2
+  const auto step = [&](double scheduled) {  // what the trainer does before each step
+    run.state.scheduled_rate = scheduled;
+    run.opt->set_learning_rate(scheduled);
+    plateau.on_batch_begin(run.state);
+    return run.opt->learning_rate();
+  };
+  CHECK(step(0.1) == 0.1);
+  CHECK_FALSE(run.epoch(plateau, 1.0));
+  CHECK_FALSE(run.epoch(plateau, 1.0));  // cut: scale 0.5
+  CHECK(step(0.1) == 0.05);
+  // A schedule dropping to exactly the cut rate is still scaled (no guessing from values).
+  CHECK(step(0.05) == 0.025);
+  // min_lr floors the scaled rate, but never raises a scheduled rate already below it.
+  CHECK(step(0.03) == 0.02);
+  CHECK(step(0.01) == 0.01);
+}
+
+TEST_CASE("reduce on plateau: cooldown epochs count whether they improve or not") {
+  // patience 1, cooldown 2, factor 0.5 (Keras's rule).
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> flat(Monitor::TrainLoss, 0.5, 1, 0.0, 0.0, 2);
+  flat.on_train_begin(run.state);
   run.opt->set_learning_rate(0.1);
-  plateau.on_batch_begin(run.state);
-  CHECK(run.opt->learning_rate() == 0.02);  // 0.01 would be below min_lr
-  run.opt->set_learning_rate(0.01);         // a schedule already below min_lr is not raised
-  plateau.on_batch_begin(run.state);
-  CHECK(run.opt->learning_rate() == 0.01);
-  CHECK_FALSE(run.epoch(plateau, 1.0));  // cooldown 2 -> 1
-  CHECK_FALSE(run.epoch(plateau, 1.0));  // cooldown 1 -> 0
-  CHECK(plateau.cuts() == std::vector<std::size_t>{2});
-  CHECK_FALSE(run.epoch(plateau, 1.0));  // counts again: cut at epoch 5
-  CHECK(plateau.cuts() == std::vector<std::size_t>{2, 5});
-  CHECK(plateau.scale() == doctest::Approx(0.01).epsilon(1e-15));
+  for (int e = 0; e < 6; ++e)
+    CHECK_FALSE(run.epoch(flat, 1.0));
+  CHECK(flat.cuts() == std::vector<std::size_t>{2, 4, 6});  // best, cut, cooling, cut, ...
+  ScriptedRun again;
+  ReduceLrOnPlateau<double> improving(Monitor::TrainLoss, 0.5, 1, 0.0, 0.0, 2);
+  improving.on_train_begin(again.state);
+  again.opt->set_learning_rate(0.1);
+  for (const double v : {1.0, 1.0, 0.9, 0.8, 0.7, 0.7})
+    CHECK_FALSE(again.epoch(improving, v));
+  CHECK(improving.cuts() == std::vector<std::size_t>{2, 6});
+}
+
+TEST_CASE("reduce on plateau: cuts stop once they change the rate by 1e-8 or less") {
+  // factor 0.1 from 1e-6: 1e-7 (down 9e-7), 1e-8 (down 9e-8), then 1e-9 would be down
+  // only 9e-9: skipped, so a stuck run never drives the rate to 0.
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.1, 1);
+  plateau.on_train_begin(run.state);
+  run.opt->set_learning_rate(1e-6);
+  for (int e = 0; e < 8; ++e)
+    CHECK_FALSE(run.epoch(plateau, 1.0));
+  CHECK(plateau.cuts() == std::vector<std::size_t>{2, 3});
+  CHECK(run.opt->learning_rate() == doctest::Approx(1e-8).epsilon(1e-12));
+  // And min_lr stops them where it is.
+  ScriptedRun floor_run;
+  ReduceLrOnPlateau<double> floored(Monitor::TrainLoss, 0.1, 1, 0.0, 0.02);
+  floored.on_train_begin(floor_run.state);
+  floor_run.opt->set_learning_rate(0.1);
+  for (int e = 0; e < 5; ++e)
+    CHECK_FALSE(floor_run.epoch(floored, 1.0));
+  CHECK(floored.cuts() == std::vector<std::size_t>{2});
+  CHECK(floor_run.opt->learning_rate() == 0.02);
 }
 
 TEST_CASE("reduce on plateau: a higher-is-better metric must rise to count") {
@@ -204,4 +242,26 @@ TEST_CASE("reduce on plateau: bad settings and monitors the run lacks are refuse
   ReduceLrOnPlateau<double> on_metric(Monitor::TrainMetric);
   CHECK(message_of([&] { on_metric.on_train_begin(run.state); }) ==
         "reduce on plateau on train_metric, but the trainer computes no metric");
+  // A train metric the trainer does not evaluate (NaN every epoch) is refused, not
+  // silently never cut.
+  ScriptedRun metric_run(MetricKind::R2);
+  ReduceLrOnPlateau<double> on_train_metric(Monitor::TrainMetric);
+  on_train_metric.on_train_begin(metric_run.state);
+  CHECK(message_of([&] {
+          metric_run.epoch(on_train_metric, std::numeric_limits<double>::quiet_NaN());
+        }) == "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
+}
+
+TEST_CASE("early stopping keeps another callback's note in the epoch's event") {
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 1);
+  EarlyStopping<double> stop(Monitor::TrainLoss, 1, 0.0, false);
+  plateau.on_train_begin(run.state);
+  stop.on_train_begin(run.state);
+  run.opt->set_learning_rate(0.1);
+  run.epoch(plateau, 1.0);
+  stop.on_epoch_end(run.state);
+  run.epoch(plateau, 1.0);  // both act at the end of epoch 2
+  stop.on_epoch_end(run.state);
+  CHECK(run.history.back().event == "lr=0.05 early_stop");
 }

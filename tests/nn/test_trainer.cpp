@@ -626,7 +626,29 @@ TEST_CASE("reduce on plateau in a training run: the history shows each epoch's c
     CHECK(h.epochs[e].learning_rate == doctest::Approx(expected[e]).epsilon(1e-15));
   }
   CHECK(plateau->cuts() == std::vector<std::size_t>{2, 3, 4, 5});
-  CHECK(h.epochs[2].event == "lr_scale=0.25");
+  CHECK(h.epochs[2].event == "lr=0.005");
+}
+
+TEST_CASE("reduce on plateau with a step schedule: the cut scales each scheduled rate") {
+  // step:0.1,0.5,3 gives 0.1 for epochs 1-3 and 0.05 for 4-6. One cut (factor 0.5) at
+  // the end of epoch 2 (patience 1, nothing improves by min_delta 10; a long cooldown
+  // allows no second cut): epoch 3 runs at 0.05, epochs 4-6 at 0.025.
+  Network<double> net = small_net<double>(9);
+  auto opt = make_optimiser<double>("sgd:lr=0.1", net.parameters());
+  TrainerOptions o = quiet(6, 8, 1);
+  o.schedule = Schedule::step(0.1, 0.5, 3);
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  trainer.add_callback(
+      std::make_shared<ReduceLrOnPlateau<double>>(Monitor::TrainLoss, 0.5, 1, 10.0, 0.0, 100));
+  Matrix<double> x, y;
+  regression_data<double>(32, 1, x, y);
+  const History& h = trainer.fit(x, y);
+  REQUIRE(h.epochs.size() == 6);
+  const double expected[] = {0.1, 0.1, 0.05, 0.025, 0.025, 0.025};
+  for (std::size_t e = 0; e < 6; ++e) {
+    CAPTURE(e);
+    CHECK(h.epochs[e].learning_rate == doctest::Approx(expected[e]).epsilon(1e-15));
+  }
 }
 
 TEST_CASE("the progress line reports epoch, loss, samples per second and time left") {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -51,9 +52,12 @@ struct TrainingState {
   std::size_t rows = 0;              // training rows
   std::size_t samples_in_epoch = 0;  // rows trained on so far this epoch
   double batch_loss = 0;             // the objective of the batch just finished
-  double running_loss = 0;           // mean batch objective so far this epoch (row-weighted)
-  double seconds = 0;                // since fit() began
-  double train_seconds = 0;          // since fit() began, evaluation excluded
+  // The schedule's rate for the step about to run (on_batch_begin), NaN without a
+  // schedule: what a callback that scales the rate scales.
+  double scheduled_rate = std::numeric_limits<double>::quiet_NaN();
+  double running_loss = 0;   // mean batch objective so far this epoch (row-weighted)
+  double seconds = 0;        // since fit() began
+  double train_seconds = 0;  // since fit() began, evaluation excluded
   bool has_validation = false;
   bool stop_requested = false;
   StopReason stop = StopReason::Completed;
@@ -144,11 +148,14 @@ class EarlyStopping : public Callback<T> {
 };
 
 /// Multiplies the learning rate by `factor` each time the monitored value has gone
-/// `patience` epochs without improving by more than min_delta (as PyTorch's and Keras's
-/// ReduceLROnPlateau), never taking it below min_lr; after a cut it waits `cooldown`
-/// epochs before counting again. It scales whatever rate the schedule sets for a step,
-/// so it composes with any schedule. Losses improve downwards; metrics in the direction
-/// of metric_higher_is_better().
+/// `patience` epochs without improving by more than min_delta, never below min_lr; after
+/// a cut it waits `cooldown` epochs (counted whether they improve or not) before counting
+/// again. Keras's ReduceLROnPlateau semantics (PyTorch's cuts one epoch later: after
+/// more than `patience` bad epochs). A cut that would change the rate by 1e-8 or less is
+/// skipped (PyTorch's eps), so the rate never underflows. With a schedule it scales the
+/// schedule's rate of every step; without one it lowers the optimiser's rate in place at
+/// the cut, so a second fit() starts from the lowered rate (as in Keras). Losses improve
+/// downwards; metrics in the direction of metric_higher_is_better().
 template <class T>
 class ReduceLrOnPlateau : public Callback<T> {
  public:
@@ -158,7 +165,7 @@ class ReduceLrOnPlateau : public Callback<T> {
   void on_train_begin(TrainingState<T>& s) override;
   void on_batch_begin(TrainingState<T>& s) override;
   void on_epoch_end(TrainingState<T>& s) override;
-  /// The factor applied to the schedule's rate now (1 until the first cut).
+  /// The product of the cuts so far this fit (1 until the first).
   double scale() const { return scale_; }
   /// The epochs at whose end the rate was cut.
   const std::vector<std::size_t>& cuts() const { return cuts_; }
@@ -171,8 +178,7 @@ class ReduceLrOnPlateau : public Callback<T> {
   double best_ = 0;
   std::size_t waited_ = 0, cooling_ = 0;
   double scale_ = 1;
-  double base_ = 0, last_set_ = 0;  // the unscaled rate, and the rate set last
-  bool set_ = false;
+  bool scheduled_ = false;  // whether the last step's rate came from a schedule
   std::vector<std::size_t> cuts_;
 };
 
