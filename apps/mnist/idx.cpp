@@ -300,6 +300,20 @@ TrainTest load_dir(const std::string& dir, const std::string& name, const std::s
   return t;
 }
 
+namespace {
+/// 0..n-1 shuffled by our own Fisher-Yates on mt19937_64: std::shuffle's use of the
+/// engine is implementation-defined, and a split must be the same on every platform.
+std::vector<std::size_t> seeded_permutation(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i)
+    order[i] = i;
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = n; i > 1; --i)  // i - 1 = n-1 .. 1, as the splits always drew
+    std::swap(order[i - 1], order[rng() % i]);
+  return order;
+}
+}  // namespace
+
 TrainTest pooled_split(const TrainTest& data, double test_fraction, std::uint64_t seed) {
   if (!(test_fraction > 0 && test_fraction < 1))
     throw std::invalid_argument("test fraction must be in (0, 1)");
@@ -307,14 +321,7 @@ TrainTest pooled_split(const TrainTest& data, double test_fraction, std::uint64_
   if (px != data.test.images.pixels_per_image())
     throw std::invalid_argument("train and test images differ in size");
   const std::size_t n = data.train.size() + data.test.size();
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i)
-    order[i] = i;
-  // Own Fisher-Yates with mt19937_64: std::shuffle's use of the engine is
-  // implementation-defined, and the split must be the same on every platform.
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = n - 1; i > 0; --i)
-    std::swap(order[i], order[rng() % (i + 1)]);
+  const std::vector<std::size_t> order = seeded_permutation(n, seed);
   const auto n_test = static_cast<std::size_t>(test_fraction * double(n) + 0.5);
   auto take = [&](std::size_t begin, std::size_t end) {
     LabelledSet s;
@@ -349,13 +356,8 @@ TrainTest validation_split(const TrainTest& data, std::size_t count, std::uint64
                                 std::to_string(n) + " training images (need 1 to " +
                                 std::to_string(n - 1) + ")");
   }
-  // The first `count` of a seeded Fisher-Yates permutation, as pooled_split draws.
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i)
-    order[i] = i;
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = n - 1; i > 0; --i)
-    std::swap(order[i], order[rng() % (i + 1)]);
+  // The first `count` of the permutation pooled_split draws from.
+  const std::vector<std::size_t> order = seeded_permutation(n, seed);
   std::vector<bool> held(n, false);
   for (std::size_t k = 0; k < count; ++k)
     held[order[k]] = true;
