@@ -1,4 +1,4 @@
-// Parameter snapshots, early stopping and the progress line.
+// Parameter snapshots, early stopping, reduce-on-plateau and the progress line.
 #include "xgrad/nn/callbacks.hpp"
 
 #include <unistd.h>

@@ -1,5 +1,6 @@
 // Callbacks: behaviour attached to a training run, kept apart from the model. The
-// progress line and early stopping are callbacks; so can be checkpoints or logging.
+// progress line, early stopping and reduce-on-plateau are callbacks; so can be
+// checkpoints or logging.
 #pragma once
 
 #include <chrono>
