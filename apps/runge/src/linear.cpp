@@ -288,11 +288,14 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
         found = feature_sign_search(X, y, lambda, tolerance, max_steps, b, more);
         out.exact_steps += more;
       }
-      if (found) {
-        out.coef = b;
-        out.kkt_violation = lasso_kkt_violation(X, y, b, lambda);
-        out.converged = out.kkt_violation <= tolerance;
-        if (out.converged) return out;
+      if (found) {  // kept only when the direct KKT test agrees; else descent goes on
+        const double v = lasso_kkt_violation(X, y, b, lambda);
+        if (v <= tolerance) {
+          out.coef = b;
+          out.kkt_violation = v;
+          out.converged = true;
+          return out;
+        }
       }
       for (std::size_t i = 0; i < n; ++i) {  // continue descending from where it stands
         r[i] = y(i, 0);
