@@ -231,8 +231,8 @@ TEST_CASE("every Lasso fit of the sparse study's grid meets the KKT conditions")
 TEST_CASE("Lasso with more columns than rows and at high degrees: converged means KKT holds") {
   // 10 rows, 40 columns: the search meets singular systems on its way. At lambda = 1e-3
   // it reaches the minimum (at most n = 10 nonzero coefficients). At lambda = 1e-8 the
-  // problem is nearly interpolation and the exact search can fail (linear.hpp): then the
-  // fit says so, with the violation it still has.
+  // exact search can fail (linear.hpp): then the fit says so, with the violation it
+  // still has.
   const Matrix X = random_design(10, 40, 21);
   Matrix y({10, 1});
   std::mt19937_64 rng(5);
