@@ -129,13 +129,35 @@ bool check_monitor(Monitor monitor, const TrainingState<T>& s, const char* who) 
   }
   return is_metric && metric_higher_is_better(s.history.metric);
 }
+
+/// The monitored value at an epoch's end; NaN for a diverged epoch (the trainer's
+/// non-finite check handles those). A train metric the trainer does not evaluate is NaN
+/// every epoch: refused, naming `who`, instead of never acting.
+double epoch_value(Monitor monitor, const EpochRecord& r, const char* who) {
+  const double v = monitored(monitor, r);
+  if (std::isnan(v) && monitor == Monitor::TrainMetric) {
+    throw std::invalid_argument(std::string(who) +
+                                " on train_metric needs TrainerOptions::evaluate_train");
+  }
+  return v;
+}
+
+/// The best value before any epoch: the worst possible one.
+double worst_value(bool higher_is_better) {
+  return higher_is_better ? -std::numeric_limits<double>::infinity()
+                          : std::numeric_limits<double>::infinity();
+}
+
+/// Whether v beats `best` by more than min_delta.
+bool improves(double v, double best, double min_delta, bool higher_is_better) {
+  return higher_is_better ? v > best + min_delta : v < best - min_delta;
+}
 }  // namespace
 
 template <class T>
 void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
   higher_is_better_ = check_monitor(monitor_, s, "early stopping");
-  best_ = higher_is_better_ ? -std::numeric_limits<double>::infinity()
-                            : std::numeric_limits<double>::infinity();
+  best_ = worst_value(higher_is_better_);
   best_epoch_ = 0;
   waited_ = 0;
   best_parameters_.save(s.parameters);  // epoch 0: the initial parameters
@@ -143,16 +165,9 @@ void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
 
 template <class T>
 void EarlyStopping<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = monitored(monitor_, s.history.back());
-  if (std::isnan(v)) {
-    if (monitor_ == Monitor::TrainMetric) {
-      throw std::invalid_argument(
-          "early stopping on train_metric needs TrainerOptions::evaluate_train");
-    }
-    return;  // a diverged epoch: the trainer's non-finite check handles it
-  }
-  const bool better = higher_is_better_ ? v > best_ + min_delta_ : v < best_ - min_delta_;
-  if (better) {
+  const double v = epoch_value(monitor_, s.history.back(), "early stopping");
+  if (std::isnan(v)) return;
+  if (improves(v, best_, min_delta_, higher_is_better_)) {
     best_ = v;
     best_epoch_ = s.epoch;
     waited_ = 0;
@@ -211,8 +226,7 @@ ReduceLrOnPlateau<T>::ReduceLrOnPlateau(Monitor monitor, double factor, std::siz
 template <class T>
 void ReduceLrOnPlateau<T>::on_train_begin(TrainingState<T>& s) {
   higher_is_better_ = check_monitor(monitor_, s, "reduce on plateau");
-  best_ = higher_is_better_ ? -std::numeric_limits<double>::infinity()
-                            : std::numeric_limits<double>::infinity();
+  best_ = worst_value(higher_is_better_);
   waited_ = cooling_ = 0;
   scale_ = 1;
   scheduled_ = false;
@@ -236,19 +250,13 @@ void ReduceLrOnPlateau<T>::on_batch_begin(TrainingState<T>& s) {
 
 template <class T>
 void ReduceLrOnPlateau<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = monitored(monitor_, s.history.back());
-  if (std::isnan(v)) {
-    if (monitor_ == Monitor::TrainMetric) {
-      throw std::invalid_argument(
-          "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
-    }
-    return;  // a diverged epoch: the trainer's non-finite check handles it
-  }
+  const double v = epoch_value(monitor_, s.history.back(), "reduce on plateau");
+  if (std::isnan(v)) return;
   if (cooling_ > 0) {  // every epoch of the cooldown counts, improving or not
     --cooling_;
     waited_ = 0;
   }
-  if (higher_is_better_ ? v > best_ + min_delta_ : v < best_ - min_delta_) {
+  if (improves(v, best_, min_delta_, higher_is_better_)) {
     best_ = v;
     waited_ = 0;
     return;
