@@ -250,6 +250,12 @@ TEST_CASE("reduce on plateau: bad settings and monitors the run lacks are refuse
   CHECK(message_of([&] {
           metric_run.epoch(on_train_metric, std::numeric_limits<double>::quiet_NaN());
         }) == "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
+  ScriptedRun stop_run(MetricKind::R2);
+  EarlyStopping<double> stop_on_train_metric(Monitor::TrainMetric);
+  stop_on_train_metric.on_train_begin(stop_run.state);
+  CHECK(message_of([&] {
+          stop_run.epoch(stop_on_train_metric, std::numeric_limits<double>::quiet_NaN());
+        }) == "early stopping on train_metric needs TrainerOptions::evaluate_train");
 }
 
 TEST_CASE("early stopping keeps another callback's note in the epoch's event") {
