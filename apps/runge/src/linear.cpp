@@ -102,28 +102,21 @@ double sign_of(double v) {
 /// conditions hold within `tolerance`.
 bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double tolerance,
                          int max_steps, Vector& b, int& steps) {
-  const std::size_t n = X.shape(0), p = X.shape(1);
-  const double dn = double(n);
-  std::vector<double> c(p, 0.0);
-  Matrix G = xt::zeros<double>({p, p});
-  for (std::size_t k = 0; k < p; ++k) {
-    for (std::size_t i = 0; i < n; ++i)
-      c[k] += X(i, k) * y(i, 0) / dn;
-    for (std::size_t e = 0; e <= k; ++e) {
-      double v = 0;
-      for (std::size_t i = 0; i < n; ++i)
-        v += X(i, k) * X(i, e);
-      G(k, e) = G(e, k) = v / dn;
-    }
-  }
+  const std::size_t p = X.shape(1);
+  const double dn = double(X.shape(0));
+  // G = X^T X / n and c = X^T y / n, as ridge_solve forms them.
+  const Matrix G = xt::linalg::dot(xt::transpose(X), X) / dn;
+  const Matrix c = xt::linalg::dot(xt::transpose(X), y) / dn;
   std::vector<double> theta(p);  // the sign of each active coefficient; 0 = inactive
   for (std::size_t k = 0; k < p; ++k)
     theta[k] = sign_of(b(k));
   const auto correlations = [&](const Vector& v) {  // g = c - G v
-    std::vector<double> g(c);
-    for (std::size_t k = 0; k < p; ++k)
+    std::vector<double> g(p);
+    for (std::size_t k = 0; k < p; ++k) {
+      g[k] = c(k, 0);
       for (std::size_t e = 0; e < p; ++e)
         g[k] -= G(k, e) * v(e);
+    }
     return g;
   };
   for (steps = 0; steps < max_steps; ++steps) {
@@ -145,7 +138,7 @@ bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double
     const std::size_t m = A.size();
     Matrix GA({m, m}), rhs({m, std::size_t(1)});
     for (std::size_t a = 0; a < m; ++a) {
-      rhs(a, 0) = c[A[a]] - lambda * theta[A[a]];
+      rhs(a, 0) = c(A[a], 0) - lambda * theta[A[a]];
       for (std::size_t e = 0; e < m; ++e)
         GA(a, e) = G(A[a], A[e]);
     }
