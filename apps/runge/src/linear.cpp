@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <xtensor-blas/xlinalg.hpp>
@@ -94,6 +95,55 @@ double sign_of(double v) {
   return v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0;
 }
 
+/// With more active columns than X_A has rank (p > n), the problem with the active signs
+/// fixed has no minimum when theta_A leans into null(X_A): along v = -P_null theta_A the fit
+/// X b stays the same while lambda theta . b falls, linearly, until an active coefficient
+/// reaches zero and leaves the set. Returns that point, or false when X_A has full rank,
+/// theta_A is orthogonal to its null space, or the step does not lower the objective.
+bool null_space_step(const Matrix& X, const Matrix& y, double lambda,
+                     const std::vector<std::size_t>& A, const std::vector<double>& theta,
+                     Vector& b) {
+  const std::size_t n = X.shape(0), m = A.size();
+  Matrix XA({n, m});
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t a = 0; a < m; ++a)
+      XA(i, a) = X(i, A[a]);
+  const auto [U, s, Vt] = xt::linalg::svd(XA, true, true);
+  (void)U;
+  // numpy's matrix_rank rule: singular values below s_max * max(n, m) * eps are zero.
+  const double cutoff =
+      (s.size() ? s(0) : 0.0) * double(std::max(n, m)) * std::numeric_limits<double>::epsilon();
+  std::size_t rank = 0;
+  while (rank < s.size() && s(rank) > cutoff)
+    ++rank;
+  if (rank == m) return false;
+  std::vector<double> v(m, 0.0);  // -P_null theta_A, P_null from the last m - rank rows of Vt
+  for (std::size_t r = rank; r < m; ++r) {
+    double along = 0;
+    for (std::size_t a = 0; a < m; ++a)
+      along += Vt(r, a) * theta[A[a]];
+    for (std::size_t a = 0; a < m; ++a)
+      v[a] -= along * Vt(r, a);
+  }
+  double t = std::numeric_limits<double>::infinity();  // the first zero crossing
+  std::size_t leaving = m;
+  for (std::size_t a = 0; a < m; ++a) {
+    const double bk = b(A[a]);
+    if (bk != 0 && v[a] != 0 && sign_of(v[a]) != sign_of(bk) && -bk / v[a] < t) {
+      t = -bk / v[a];
+      leaving = a;
+    }
+  }
+  if (leaving == m) return false;
+  Vector point = b;
+  for (std::size_t a = 0; a < m; ++a)
+    point(A[a]) += t * v[a];
+  point(A[leaving]) = 0;
+  if (!(lasso_objective(X, y, point, lambda) < lasso_objective(X, y, b, lambda))) return false;
+  b = point;
+  return true;
+}
+
 /// Feature-sign search (Lee, Battle, Raina & Ng 2007) from b: an active-set method that
 /// ends at the exact minimum in finitely many steps. Each step solves the problem on the
 /// active set with its signs fixed, then moves to the best point of the segment from b
@@ -170,9 +220,14 @@ bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double
       }
     }
     // Each step must lower the objective; one that does not (a near-singular system on
-    // this set returns a huge, wrong solution instead of failing) would cycle.
-    if (!(best_f < lasso_objective(X, y, b, lambda))) return false;
-    b = best;
+    // this set returns a huge, wrong solution instead of failing) would cycle. With
+    // p > n the system may have no solution at all: then a step in the null space of
+    // X_A drops a column instead.
+    if (best_f < lasso_objective(X, y, b, lambda)) {
+      b = best;
+    } else if (!null_space_step(X, y, lambda, A, theta, b)) {
+      return false;
+    }
     for (std::size_t k = 0; k < p; ++k)
       theta[k] = sign_of(b(k));
   }

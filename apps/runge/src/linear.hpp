@@ -51,9 +51,10 @@ struct LassoResult {
 /// has not met the KKT conditions after `exact_after` sweeps (correlated columns make it
 /// creep), feature-sign search (Lee et al. 2007), an active-set method, finishes from its
 /// point at the exact minimum. `converged` is true only when the KKT conditions hold.
-/// With more columns than rows (p > n) the search can fail, at small lambda (a random
-/// 10 x 40 design: at 1e-4 and below); descent then goes on, and the fit may end with
-/// `converged` false. With p <= n, as in every fit of the studies, it has not failed.
+/// With more columns than rows (p > n), where the active set can outgrow the rank of its
+/// columns, a step in their null space drops a column (at most n coefficients stay
+/// nonzero). Should the search still fail, descent goes on and the fit ends with
+/// `converged` false rather than claim a minimum it has not reached.
 LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
                      const LassoOptions& options = {});
 /// 1/(2n) ||y - X b||^2 + lambda ||b||_1.
