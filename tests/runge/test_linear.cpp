@@ -292,7 +292,7 @@ TEST_CASE("Lasso with more columns than rows reaches the minimum, with at most n
   CHECK(runge::lasso_kkt_violation(F, yc, high.coef, 1e-6) <= 1e-8);
 }
 
-TEST_CASE("Lasso refuses non-finite data and no rows, never reporting them converged") {
+TEST_CASE("Lasso refuses non-finite data, data out of double's range and no rows") {
   Matrix X = random_design(6, 2, 1);
   Matrix y = times(X, {1.0, -1.0});
   y(2, 0) = std::numeric_limits<double>::quiet_NaN();
@@ -304,6 +304,27 @@ TEST_CASE("Lasso refuses non-finite data and no rows, never reporting them conve
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(runge::lasso_cd(Matrix({0, 2}), Matrix({0, 1}), 0.1), "lasso_cd: no rows",
                        std::invalid_argument);
+  // Data whose sums of squares overflow or underflow double are refused by scale.
+  Matrix big = {{1.0, 2e160}, {-1.0, 1e160}, {0.5, 0.0}};
+  const Matrix y3 = {{1.0}, {0.0}, {-1.0}};
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(big, y3, 0.1),
+                       "lasso_cd: the sum of squares of column 1 of X is too large for double "
+                       "(largest |value| 2e+160); rescale the data",
+                       std::invalid_argument);
+  big(0, 1) = 3e-170, big(1, 1) = 0;
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(big, y3, 0.1),
+                       "lasso_cd: the sum of squares of column 1 of X is too small for double "
+                       "(largest |value| 3e-170); rescale the data",
+                       std::invalid_argument);
+  const Matrix huge_y = y3 * 1e200;
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(big, huge_y, 0.1),
+                       "lasso_cd: the sum of squares of y is too large for double (largest "
+                       "|value| 1e+200); rescale the data",
+                       std::invalid_argument);
+  big(0, 1) = 0;  // a column of zeros is fine: its coefficient stays 0
+  const auto zero_column = runge::lasso_cd(big, y3, 0.1);
+  CHECK(zero_column.converged);
+  CHECK(zero_column.coef(1) == 0.0);
   // A NaN violation is never taken for a met condition.
   const Matrix X2 = random_design(6, 2, 1);
   runge::Vector b = {std::numeric_limits<double>::quiet_NaN(), 0.0};

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xview.hpp>
@@ -284,6 +286,29 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
   for (std::size_t k = 0; k < p; ++k)
     for (std::size_t i = 0; i < n; ++i)
       col_sq[k] += X(i, k) * X(i, k);
+  // Sums of squares that overflow, or lose their digits below DBL_MIN, would end the fit
+  // in NaN or b = 0; such data are refused with the scale that breaks them.
+  double y_sq = 0;
+  for (const double v : y)
+    y_sq += v * v;
+  const auto refuse_scale = [&](const std::string& what, const auto& values) {
+    double largest = 0;
+    for (const double v : values)
+      largest = std::max(largest, std::abs(v));
+    std::ostringstream msg;
+    msg << "lasso_cd: the sum of squares of " << what << " is "
+        << (largest > 1 ? "too large" : "too small") << " for double (largest |value| " << largest
+        << "); rescale the data";
+    throw std::invalid_argument(msg.str());
+  };
+  if (!std::isfinite(y_sq) || (y_sq > 0 && y_sq < std::numeric_limits<double>::min()))
+    refuse_scale("y", y);
+  for (std::size_t k = 0; k < p; ++k) {
+    const bool zero_column = col_sq[k] == 0 && xt::all(xt::equal(xt::col(X, k), 0.0));
+    if (!std::isfinite(col_sq[k]) ||
+        (!zero_column && col_sq[k] < std::numeric_limits<double>::min()))
+      refuse_scale("column " + std::to_string(k) + " of X", xt::eval(xt::col(X, k)));
+  }
   // The KKT conditions certify the minimum; their scale is that of g at b = 0.
   double scale = lambda;
   for (const double g0 : residual_correlations(X, y, out.coef))
