@@ -197,8 +197,9 @@ bool feature_sign_search(const Matrix& X, const Matrix& y, double lambda, double
     Matrix sol;
     try {
       // SVD least squares (LAPACK dgelsd): with more active columns than rows (p > n)
-      // the system is singular but consistent, and its minimum-norm solution is a
-      // valid target for the line search, which then drops a column.
+      // the system is singular. Where it is consistent, its minimum-norm solution is a
+      // valid target for the line search; where it is not, the target does not lower
+      // the objective and null_space_step takes over below.
       sol = std::get<0>(xt::linalg::lstsq(GA, rhs));
     } catch (const std::runtime_error&) {
       return false;  // no solution computed: leave it to coordinate descent
