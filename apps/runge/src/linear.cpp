@@ -100,8 +100,9 @@ double sign_of(double v) {
 /// With more active columns than X_A has rank (p > n), the problem with the active signs
 /// fixed has no minimum when theta_A leans into null(X_A): along v = -P_null theta_A the fit
 /// X b stays the same while lambda theta . b falls, linearly, until an active coefficient
-/// reaches zero and leaves the set. Returns that point, or false when X_A has full rank,
-/// theta_A is orthogonal to its null space, or the step does not lower the objective.
+/// reaches zero and leaves the set. Moves b there and returns true; returns false, b
+/// untouched, when X_A has full rank, theta_A is orthogonal to its null space, or the
+/// step does not lower the objective.
 bool null_space_step(const Matrix& X, const Matrix& y, double lambda,
                      const std::vector<std::size_t>& A, const std::vector<double>& theta,
                      Vector& b) {
