@@ -55,11 +55,12 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
 
 /// Like unary, for a forward that writes its output buffer itself: fill(in, out).
 template <class T, class Fill>
-Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill) {
+Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill, T alpha = T(0)) {
   Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
   const std::uint32_t i = tape.record(op, ia, kNoParent, rows, cols);
+  tape.node(i).alpha = alpha;
   fill(tape.value_of(ia), tape.node(i).value);
   return finish(tape, i);
 }
@@ -151,11 +152,18 @@ void backward_scalar_div(Tape<T>& t, std::uint32_t i) {
   const Node<T>& n = t.node(i);
   accumulate(t, n.lhs, -t.grad_of(i) * t.value_of(i) / t.value_of(n.lhs), i);
 }
-// ---- pow: y = a^alpha;  da = g alpha a^(alpha-1)
+// ---- pow: y = a^alpha;  da = g alpha a^(alpha-1)  (0 for alpha = 0, where a^-1 can be inf)
+//      std::pow element by element: xsimd's batch pow gave 0^-1 = 0, 0^0 = 0, inf^0 = NaN
+//      and 18 ulp errors, and different answers in a batch than in the scalar tail.
 template <class T>
 void backward_pow(Tape<T>& t, std::uint32_t i) {
   const Node<T>& n = t.node(i);
-  accumulate(t, n.lhs, t.grad_of(i) * n.alpha * xt::pow(t.value_of(n.lhs), n.alpha - T(1)), i);
+  const T alpha = n.alpha;
+  const T* a = t.value_of(n.lhs).data();
+  const T* g = t.grad_of(i).data();
+  accumulate_unary(t, n.lhs, i, [=](std::size_t k) {
+    return alpha == T(0) ? T(0) : g[k] * alpha * std::pow(a[k], alpha - T(1));
+  });
 }
 // ---- square: y = a^2;  da = 2 g a
 template <class T>
@@ -200,7 +208,8 @@ void backward_tanh(Tape<T>& t, std::uint32_t i) {
   const T* g = t.grad_of(i).data();
   accumulate_unary(t, t.node(i).lhs, i, [=](std::size_t k) { return g[k] * (T(1) - y[k] * y[k]); });
 }
-// ---- relu: y = max(a, 0);  da = g [a > 0]
+// ---- relu: y = max(a, 0), NaN for a NaN a (as PyTorch: a NaN must not vanish);
+//      da = g [a > 0]
 template <class T>
 void backward_relu(Tape<T>& t, std::uint32_t i) {
   const Node<T>& n = t.node(i);
@@ -285,8 +294,18 @@ Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent) {
-  return unary(
-      Op::Pow, a, [=](const auto& x) { return xt::pow(x, exponent); }, exponent);
+  const T alpha = exponent;  // std::pow element by element: see backward_pow
+  return detail::unary_into(
+      Op::Pow, a,
+      [alpha](const Matrix<T>& x, Matrix<T>& out) {
+        const T* in = x.data();
+        T* dst = out.data();
+        parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
+          for (std::size_t k = b; k < e; ++k)
+            dst[k] = std::pow(in[k], alpha);
+        });
+      },
+      alpha);
 }
 template <class T>
 Tensor<T> square(const Tensor<T>& a) {
@@ -335,7 +354,8 @@ Tensor<T> tanh(const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
-  return unary(Op::Relu, a, [](const auto& x) { return xt::maximum(x, T(0)); });
+  // x < 0 ? 0 : x keeps a NaN (xt::maximum returned 0 for it) and vectorises as well.
+  return unary(Op::Relu, a, [](const auto& x) { return xt::where(x < T(0), T(0), x); });
 }
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha) {

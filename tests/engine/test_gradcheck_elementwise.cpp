@@ -1,5 +1,9 @@
 // Specification: the backward rule of every elementwise op and every op with a scalar
 // matches central finite differences in float64, on 1x1, 1xN, Nx1 and RxC inputs.
+#include <array>
+#include <cmath>
+#include <limits>
+
 #include "engine_test_util.hpp"
 
 using namespace xgrad_test;
@@ -39,6 +43,55 @@ TEST_CASE("pow differentiates correctly for integer, fractional and negative exp
   check_unary("pow 3", Domain::AwayFromZero, [](const Inputs& x) { return xgrad::pow(x[0], 3.0); });
   check_unary("pow 0.5", Domain::Positive, [](const Inputs& x) { return xgrad::pow(x[0], 0.5); });
   check_unary("pow -1.5", Domain::Positive, [](const Inputs& x) { return xgrad::pow(x[0], -1.5); });
+}
+
+template <class T>
+void check_pow_at_edges() {
+  // 17 equal values: two float batches of 8 (or four double batches of 4) and a scalar
+  // tail, so a position-dependent kernel would show. Expected: std::pow, and the rule
+  // alpha a^(alpha-1), 0 for alpha = 0.
+  const T inf = std::numeric_limits<T>::infinity();
+  for (const T a : {T(0), -T(0), T(2), inf, -inf, T(1e-30)})
+    for (const T alpha : {T(0), T(1), T(2), T(-1), T(0.5), T(-0.5), T(3)}) {
+      CAPTURE(a);
+      CAPTURE(alpha);
+      xgrad::Tape<T> tape;
+      const xgrad::Tensor<T> x =
+          tape.variable(xgrad::Matrix<T>(std::array<std::size_t, 2>{1, 17}, a));
+      const xgrad::Tensor<T> y = xgrad::pow(x, alpha);
+      tape.backward(y, xgrad::Matrix<T>(std::array<std::size_t, 2>{1, 17}, T(1)));
+      const T want = std::pow(a, alpha);
+      const T want_grad = alpha == T(0) ? T(0) : alpha * std::pow(a, alpha - T(1));
+      for (std::size_t k = 0; k < 17; ++k) {
+        CAPTURE(k);
+        CHECK(((y.value()(0, k) == want) || (std::isnan(want) && std::isnan(y.value()(0, k)))));
+        CHECK(((x.grad()(0, k) == want_grad) ||
+               (std::isnan(want_grad) && std::isnan(x.grad()(0, k)))));
+      }
+    }
+}
+
+TEST_CASE("pow equals std::pow in every position, at 0, at infinity and for exponent 0") {
+  check_pow_at_edges<double>();
+  check_pow_at_edges<float>();
+  Tape tape;  // a zero row normalised by pow(sum of squares, -0.5) gives inf, not 0
+  const Tensor x = tape.variable(Matrix<double>{{1, 2}, {3, 4}, {0, 0}, {5, 6}});
+  const Tensor inv = xgrad::pow(xgrad::sum(xgrad::square(x), xgrad::Axis::Cols), -0.5);
+  CHECK(std::isinf(inv.value()(2, 0)));
+  CHECK(inv.value()(0, 0) == doctest::Approx(1 / std::sqrt(5.0)));
+}
+
+TEST_CASE("relu passes a NaN on, as PyTorch does, and clamps everything below 0") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tape tape;
+  const Tensor x =
+      tape.variable(Matrix<double>{{nan, -3.0, 0.0, 2.5, nan, -1e-300, 7.0, nan, 1.0}});
+  const Tensor y = xgrad::relu(x);
+  const double want[] = {nan, 0.0, 0.0, 2.5, nan, 0.0, 7.0, nan, 1.0};
+  for (std::size_t k = 0; k < 9; ++k) {
+    CAPTURE(k);
+    CHECK(((y.value()(0, k) == want[k]) || (std::isnan(want[k]) && std::isnan(y.value()(0, k)))));
+  }
 }
 
 TEST_CASE("abs and the piecewise activations differentiate correctly away from their kink") {
