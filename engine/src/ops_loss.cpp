@@ -103,7 +103,19 @@ Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
   const std::uint32_t i = detail::record_loss(Op::MseLoss, prediction, target, true);
   const Matrix<T>& a = tape.value_of(prediction.index());
   const Matrix<T>& b = tape.value_of(target.index());
-  tape.node(i).value(0, 0) = xt::sum(xt::square(a - b))() / static_cast<T>(a.size());
+  if constexpr (std::is_same_v<T, float>) {
+    // float adds up in double: float's 24 bits lose a sum over millions of elements.
+    const float* pa = a.data();
+    const float* pb = b.data();
+    double total = 0;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      const float d = pa[k] - pb[k];
+      total += double(d) * double(d);
+    }
+    tape.node(i).value(0, 0) = static_cast<float>(total / static_cast<double>(a.size()));
+  } else {
+    tape.node(i).value(0, 0) = xt::sum(xt::square(a - b))() / static_cast<T>(a.size());
+  }
   return detail::finish(tape, i);
 }
 
@@ -113,9 +125,18 @@ Tensor<T> bce_with_logits(const Tensor<T>& logits, const Tensor<T>& target) {
   const std::uint32_t i = detail::record_loss(Op::BceWithLogitsLoss, logits, target, true);
   const Matrix<T>& z = tape.value_of(logits.index());
   const Matrix<T>& y = tape.value_of(target.index());
-  tape.node(i).value(0, 0) =
-      xt::sum(xt::maximum(z, T(0)) - z * y + xt::log1p(xt::exp(-xt::abs(z))))() /
-      static_cast<T>(z.size());
+  if constexpr (std::is_same_v<T, float>) {  // summed in double, as in mse_loss
+    const float* pz = z.data();
+    const float* py = y.data();
+    double total = 0;
+    for (std::size_t k = 0; k < z.size(); ++k)
+      total += std::max(pz[k], 0.0f) - pz[k] * py[k] + std::log1p(std::exp(-std::abs(pz[k])));
+    tape.node(i).value(0, 0) = static_cast<float>(total / static_cast<double>(z.size()));
+  } else {
+    tape.node(i).value(0, 0) =
+        xt::sum(xt::maximum(z, T(0)) - z * y + xt::log1p(xt::exp(-xt::abs(z))))() /
+        static_cast<T>(z.size());
+  }
   return detail::finish(tape, i);
 }
 
@@ -129,14 +150,14 @@ Tensor<T> softmax_cross_entropy(const Tensor<T>& logits, const Tensor<T>& target
   detail::Node<T>& n = tape.node(i);
   detail::reshape_reuse(n.saved, rows, cols);
   detail::log_softmax_rows(z.data(), n.saved.data(), rows, cols);
-  T total = 0;
+  double total = 0;  // in double also for float, as in mse_loss
   const T* log_p = n.saved.data();
   const T* yp = y.data();
   // A class with target 0 adds nothing, also when its log p is -inf (a -inf logit):
   // 0 * -inf would make the loss NaN while its gradient stays finite.
   for (std::size_t k = 0; k < rows * cols; ++k)
     if (yp[k] != T(0)) total -= yp[k] * log_p[k];
-  n.value(0, 0) = total / static_cast<T>(rows);
+  n.value(0, 0) = static_cast<T>(total / static_cast<double>(rows));
   return detail::finish(tape, i);
 }
 

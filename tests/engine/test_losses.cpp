@@ -1,6 +1,7 @@
 // Specification: the fused losses (mse, binary cross-entropy from logits, softmax
 // cross-entropy) compute the textbook value, differentiate correctly with respect to
 // both arguments, and stay finite for logits of +-1000 in float32 and float64.
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -142,4 +143,44 @@ TEST_CASE_TEMPLATE("fused losses give finite loss and gradient for logits of +-1
     for (const T g : z.grad())
       CHECK(std::isfinite(g));
   }
+}
+
+TEST_CASE("float32 sums, means and loss values add up in double") {
+  // One term of 2^24 and 1000 small ones: in float, 2^24 + 1 rounds back to 2^24, so a
+  // float accumulator loses every small term. Expected: the double sum, rounded once.
+  using F = xgrad::Tensor<float>;
+  const std::size_t n = 1001;
+  const double big = 16777216.0;  // 2^24
+  xgrad::Tape<float> tape;
+  xgrad::Matrix<float> ones(std::array<std::size_t, 2>{n, 1}, 1.0f);
+  ones(0, 0) = float(big);
+  const F column = tape.constant(ones);
+  const F row = xgrad::transpose(column);
+  const float sum = float(big + 1000.0), mean = float((big + 1000.0) / double(n));
+  CHECK(xgrad::sum(column).item() == sum);
+  CHECK(xgrad::sum(column, xgrad::Axis::Rows).item() == sum);
+  CHECK(xgrad::sum(row, xgrad::Axis::Cols).item() == sum);
+  CHECK(xgrad::mean(column).item() == mean);
+  CHECK(xgrad::mean(row, xgrad::Axis::Cols).item() == mean);
+
+  xgrad::Matrix<float> prediction(std::array<std::size_t, 2>{n, 1}, 1.0f);
+  prediction(0, 0) = 4096.0f;  // squared: 2^24
+  const F zeros = tape.constant(xgrad::Matrix<float>(std::array<std::size_t, 2>{n, 1}, 0.0f));
+  CHECK(xgrad::mse_loss(tape.constant(prediction), zeros).item() == mean);
+
+  // bce of logit 2^24 and target 0 is 2^24; of logit 0, ln 2.
+  xgrad::Matrix<float> logits(std::array<std::size_t, 2>{n, 1}, 0.0f);
+  logits(0, 0) = float(big);
+  const double bce = (big + 1000.0 * std::log(2.0)) / double(n);
+  CHECK(xgrad::bce_with_logits(tape.constant(logits), zeros).item() ==
+        doctest::Approx(bce).epsilon(1e-7));
+
+  // Cross-entropy: one row with -log p = 2^24, 1000 rows with ln 2.
+  xgrad::Matrix<float> z(std::array<std::size_t, 2>{n, 2}, 0.0f), y(z.shape(), 0.0f);
+  z(0, 1) = -float(big);
+  y(0, 1) = 1.0f;
+  for (std::size_t r = 1; r < n; ++r)
+    y(r, 0) = 1.0f;
+  CHECK(xgrad::softmax_cross_entropy(tape.constant(z), tape.constant(y)).item() ==
+        doctest::Approx(bce).epsilon(1e-7));
 }
