@@ -80,8 +80,26 @@ TEST_CASE("gradcheck of parameters leaves their values and accumulated gradients
                       },
                       {w}),
                   std::runtime_error);
-  CHECK(calls == 3);
+  CHECK(calls == 3);  // the third call evaluates f at w(0, 0) - h
   CHECK(w.grad() == accumulated);
+  CHECK(w.value() == value);
+}
+
+TEST_CASE("gradcheck allows for the rounding of large function values") {
+  // f = sum(x^2) over 10^4 elements is ~3e3: rounding f moves the central difference by
+  // ~1e-7 at h = 1e-6, which atol = 1e-7 alone would report as a failure.
+  const Matrix<double> x = random_matrix(100, 100, 31);
+  const auto sum_of_squares = [](Tape&, const Inputs& v) {
+    return xgrad::sum(xgrad::square(v[0]));
+  };
+  const xgrad::GradcheckResult r = xgrad::gradcheck(sum_of_squares, {x});
+  CHECK_MESSAGE(r.passed, r.message());
+  // A gradient wrong by 5e-5 relative (the analytic 2.0001 x against the true 2.0002 x)
+  // is still caught at that size: the allowance for rounding here is ~1e-7.
+  const auto wrong = [](Tape& tape, const Inputs& v) {
+    return xgrad::sum(xgrad::square(v[0]) + 1e-4 * v[0] * tape.constant(v[0].value()));
+  };
+  CHECK_FALSE(xgrad::gradcheck(wrong, {x}).passed);
 }
 
 TEST_CASE("gradcheck honours atol and rtol") {

@@ -14,7 +14,9 @@ namespace xgrad {
 struct GradcheckOptions {
   /// Step h = eps * max(1, |x|) of the central difference (f(x+h) - f(x-h)) / 2h.
   double eps = 1e-6;
-  /// An element passes when |analytic - numeric| <= atol + rtol * |numeric|.
+  /// An element passes when |analytic - numeric| <= atol + rtol * |numeric| + r, where
+  /// r = DBL_EPSILON (|f(x+h)| + |f(x-h)|) / 2h is the rounding noise of the difference
+  /// itself (it matters only for large |f|: a sum of 10^4 squares, f ~ 3e3, gives 7e-7).
   double atol = 1e-7;
   double rtol = 1e-5;
   /// Seed of the random upstream gradient G: a non-scalar output y is checked
@@ -25,7 +27,7 @@ struct GradcheckOptions {
 struct GradcheckResult {
   bool passed = true;
   std::size_t elements_checked = 0;
-  // The worst element (largest |analytic - numeric| - rtol |numeric|):
+  // The worst element (largest |analytic - numeric| minus its tolerance):
   std::size_t input = 0;
   std::size_t row = 0;
   std::size_t col = 0;
@@ -44,7 +46,8 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Matrix<d
                           const GradcheckOptions& options = {});
 
 /// Checks the gradients of parameters: f records the function on the tape using
-/// tape.parameter(p). Parameter values and gradients are as they were before the call.
+/// tape.parameter(p). Parameter values and gradients are as they were before the call,
+/// also when f throws.
 using GradcheckParameterFunction = std::function<Tensor<double>(Tape<double>& tape)>;
 GradcheckResult gradcheck(const GradcheckParameterFunction& f,
                           std::vector<Parameter<double>> parameters,
