@@ -11,11 +11,14 @@
 // into the exponent field.
 //
 // Accuracy: within 1 ulp of std::exp (tests/engine/test_vector_exp.cpp measures the
-// worst case over a wide range). Behaviour at the edges is xsimd's, exactly: any batch
-// with a lane outside |x| <= 708 or a NaN lane is computed by xsimd::exp instead, so
-// overflow to inf, subnormal results, underflow to 0 and NaN are what they were before.
+// worst case over a wide range). At the edges it is std::exp itself: a lane outside
+// |x| <= 708 or a NaN lane is computed by the scalar libm (with_edge_lanes), so overflow
+// to inf starts at 709.78, as in libm (xsimd::exp, used here before, overflowed from
+// 709.44), and subnormal results, underflow to 0 and NaN are libm's. The other lanes of
+// such a batch are computed as in any batch, so results never depend on the batch width.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -79,13 +82,33 @@ inline xsimd::batch<double, A> two_to_k(const xsimd::batch<double, A>& t) {
   return xsimd::bitwise_cast<xsimd::batch<double, A>>((xsimd::bitwise_cast<I>(t) + I(1023)) << 52);
 }
 
+/// A batch with a lane outside |x| <= 708 (or NaN): the lanes inside get fast(x) on
+/// their own values, as in any other batch, the others edge(x) from the scalar libm.
+/// So no lane's result depends on its neighbours, and the batch width (AVX2's 4 or
+/// AVX-512's 8) cannot change a bit.
+template <class A, class Fast, class Edge>
+inline xsimd::batch<double, A> with_edge_lanes(const xsimd::batch<double, A>& x, Fast&& fast,
+                                               Edge&& edge) {
+  using B = xsimd::batch<double, A>;
+  const auto inside = xsimd::abs(x) <= B(708.0);  // false for NaN
+  alignas(64) double in[B::size], out[B::size];
+  x.store_aligned(in);
+  fast(xsimd::select(inside, x, B(0.0))).store_aligned(out);
+  for (std::size_t j = 0; j < B::size; ++j)
+    if (!(std::abs(in[j]) <= 708.0)) out[j] = edge(in[j]);
+  return B::load_aligned(out);
+}
+
 /// e^x for every lane of x (see the file comment for accuracy and edge cases).
 template <class A>
 inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
   // |x| <= 708: k = round(x / ln 2) lies in [-1022, 1022] and e^x is a normal double.
-  // The comparison is false for NaN, so NaN lanes take the fallback too.
-  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return xsimd::exp(x);
+  // The comparison is false for NaN, so NaN lanes take the edge path too.
+  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) {
+    return with_edge_lanes(
+        x, [](const B& inside) { return exp_batch(inside); }, [](double v) { return std::exp(v); });
+  }
   const auto [t, r] = reduce_by_ln2(x);
   // e^r = 1 + r + r^2 q(r), q the Taylor series from 1/2! to 1/13!: the truncation error
   // is below r^14 / 14! < 5e-18 (0.04 ulp). q is evaluated by Estrin's scheme (pairs, then
@@ -120,12 +143,16 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
 /// one division and 11 multiplications and FMAs: 12,000 elements in ~14 us instead of
 /// ~24 us (one core, loaded machine). P(+-r) = E(r^2) +- r O(r^2) share their even and odd
 /// parts. Same bound as before (both reach 2 ulp; this one a little more
-/// often: ~0.5% of random arguments against ~0.1%). A batch with a lane outside |x| <= 708
-/// or a NaN lane takes the old formula, so the edges (0, 1, NaN) are what they were.
+/// often: ~0.5% of random arguments against ~0.1%). Lanes outside |x| <= 708 and NaN
+/// lanes take 1 / (1 + std::exp(-x)), so the edges (0, 1, NaN) are what they were.
 template <class A>
 inline xsimd::batch<double, A> sigmoid_batch(const xsimd::batch<double, A>& x) {
   using B = xsimd::batch<double, A>;
-  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) return B(1.0) / (B(1.0) + exp_batch(-x));
+  if (!xsimd::all(xsimd::abs(x) <= B(708.0))) {
+    return with_edge_lanes(
+        x, [](const B& inside) { return sigmoid_batch(inside); },
+        [](double v) { return 1.0 / (1.0 + std::exp(-v)); });
+  }
   // The range reduction of exp_batch, for z = -x: z = k ln 2 + r, |r| <= 0.347.
   const auto [t, r] = reduce_by_ln2(B(-x));
   // P(r) = sum c_j r^j, c_j = (12 - j)! 6! / (12! j! (6 - j)!): 1, 1/2, 5/44, 1/66, 1/792,

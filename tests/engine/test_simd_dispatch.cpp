@@ -96,43 +96,24 @@ TEST_CASE("AVX-512 exp and sigmoid give the baseline's bits on the fast range, a
   CHECK(agree(run_kernel(wide->sigmoid, big), run_kernel(base.sigmoid, big)));
 }
 
-TEST_CASE("AVX-512 kernels: batches with an edge lane stay within 2 ulp, edges exact" *
+TEST_CASE("AVX-512 kernels: batches with an edge lane give the baseline's bits too" *
           doctest::skip(no_avx512())) {
   const Float64Kernels* wide = wide_kernels_or_skip();
   if (wide == nullptr) return;
   const Float64Kernels& base = xgrad::detail::float64_kernels_baseline();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  // An out-of-range or NaN lane sends its whole batch to the fallback formula, and an
-  // 8-lane batch holds more neighbours than a 4-lane one: there the two sets may round
-  // differently, each within its own bound of the exact value.
+  // An out-of-range or NaN lane is computed by the scalar libm on its own, and its
+  // neighbours as in any batch: an 8-lane batch holding more neighbours than a 4-lane
+  // one changes nothing.
   const std::vector<double> x = {0.5, -1.0, 709.5, 2.0,  3.0,  -4.0, 5.0,  6.0,   -7.0, 8.0,
                                  nan, 1.5,  -2.5,  0.25, -800, 30.0, -inf, inf,   1e-3, -1e-3,
                                  0.0, -0.0, 100.0, -100, 745., -745, 0.75, -0.75, 12.0};
-  const auto exact_exp = [](double v) { return static_cast<double>(std::exp((long double)v)); };
-  const auto exact_sigmoid = [](double v) {
-    return static_cast<double>(1.0L / (1.0L + std::exp(-(long double)v)));
-  };
-  const std::vector<double> exp_a = run_kernel(wide->exp, x), exp_b = run_kernel(base.exp, x);
-  const std::vector<double> sig_a = run_kernel(wide->sigmoid, x);
-  const std::vector<double> sig_b = run_kernel(base.sigmoid, x);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    CAPTURE(x[i]);
-    if (std::isnan(x[i])) {
-      CHECK((std::isnan(exp_a[i]) && std::isnan(exp_b[i]) && std::isnan(sig_a[i]) &&
-             std::isnan(sig_b[i])));
-      continue;
-    }
-    if (!std::isfinite(exp_b[i]) || exp_b[i] == 0.0) {  // overflow, underflow: the same edge
-      CHECK(exp_a[i] == exp_b[i]);
-      CHECK(sig_a[i] == sig_b[i]);
-      continue;
-    }
-    CHECK(ulp_distance(exp_a[i], exact_exp(x[i])) <= 2);
-    CHECK(ulp_distance(exp_b[i], exact_exp(x[i])) <= 2);
-    CHECK(ulp_distance(sig_a[i], exact_sigmoid(x[i])) <= 2);
-    CHECK(ulp_distance(sig_b[i], exact_sigmoid(x[i])) <= 2);
-  }
+  CHECK(agree(run_kernel(wide->exp, x), run_kernel(base.exp, x)));
+  CHECK(agree(run_kernel(wide->sigmoid, x), run_kernel(base.sigmoid, x)));
+  const std::vector<double> e = run_kernel(base.exp, x);
+  CHECK(e[2] == std::exp(709.5));  // finite: libm's overflow starts at 709.78
+  CHECK(e[24] == inf);
 }
 
 TEST_CASE("float64_kernels follows XGRAD_SIMD and the CPU") {
