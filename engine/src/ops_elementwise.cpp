@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include <xtensor/xadapt.hpp>
@@ -26,8 +27,31 @@ void parallel_buffer_kernel(BufferKernel kernel, const double* x, double* y, std
                [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
 }
 
-template <class T, class Forward>
-Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0)) {
+/// Where edge(x) holds, y = exact(x) by the scalar libm: the arguments at which xsimd's
+/// batch function is wrong (see its callers). One pass without branches finds whether
+/// there are any.
+template <class T, class Edge, class Exact>
+void scalar_at_edges(const Matrix<T>& x, Matrix<T>& y, Edge&& edge, Exact&& exact) {
+  const T* in = x.data();
+  T* out = y.data();
+  bool any = false;
+  for (std::size_t k = 0; k < x.size(); ++k)
+    any |= edge(in[k]);
+  if (!any) return;
+  for (std::size_t k = 0; k < x.size(); ++k)
+    if (edge(in[k])) out[k] = exact(in[k]);
+}
+
+struct NoEdges {
+  template <class T>
+  void operator()(const Matrix<T>&, Matrix<T>&) const {}
+};
+
+/// y = forward(a) elementwise (on the thread pool for large a), then edges(a, y) patches
+/// what the batch function gets wrong.
+template <class T, class Forward, class Edges = NoEdges>
+Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0),
+                Edges&& edges = {}) {
   Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
@@ -50,6 +74,7 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
       xt::noalias(chunk_out) = forward(xt::adapt(src + b, e - b, xt::no_ownership(), shape));
     });
   }
+  edges(in, n.value);
   return finish(tape, i);
 }
 
@@ -325,12 +350,27 @@ Tensor<T> exp(const Tensor<T>& a) {
       detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
-    return unary(Op::Exp, a, [](const auto& x) { return xt::exp(x); });
+    // xsimd's float exp gives inf from 88.38 (std::exp: from 88.72) and 0 below -87.68,
+    // where std::exp has subnormals.
+    return unary(
+        Op::Exp, a, [](const auto& x) { return xt::exp(x); }, 0.0f, 0.0f,
+        [](const Matrix<float>& x, Matrix<float>& y) {
+          detail::scalar_at_edges(
+              x, y, [](float v) { return v > 88.0f || v < -87.0f; },
+              [](float v) { return std::exp(v); });
+        });
   }
 }
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
-  return unary(Op::Log, a, [](const auto& x) { return xt::log(x); });
+  // xsimd's double log is wrong for subnormal a: log(1e-310) gave -746.5, not -713.8.
+  return unary(
+      Op::Log, a, [](const auto& x) { return xt::log(x); }, T(0), T(0),
+      [](const Matrix<T>& x, Matrix<T>& y) {
+        detail::scalar_at_edges(
+            x, y, [](T v) { return v > T(0) && v < std::numeric_limits<T>::min(); },
+            [](T v) { return std::log(v); });
+      });
 }
 template <class T>
 Tensor<T> abs(const Tensor<T>& a) {

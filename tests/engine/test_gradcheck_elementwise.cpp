@@ -81,6 +81,32 @@ TEST_CASE("pow equals std::pow in every position, at 0, at infinity and for expo
   CHECK(inv.value()(0, 0) == doctest::Approx(1 / std::sqrt(5.0)));
 }
 
+template <class T, class Op>
+void check_equals_libm_in_every_position(T a, Op op, T want) {
+  CAPTURE(a);
+  xgrad::Tape<T> tape;
+  const xgrad::Tensor<T> x = tape.constant(xgrad::Matrix<T>(std::array<std::size_t, 2>{1, 17}, a));
+  const xgrad::Tensor<T> y = op(x);
+  for (std::size_t k = 0; k < 17; ++k) {
+    CAPTURE(k);
+    CHECK(y.value()(0, k) == want);
+  }
+}
+
+TEST_CASE("exp and log equal libm where xsimd's batch functions are wrong") {
+  // float exp: xsimd overflowed from 88.38 and flushed to 0 below -87.68.
+  const auto exp_f = [](const xgrad::Tensor<float>& x) { return xgrad::exp(x); };
+  for (const float a : {88.5f, 88.7f, 88.8f, -87.9f, -100.0f, -104.0f})
+    check_equals_libm_in_every_position(a, exp_f, std::exp(a));
+  // double log of subnormals: xsimd gave log(1e-310) = -746.5 for -713.8.
+  const auto log_d = [](const xgrad::Tensor<double>& x) { return xgrad::log(x); };
+  for (const double a : {1e-310, 4.9e-324, 2.2e-308, 1e-300})
+    check_equals_libm_in_every_position(a, log_d, std::log(a));
+  const auto log_f = [](const xgrad::Tensor<float>& x) { return xgrad::log(x); };
+  for (const float a : {1e-40f, 1e-45f, 1e-30f})
+    check_equals_libm_in_every_position(a, log_f, std::log(a));
+}
+
 TEST_CASE("relu passes a NaN on, as PyTorch does, and clamps everything below 0") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   Tape tape;
