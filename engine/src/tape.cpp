@@ -245,6 +245,8 @@ Tensor<T> Tape<T>::parameter(const Parameter<T>& p) {
   const std::uint32_t i = record(Op::Parameter, detail::kNoParent, detail::kNoParent, 0, 0);
   detail::Node<T>& n = nodes_[i];
   n.param = p.data_;
+  n.param_rows = v.shape(0);
+  n.param_cols = v.shape(1);
   n.requires_grad = grad_enabled_;
   n.grad_on_tape = parameter_grads_on_tape_;
   // With the gradient on the tape, other tapes may be using p on other threads: leave
@@ -342,6 +344,15 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   // one that nothing reaches reads as zeros through Tensor::grad() (grad_ready false).
   for (std::uint32_t i = 0; i <= r; ++i) {
     detail::Node<T>& n = nodes_[i];
+    if (n.param &&
+        (n.param->value.shape(0) != n.param_rows || n.param->value.shape(1) != n.param_cols)) {
+      // The ops recorded after it were sized for the old shape: their rules would write
+      // out of bounds. (A new value of the same shape is used as it is now: see tape.hpp.)
+      throw std::logic_error("backward: parameter '" + n.param->name + "' was " +
+                             shape_string(n.param_rows, n.param_cols) + " when recorded and is " +
+                             shape_string(n.param->value) +
+                             " now; record the step again after changing " + "a parameter's shape");
+    }
     n.grad_touched = false;
     if (!n.requires_grad || n.grad_in_parameter()) continue;
     const Matrix<T>& v = value_of(i);

@@ -352,3 +352,19 @@ TEST_CASE(
       CHECK(c.value().data() == buffer);  // the second step writes the same buffer
   }
 }
+
+TEST_CASE("a parameter given another shape between recording and backward is refused") {
+  xgrad::Parameter<double> w(Matrix<double>{{2.0, 1.0}}, "w");
+  xgrad::Tape<double> tape;
+  const auto loss = xgrad::sum(xgrad::square(tape.parameter(w)));
+  w.value() = Matrix<double>{{1.0, 2.0, 3.0}};  // the square's buffers are 1x2
+  CHECK_THROWS_WITH_AS(tape.backward(loss),
+                       "backward: parameter 'w' was 1x2 when recorded and is 1x3 now; record "
+                       "the step again after changing a parameter's shape",
+                       std::logic_error);
+  // Recorded again, the new shape is used.
+  tape.clear();
+  w.zero_grad();
+  tape.backward(xgrad::sum(xgrad::square(tape.parameter(w))));
+  CHECK(w.grad() == Matrix<double>{{2.0, 4.0, 6.0}});
+}

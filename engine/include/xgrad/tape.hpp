@@ -73,6 +73,11 @@ class Tape;
 
 /// A weight or bias: a leaf that outlives the tape. Copies share the same storage
 /// (like a torch.Tensor handle), so an optimiser and a network can hold the same one.
+/// The tape reads the value when backward() runs, not a copy from when it was recorded:
+/// update a parameter after backward() (as the optimisers do). A new value of another
+/// shape between recording and backward() is refused there; one of the same shape would
+/// be used as it is (PyTorch's version counters catch that case; xgrad cannot see
+/// writes through value()).
 template <class T>
 class Parameter {
  public:
@@ -167,6 +172,7 @@ struct Node {
   std::vector<std::uint32_t> column_runs;
   xt::xtensor<T, 1> scratch;
   std::shared_ptr<typename Parameter<T>::Data> param;
+  std::size_t param_rows = 0, param_cols = 0;  // its shape when recorded (backward checks)
 
   /// True when backward adds this node's gradient into a Parameter's own grad().
   bool grad_in_parameter() const { return param && !grad_on_tape; }
