@@ -150,6 +150,8 @@ template <class T>
 Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
   return affine(a, s, T(0));
 }
+/// a * (1/s): one node and a multiply; it may differ from a true division by 1 ulp, and a
+/// tiny s (below 1 / max, 5.6e-309 in double), whose reciprocal overflows, gives inf.
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
   return affine(a, T(1) / s, T(0));

@@ -220,7 +220,8 @@ class Tape {
   void set_parameter_grads_on_tape(bool on) { parameter_grads_on_tape_ = on; }
   bool parameter_grads_on_tape() const { return parameter_grads_on_tape_; }
   /// Adds the last backward's on-tape parameter gradients into parameter.grad(), in
-  /// recording order (a parameter recorded twice adds twice, once per node).
+  /// recording order (a parameter recorded twice adds twice, once per node). Each call adds
+  /// again: call it once per backward().
   void add_parameter_grads();
 
   /// Reverse walk from a 1x1 root with seed 1.
