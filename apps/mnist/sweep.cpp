@@ -3,7 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -65,6 +67,21 @@ std::pair<std::string, std::string> settings_fields(const Recipe& r, const Sweep
         << fmt(r.input_dropout);
   return {before.str(), after.str()};
 }
+/// An interrupted append leaves a last line without '\n'. Resuming skips it; cutting it
+/// off here makes the rows appended next start on a line of their own (appended to the
+/// fragment, they made one line of 28 fields that the next resume refused).
+/// Returns the number of bytes dropped.
+std::size_t drop_cut_last_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return 0;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty() || text.back() == '\n') return 0;
+  const std::size_t last_newline = text.find_last_of('\n');
+  const std::size_t keep = last_newline == std::string::npos ? 0 : last_newline + 1;
+  std::filesystem::resize_file(path, keep);
+  return text.size() - keep;
+}
+
 }  // namespace
 
 std::string SweepPoint::key() const {
@@ -165,6 +182,9 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
         std::to_string(workers) + " worker(s)");
   if (todo.empty()) return 0;
   const bool fresh = done.empty() && !std::ifstream(csv_path).good();
+  if (const std::size_t dropped = drop_cut_last_line(csv_path); dropped > 0 && log)
+    log("dropped the last line of " + csv_path + " (" + std::to_string(dropped) +
+        " bytes without a line end: a row cut by an interruption)");
   std::ofstream out(csv_path, std::ios::app);
   if (!out) throw std::runtime_error(csv_path + ": cannot open for writing");
   if (fresh || std::ifstream(csv_path).peek() == EOF) out << kHeader << "\n" << std::flush;

@@ -171,3 +171,36 @@ TEST_CASE("pooled 80/20 split: sizes, seeded, a permutation of all 70,000") {
   const TrainTest other = pooled_split(mnist(), 0.2, 43);
   CHECK(other.test.labels != p.test.labels);
 }
+
+namespace {
+/// n 1x1 "images" whose pixel and label are their index (n <= 10).
+TrainTest toy_set(std::size_t n_train, std::size_t n_test) {
+  TrainTest d;
+  d.name = "toy";
+  for (LabelledSet* s : {&d.train, &d.test}) {
+    s->images.rows = s->images.cols = 1;
+  }
+  for (std::size_t i = 0; i < n_train + n_test; ++i) {
+    LabelledSet& s = i < n_train ? d.train : d.test;
+    s.images.pixels.push_back(std::uint8_t(i));
+    s.labels.push_back(std::uint8_t(i));
+    ++s.images.count;
+  }
+  return d;
+}
+}  // namespace
+
+TEST_CASE("validation split: each training item is held out about equally often") {
+  const TrainTest d = toy_set(3, 1);
+  std::map<int, int> held;
+  for (std::uint64_t seed = 0; seed < 3000; ++seed)
+    ++held[validation_split(d, 1, seed).test.labels.at(0)];
+  for (int i = 0; i < 3; ++i)
+    CHECK(held[i] > 800);  // Fisher-Yates: each 1/3; a cyclic shuffle never picks item 0
+}
+
+TEST_CASE("pooled split: the test share is rounded to the nearest count") {
+  const TrainTest d = toy_set(6, 4);
+  CHECK(pooled_split(d, 0.25, 1).test.size() == 3);  // 2.5 rounds half up
+  CHECK(pooled_split(d, 0.25, 1).train.size() == 7);
+}

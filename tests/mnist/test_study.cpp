@@ -356,6 +356,14 @@ TEST_CASE("sweep: rows of other settings or other data are refused, never reused
       run_sweep<float>(longer, grid, x, y, x, y, kInfo, csv, 1, nullptr),
       doctest::Contains("holds rows of other settings (epochs 1 in the file, 2 now)"),
       std::runtime_error);
+  Recipe reseeded = base;  // rows of another seed are another experiment
+  reseeded.seed = base.seed + 1;
+  CHECK_THROWS_WITH_AS(run_sweep<float>(reseeded, grid, x, y, x, y, kInfo, csv, 1, nullptr),
+                       doctest::Contains(doctest::String(
+                           ("holds rows of other settings (seed " + std::to_string(base.seed) +
+                            " in the file, " + std::to_string(base.seed + 1) + " now)")
+                               .c_str())),
+                       std::runtime_error);
   SweepDataInfo fashion = kInfo;
   fashion.name = "Fashion-MNIST";
   CHECK_THROWS_WITH_AS(run_sweep<float>(base, grid, x, y, x, y, fashion, csv, 1, nullptr),
@@ -777,4 +785,26 @@ TEST_CASE(
     CHECK(row.at("pixels") == pixels);
   }
   CHECK(n == 100);
+}
+
+TEST_CASE("sweep: a row cut by an interruption is dropped, and the resume appends whole rows") {
+  const auto [x, y] = synthetic_digits(32);
+  const Recipe base = sweep_recipe();
+  SweepGrid one;
+  one.learning_rates = {1e-3};
+  const std::string csv = temp_dir("sweep_cut") + "/s.csv";
+  REQUIRE(run_sweep<float>(base, one, x, y, x, y, kInfo, csv, 1, nullptr) == 1);
+  {
+    std::ofstream app(csv, std::ios::app);
+    app << "0.01,0,1,8,";  // a kill in the middle of writing the next row
+  }
+  SweepGrid two;
+  two.learning_rates = {1e-3, 1e-2};
+  CHECK(run_sweep<float>(base, two, x, y, x, y, kInfo, csv, 1, nullptr) == 1);
+  std::ifstream in(csv);
+  std::size_t rows = 0;
+  for (std::string line; std::getline(in, line); ++rows)
+    CHECK(xgrad::apps::split_commas(line).size() == 24);
+  CHECK(rows == 3);  // header and two whole rows
+  CHECK(run_sweep<float>(base, two, x, y, x, y, kInfo, csv, 1, nullptr) == 0);
 }

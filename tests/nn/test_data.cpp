@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -182,4 +183,13 @@ TEST_CASE("batch sampler reshuffles one index list in place and covers every row
   CHECK(whole.batches() == 1);
   whole.new_epoch();
   CHECK(whole.order() == iota_indices(10));
+}
+
+TEST_CASE("permutation draws every ordering of three rows about equally often") {
+  std::map<std::vector<std::size_t>, int> count;
+  for (std::uint64_t seed = 0; seed < 6000; ++seed)
+    ++count[permutation(3, seed)];
+  CHECK(count.size() == 6);  // Fisher-Yates reaches all 3! orderings, the identity too
+  for (const auto& [order, c] : count)
+    CHECK(c > 800);
 }

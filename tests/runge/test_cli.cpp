@@ -189,6 +189,11 @@ TEST_CASE("cli: kfold and bootstrap sweeps, and a diverging run is a 'diverged' 
                 "--out b.csv")
             .status == 0);
   CHECK(slurp(dir / "b.csv").find(",bootstrap,,3,2024,ok,") != std::string::npos);
+  {  // each bootstrap replicate resamples anew, so their scores differ
+    const Csv b = read_csv(dir / "b.csv");
+    REQUIRE(b.rows.size() == 1);
+    CHECK(number(b.rows[0].at("mse_std")) > 1e-6 * number(b.rows[0].at("mse")));
+  }
   // Plain gradient descent at rate 1e6 on ReLU units overflows to inf/NaN.
   const Run r = run_cli(dir,
                         "sweep --points 40 --epochs 50 --nodes 8 --activation relu "
@@ -257,6 +262,10 @@ TEST_CASE("cli: sweep resumes from its CSV instead of starting over") {
   CHECK(other.status == 2);
   CHECK(other.err.find("epochs 10 in the file, 11 now") != std::string::npos);
   CHECK(other.err.find("--fresh") != std::string::npos);
+  CHECK(slurp(dir / "r.csv") == first);
+  const Run franke = run_cli(dir, args + " --function franke");  // another target
+  CHECK(franke.status == 2);
+  CHECK(franke.err.find("function runge in the file, franke now") != std::string::npos);
   CHECK(slurp(dir / "r.csv") == first);
   const Run noisier = run_cli(dir, args + " --noise 0.3");
   CHECK(noisier.status == 2);

@@ -130,3 +130,11 @@ TEST_CASE("metrics: R2 of a constant target is finite (nn::r2's convention)") {
   CHECK_THROWS_AS(runge::r2(p, one), std::invalid_argument);
   CHECK_THROWS_AS(runge::mse(p, one), std::invalid_argument);
 }
+
+TEST_CASE("k-fold gives the extra rows to the first folds, as scikit-learn's KFold") {
+  const auto folds = runge::kfold_indices(10, 3, 1);
+  REQUIRE(folds.size() == 3);
+  CHECK(folds[0].size() == 4);
+  CHECK(folds[1].size() == 3);
+  CHECK(folds[2].size() == 3);
+}

@@ -141,6 +141,7 @@ TEST_CASE("Lasso by coordinate descent finds the zeros of a known sparse problem
   const double lambda = 0.1;
   const auto r = runge::lasso_cd(X, y, lambda);
   REQUIRE(r.converged);
+  CHECK(r.exact_steps == 0);  // well-conditioned: coordinate descent converges alone
   for (std::size_t k = 0; k < 10; ++k) {
     CAPTURE(k);
     if (truth[k] == 0) {
