@@ -42,9 +42,11 @@ Tensor<T> reduce(Op op, const Tensor<T>& a, Axis axis, T scale_by_count) {
     for (std::size_t q0 = 0; q0 < cols; q0 += kBlock) {
       const std::size_t width = std::min(kBlock, cols - q0);
       std::array<double, kBlock> sums{};
-      for (std::size_t p = 0; p < rows; ++p)
+      for (std::size_t p = 0; p < rows; ++p) {
+        const T* row = x.data() + p * cols + q0;  // a raw pointer: x(p, q) did not vectorise
         for (std::size_t j = 0; j < width; ++j)
-          sums[j] += x(p, q0 + j);
+          sums[j] += row[j];
+      }
       for (std::size_t j = 0; j < width; ++j)
         n.value(0, q0 + j) = static_cast<T>(sums[j] * scale);
     }
