@@ -37,7 +37,8 @@ struct LassoOptions {
   int check_every = 10;         // sweeps between KKT checks
   int exact_after = 100;        // sweeps before the exact active-set search takes over
   // Converged when the largest KKT violation (lasso_kkt_violation) is at most
-  // tolerance * max(lambda, max_k |x_k . y| / n).
+  // tolerance * max(lambda, max_k |x_k . y| / n), and at most lambda / 1000 when
+  // lambda > 0, so that a zero coefficient's |g_k| <= 1.001 lambda certifies it.
   double tolerance = 1e-9;
 };
 struct LassoResult {
@@ -52,8 +53,8 @@ struct LassoResult {
 /// creep), feature-sign search (Lee et al. 2007), an active-set method, finishes from its
 /// point at the exact minimum. `converged` is true only when the KKT conditions hold.
 /// With more columns than rows (p > n), where the active set can outgrow the rank of its
-/// columns, a step in their null space drops a column (at most n coefficients stay
-/// nonzero). Should the search still fail, descent goes on and the fit ends with
+/// columns, a step in their null space drops a column, so the search ends with at most
+/// n nonzero coefficients. Should it still fail, descent goes on and the fit ends with
 /// `converged` false rather than claim a minimum it has not reached.
 LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
                      const LassoOptions& options = {});
