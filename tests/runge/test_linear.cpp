@@ -343,6 +343,16 @@ TEST_CASE("Lasso refuses non-finite data, data out of double's range and no rows
                        "lasso_cd: the sum of squares of y is too large for double (largest "
                        "|value| 1e+200); rescale the data",
                        std::invalid_argument);
+  // Where b = 0 is the answer (lambda above every |x_k . y| / n), a tiny y is no problem.
+  const Matrix tiny_y = y3 * 1e-170;
+  const Matrix unit = {{1.0, 0.5}, {-1.0, 0.25}, {0.5, 2.0}};
+  const auto zero_fit = runge::lasso_cd(unit, tiny_y, 0.1);
+  CHECK(zero_fit.converged);
+  CHECK(zero_fit.coef(0) == 0.0);
+  CHECK_THROWS_WITH_AS(runge::lasso_cd(unit, tiny_y, 1e-200),
+                       "lasso_cd: the sum of squares of y is too small for double (largest "
+                       "|value| 1e-170); rescale the data",
+                       std::invalid_argument);
   big(0, 1) = 0;  // a column of zeros is fine: its coefficient stays 0
   const auto zero_column = runge::lasso_cd(big, y3, 0.1);
   CHECK(zero_column.converged);

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xview.hpp>
@@ -111,8 +112,13 @@ bool null_space_step(const Matrix& X, const Matrix& y, double lambda,
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t a = 0; a < m; ++a)
       XA(i, a) = X(i, A[a]);
-  const auto [U, s, Vt] = xt::linalg::svd(XA, true, true);
-  (void)U;
+  xt::xtensor<double, 1> s;
+  Matrix Vt;
+  try {
+    std::tie(std::ignore, s, Vt) = xt::linalg::svd(XA, true, true);
+  } catch (const std::runtime_error&) {
+    return false;  // no SVD (LAPACK did not converge): leave it to coordinate descent
+  }
   // numpy's matrix_rank rule: singular values below s_max * max(n, m) * eps are zero.
   const double cutoff =
       (s.size() ? s(0) : 0.0) * double(std::max(n, m)) * std::numeric_limits<double>::epsilon();
@@ -289,7 +295,8 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
     for (std::size_t i = 0; i < n; ++i)
       col_sq[k] += X(i, k) * X(i, k);
   // Sums of squares that overflow, or lose their digits below DBL_MIN, would end the fit
-  // in NaN or b = 0; such data are refused with the scale that breaks them.
+  // in NaN or b = 0; such data are refused with the scale that breaks them (underflow
+  // only where b = 0 is not already the answer).
   double y_sq = 0;
   for (const double v : y)
     y_sq += v * v;
@@ -303,14 +310,10 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
         << "); rescale the data";
     throw std::invalid_argument(msg.str());
   };
-  if (!std::isfinite(y_sq) || (y_sq > 0 && y_sq < std::numeric_limits<double>::min()))
-    refuse_scale("y", y);
-  for (std::size_t k = 0; k < p; ++k) {
-    const bool zero_column = col_sq[k] == 0 && xt::all(xt::equal(xt::col(X, k), 0.0));
-    if (!std::isfinite(col_sq[k]) ||
-        (!zero_column && col_sq[k] < std::numeric_limits<double>::min()))
-      refuse_scale("column " + std::to_string(k) + " of X", xt::eval(xt::col(X, k)));
-  }
+  const auto column = [&](std::size_t k) { return xt::eval(xt::col(X, k)); };
+  if (!std::isfinite(y_sq)) refuse_scale("y", y);
+  for (std::size_t k = 0; k < p; ++k)
+    if (!std::isfinite(col_sq[k])) refuse_scale("column " + std::to_string(k) + " of X", column(k));
   // The KKT conditions certify the minimum; their scale is that of g at b = 0.
   double scale = lambda;
   for (const double g0 : residual_correlations(X, y, out.coef))
@@ -324,6 +327,13 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
   if (out.kkt_violation <= tolerance) {
     out.converged = true;  // lambda >= max |x_k . y| / n: every coefficient is 0
     return out;
+  }
+  if (y_sq < std::numeric_limits<double>::min() && !xt::all(xt::equal(y, 0.0)))
+    refuse_scale("y", y);
+  for (std::size_t k = 0; k < p; ++k) {
+    const bool zero_column = col_sq[k] == 0 && xt::all(xt::equal(xt::col(X, k), 0.0));
+    if (!zero_column && col_sq[k] < std::numeric_limits<double>::min())
+      refuse_scale("column " + std::to_string(k) + " of X", column(k));
   }
   bool tried_exact = false;
   for (int it = 1; it <= options.max_iterations; ++it) {
