@@ -338,12 +338,10 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
                               std::to_string(k % seed->shape(1)) + ")");
     }
   }
-  // Gradients of tape-owned nodes are recomputed by every backward; parameters
-  // accumulate into their own grad() until zero_grad(). Tape-owned buffers are sized
-  // here but not zeroed: the first rule to reach one assigns (detail::grad_fresh), and
-  // one that nothing reaches reads as zeros through Tensor::grad() (grad_ready false).
+  // A parameter's shape, checked before any state changes, so that a refused walk leaves
+  // the tape as it was.
   for (std::uint32_t i = 0; i <= r; ++i) {
-    detail::Node<T>& n = nodes_[i];
+    const detail::Node<T>& n = nodes_[i];
     if (n.param &&
         (n.param->value.shape(0) != n.param_rows || n.param->value.shape(1) != n.param_cols)) {
       // The ops recorded after it were sized for the old shape: their rules would write
@@ -351,8 +349,15 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
       throw std::logic_error("backward: parameter '" + n.param->name + "' was " +
                              shape_string(n.param_rows, n.param_cols) + " when recorded and is " +
                              shape_string(n.param->value) +
-                             " now; record the step again after changing " + "a parameter's shape");
+                             " now; record the step again after changing a parameter's shape");
     }
+  }
+  // Gradients of tape-owned nodes are recomputed by every backward; parameters
+  // accumulate into their own grad() until zero_grad(). Tape-owned buffers are sized
+  // here but not zeroed: the first rule to reach one assigns (detail::grad_fresh), and
+  // one that nothing reaches reads as zeros through Tensor::grad() (grad_ready false).
+  for (std::uint32_t i = 0; i <= r; ++i) {
+    detail::Node<T>& n = nodes_[i];
     n.grad_touched = false;
     if (!n.requires_grad || n.grad_in_parameter()) continue;
     const Matrix<T>& v = value_of(i);
