@@ -70,7 +70,8 @@ GradcheckResult check(const Build& build, const Analytic& analytic,
                               (std::abs(f_plus) + std::abs(f_minus)) / (2 * h);
       const double a = grads[in].data()[k];
       const double abs_error = std::abs(a - numeric);
-      const double excess = abs_error - (o.atol + o.rtol * std::abs(numeric) + rounding);
+      const double allowed = o.atol + o.rtol * std::abs(numeric) + rounding;
+      const double excess = abs_error - allowed;
       ++r.elements_checked;
       if (excess > worst_excess || std::isnan(a) || std::isnan(numeric)) {
         worst_excess = std::isnan(excess) ? std::numeric_limits<double>::infinity() : excess;
@@ -80,6 +81,7 @@ GradcheckResult check(const Build& build, const Analytic& analytic,
         r.analytic = a;
         r.numeric = numeric;
         r.abs_error = abs_error;
+        r.allowed = allowed;
         // Relative to the larger magnitude: a numeric gradient of exactly 0 next to an
         // analytic 1e-17 is a rel error of 1, not 1e283.
         // NaN stays NaN (std::max would drop it and report 0).
@@ -102,12 +104,12 @@ std::string GradcheckResult::message() const {
     // would otherwise look alarming.
     s << "gradcheck passed: " << elements_checked << " elements, worst at input " << input << " ("
       << row << ", " << col << "): analytic " << analytic << ", numeric " << numeric
-      << ", abs error " << abs_error << ", rel error " << rel_error;
+      << ", abs error " << abs_error << " (allowed " << allowed << "), rel error " << rel_error;
   } else {
     s << "gradcheck FAILED at input " << input << " (" << row << ", " << col << "): analytic "
       << std::setprecision(12) << analytic << ", numeric " << numeric << std::setprecision(6)
-      << ", abs error " << abs_error << ", rel error " << rel_error << " (" << elements_checked
-      << " elements checked)";
+      << ", abs error " << abs_error << " (allowed " << allowed << "), rel error " << rel_error
+      << " (" << elements_checked << " elements checked)";
   }
   return s.str();
 }

@@ -47,6 +47,10 @@ TEST_CASE("gradcheck fails on a wrong gradient and names the worst element") {
   CHECK(msg.rfind("gradcheck FAILED at input 1 (1, 2): analytic ", 0) == 0);
   CHECK(msg.find(", numeric ") != std::string::npos);
   CHECK(msg.find(", abs error ") != std::string::npos);
+  // The bound it missed: atol + rtol |numeric| + the rounding of f, about 1e-7 here.
+  CHECK(r.allowed > 1e-7);
+  CHECK(r.allowed < 1e-7 + 1e-5 * std::abs(r.numeric) + 1e-8);
+  CHECK(msg.find(" (allowed ") != std::string::npos);
   CHECK(msg.find(", rel error 0.5 (12 elements checked)") != std::string::npos);
 }
 
@@ -98,7 +102,7 @@ TEST_CASE("gradcheck allows for the rounding of large function values") {
   const xgrad::GradcheckResult r = xgrad::gradcheck(sum_of_squares, {x});
   CHECK_MESSAGE(r.passed, r.message());
   // A gradient wrong by 5e-5 relative (the analytic 2.0001 x against the true 2.0002 x)
-  // is still caught at that size: the allowance for rounding here is ~1e-7.
+  // is still caught at that size: the allowance for rounding here is ~4e-6 (f ~ 9e3).
   const auto wrong = [](Tape& tape, const Inputs& v) {
     return xgrad::sum(xgrad::square(v[0]) + 1e-4 * v[0] * tape.constant(v[0].value()));
   };

@@ -34,6 +34,7 @@ struct GradcheckResult {
   double analytic = 0;
   double numeric = 0;
   double abs_error = 0;
+  double allowed = 0;    // the bound abs_error had to meet there: atol + rtol |numeric| + r
   double rel_error = 0;  // abs_error / max(|numeric|, |analytic|), 0 when both are 0
   /// One line: "gradcheck passed ..." or "gradcheck FAILED at input 1 (2, 3): ...".
   std::string message() const;
