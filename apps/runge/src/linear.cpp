@@ -320,9 +320,11 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
     scale = std::max(scale, std::abs(g0));
   // Also at most lambda / 1000: with a tolerance above lambda, |g_k| <= lambda + tolerance
   // would certify nothing about the zeros (lambda = 1e-10 "converged" with 40 of 40
-  // coefficients nonzero, at 2.2 times the minimum).
+  // coefficients nonzero). But never below a tenth of the first bound: rounding stops the
+  // exact search at 1e-14 to 1.5e-13 on standardised degree-8 to 15 polynomial columns,
+  // and a lambda of 1e-12 there ended unconverged at a worse point.
   double tolerance = options.tolerance * std::max(scale, 1e-300);
-  if (lambda > 0) tolerance = std::min(tolerance, 1e-3 * lambda);
+  if (lambda > 0) tolerance = std::min(tolerance, std::max(1e-3 * lambda, 0.1 * tolerance));
   out.kkt_violation = lasso_kkt_violation(X, y, out.coef, lambda);
   if (out.kkt_violation <= tolerance) {
     out.converged = true;  // lambda >= max |x_k . y| / n: every coefficient is 0

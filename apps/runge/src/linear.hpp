@@ -37,8 +37,9 @@ struct LassoOptions {
   int check_every = 10;         // sweeps between KKT checks
   int exact_after = 100;        // sweeps before the exact active-set search takes over
   // Converged when the largest KKT violation (lasso_kkt_violation) is at most
-  // tolerance * max(lambda, max_k |x_k . y| / n), and at most lambda / 1000 when
-  // lambda > 0, so that a zero coefficient's |g_k| <= 1.001 lambda certifies it.
+  // tolerance * max(lambda, max_k |x_k . y| / n) and, when lambda > 0, at most
+  // lambda / 1000 (so that a zero coefficient's |g_k| <= 1.001 lambda certifies it), but
+  // never below a tenth of the first bound, which rounding can stop the search above.
   double tolerance = 1e-9;
 };
 struct LassoResult {
