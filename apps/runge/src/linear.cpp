@@ -370,10 +370,19 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
       tried_exact = true;
       // From the descent's point first; if that fails (a support the search cannot
       // leave downhill), from b = 0, where it adds one column at a time.
+      // Each search step lowers the objective, so a failed search still ends lower than
+      // it started: the lowest point seen is where descent goes on if none is certified.
+      Vector lowest = out.coef;
+      double lowest_f = lasso_objective(X, y, lowest, lambda);
+      const auto note = [&](const Vector& point) {
+        const double f = lasso_objective(X, y, point, lambda);
+        if (f < lowest_f) lowest = point, lowest_f = f;
+      };
       Vector b = out.coef;
       const int max_steps = 50 * int(p) + 100;
       bool found = feature_sign_search(X, y, lambda, tolerance, max_steps, b, out.exact_steps);
       if (!found) {
+        note(b);
         int more = 0;
         b = xt::zeros<double>({p});
         found = feature_sign_search(X, y, lambda, tolerance, max_steps, b, more);
@@ -388,7 +397,9 @@ LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda, const Lass
           return out;
         }
       }
-      for (std::size_t i = 0; i < n; ++i) {  // continue descending from where it stands
+      note(b);
+      out.coef = lowest;
+      for (std::size_t i = 0; i < n; ++i) {
         r[i] = y(i, 0);
         for (std::size_t k = 0; k < p; ++k)
           r[i] -= X(i, k) * out.coef(k);
