@@ -55,8 +55,9 @@ struct LassoResult {
 /// point at the exact minimum. `converged` is true only when the KKT conditions hold.
 /// With more columns than rows (p > n), where the active set can outgrow the rank of its
 /// columns, a step in their null space drops a column, so the search ends with at most
-/// n nonzero coefficients. Should it still fail, descent goes on and the fit ends with
-/// `converged` false rather than claim a minimum it has not reached.
+/// n nonzero coefficients. Should it still fail, descent goes on from the lowest point
+/// the search reached, and the fit ends with `converged` false rather than claim a
+/// minimum it has not reached.
 LassoResult lasso_cd(const Matrix& X, const Matrix& y, double lambda,
                      const LassoOptions& options = {});
 /// 1/(2n) ||y - X b||^2 + lambda ||b||_1.
