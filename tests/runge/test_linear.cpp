@@ -190,11 +190,8 @@ namespace {
 struct SparseLasso {
   Matrix F, yc;
 };
-SparseLasso sparse_lasso_problem(std::uint64_t draw, int degree) {
-  runge::DataSpec d;
-  d.n = 18;
-  d.noise = 0.1;
-  d.seed = draw;
+/// Standardised polynomial columns of degree `degree` and the centred y of data d.
+SparseLasso polynomial_lasso_problem(const runge::DataSpec& d, int degree) {
   const runge::Dataset full = runge::generate(d);
   const Matrix P = runge::polynomial_features(full.x, degree);
   runge::StandardScaler scaler;
@@ -203,6 +200,14 @@ SparseLasso sparse_lasso_problem(std::uint64_t draw, int degree) {
   for (const double v : full.y)
     mean += v / double(full.size());
   return {scaler.transform(P), full.y - mean};
+}
+/// Report 001's sparse protocol: 18 points, noise 0.1, seed `draw`.
+SparseLasso sparse_lasso_problem(std::uint64_t draw, int degree) {
+  runge::DataSpec d;
+  d.n = 18;
+  d.noise = 0.1;
+  d.seed = draw;
+  return polynomial_lasso_problem(d, degree);
 }
 }  // namespace
 
@@ -300,15 +305,7 @@ TEST_CASE("Lasso with more columns than rows reaches the minimum, with at most n
   d.n = 8;
   d.noise = 0.1;
   d.seed = 3;
-  const runge::Dataset few = runge::generate(d);
-  runge::StandardScaler scaler;
-  const Matrix P = runge::polynomial_features(few.x, 15);
-  scaler.fit(P);
-  const Matrix F = scaler.transform(P);
-  double mean = 0;
-  for (const double v : few.y)
-    mean += v / 8.0;
-  const Matrix yc = few.y - mean;
+  const auto [F, yc] = polynomial_lasso_problem(d, 15);
   const auto high = runge::lasso_cd(F, yc, 1e-6);
   CHECK(high.converged);
   CHECK(runge::lasso_kkt_violation(F, yc, high.coef, 1e-6) <= 1e-8);
@@ -317,15 +314,7 @@ TEST_CASE("Lasso with more columns than rows reaches the minimum, with at most n
 TEST_CASE("Lasso at a tiny lambda on degree-15 polynomial columns converges") {
   // Rounding stops the exact search at KKT ~1e-13 here: a tolerance of lambda / 1000
   // alone (1e-15 at lambda = 1e-12) left these fits unconverged at a worse point.
-  const runge::Dataset all = runge::generate(runge::DataSpec{});
-  runge::StandardScaler scaler;
-  const Matrix P = runge::polynomial_features(all.x, 15);
-  scaler.fit(P);
-  const Matrix F = scaler.transform(P);
-  double mean = 0;
-  for (const double v : all.y)
-    mean += v / double(all.y.size());
-  const Matrix yc = all.y - mean;
+  const auto [F, yc] = polynomial_lasso_problem(runge::DataSpec{}, 15);
   for (const double lambda : {1e-10, 1e-12, 1e-14}) {
     CAPTURE(lambda);
     const auto fit = runge::lasso_cd(F, yc, lambda);
@@ -337,15 +326,7 @@ TEST_CASE("Lasso at a tiny lambda on degree-15 polynomial columns converges") {
 TEST_CASE("Lasso descent goes on from the exact search's point when that is lower") {
   // A tolerance no fit can meet: the search is never certified, but its point (the
   // minimum, up to rounding) is where descent continues, not the descent's own point.
-  const runge::Dataset all = runge::generate(runge::DataSpec{});
-  runge::StandardScaler scaler;
-  const Matrix P = runge::polynomial_features(all.x, 15);
-  scaler.fit(P);
-  const Matrix F = scaler.transform(P);
-  double mean = 0;
-  for (const double v : all.y)
-    mean += v / double(all.y.size());
-  const Matrix yc = all.y - mean;
+  const auto [F, yc] = polynomial_lasso_problem(runge::DataSpec{}, 15);
   const double lambda = 1e-12;
   const double minimum = runge::lasso_objective(F, yc, runge::lasso_cd(F, yc, lambda).coef, lambda);
   runge::LassoOptions unreachable;
