@@ -90,6 +90,23 @@ Tensor<T> unary_into(Op op, const Tensor<T>& a, Fill&& fill, T alpha = T(0)) {
   return finish(tape, i);
 }
 
+/// y[k] = f(x[k]) as a plain loop on the thread pool: for forwards whose xtensor
+/// expression is wrong (xsimd's pow) or does not vectorise (xt::where).
+template <class T, class F>
+Tensor<T> unary_map(Op op, const Tensor<T>& a, F f, T alpha = T(0)) {
+  return unary_into(
+      op, a,
+      [f](const Matrix<T>& x, Matrix<T>& y) {
+        const T* in = x.data();
+        T* out = y.data();
+        parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
+          for (std::size_t k = b; k < e; ++k)
+            out[k] = f(in[k]);
+        });
+      },
+      alpha);
+}
+
 template <class T, class Forward, class ScalarOp>
 Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forward,
                  ScalarOp&& scalar) {
@@ -320,17 +337,8 @@ Tensor<T> scalar_div(Scalar<T> numerator, const Tensor<T>& a) {
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> exponent) {
   const T alpha = exponent;  // std::pow element by element: see backward_pow
-  return detail::unary_into(
-      Op::Pow, a,
-      [alpha](const Matrix<T>& x, Matrix<T>& out) {
-        const T* in = x.data();
-        T* dst = out.data();
-        parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
-          for (std::size_t k = b; k < e; ++k)
-            dst[k] = std::pow(in[k], alpha);
-        });
-      },
-      alpha);
+  return detail::unary_map(
+      Op::Pow, a, [alpha](T v) { return std::pow(v, alpha); }, alpha);
 }
 template <class T>
 Tensor<T> square(const Tensor<T>& a) {
@@ -396,14 +404,7 @@ template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
   // x < 0 ? 0 : x keeps a NaN (xt::maximum returned 0 for it). A plain loop: it
   // vectorises, xt::where did not (twice as slow at 240x50).
-  return detail::unary_into(Op::Relu, a, [](const Matrix<T>& x, Matrix<T>& y) {
-    const T* in = x.data();
-    T* out = y.data();
-    parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
-      for (std::size_t k = b; k < e; ++k)
-        out[k] = in[k] < T(0) ? T(0) : in[k];
-    });
-  });
+  return detail::unary_map(Op::Relu, a, [](T v) { return v < T(0) ? T(0) : v; });
 }
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> alpha) {
