@@ -393,7 +393,15 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
       detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
-    return unary(Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+    // Below -87 xsimd's exp(-a) nears its overflow at 88.38 (inf, so y = 0, where the
+    // exact y is a subnormal down to -103.3): those lanes go through double.
+    return unary(
+        Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); }, T(0), T(0),
+        [](const Matrix<T>& x, Matrix<T>& y) {
+          detail::scalar_at_edges(
+              x, y, [](T v) { return v < T(-87); },
+              [](T v) { return T(1.0 / (1.0 + std::exp(-double(v)))); });
+        });
   }
 }
 template <class T>

@@ -107,6 +107,17 @@ TEST_CASE("exp and log equal libm where xsimd's batch functions are wrong") {
     check_equals_libm_in_every_position(a, log_f, std::log(a));
 }
 
+TEST_CASE("float sigmoid keeps its subnormal values far below 0") {
+  // xsimd's float exp(-a) overflowed from a = -88.38, which made y = 0 where the exact
+  // y is a subnormal (sigmoid(-88.5) = 3.67e-39, as PyTorch gives; sigmoid(-100) = 3.8e-44).
+  const auto sigmoid_f = [](const xgrad::Tensor<float>& x) { return xgrad::sigmoid(x); };
+  for (const float a : {-87.5f, -88.5f, -88.7f, -95.0f, -100.0f, -103.0f, -110.0f}) {
+    const float want = float(1.0 / (1.0 + std::exp(-double(a))));
+    check_equals_libm_in_every_position(a, sigmoid_f, want);
+    CHECK((a < -104.0f || want > 0.0f));
+  }
+}
+
 TEST_CASE("relu passes a NaN on, as PyTorch does, and clamps everything below 0") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   Tape tape;
