@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
@@ -40,6 +41,31 @@ void scalar_at_edges(const Matrix<T>& x, Matrix<T>& y, Edge&& edge, Exact&& exac
   if (any == 0) return;
   for (std::size_t k = 0; k < x.size(); ++k)
     if (edge(in[k])) out[k] = exact(in[k]);
+}
+
+/// y = 1 / (1 + e^-x) for n floats, every element by the same xsimd batch function (the
+/// tail in one padded batch), so a value does not depend on its position. Returns whether
+/// any x < -87, found in the same pass, where the batch exp is about to overflow.
+bool sigmoid_float_batches(const float* x, float* y, std::size_t n) {
+  using Batch = xsimd::batch<float>;
+  constexpr std::size_t width = Batch::size;
+  const auto sigmoid = [](const Batch& v) { return Batch(1.0f) / (Batch(1.0f) + xsimd::exp(-v)); };
+  auto edge = Batch::batch_bool_type(false);
+  std::size_t k = 0;
+  for (; k + width <= n; k += width) {
+    const Batch v = Batch::load_unaligned(x + k);
+    edge = edge | (v < Batch(-87.0f));
+    sigmoid(v).store_unaligned(y + k);
+  }
+  if (k < n) {
+    alignas(64) std::array<float, width> tail{};
+    std::copy(x + k, x + n, tail.begin());
+    const Batch v = Batch::load_aligned(tail.data());
+    edge = edge | (v < Batch(-87.0f));
+    sigmoid(v).store_aligned(tail.data());
+    std::copy(tail.begin(), tail.begin() + (n - k), y + k);
+  }
+  return xsimd::any(edge);
 }
 
 struct NoEdges {
@@ -393,15 +419,17 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
       detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
-    // Below -87 xsimd's exp(-a) nears its overflow at 88.38 (inf, so y = 0, where the
-    // exact y is a subnormal down to -103.3): those lanes go through double.
-    return unary(
-        Op::Sigmoid, a, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); }, T(0), T(0),
-        [](const Matrix<T>& x, Matrix<T>& y) {
-          detail::scalar_at_edges(
-              x, y, [](T v) { return v < T(-87); },
-              [](T v) { return T(1.0 / (1.0 + std::exp(-double(v)))); });
-        });
+    return detail::unary_into(Op::Sigmoid, a, [](const Matrix<float>& x, Matrix<float>& y) {
+      const float* in = x.data();
+      float* out = y.data();
+      parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
+        if (!detail::sigmoid_float_batches(in + b, out + b, e - b)) return;
+        // xsimd's exp(-a) overflows from a = -88.38, which gives y = 0 where the exact
+        // y is a subnormal down to a = -103.3: such lanes go through double.
+        for (std::size_t k = b; k < e; ++k)
+          if (in[k] < -87.0f) out[k] = float(1.0 / (1.0 + std::exp(-double(in[k]))));
+      });
+    });
   }
 }
 template <class T>

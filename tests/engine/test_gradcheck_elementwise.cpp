@@ -116,6 +116,14 @@ TEST_CASE("float sigmoid keeps its subnormal values far below 0") {
     check_equals_libm_in_every_position(a, sigmoid_f, want);
     CHECK((a < -104.0f || want > 0.0f));
   }
+  // In range, every position (the batches and the tail) gets the same bits.
+  for (const float a : {-3.7f, 0.3f, 12.0f}) {
+    xgrad::Tape<float> tape;
+    const auto x = tape.constant(xgrad::Matrix<float>(std::array<std::size_t, 2>{1, 17}, a));
+    const float first = xgrad::sigmoid(x).value()(0, 0);
+    CHECK(first == doctest::Approx(1 / (1 + std::exp(-a))).epsilon(1e-6));
+    check_equals_libm_in_every_position(a, sigmoid_f, first);
+  }
 }
 
 TEST_CASE("relu passes a NaN on, as PyTorch does, and clamps everything below 0") {
