@@ -65,6 +65,14 @@ double r2(const Matrix<T>& prediction, const Matrix<T>& target) {
   return total / static_cast<double>(k);
 }
 
+namespace {
+template <class T>
+std::string nan_row_message(const char* what, const Matrix<T>& m, std::size_t row) {
+  return std::string(what) + ": row " + std::to_string(row) + " of the " + shape_string(m) +
+         " predictions holds NaN, which is no class (are the model's parameters finite?)";
+}
+}  // namespace
+
 template <class T>
 std::vector<std::size_t> argmax_rows(const Matrix<T>& m) {
   const std::size_t n = m.shape(0), k = m.shape(1);
@@ -75,9 +83,14 @@ std::vector<std::size_t> argmax_rows(const Matrix<T>& m) {
   for (std::size_t r = 0; r < n; ++r) {
     const T* row = p + r * k;
     std::size_t best = 0;
+    bool nan = std::isnan(row[0]);
     for (std::size_t c = 1; c < k; ++c) {
+      nan |= std::isnan(row[c]);
       if (row[c] > row[best]) best = c;
     }
+    // NaN compares false with everything, so it would pass as a class: [NaN, 0.9] was
+    // class 0, and a NaN model scored the class-0 share as its accuracy.
+    if (nan) throw std::invalid_argument(nan_row_message("argmax_rows", m, r));
     out[r] = best;
   }
   return out;
@@ -91,6 +104,7 @@ std::vector<std::size_t> labels_of(const Matrix<T>& m, bool binary_threshold) {
   for (std::size_t r = 0; r < n; ++r) {
     const double v = static_cast<double>(m(r, 0));
     if (binary_threshold) {
+      if (std::isnan(v)) throw std::invalid_argument(nan_row_message("labels_of", m, r));
       out[r] = v >= 0.5 ? 1 : 0;
     } else {
       if (!(v >= 0) || v != std::floor(v)) {

@@ -230,6 +230,9 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
       std::size_t used = 0;
       try {
         x = std::stod(val, &used);
+      } catch (const std::out_of_range&) {
+        throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
+                                    " is out of the range of a double");
       } catch (const std::exception&) {
         used = 0;
       }

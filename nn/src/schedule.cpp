@@ -24,6 +24,9 @@ double number(const std::string& text, const std::string& item) {
   double x = 0;
   try {
     x = std::stod(s, &used);
+  } catch (const std::out_of_range&) {
+    throw std::invalid_argument("schedule '" + text + "': '" + s +
+                                "' is out of the range of a double");
   } catch (const std::exception&) {
     used = 0;
   }

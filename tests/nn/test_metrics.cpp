@@ -1,6 +1,7 @@
 // Metrics on cases whose values are known by hand.
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,33 @@ TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities
   CHECK(message_of([&] {
           accuracy(prob, std::vector<std::size_t>{1, 1, 2, 0});
         }).find("label 2 at row 2") != std::string::npos);
+}
+
+TEST_CASE("a NaN prediction has no class: accuracy and the confusion matrix refuse it") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // [NaN, 0.9] used to be class 0 (NaN compares false), so a NaN model scored the share
+  // of class 0 as its accuracy.
+  const Matrix<double> scores{{0.8, 0.2}, {nan, 0.9}};
+  CHECK(message_of([&] {
+          accuracy(scores, std::vector<std::size_t>{0, 0});
+        }) ==
+        "argmax_rows: row 1 of the 2x2 predictions holds NaN, which is no class (are the "
+        "model's parameters finite?)");
+  CHECK(message_of([&] {
+          argmax_rows(Matrix<double>{{0.1, nan}});
+        }).find("row 0") != std::string::npos);
+  CHECK(message_of([&] {
+          confusion_matrix(scores, Matrix<double>{{0}, {1}});
+        }).find("holds NaN") != std::string::npos);
+  const Matrix<float> prob{{0.9f}, {std::numeric_limits<float>::quiet_NaN()}};
+  CHECK(message_of([&] {
+          accuracy(prob, Matrix<float>{{1.f}, {0.f}});
+        }) ==
+        "labels_of: row 1 of the 2x1 predictions holds NaN, which is no class (are the "
+        "model's parameters finite?)");
+  // Infinities are numbers: the larger wins.
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK(argmax_rows(Matrix<double>{{-inf, 2.0}, {inf, 1e300}}) == std::vector<std::size_t>{1, 0});
 }
 
 TEST_CASE("confusion matrix counts true against predicted") {

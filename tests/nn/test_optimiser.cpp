@@ -348,6 +348,8 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         "optimiser 'adam:gamma=0.1': unknown key 'gamma' (adam takes lr, beta1, beta2, eps)");
   CHECK(message_of([&] { make_optimiser<double>("adam:eps=0", {p}); }).find("epsilon = 0") !=
         std::string::npos);
+  CHECK(message_of([&] { make_optimiser<double>("sgd:lr=1e400", {p}); }) ==
+        "optimiser 'sgd:lr=1e400': value '1e400' of lr is out of the range of a double");
 }
 
 TEST_CASE("a setting the optimiser does not read is refused, not ignored") {

@@ -78,6 +78,8 @@ TEST_CASE("schedule errors name the text and the value") {
   CHECK(message_of([] { Schedule::parse("step:0.1,0.5"); }).find("step:ETA0,DROP,EVERY") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::parse("constant:abc"); }).find("'abc'") != std::string::npos);
+  CHECK(message_of([] { Schedule::parse("constant:1e999"); }) ==
+        "schedule 'constant:1e999': '1e999' is out of the range of a double");
   CHECK(message_of([] { Schedule::parse("constant:-0.1"); }).find("eta0 = -0.1") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::parse("exponential:0.1,1.5"); }).find("gamma = 1.5") !=

@@ -21,7 +21,9 @@ double mse(const Matrix<T>& prediction, const Matrix<T>& target);
 template <class T>
 double r2(const Matrix<T>& prediction, const Matrix<T>& target);
 
-/// Index of the largest element of each row (the first one on ties).
+/// Index of the largest element of each row (the first one on ties; +-inf count as
+/// numbers). A row with a NaN has no largest element: std::invalid_argument names it, so
+/// accuracy and the confusion matrix refuse non-finite predictions too.
 template <class T>
 std::vector<std::size_t> argmax_rows(const Matrix<T>& m);
 
