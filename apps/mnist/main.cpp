@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,9 +14,11 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <new>
 #include <sstream>
 #include <thread>
 
+#include "cli_checks.hpp"
 #include "idx.hpp"
 #include "study.hpp"
 #include "sweep.hpp"
@@ -53,12 +56,8 @@ bool data_dir_from_env() {
 // low enough that a negative number wrapped to a huge one cannot slip through.
 constexpr double kMaxCount = 1e9;
 
-// Seeds are uint64: a negative one would wrap silently.
-const CLI::Validator kNotNegative(
-    [](std::string& text) {
-      return text.find('-') == 0 ? "must not be negative, got " + text : std::string();
-    },
-    "NOT NEGATIVE");
+using xgrad::apps::kIsNumber;
+using xgrad::apps::kNotNegative;
 
 struct DataOptions {
   std::string dataset = "auto";
@@ -98,6 +97,7 @@ void add_data_options(CLI::App* app, DataOptions& d) {
       ->check(CLI::IsMember({"standard", "pooled"}))
       ->capture_default_str();
   app->add_option("--test-fraction", d.test_fraction, "test share of the pooled protocol")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.01, 0.99))
       ->capture_default_str();
   app->add_option("--split-seed", d.split_seed, "seed of the pooled split")
@@ -105,10 +105,12 @@ void add_data_options(CLI::App* app, DataOptions& d) {
       ->capture_default_str();
   app->add_option("--train-limit", d.train_limit,
                   "use only the first N training images (0 = all; for quick runs)")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--test-limit", d.test_limit,
                   "use only the first N test images (with --validation: held-out images; 0 = all)")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--validation", d.validation,
@@ -117,6 +119,7 @@ void add_data_options(CLI::App* app, DataOptions& d) {
                   "without looking at the test set (0 = off). To evaluate a model trained "
                   "this way, give evaluate the same --validation and --split-seed: the "
                   "model file does not record them")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
 }
@@ -136,10 +139,20 @@ TrainTest load_data(const DataOptions& d, Say& say) {
       kMnistFiles + ".";
   const std::string fashion_how =
       "Install it with `apt install dataset-fashion-mnist` or pass --fashion-dir DIR.";
+  // A folder without the data set is a usage error (exit 2), whichever option named it;
+  // a damaged file inside is not (exit 1, from load_dir).
+  const auto require_in = [](const std::string& dir, const std::string& option,
+                             const std::string& name, const std::string& how) {
+    if (find_file(dir, "train-images-idx3-ubyte").empty())
+      throw std::invalid_argument(option + ": " + name + " is not in '" + dir +
+                                  "' (no train-images-idx3-ubyte[.gz]). " + how);
+  };
   TrainTest t;
   if (d.dataset == "mnist") {
+    require_in(d.dir, "--data", "MNIST", mnist_how);
     t = load_dir(d.dir, "MNIST", mnist_how);
   } else if (d.dataset == "fashion-mnist") {
+    require_in(d.fashion_dir, "--fashion-dir", "Fashion-MNIST", fashion_how);
     t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
   } else if (!find_file(d.dir, "train-images-idx3-ubyte").empty()) {
     t = load_dir(d.dir, "MNIST", mnist_how);
@@ -177,15 +190,20 @@ TrainTest load_data(const DataOptions& d, Say& say) {
   return t;
 }
 
-void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threads) {
-  app->add_option("--layers", r.hidden,
-                  "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
-      ->expected(0, 64)
-      ->check(CLI::Range(1.0, 100000.0))
-      ->default_str("512 512");
+/// grid_lambdas: a sweep's --lambdas, checked against --penalty with --lambda.
+void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threads,
+                        const std::vector<double>* grid_lambdas = nullptr) {
+  CLI::Option* layers =
+      app->add_option("--layers", r.hidden,
+                      "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
+          ->expected(1, 64)
+          ->check(kIsNumber)
+          ->check(CLI::Range(1.0, 100000.0))
+          ->default_str("512 512");
   app->add_flag_callback(
-      "--logistic", [&r] { r.hidden.clear(); },
-      "no hidden layer: softmax (multinomial logistic) regression, same trainer");
+         "--logistic", [&r] { r.hidden.clear(); },
+         "no hidden layer: softmax (multinomial logistic) regression, same trainer")
+      ->excludes(layers);
   app->add_option(
          "--activation", r.activation,
          "hidden activation: sigmoid, tanh, relu, leaky_relu[:alpha], elu[:alpha], identity")
@@ -202,30 +220,55 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->capture_default_str();
   app->add_option("--lr-decay", r.lr_decay,
                   "learning rate = --lr x DECAY^epoch; 1 keeps it constant")
+      ->check(kIsNumber)
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
   app->add_option("--schedule", r.schedule,
                   "learning-rate schedule, replaces --lr and --lr-decay: constant:ETA, "
                   "exponential:ETA,GAMMA (per epoch), step:ETA,DROP,EVERY, epoch_decay:ETA, "
                   "inverse_time:T0,T1");
-  app->add_option("--penalty", r.penalty,
-                  "regularisation: none, l1 (lambda*sum|W|), l2 (lambda*sum W^2), weights only; "
-                  "report 001's lambda/(2n) convention = its lambda / (2 n) here")
-      ->check(CLI::IsMember({"none", "l1", "l2"}))
+  CLI::Option* penalty =
+      app->add_option("--penalty", r.penalty,
+                      "regularisation: none, l1 (lambda*sum|W|), l2 (lambda*sum W^2), weights "
+                      "only; report 001's lambda/(2n) convention = its lambda / (2 n) here")
+          ->check(CLI::IsMember({"none", "l1", "l2"}))
+          ->capture_default_str();
+  app->add_option("--lambda", r.lambda,
+                  "regularisation strength (with no --penalty, a lambda > 0 means l2, as in the "
+                  "reports)")
+      ->check(kNotNegative)
       ->capture_default_str();
-  app->add_option("--lambda", r.lambda, "regularisation strength")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  // A lambda must act: report 000's lambda is an L2 one, so that is the penalty unless
+  // --penalty names another (a sweep's points get it in point_recipe); `--penalty none`
+  // with a lambda > 0 is a contradiction.
+  app->parse_complete_callback([&r, penalty, grid_lambdas] {
+    double largest = r.lambda;
+    if (grid_lambdas)
+      for (double l : *grid_lambdas)
+        largest = std::max(largest, l);
+    if (largest == 0) return;
+    if (penalty->count() > 0 && r.penalty == "none") {
+      std::ostringstream what;
+      what << (grid_lambdas ? "--lambda/--lambdas " : "--lambda ") << largest
+           << " has no effect with --penalty none";
+      throw CLI::ValidationError(what.str());
+    }
+    if (penalty->count() == 0 && !grid_lambdas) r.penalty = "l2";
+  });
   app->add_option("--dropout", r.dropout, "dropout rate of hidden units while training")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
   app->add_option("--input-dropout", r.input_dropout, "dropout rate of input pixels")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
   app->add_option("--batch,--batch-size", r.batch_size, "minibatch size")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app->add_option("--epochs", r.epochs, "passes over the training set")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")
@@ -236,6 +279,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->capture_default_str();
   app->add_option("--threads", threads,
                   "threads of this run (GEMMs and the engine's loops share one pool)")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 }
@@ -578,6 +622,7 @@ int main(int argc, char** argv) {
       ->add_option(
           "--misclassified", train_args.misclassified,
           "how many misclassified test (or --validation) digits to write to misclassified.csv")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   train_cmd->add_flag(
@@ -595,6 +640,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
   eval_cmd->add_option("--threads", eval_args.threads, "threads (GEMMs and the engine's loops)")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 
@@ -607,9 +653,11 @@ int main(int argc, char** argv) {
   pred_cmd
       ->add_option("--index", pred_args.indices,
                    "test-set image index, or held-out image index with --validation (repeatable)")
+      ->check(kIsNumber)
       ->check(CLI::Range(0.0, kMaxCount));
   pred_cmd->add_option("--image", pred_args.images, kImageHelp)->check(CLI::ExistingFile);
   pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 
@@ -621,13 +669,15 @@ int main(int argc, char** argv) {
       "sweep", "grid search (lr x lambda, layers x nodes), one CSV row per point, resumable");
   add_data_options(sweep_cmd, sweep_args.train.data);
   add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
-                     sweep_args.train.threads);
+                     sweep_args.train.threads, &sweep_args.grid.lambdas);
   sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates, "learning rates of the grid");
   sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
                         "L2 strengths of the grid (l2 unless --penalty)");
   sweep_cmd->add_option("--layer-counts", sweep_args.grid.layer_counts, "numbers of hidden layers")
+      ->check(kIsNumber)
       ->check(CLI::Range(0, 64));
   sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 100000));
   sweep_cmd
       ->add_option("--csv", sweep_args.csv,
@@ -638,6 +688,7 @@ int main(int argc, char** argv) {
   sweep_cmd
       ->add_option("--workers,--jobs", sweep_args.workers,
                    "parallel training runs (each with 1 BLAS thread when > 1)")
+      ->check(kIsNumber)
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
 
@@ -669,6 +720,10 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << "mnist: invalid option: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mnist: out of memory: the data and network asked for more memory than this "
+                 "machine gives (lower the --layers sizes, --batch or --workers)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "mnist: " << e.what() << "\n";
     return 1;

@@ -101,7 +101,11 @@ std::string Recipe::describe(std::size_t inputs) const {
     s << "schedule " << schedule;
   else
     s << "lr " << learning_rate << (lr_decay != 1 ? " x " + format_g(lr_decay) + "^epoch" : "");
-  s << ", batch " << batch_size << ", " << epochs << " epochs";
+  if (nn::OptimiserSpec::parse(optimiser).kind == nn::OptimiserKind::GradientDescent)
+    s << ", full batch";  // gd steps on the whole set whatever --batch says
+  else
+    s << ", batch " << batch_size;
+  s << ", " << epochs << " epochs";
   if (penalty != "none" && lambda > 0) s << ", " << penalty << " lambda " << lambda;
   if (dropout > 0) s << ", dropout " << dropout;
   if (input_dropout > 0) s << ", input dropout " << input_dropout;
@@ -321,10 +325,15 @@ Images read_pgm(const std::string& path, bool* inverted) {
   if (!in) throw std::runtime_error(path + ": cannot open image");
   std::string magic;
   in >> magic;
+#ifdef XGRAD_MNIST_HAVE_PNG
+  constexpr const char* kExpected = "a PNG or a PGM image (P2 or P5)";
+#else
+  constexpr const char* kExpected = "a PGM image (P2 or P5; this build reads no PNG)";
+#endif
   if (magic != "P5" && magic != "P2")
-    throw std::runtime_error(path +
-                             ": not a PGM image (P2 or P5 expected; convert a PNG with "
-                             "e.g. `convert in.png -resize 28x28 -colorspace Gray out.pgm`)");
+    throw std::runtime_error(path + ": not " + kExpected +
+                             "; convert other formats with e.g. "
+                             "`convert in.jpg -resize 28x28 -colorspace Gray out.pgm`");
   auto number = [&](const char* what) {
     in >> std::ws;
     while (in.peek() == '#') {

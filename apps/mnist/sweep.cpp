@@ -91,9 +91,16 @@ std::string SweepPoint::key() const {
 
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
   const std::size_t base_nodes = base.hidden.empty() ? 0 : base.hidden.front();
+  // A point is layers x nodes of one size (the CSV has one nodes column).
   for (std::size_t h : base.hidden)
-    if (h != base_nodes && grid.layer_counts.empty() != grid.nodes.empty())
-      throw std::invalid_argument("sweep: --layer-counts/--node-counts need equal hidden sizes");
+    if (h != base_nodes) {
+      std::string sizes;
+      for (std::size_t s : base.hidden)
+        sizes += (sizes.empty() ? "" : " ") + std::to_string(s);
+      throw std::invalid_argument("sweep: --layers " + sizes +
+                                  " has unequal sizes; a sweep point is a number of layers "
+                                  "of one size (--layers N N, --layer-counts, --node-counts)");
+    }
   const auto lrs =
       grid.learning_rates.empty() ? std::vector<double>{base.learning_rate} : grid.learning_rates;
   const auto lambdas = grid.lambdas.empty() ? std::vector<double>{base.lambda} : grid.lambdas;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -264,8 +265,17 @@ TEST_CASE("PGM input: P2 and P5, dark-on-light drawings are inverted, bad files 
   CHECK_THROWS_WITH_AS(read_pgm(dir + "/small.pgm"), doctest::Contains("27x28, expected 28x28"),
                        std::runtime_error);
   std::ofstream(dir + "/png.pgm") << "\x89PNG....";
-  CHECK_THROWS_WITH_AS(read_pgm(dir + "/png.pgm"), doctest::Contains("not a PGM image"),
+  CHECK_THROWS_WITH_AS(read_pgm(dir + "/png.pgm"), doctest::Contains("PGM image (P2 or P5"),
                        std::runtime_error);
+  // A text file names what this build reads.
+  std::ofstream(dir + "/notes.txt") << "cmake_minimum_required(VERSION 3.25)\n";
+#ifdef XGRAD_MNIST_HAVE_PNG
+  CHECK_THROWS_WITH_AS(read_image(dir + "/notes.txt"), doctest::Contains("not a PNG or a PGM"),
+                       std::runtime_error);
+#else
+  CHECK_THROWS_WITH_AS(read_image(dir + "/notes.txt"), doctest::Contains("reads no PNG"),
+                       std::runtime_error);
+#endif
 }
 
 #ifdef XGRAD_MNIST_HAVE_PNG
@@ -406,6 +416,36 @@ TEST_CASE("recipe validation names the option") {
   CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("lbfgs"), std::invalid_argument);
 }
 
+TEST_CASE("the recipe line says what trains: gd on the full batch, the penalty with its lambda") {
+  Recipe r;
+  r.hidden = {32};
+  r.optimiser = "gd";
+  r.batch_size = 128;
+  CHECK(r.describe(784).find("full batch") != std::string::npos);
+  CHECK(r.describe(784).find("batch 128") == std::string::npos);
+  r.optimiser = "sgd";
+  CHECK(r.describe(784).find("batch 128") != std::string::npos);
+  r.penalty = "l2";
+  r.lambda = 0.5;
+  CHECK(r.describe(784).find("l2 lambda 0.5") != std::string::npos);
+}
+
+TEST_CASE("sweep: unequal hidden sizes are refused, not trained as layers x the first size") {
+  // --layers 64 16 used to train 784-64-64-10 and write "layers 2, nodes 64".
+  Recipe base;
+  base.hidden = {64, 16};
+  CHECK_THROWS_WITH_AS(grid_points(base, SweepGrid{}),
+                       doctest::Contains("--layers 64 16 has unequal sizes"),
+                       std::invalid_argument);
+  SweepGrid grid;
+  grid.nodes = {32};
+  CHECK_THROWS_AS(grid_points(base, grid), std::invalid_argument);
+  base.hidden = {64, 64};
+  const auto points = grid_points(base, SweepGrid{});
+  REQUIRE(points.size() == 1);
+  CHECK(point_recipe(base, points[0]).hidden == std::vector<std::size_t>{64, 64});
+}
+
 TEST_CASE("CLI: bad options are refused with a message naming the option") {
   const std::pair<const char*, const char*> cases[] = {
       {"train --epochs 0", "--epochs"},
@@ -476,6 +516,25 @@ TEST_CASE("CLI: train, evaluate and predict a tiny model end to end") {
   CHECK(out.find("--index") != std::string::npos);
 }
 
+TEST_CASE("CLI: --lambda alone is an l2 penalty, as in the reports, and changes the model") {
+  // It used to be ignored without --penalty: the model file was byte-identical.
+  require_mnist();
+  const std::string dir = temp_dir("lambda_alone");
+  const std::string common = std::string("train --data ") + XGRAD_MNIST_DIR +
+                             " --layers 8 --epochs 1 --train-limit 500 --test-limit 100 --quiet ";
+  auto [status, out] = run(common + "--lambda 0.5 --out " + dir + "/with");
+  CHECK(status == 0);
+  CHECK(out.find(", l2 lambda 0.5,") != std::string::npos);
+  std::tie(status, out) = run(common + "--out " + dir + "/without");
+  CHECK(status == 0);
+  CHECK(out.find(" lambda ") == std::string::npos);
+  const auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(bytes(dir + "/with/model.xgm") != bytes(dir + "/without/model.xgm"));
+}
+
 TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options range-checked") {
   const std::pair<const char*, const char*> usage[] = {
       {"train --no-such-option", "--no-such-option"},
@@ -491,6 +550,17 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"sweep --layer-counts -1", "--layer-counts"},
       {"sweep --workers 0", "--workers"},
       {"train --dataset cifar", "--dataset"},
+      // What is wrong, not a neighbouring complaint.
+      {"train --epochs abc", "Failed parsing abc"},
+      {"train --lambda -1", "--lambda: must not be negative, got -1"},
+      {"train --layers", "--layers"},
+      // Settings that contradict each other, or one that would be ignored without a word.
+      {"train --logistic --layers 64", "excludes"},
+      {"train --penalty none --lambda 0.5", "--lambda 0.5 has no effect with --penalty none"},
+      {"sweep --penalty none --lambdas 0 1e-3", "0.001 has no effect with --penalty none"},
+      // A named folder without the data is a usage error whichever option named it.
+      {"train --dataset mnist --data /nonexistent/mnist", "download_mnist.sh"},
+      {"train --dataset fashion-mnist --fashion-dir /nonexistent/f", "--fashion-dir"},
   };
   for (const auto& [args, expected] : usage) {
     CAPTURE(args);

@@ -559,9 +559,11 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
   }
 }
 
-TEST_CASE("cli: negative and zero counts are refused before anything runs") {
+TEST_CASE("cli: negative, zero and too large counts are refused before anything runs") {
   // Unsigned options used to wrap -1 around to 2^64 - 1: an endless run (--epochs) or
-  // std::bad_alloc (--points). Each must now exit 2 at once, naming the option.
+  // std::bad_alloc (--points). Each must now exit 2 at once, naming the option. List
+  // options took any double and cast it to size_t: --degree 4294967297 fitted degree 1
+  // and reported 4294967297, --nodes 1e30 became "0 nodes".
   const ScratchDir dir("counts");
   struct Case {
     const char* args;
@@ -586,6 +588,11 @@ TEST_CASE("cli: negative and zero counts are refused before anything runs") {
       {"sweep --bootstraps -1 --eval bootstrap", "--bootstraps"},
       {"sweep --jobs -2", "--jobs"},
       {"experiment cv --quick --jobs -1", "--jobs"},
+      {"train --nodes 1e30", "--nodes: 1e30 is above the largest allowed, 100000"},
+      {"train --nodes 18446744073709551616", "--nodes"},
+      {"train --batch-size 1e30", "--batch-size: 1e30 is above"},
+      {"baseline --degree 4294967297", "--degree: 4294967297 is above the largest allowed, 100"},
+      {"sweep --layers 1,5000", "--layers: 5000 is above"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -614,8 +621,27 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
     CHECK(r.status == 2);
     CHECK_FALSE(r.err.empty());
   }
+  // The message says what is wrong: not a number is not "out of range", and a negative
+  // seed is not refused with a 309-digit upper bound.
+  CHECK(run_cli(dir, "train --epochs many", 60).err.find("Failed parsing many") !=
+        std::string::npos);
+  CHECK(run_cli(dir, "train --seed -1", 60).err.find("--seed: must not be negative, got -1") !=
+        std::string::npos);
   CHECK(run_cli(dir, "--help").status == 0);
   CHECK(run_cli(dir, "sweep --help").status == 0);
+}
+
+TEST_CASE("cli: a refused baseline leaves the CSV of an earlier run as it was") {
+  // --out used to be opened (emptied) before the methods, degrees and lambdas were read.
+  const ScratchDir dir("baseline_keep");
+  REQUIRE(run_cli(dir, "baseline --points 40 --degree 3 --out b.csv", 60).status == 0);
+  const std::string before = slurp(dir / "b.csv");
+  REQUIRE(before.find("ols,3") != std::string::npos);
+  for (const char* bad : {"--method foo", "--degree 0", "--lambda -1", "--degree 1e30"}) {
+    CAPTURE(bad);
+    CHECK(run_cli(dir, std::string("baseline --points 40 --out b.csv ") + bad, 60).status == 2);
+    CHECK(slurp(dir / "b.csv") == before);
+  }
 }
 
 TEST_CASE("cli: an unwritable --curve or --predictions is refused before training") {

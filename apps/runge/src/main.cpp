@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -21,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <xgrad/threads.hpp>
 
+#include "cli_checks.hpp"
 #include "data.hpp"
 #include "experiments.hpp"
 #include "linear.hpp"
@@ -80,12 +82,17 @@ std::vector<double> parse_doubles(const std::string& text, const std::string& op
   return out;
 }
 
-std::vector<std::size_t> parse_sizes(const std::string& text, const std::string& option) {
+/// A list of whole numbers in [0, max]; `max` also keeps the conversion to size_t defined.
+std::vector<std::size_t> parse_sizes(const std::string& text, const std::string& option,
+                                     long long max) {
   std::vector<std::size_t> out;
   for (const auto& s : split_list(text)) {
     const double v = parse_double(s, option);
     if (v < 0 || v != std::floor(v))
       throw std::invalid_argument(option + ": '" + s + "' is not a whole number >= 0");
+    if (v > double(max))
+      throw std::invalid_argument(option + ": " + s + " is above the largest allowed, " +
+                                  std::to_string(max));
     out.push_back(static_cast<std::size_t>(v));
   }
   if (out.empty()) throw std::invalid_argument(option + ": empty list");
@@ -98,6 +105,8 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
 constexpr long long kMaxPoints = 10'000'000;
 constexpr long long kMaxEpochs = 10'000'000;
 constexpr long long kMaxLayers = 1000;
+constexpr long long kMaxNodes = 100'000;
+constexpr long long kMaxDegree = 100;  // Franke's total degree 100 is already 5,151 columns
 constexpr long long kMaxJobs = 1024;
 constexpr long long kMaxFolds = 1'000'000;
 constexpr long long kMaxBootstraps = 1'000'000;
@@ -171,10 +180,11 @@ struct DataOptions {
                     "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
                     "(Franke's function on [0,1]^2)");
     app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)")
+        ->check(xgrad::apps::kIsNumber)
         ->check(CLI::Range(2LL, kMaxPoints));
     app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
     app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise")
-        ->check(CLI::NonNegativeNumber);
+        ->check(xgrad::apps::kNotNegative);
     app->add_flag("--equispaced", equispaced,
                   "Runge only: an even grid on [-1,1] instead of "
                   "uniform draws");
@@ -182,7 +192,7 @@ struct DataOptions {
                     "Fraction of the points held out for "
                     "testing, in (0,1)");
     app->add_option("--split-seed", split_seed, "Seed of the train/test shuffle")
-        ->check(CLI::NonNegativeNumber);
+        ->check(xgrad::apps::kNotNegative);
   }
   /// The data; with need_test_set (train, hold-out and bootstrap sweeps) the test part
   /// must have the 2 points an R^2 needs.
@@ -261,6 +271,7 @@ struct TrainOptions {
                     "scale --lr. Or one that sets its own starting rate (then leave out "
                     "--lr): step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
     app->add_option("--epochs", epochs, "Passes over the training data")
+        ->check(xgrad::apps::kIsNumber)
         ->check(CLI::Range(1LL, kMaxEpochs));
     app->add_option("--batch-size,--batch", batch_size, "Minibatch size, 0 = full batch" + list);
     app->add_flag("--divide-lr", divide_lr,
@@ -273,7 +284,7 @@ struct TrainOptions {
     app->add_option("--lambda", lambda, "Regularisation strength lambda" + list);
     app->add_flag("--penalise-biases", penalise_biases, "Apply the penalty to biases too");
     app->add_option("--seed", seed, "Seed of the initial weights and the minibatch shuffles")
-        ->check(CLI::NonNegativeNumber);
+        ->check(xgrad::apps::kNotNegative);
     app->add_flag("--no-scale-target", no_scale_target,
                   "Train on raw y instead of standardised y (inputs are always standardised "
                   "on the training part; metrics are always in y's units)");
@@ -283,6 +294,7 @@ struct TrainOptions {
                       "passes run at once on the --threads threads (the same numbers at any "
                       "--threads; the last bits differ from 1 shard). Pays off for small "
                       "networks, whose products are too small to split: 2 with --threads 2")
+          ->check(xgrad::apps::kIsNumber)
           ->check(CLI::Range(1LL, kMaxJobs));
     }
   }
@@ -306,7 +318,7 @@ struct TrainOptions {
     t.learning_rate = rate_of_schedule(app).value_or(parse_double(lr, "--lr"));
     t.schedule = schedule;
     t.epochs = epochs;
-    const auto batches = parse_sizes(batch_size, "--batch-size");
+    const auto batches = parse_sizes(batch_size, "--batch-size", kMaxPoints);
     if (batches.size() != 1)
       throw std::invalid_argument("--batch-size: train takes one size, got '" + batch_size +
                                   "' (lists are for runge sweep)");
@@ -381,7 +393,9 @@ int main(int argc, char** argv) {
   const std::string threads_help =
       "threads of a single run, GEMMs and loops (sweeps always use 1 per worker); a small "
       "network's products stay on one thread: train --shards spreads its rows instead";
-  app.add_option("--threads", threads, threads_help)->check(CLI::Range(1LL, kMaxJobs));
+  app.add_option("--threads", threads, threads_help)
+      ->check(xgrad::apps::kIsNumber)
+      ->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----
   auto* train = app.add_subcommand("train",
@@ -397,14 +411,18 @@ int main(int argc, char** argv) {
   std::string curve_path = "runge_curve.csv", pred_path = "runge_predictions.csv";
   tdata.add(train);
   train->add_option("--layers", tlayers, "Number of hidden layers")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(1LL, kMaxLayers));
   train->add_option("--nodes", tnodes,
                     "Nodes per hidden layer: one number for every layer, "
                     "or one per layer (50,20)");
   tmodel.add(train, false);
   ttrain.add(train, false);
-  train->add_option("--threads", threads, threads_help)->check(CLI::Range(1LL, kMaxJobs));
+  train->add_option("--threads", threads, threads_help)
+      ->check(xgrad::apps::kIsNumber)
+      ->check(CLI::Range(1LL, kMaxJobs));
   train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(1LL, kMaxEpochs));
   train->add_option("--curve", curve_path, "Learning-curve CSV (epoch,train_mse,test_mse)");
   train->add_option("--predictions", pred_path,
@@ -452,13 +470,16 @@ int main(int argc, char** argv) {
                  "CV over all points), bootstrap (resampled train part vs test "
                  "part)");
   sw->add_option("--folds", folds, "k of k-fold cross-validation")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(2LL, kMaxFolds));
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(1LL, kMaxBootstraps));
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws")
-      ->check(CLI::NonNegativeNumber);
+      ->check(xgrad::apps::kNotNegative);
   sw->add_option("--jobs,--workers", jobs,
                  "Worker threads (0 = all cores); each worker's BLAS uses 1")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(0LL, kMaxJobs));
   sw->add_option("--out", sweep_out,
                  "Sweep CSV; an existing one of the same grid is resumed; one run at a time "
@@ -494,6 +515,7 @@ int main(int argc, char** argv) {
                "Write the CSVs only; otherwise the figures are drawn into OUT_DIR/figures by "
                "plots/make_figures.py when /usr/bin/python3 has matplotlib");
   ex->add_option("--jobs,--workers", ex_jobs, "Sweep worker threads (0 = all cores)")
+      ->check(xgrad::apps::kIsNumber)
       ->check(CLI::Range(0LL, kMaxJobs));
   ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
 
@@ -513,7 +535,7 @@ int main(int argc, char** argv) {
     xgrad::set_threads(threads);
     if (*train) {
       ModelSpec m = tmodel.spec();
-      const auto nodes = parse_sizes(tnodes, "--nodes");
+      const auto nodes = parse_sizes(tnodes, "--nodes", kMaxNodes);
       if (tlayers == 0) throw std::invalid_argument("--layers must be at least 1");
       if (nodes.size() == 1)
         m.hidden.assign(tlayers, nodes[0]);
@@ -555,20 +577,22 @@ int main(int argc, char** argv) {
       std::printf("train MSE %.6g  R2 %.6f\ntest  MSE %.6g  R2 %.6f\n", st.mse, st.r2, s.mse, s.r2);
       std::printf("wrote %s and %s\n", curve_path.c_str(), pred_path.c_str());
     } else if (*base) {
-      const SweepData data = bdata.load();
-      std::ofstream out(base_out);
-      if (!out) throw std::runtime_error("--out: cannot write " + base_out);
-      out << "method,degree,lambda,train_mse,test_mse,test_r2,converged\n";
-      out.precision(10);
+      // Every option is checked before --out is opened: a refused command line must not
+      // empty the CSV of an earlier run.
       std::vector<LinearMethod> ms;
       for (const auto& s : split_list(methods))
         ms.push_back(parse_linear_method(s));
-      const auto ds = parse_sizes(degrees, "--degree");
+      const auto ds = parse_sizes(degrees, "--degree", kMaxDegree);
       const auto ls = parse_doubles(blambdas, "--lambda");
       for (auto d : ds)
         if (d < 1) throw std::invalid_argument("--degree must be at least 1");
       for (double l : ls)
         if (!(l >= 0)) throw std::invalid_argument("--lambda must be >= 0");
+      const SweepData data = bdata.load();
+      std::ofstream out(base_out);
+      if (!out) throw std::runtime_error("--out: cannot write " + base_out);
+      out << "method,degree,lambda,train_mse,test_mse,test_r2,converged\n";
+      out.precision(10);
       std::printf("%-6s %6s %10s %12s %12s %9s\n", "method", "degree", "lambda", "train_mse",
                   "test_mse", "test_R2");
       for (auto meth : ms)
@@ -598,9 +622,9 @@ int main(int argc, char** argv) {
       s.axes.activation = split_names(smodel.activation, "--activation");
       if (!s.axes.activation.empty()) s.model.activation = s.axes.activation.front();
       s.axes.penalty = split_names(strain.penalty, "--penalty");
-      s.axes.layers = parse_sizes(slayers, "--layers");
-      s.axes.nodes = parse_sizes(snodes, "--nodes");
-      s.axes.batch_size = parse_sizes(strain.batch_size, "--batch-size");
+      s.axes.layers = parse_sizes(slayers, "--layers", kMaxLayers);
+      s.axes.nodes = parse_sizes(snodes, "--nodes", kMaxNodes);
+      s.axes.batch_size = parse_sizes(strain.batch_size, "--batch-size", kMaxPoints);
       s.axes.lambda = parse_doubles(strain.lambda, "--lambda");
       // A schedule with its own starting rate: that rate is the lr of every row.
       const std::optional<double> eta0 = strain.rate_of_schedule(sw);
@@ -645,6 +669,11 @@ int main(int argc, char** argv) {
       }
       if (!no_figures && !draw_figures(ex_dir)) return 4;
     }
+  } catch (const std::bad_alloc&) {  // not a refused command line: exit 1, as in mnist
+    std::fprintf(stderr,
+                 "runge: error: out of memory: the data or network asked for more memory than "
+                 "this machine gives (lower --points, --nodes, --layers, --degree or --jobs)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "runge: error: %s\n", e.what());
     return 2;
