@@ -240,13 +240,18 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->capture_default_str();
   // A lambda must act: report 000's lambda is an L2 one, so that is the penalty unless
   // --penalty names another (a sweep's points get it in point_recipe); `--penalty none`
-  // with a lambda > 0 is a contradiction.
+  // with a lambda > 0, or l1/l2 with none, is a contradiction.
   app->parse_complete_callback([&r, penalty, grid_lambdas] {
     double largest = r.lambda;
     if (grid_lambdas)
       for (double l : *grid_lambdas)
         largest = std::max(largest, l);
-    if (largest == 0) return;
+    if (largest == 0) {
+      if (r.penalty != "none")  // the other half of the contradiction
+        throw CLI::ValidationError("--penalty " + r.penalty +
+                                   " has no effect without a --lambda > 0");
+      return;
+    }
     if (penalty->count() > 0 && r.penalty == "none") {
       std::ostringstream what;
       what << (grid_lambdas ? "--lambda/--lambdas " : "--lambda ") << largest

@@ -558,6 +558,8 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"train --logistic --layers 64", "excludes"},
       {"train --penalty none --lambda 0.5", "--lambda 0.5 has no effect with --penalty none"},
       {"sweep --penalty none --lambdas 0 1e-3", "0.001 has no effect with --penalty none"},
+      {"train --penalty l1", "--penalty l1 has no effect without a --lambda > 0"},
+      {"sweep --penalty l2 --lambdas 0", "--penalty l2 has no effect"},
       // A named folder without the data is a usage error whichever option named it.
       {"train --dataset mnist --data /nonexistent/mnist", "download_mnist.sh"},
       {"train --dataset fashion-mnist --fashion-dir /nonexistent/f", "--fashion-dir"},
