@@ -23,6 +23,19 @@ TEST_CASE("activation: parse every name, alias and parameter form") {
   CHECK(Activation::sigmoid().effective_alpha() == 0.0);
 }
 
+TEST_CASE("activation: alpha 0 means the kind's default, in activate too") {
+  // A default-constructed Activation{kind} has alpha 0: leaky_relu then uses 0.01 and
+  // elu 1, so at z = -1 they give -0.01 and expm1(-1), not 0.
+  const Activation leaky{ActivationKind::LeakyRelu, 0.0};
+  const Activation elu{ActivationKind::Elu, 0.0};
+  CHECK(leaky.effective_alpha() == 0.01);
+  CHECK(elu.effective_alpha() == 1.0);
+  xgrad::Tape<double> tape;
+  const auto z = tape.constant(Matrix<double>{{-1.0}});
+  CHECK(activate(leaky, z).value()(0, 0) == doctest::Approx(-0.01).epsilon(1e-15));
+  CHECK(activate(elu, z).value()(0, 0) == doctest::Approx(std::expm1(-1.0)).epsilon(1e-15));
+}
+
 TEST_CASE("activation: name round-trips through parse") {
   for (const Activation& a :
        {Activation::identity(), Activation::sigmoid(), Activation::tanh(), Activation::relu(),

@@ -1,5 +1,5 @@
 // Callbacks driven directly, epoch by epoch, on scripted histories: early stopping's
-// min_delta, and the monitor names.
+// min_delta and restore_best, reduce on plateau's wait, and the monitor names.
 #include <cmath>
 #include <limits>
 #include <random>
@@ -104,6 +104,21 @@ TEST_CASE("early stopping: a higher-is-better metric must rise by more than min_
   CHECK(stop2.best_epoch() == 4);
 }
 
+TEST_CASE("early stopping without restore_best leaves the final parameters in place") {
+  // patience 1: epoch 1 is the best, epoch 2 is worse and stops. The parameters changed
+  // after the best epoch must survive on_train_end, and no restore is recorded.
+  ScriptedRun run;
+  EarlyStopping<double> stop(Monitor::TrainLoss, 1, 0.0, false);
+  stop.on_train_begin(run.state);
+  CHECK_FALSE(run.epoch(stop, 1.0));
+  run.params[0].value()(0, 0) = 42.0;
+  CHECK(run.epoch(stop, 2.0));
+  stop.on_train_end(run.state);
+  CHECK(run.params[0].value()(0, 0) == 42.0);
+  CHECK(run.history.restored_epoch < 0);
+  CHECK(run.history.back().event == "early_stop");
+}
+
 TEST_CASE("monitor names: parse_monitor and monitor_name are inverses, unknown names throw") {
   const struct {
     Monitor monitor;
@@ -152,6 +167,50 @@ TEST_CASE("reduce on plateau: patience epochs without improvement cut the rate b
   CHECK_FALSE(run.epoch(plateau, 0.95));
   CHECK(plateau.cuts() == std::vector<std::size_t>{3, 6});
   CHECK(run.opt->learning_rate() == 0.025);
+}
+
+TEST_CASE("reduce on plateau: an improvement and a cut each restart the wait") {
+  SUBCASE("an improvement before the patience runs out") {
+    // patience 2: 1.0 is the best; 1.0 waits 1; 0.9 is a new best (wait 0); 0.95 waits 1,
+    // and only the second 0.95 (wait 2) cuts, at epoch 5 rather than 4.
+    ScriptedRun run;
+    ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 2);
+    plateau.on_train_begin(run.state);
+    for (const double v : {1.0, 1.0, 0.9, 0.95})
+      CHECK_FALSE(run.epoch(plateau, v));
+    CHECK(plateau.cuts().empty());
+    CHECK_FALSE(run.epoch(plateau, 0.95));
+    CHECK(plateau.cuts() == std::vector<std::size_t>{5});
+  }
+  SUBCASE("a cut with cooldown 0") {
+    // patience 2 on a flat loss: the best at 1, a cut at 3, then 2 more waits each time
+    // (Keras resets wait to 0 on a cut): 3, 5, 7, not a cut every epoch after 3.
+    ScriptedRun run;
+    ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 2);
+    plateau.on_train_begin(run.state);
+    for (int e = 0; e < 7; ++e)
+      CHECK_FALSE(run.epoch(plateau, 1.0));
+    CHECK(plateau.cuts() == std::vector<std::size_t>{3, 5, 7});
+  }
+}
+
+TEST_CASE("reduce on plateau: a second fit starts again at scale 1 with no cuts") {
+  // One callback object added to a trainer that fits twice: the first fit's cut must not
+  // scale the second fit's scheduled rates.
+  ScriptedRun run;
+  ReduceLrOnPlateau<double> plateau(Monitor::TrainLoss, 0.5, 1);
+  plateau.on_train_begin(run.state);
+  run.epoch(plateau, 1.0);
+  run.epoch(plateau, 1.0);
+  REQUIRE(plateau.cuts() == std::vector<std::size_t>{2});
+  ScriptedRun again;
+  plateau.on_train_begin(again.state);
+  CHECK(plateau.scale() == 1.0);
+  CHECK(plateau.cuts().empty());
+  again.state.scheduled_rate = 0.1;
+  again.opt->set_learning_rate(0.1);
+  plateau.on_batch_begin(again.state);
+  CHECK(again.opt->learning_rate() == 0.1);
 }
 
 TEST_CASE("reduce on plateau: with a schedule, every step's scheduled rate is scaled") {

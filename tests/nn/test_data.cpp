@@ -55,6 +55,11 @@ TEST_CASE("train test split is disjoint, covers every row and is seeded") {
   CHECK(train_test_indices(300, 0.2, 45).test != s.test);
   CHECK(message_of([] { train_test_indices(10, 1.0, 1); }).find("test fraction 1") !=
         std::string::npos);
+  // The test set has round(fraction·n) rows: 0.25·10 = 2.5 → 3 and 0.3·9 = 2.7 → 3 (a
+  // truncation would give 2; sklearn's ceil gives 3 for both as well).
+  CHECK(train_test_indices(10, 0.25, 1).test.size() == 3);
+  CHECK(train_test_indices(9, 0.3, 1).test.size() == 3);
+  CHECK(train_test_indices(9, 0.3, 1).train.size() == 6);
 
   Matrix<double> x({10, 2}), y({10, 1});
   for (std::size_t i = 0; i < 10; ++i) {
@@ -146,6 +151,13 @@ TEST_CASE("min-max scaler maps the training range onto the target range") {
   CHECK(std::abs(t(0, 0)) < 1e-15f);
   CHECK(t(0, 2) == 3.f);  // outside the training range stays outside: no clipping
   CHECK(message_of([] { MinMaxScaler<float>(1.0, 1.0); }).find("[1, 1]") != std::string::npos);
+  // inverse_transform maps [-1, 1] back onto the training range [0, 10]: x = 0 + (z + 1)·5.
+  MinMaxScaler<double> d(-1.0, 1.0);
+  d.fit(Matrix<double>{{0.0}, {10.0}});
+  const Matrix<double> back = d.inverse_transform(Matrix<double>{{-1.0}, {0.0}, {1.0}});
+  CHECK(back(0, 0) == 0.0);
+  CHECK(back(1, 0) == 5.0);
+  CHECK(back(2, 0) == 10.0);
 }
 
 TEST_CASE("one-hot puts a one in each label's column") {
@@ -181,6 +193,8 @@ TEST_CASE("batch sampler reshuffles one index list in place and covers every row
   CHECK(same.order() == first);
   BatchSampler whole(10, 0, false, 0);
   CHECK(whole.batches() == 1);
+  CHECK(whole.batch_size() == 10);
+  CHECK(BatchSampler(5, 10, false, 0).batch_size() == 5);  // a batch larger than n is n
   whole.new_epoch();
   CHECK(whole.order() == iota_indices(10));
 }

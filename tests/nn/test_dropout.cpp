@@ -104,6 +104,21 @@ TEST_CASE("masks follow the documented stream: input first, then each hidden lay
   }
 }
 
+TEST_CASE("an odd unit count draws its last unit from the low half of one more draw") {
+  // 1x3 units: units 0 and 1 share a draw, unit 2 takes the low 32 bits of the next;
+  // 50 masks in a row keep the stream in step only if each mask takes two draws.
+  DropoutMasks<double> masks(Dropout{0.5, 0.5}, 7);
+  std::mt19937_64 rng(7);
+  for (int t = 0; t < 50; ++t) {
+    CAPTURE(t);
+    Tape<double> tape;
+    const Matrix<double> m = masks.apply(tape, tape.constant(ones(1, 3)), 0.5).value();
+    const std::vector<double> want = documented_mask(rng, 3, 0.5);
+    for (std::size_t k = 0; k < 3; ++k)
+      CHECK(m(0, k) == want[k]);
+  }
+}
+
 TEST_CASE("the gradient through a dropout mask is the mask: kept units only, scaled") {
   DropoutMasks<double> masks(Dropout{0.0, 0.4}, 21);
   Tape<double> tape;
@@ -194,4 +209,7 @@ TEST_CASE("the trainer drops units in training steps only, reproducibly for a dr
   // Unset, the dropout seed derives from the shuffling seed: still reproducible.
   const double derived = train(Dropout{0.0, 0.5}, std::nullopt, other);
   CHECK(train(Dropout{0.0, 0.5}, std::nullopt, again) == derived);
+  // But not equal to the shuffling seed (1): the masks would then be drawn from a copy of
+  // the stream that shuffles the rows.
+  CHECK(train(Dropout{0.0, 0.5}, 1, other) != derived);
 }

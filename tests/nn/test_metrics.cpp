@@ -56,6 +56,10 @@ TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities
   CHECK(message_of([&] {
           accuracy(scores, Matrix<double>{{0.5}, {1}, {2}, {1}});
         }).find("not a class label") != std::string::npos);
+  // With a one-column prediction the target is still labels, not thresholded like the
+  // prediction: a probability 0.7 as target is refused, not counted as class 1.
+  CHECK(message_of([&] { accuracy(Matrix<double>{{0.9}}, Matrix<double>{{0.7}}); }) ==
+        "labels_of: row 0 holds 0.7, not a class label");
   // A label the prediction has no column for is refused, as the confusion matrix does.
   CHECK(message_of([&] {
           accuracy(Matrix<double>{{0.1, 0.9}}, std::vector<std::size_t>{7});
@@ -113,6 +117,18 @@ TEST_CASE("confusion matrix counts true against predicted") {
   CHECK(m(1, 0) == 1);
   CHECK(m(1, 1) == 1);
   CHECK(m(0, 0) == 1);
+}
+
+TEST_CASE("confusion matrix of a one-column probability: classes 0 and 1 split at 0.5") {
+  // Predictions 0.2, 0.7, 0.9 are classes 0, 1, 1; truth 0, 1, 0. sklearn's
+  // confusion_matrix([0, 1, 0], [0, 1, 1]) is [[1, 1], [0, 1]].
+  const ConfusionMatrix m =
+      confusion_matrix(Matrix<double>{{0.2}, {0.7}, {0.9}}, Matrix<double>{{0}, {1}, {0}});
+  CHECK(m.classes() == 2);
+  CHECK(m(0, 0) == 1);
+  CHECK(m(0, 1) == 1);
+  CHECK(m(1, 0) == 0);
+  CHECK(m(1, 1) == 1);
 }
 
 TEST_CASE("confusion matrix text: one row per true class, one column per predicted class") {

@@ -228,12 +228,18 @@ TEST_CASE("network: clone is deep and copy_values_from keeps the storage") {
   CHECK_FALSE(copy.parameters()[0].same_as(net.parameters()[0]));
   copy.layers()[0].W.value()(0, 0) += 1.0;
   CHECK(copy.predict(x) != net.predict(x));
+  // The biases too: their own storage in the clone, and copied back below.
+  CHECK_FALSE(copy.parameters()[1].same_as(net.parameters()[1]));
+  const double bias = net.layers()[0].b.value()(0, 0);
+  copy.layers()[0].b.value()(0, 0) += 1.0;
+  CHECK(net.layers()[0].b.value()(0, 0) == bias);
 
   auto held = net.parameters()[0];  // e.g. an optimiser's handle
   net.copy_values_from(copy);
   CHECK(net.predict(x) == copy.predict(x));
   CHECK(held.same_as(net.parameters()[0]));
   CHECK(held.value()(0, 0) == copy.layers()[0].W.value()(0, 0));
+  CHECK(net.layers()[0].b.value()(0, 0) == bias + 1.0);
 
   std::mt19937_64 rng2(6);
   Network<double> other({2, 5, 1}, {Activation::tanh(), Activation::identity()}, Initialiser{},

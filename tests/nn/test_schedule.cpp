@@ -43,6 +43,8 @@ TEST_CASE("step decay multiplies by drop every few epochs") {
   CHECK(s(3, 0, 10) == 0.1);
   CHECK(s(6, 0, 10) == 0.05);
   CHECK(s(8, 0, 10) == 0.05);
+  // drop = 1 is allowed (the range is (0, 1]): a constant rate.
+  CHECK(Schedule::step(0.2, 1.0, 1)(9, 0, 10) == 0.2);
 }
 
 TEST_CASE("exponential decay is eta0 gamma to the epoch") {
@@ -50,6 +52,8 @@ TEST_CASE("exponential decay is eta0 gamma to the epoch") {
   CHECK(s(0, 0, 3) == 0.1);
   CHECK(s(2, 1, 3) == doctest::Approx(0.081).epsilon(1e-14));
   CHECK(s(10, 0, 3) == doctest::Approx(0.1 * std::pow(0.9, 10)).epsilon(1e-14));
+  // gamma = 1 is allowed (the range is (0, 1]): a constant rate.
+  CHECK(Schedule::exponential(0.1, 1.0)(7, 0, 3) == 0.1);
 }
 
 TEST_CASE("schedules parse from text and round trip") {

@@ -224,6 +224,11 @@ TEST_CASE("serialize: inconsistent architecture with a valid checksum") {
         "load_network: " + path + ": layer 2 takes 3 inputs but layer 1 gives 2 outputs");
   write_bytes(path, encode({{9, 0.0, 1, 1, {1, 2}}}));
   CHECK(load_error(path) == "load_network: " + path + ": layer 1 has unknown activation code 9");
+  // 6 is softmax, the last code: 7 is the first unknown one.
+  write_bytes(path, encode({{7, 0.0, 1, 1, {1, 2}}}));
+  CHECK(load_error(path) == "load_network: " + path + ": layer 1 has unknown activation code 7");
+  write_bytes(path, encode({{4, -0.5, 1, 1, {1, 2}}}));
+  CHECK(contains(load_error(path), ": layer 1 has activation parameter -0.5"));
   write_bytes(path, encode({{1, 0.0, 0, 1, {2}}}));
   CHECK(contains(load_error(path), "layer 1 has 0 inputs and 1 outputs"));
   write_bytes(path, encode({}));

@@ -157,6 +157,24 @@ TEST_CASE("a diverging learning rate stops training with finite parameters") {
   CHECK(same_values(values_of(net), initial));
 }
 
+TEST_CASE("after a divergence the optimiser starts afresh: no steps and zero moments") {
+  // Momentum at lr 1e30 overflows in the first epoch. Its velocity then holds non-finite
+  // values that a later fit() on the restored parameters would apply again.
+  Matrix<double> x, y;
+  regression_data<double>(32, 7, x, y);
+  Network<double> net = small_net<double>(8);
+  auto opt = make_optimiser<double>("momentum:lr=1e30,momentum=0.9", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(5, 8, 9));
+  const History& h = trainer.fit(x, y);
+  REQUIRE(h.stop == StopReason::NonFinite);
+  CHECK(opt->steps() == 0);
+  for (std::size_t i = 0; i < net.parameters().size(); ++i) {
+    CAPTURE(i);
+    for (const double v : opt->state(i, 0))
+      CHECK(v == 0.0);
+  }
+}
+
 TEST_CASE_TEMPLATE("all_finite finds one NaN or infinity among the parameters", T, float, double) {
   // A 10x20 parameter (long enough for the vectorised loop and its tail) and a 1x3 one.
   std::vector<xgrad::Parameter<T>> params{
@@ -288,6 +306,21 @@ TEST_CASE("evaluate in batches of 7 rows gives the loss and metric of one batch 
   }
 }
 
+TEST_CASE("evaluate's loss is the objective: the data cost plus the penalty") {
+  // One identity unit with W = 2, b = 0 fits x = 1 → y = 2 exactly: the data cost is 0,
+  // so the loss is the L2 penalty alone, λ·ΣW² = 0.1·2² = 0.4 (biases not penalised).
+  Network<double> net;
+  net.add({Parameter<double>(Matrix<double>{{2.0}}, "W1"),
+           Parameter<double>(Matrix<double>{{0.0}}, "b1"), Activation::identity()});
+  auto opt = make_optimiser<double>("sgd", net.parameters());
+  CostSpec cost = mse_cost();
+  cost.regularisation.penalty = Penalty::L2;
+  cost.regularisation.lambda = 0.1;
+  Trainer<double> trainer(net, *opt, cost, quiet(1, 1, 1));
+  CHECK(trainer.evaluate(Matrix<double>{{1.0}}, Matrix<double>{{2.0}}).loss ==
+        doctest::Approx(0.4).epsilon(1e-15));
+}
+
 TEST_CASE("an epoch's train_loss is the row-weighted mean of its batch losses, partial batch too") {
   // 10 rows in order (no shuffle), batches of 4: rows 0-3, 4-7 and 8-9. Before each step the
   // callback computes that batch's MSE from the network's current output; the epoch's
@@ -352,17 +385,25 @@ TEST_CASE("a stop asked in on_batch_begin ends training after that step") {
   auto opt = make_optimiser<double>("sgd", net.parameters());
   Trainer<double> trainer(net, *opt, mse_cost(), quiet(5, 10, 20));
   std::size_t steps = 0;
+  std::vector<double> epoch_2_losses;
   auto stop = std::make_shared<LambdaCallback<double>>();
   stop->batch_begin = [&](TrainingState<double>& s) {
     if (s.epoch == 2 && s.batch == 1) s.request_stop(StopReason::Callback, "enough");
   };
-  stop->batch_end = [&](TrainingState<double>&) { ++steps; };
+  stop->batch_end = [&](TrainingState<double>& s) {
+    ++steps;
+    if (s.epoch == 2) epoch_2_losses.push_back(s.batch_loss);
+  };
   trainer.add_callback(stop);
   const History& h = trainer.fit(x, y);
   CHECK(steps == 4 + 2);  // all of epoch 1, then batches 0 and 1 of epoch 2
   CHECK(h.stop == StopReason::Callback);
   CHECK(h.message == "enough");
-  CHECK(h.epochs.size() == 2);
+  REQUIRE(h.epochs.size() == 2);
+  // The cut-short epoch's train_loss is the mean over the 20 rows it saw, not over all 40.
+  REQUIRE(epoch_2_losses.size() == 2);
+  CHECK(h.epochs[1].train_loss ==
+        doctest::Approx((epoch_2_losses[0] + epoch_2_losses[1]) / 2).epsilon(1e-12));
 }
 
 TEST_CASE("same seed and threads give an identical history, another seed does not") {
@@ -444,6 +485,28 @@ TEST_CASE("a schedule sets the learning rate of every step") {
     for (std::size_t b = 0; b < 4; ++b)
       CHECK(seen[e * 4 + b] == want);
   }
+}
+
+TEST_CASE("a per-step schedule changes the rate within an epoch, the history keeps the first") {
+  // inverse_time:0.01,1 over 4 rows in batches of 2 (m = 2): η = 0.01 / (2e + b + 1), so
+  // the four steps run at 0.01/1, 0.01/2, 0.01/3, 0.01/4, and each epoch's record holds
+  // the rate of its first step.
+  Matrix<double> x, y;
+  regression_data<double>(4, 3, x, y);
+  Network<double> net = small_net<double>(4);
+  auto opt = make_optimiser<double>("sgd", net.parameters());
+  TrainerOptions o = quiet(2, 2, 5);
+  o.schedule = Schedule::inverse_time(0.01, 1.0);
+  std::vector<double> seen;
+  auto watch = std::make_shared<LambdaCallback<double>>();
+  watch->batch_end = [&](TrainingState<double>& s) { seen.push_back(s.optimiser.learning_rate()); };
+  Trainer<double> trainer(net, *opt, mse_cost(), o);
+  trainer.add_callback(watch);
+  const History& h = trainer.fit(x, y);
+  CHECK(seen == std::vector<double>{0.01 / 1.0, 0.01 / 2.0, 0.01 / 3.0, 0.01 / 4.0});
+  REQUIRE(h.epochs.size() == 2);
+  CHECK(h.epochs[0].learning_rate == 0.01);
+  CHECK(h.epochs[1].learning_rate == 0.01 / 3.0);
 }
 
 TEST_CASE("on_batch_begin runs before each step, after the schedule, and its rate is the step's") {
@@ -676,6 +739,19 @@ TEST_CASE("the progress line reports epoch, loss, samples per second and time le
   CHECK(sparse.str().find("epoch 1/5") != std::string::npos);
   CHECK(sparse.str().find("epoch 3/5") == std::string::npos);
   CHECK(sparse.str().find("epoch 5/5") != std::string::npos);
+  // A run stopped in epoch 3 logs epoch 3 as its last line, then the reason.
+  std::ostringstream stopped;
+  Trainer<double> fourth(net, *opt, mse_cost(), quiet(5, 5, 52));
+  auto stop = std::make_shared<LambdaCallback<double>>();
+  stop->batch_end = [](TrainingState<double>& s) {
+    if (s.epoch == 3) s.request_stop(StopReason::Callback, "enough");
+  };
+  fourth.add_callback(stop).add_callback(std::make_shared<ProgressLine<double>>(&stopped, 0.0));
+  fourth.fit(x, y);
+  CHECK(stopped.str().find("epoch 1/5") != std::string::npos);
+  CHECK(stopped.str().find("epoch 2/5") == std::string::npos);
+  CHECK(stopped.str().find("epoch 3/5") != std::string::npos);
+  CHECK(stopped.str().find("\nenough\n") != std::string::npos);
   std::ostringstream silent;
   Trainer<double> again(net, *opt, mse_cost(), quiet(2, 5, 52));
   again.add_callback(std::make_shared<ProgressLine<double>>(&silent));  // 2 s delay
