@@ -89,6 +89,9 @@ Activation Activation::parse(const std::string& text) {
     }
     head = t.substr(0, open);
     arg = t.substr(open + 1, t.size() - open - 2);
+    if (arg.empty()) {
+      throw std::invalid_argument("activation \"" + text + "\": nothing between '(' and ')'");
+    }
   }
   Activation a;
   if (head == "identity" || head == "linear") {

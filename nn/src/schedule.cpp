@@ -201,9 +201,11 @@ Schedule Schedule::parse(const std::string& text) {
   if (name == "step") {
     want(3, "step:ETA0,DROP,EVERY");
     const double every = number(text, args[2]);
-    if (!(every >= 1.0) || every != std::floor(every)) {
+    // Bounded before the cast to size_t (undefined for inf or 1e20): up to 2^53 a double
+    // holds every whole number exactly.
+    if (!(every >= 1.0 && every <= 9007199254740992.0) || every != std::floor(every)) {
       throw std::invalid_argument("schedule '" + text + "': EVERY = " + trim(args[2]) +
-                                  " is not a whole number of epochs >= 1");
+                                  " is not a whole number of epochs from 1 to 2^53");
     }
     return step(number(text, args[0]), number(text, args[1]), static_cast<std::size_t>(every));
   }

@@ -66,6 +66,14 @@ TEST_CASE("activation: parse errors name the text") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(Activation::parse("elu(0.5"), "activation \"elu(0.5\": missing ')'",
                        std::invalid_argument);
+  // An empty "()" is refused like an empty "elu:", not read as if it were absent.
+  for (const char* text : {"relu()", "sigmoid()", "leaky_relu()", "ELU()"}) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(
+        Activation::parse(text),
+        ("activation \"" + std::string(text) + "\": nothing between '(' and ')'").c_str(),
+        std::invalid_argument);
+  }
 }
 
 TEST_CASE("activation: activate records the report's formulas") {

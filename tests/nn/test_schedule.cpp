@@ -90,6 +90,16 @@ TEST_CASE("schedule errors name the text and the value") {
         std::string::npos);
   CHECK(message_of([] { Schedule::parse("step:0.1,0.5,2.5"); }).find("EVERY = 2.5") !=
         std::string::npos);
+  // Whole but beyond size_t (or infinite): the cast to size_t is undefined, and gave
+  // "every = 0 epochs". Up to 2^53 a double holds every whole number exactly.
+  CHECK(message_of([] { Schedule::parse("step:0.1,0.5,1e20"); }) ==
+        "schedule 'step:0.1,0.5,1e20': EVERY = 1e20 is not a whole number of epochs from 1 to "
+        "2^53");
+  CHECK(message_of([] { Schedule::parse("step:0.1,0.5,inf"); }).find("EVERY = inf is not") !=
+        std::string::npos);
+  CHECK(message_of([] { Schedule::parse("step:0.1,0.5,1e16"); }).find("EVERY = 1e16 is not") !=
+        std::string::npos);
+  CHECK(Schedule::parse("step:0.1,0.5,9007199254740992").every == 9007199254740992ull);  // 2^53
   CHECK(message_of([] { Schedule::parse("inverse_time:0,10"); }).find("t0 = 0") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::constant(0.1)(0, 0, 0); }).find("0 steps") != std::string::npos);
