@@ -358,6 +358,20 @@ void Optimiser<T>::step_and_zero_grad() {
 template <class T>
 template <bool Zero>
 void Optimiser<T>::update() {
+  // Every parameter is checked before any is touched or the step counted: a refused step
+  // leaves the values, the moments and Adam's step count as they were.
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    Parameter<T>& p = parameters_[i];
+    const Matrix<T>& value = p.value();
+    const Matrix<T>& grad = p.grad();
+    if (value.size() != sizes_[i] || grad.size() != sizes_[i]) {
+      throw std::logic_error(
+          std::string("optimiser ") + name() + ": parameter #" + std::to_string(i) + " ('" +
+          p.name() + "') has value " + shape_string(value) + " and grad " +
+          (grad.dimension() == 2 ? shape_string(grad) : "undefined") + " but had " +
+          std::to_string(sizes_[i]) + " elements when the optimiser was made");
+    }
+  }
   ++steps_;
   const T eta = static_cast<T>(options_.learning_rate);
   const T eps = static_cast<T>(options_.epsilon);
@@ -368,13 +382,6 @@ void Optimiser<T>::update() {
     Parameter<T>& p = parameters_[i];
     Matrix<T>& value = p.value();
     Matrix<T>& grad = p.grad();
-    if (value.size() != sizes_[i] || grad.size() != sizes_[i]) {
-      throw std::logic_error(
-          std::string("optimiser ") + name() + ": parameter #" + std::to_string(i) + " ('" +
-          p.name() + "') has value " + shape_string(value) + " and grad " +
-          (grad.dimension() == 2 ? shape_string(grad) : "undefined") + " but had " +
-          std::to_string(sizes_[i]) + " elements when the optimiser was made");
-    }
     T* const theta = value.data();
     T* const g = grad.data();
     T* const first = first_[i].size() == 0 ? nullptr : first_[i].data();

@@ -455,6 +455,28 @@ TEST_CASE("optimiser step names a parameter whose shape changed") {
   CHECK(message_of([&] { opt->step(); }).find("'W1'") != std::string::npos);
 }
 
+TEST_CASE("a step refused for a changed shape changes nothing, so a retry is a first step") {
+  // Parameter #0 is fine, #1 was resized after the optimiser was made. The refusal must
+  // come before #0 moves and before the step is counted: Adam's bias correction uses
+  // the count, and its first step moves each element by lr·g/|g| = lr.
+  Parameter<double> a(Matrix<double>{{1.0}}, "W1");
+  Parameter<double> b(Matrix<double>{{2.0}}, "b1");
+  auto opt = make_optimiser<double>("adam:lr=0.1", {a, b});
+  a.grad() = Matrix<double>{{0.5}};
+  b.value() = Matrix<double>{{2.0, 3.0}};
+  b.grad() = Matrix<double>{{0.5, 0.5}};
+  CHECK_THROWS_AS(opt->step(), std::logic_error);
+  CHECK(opt->steps() == 0);
+  CHECK(a.value()(0, 0) == 1.0);
+  CHECK(opt->state(0, 0)[0] == 0.0);
+  CHECK(opt->state(0, 1)[0] == 0.0);
+  b.value() = Matrix<double>{{2.0}};
+  b.grad() = Matrix<double>{{0.5}};
+  opt->step();
+  CHECK(opt->steps() == 1);
+  CHECK(a.value()(0, 0) == doctest::Approx(1.0 - 0.1).epsilon(1e-7));
+}
+
 TEST_CASE("training reduces the loss with every optimiser") {
   // y = sin(2x) + x/2 on 64 points, a 1-16-1 tanh network, MSE.
   std::mt19937_64 rng(7);
