@@ -465,25 +465,40 @@ TEST_CASE("after the first epoch a step reuses every tape buffer") {
   CHECK(!buffers.empty());
 }
 
-TEST_CASE("a schedule sets the learning rate of every step") {
+namespace {
+/// The rate of every step of an SGD fit on `rows` points under `schedule`, and the history.
+struct RatesSeen {
+  std::vector<double> steps;
+  History history;
+};
+RatesSeen rates_under(const Schedule& schedule, std::size_t rows, std::size_t batch,
+                      std::size_t epochs) {
   Matrix<double> x, y;
-  regression_data<double>(40, 18, x, y);
+  regression_data<double>(rows, 18, x, y);
   Network<double> net = small_net<double>(19);
   auto opt = make_optimiser<double>("sgd:lr=0.5", net.parameters());
-  TrainerOptions o = quiet(4, 10, 20);
-  o.schedule = Schedule::epoch_decay(0.1);
-  std::vector<double> seen;
+  TrainerOptions o = quiet(epochs, batch, 20);
+  o.schedule = schedule;
+  RatesSeen out;
   auto watch = std::make_shared<LambdaCallback<double>>();
-  watch->batch_end = [&](TrainingState<double>& s) { seen.push_back(s.optimiser.learning_rate()); };
+  watch->batch_end = [&](TrainingState<double>& s) {
+    out.steps.push_back(s.optimiser.learning_rate());
+  };
   Trainer<double> trainer(net, *opt, mse_cost(), o);
   trainer.add_callback(watch);
-  const History& h = trainer.fit(x, y);
-  REQUIRE(seen.size() == 16);
+  out.history = trainer.fit(x, y);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a schedule sets the learning rate of every step") {
+  const RatesSeen r = rates_under(Schedule::epoch_decay(0.1), 40, 10, 4);
+  REQUIRE(r.steps.size() == 16);
   for (std::size_t e = 0; e < 4; ++e) {
     const double want = 0.1 / (double(e) * 4 + 1);  // η0 / (e·m + 1), m = 4 batches
-    CHECK(h.epochs[e].learning_rate == want);
+    CHECK(r.history.epochs[e].learning_rate == want);
     for (std::size_t b = 0; b < 4; ++b)
-      CHECK(seen[e * 4 + b] == want);
+      CHECK(r.steps[e * 4 + b] == want);
   }
 }
 
@@ -491,22 +506,11 @@ TEST_CASE("a per-step schedule changes the rate within an epoch, the history kee
   // inverse_time:0.01,1 over 4 rows in batches of 2 (m = 2): η = 0.01 / (2e + b + 1), so
   // the four steps run at 0.01/1, 0.01/2, 0.01/3, 0.01/4, and each epoch's record holds
   // the rate of its first step.
-  Matrix<double> x, y;
-  regression_data<double>(4, 3, x, y);
-  Network<double> net = small_net<double>(4);
-  auto opt = make_optimiser<double>("sgd", net.parameters());
-  TrainerOptions o = quiet(2, 2, 5);
-  o.schedule = Schedule::inverse_time(0.01, 1.0);
-  std::vector<double> seen;
-  auto watch = std::make_shared<LambdaCallback<double>>();
-  watch->batch_end = [&](TrainingState<double>& s) { seen.push_back(s.optimiser.learning_rate()); };
-  Trainer<double> trainer(net, *opt, mse_cost(), o);
-  trainer.add_callback(watch);
-  const History& h = trainer.fit(x, y);
-  CHECK(seen == std::vector<double>{0.01 / 1.0, 0.01 / 2.0, 0.01 / 3.0, 0.01 / 4.0});
-  REQUIRE(h.epochs.size() == 2);
-  CHECK(h.epochs[0].learning_rate == 0.01);
-  CHECK(h.epochs[1].learning_rate == 0.01 / 3.0);
+  const RatesSeen r = rates_under(Schedule::inverse_time(0.01, 1.0), 4, 2, 2);
+  CHECK(r.steps == std::vector<double>{0.01 / 1.0, 0.01 / 2.0, 0.01 / 3.0, 0.01 / 4.0});
+  REQUIRE(r.history.epochs.size() == 2);
+  CHECK(r.history.epochs[0].learning_rate == 0.01);
+  CHECK(r.history.epochs[1].learning_rate == 0.01 / 3.0);
 }
 
 TEST_CASE("on_batch_begin runs before each step, after the schedule, and its rate is the step's") {
