@@ -189,15 +189,32 @@ inline void map_batches(const T* x, T* y, std::size_t n, F&& f) {
   }
 }
 
+/// e^x for a float batch: xsimd::exp (fast for float), except in lanes above 88 or below
+/// -87, where it overflows early (from 88.38; libm from 88.72) or flushes to 0 (below
+/// -87.68, where libm has subnormals down to -103.97): those lanes take std::exp. The
+/// other lanes are the batch's, so a value never depends on its neighbours.
+template <class A>
+inline xsimd::batch<float, A> exp_float_batch(const xsimd::batch<float, A>& x) {
+  using B = xsimd::batch<float, A>;
+  const B fast = xsimd::exp(x);
+  if (!xsimd::any((x > B(88.0f)) | (x < B(-87.0f)))) return fast;
+  alignas(64) float in[B::size], out[B::size];
+  x.store_aligned(in);
+  fast.store_aligned(out);
+  for (std::size_t j = 0; j < B::size; ++j)
+    if (in[j] > 88.0f || in[j] < -87.0f) out[j] = std::exp(in[j]);
+  return B::load_aligned(out);
+}
+
 /// y[i] = e^x[i] for i < n, vectorised in either precision: exp_batch for double (see the
-/// file comment) at the widest SIMD the CPU runs (simd_dispatch.hpp), xsimd::exp for
-/// float (fast there). x and y may be the same buffer.
+/// file comment) at the widest SIMD the CPU runs (simd_dispatch.hpp), exp_float_batch for
+/// float. x and y may be the same buffer.
 template <class T>
 inline void vector_exp(const T* x, T* y, std::size_t n) {
   if constexpr (std::is_same_v<T, double>) {
     float64_kernels().exp(x, y, n);
   } else {
-    map_batches(x, y, n, [](const auto& v) { return xsimd::exp(v); });
+    map_batches(x, y, n, [](const auto& v) { return exp_float_batch(v); });
   }
 }
 

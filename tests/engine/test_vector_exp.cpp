@@ -1,5 +1,5 @@
-// The engine's vectorised exp for doubles (engine/src/vector_exp.hpp): accuracy against
-// std::exp, edges computed by std::exp itself, and the ops that use it.
+// The engine's vectorised exp (engine/src/vector_exp.hpp), for doubles and floats:
+// accuracy against std::exp, edges computed by std::exp itself, and the ops that use it.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -170,4 +170,44 @@ TEST_CASE("exp and sigmoid in float64 use it: accurate, and saturate without NaN
     CHECK(std::isfinite(g));
   CHECK(x.grad()(0, 0) == 0.0);
   CHECK(x.grad()(0, 2) == 0.25);
+}
+
+TEST_CASE("float exp: libm beyond 88 and below -87, the batch's value in every other lane") {
+  // xsimd's float exp overflowed from 88.38 (libm: 88.72) and flushed to 0 below -87.68,
+  // where libm has subnormals down to -103.97.
+  using F = xsimd::batch<float>;
+  const std::size_t w = F::size;
+  std::vector<float> x(3 * w);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = 0.37f * static_cast<float>(i) - 3.1f;
+  const float edges[] = {88.5f, -95.0f, -103.0f, 89.0f};
+  for (std::size_t k = 0; k < 4; ++k)
+    x[w + k] = edges[k];  // the second batch only
+  std::vector<float> y(x.size());
+  const auto exp_f = [](const F& v) { return xgrad::detail::exp_float_batch(v); };
+  xgrad::detail::map_batches(x.data(), y.data(), x.size(), exp_f);
+  for (std::size_t k = 0; k < 4; ++k) {
+    CAPTURE(edges[k]);
+    CHECK(y[w + k] == std::exp(edges[k]));
+  }
+  CHECK(y[w] > 2.7e38f);   // e^88.5, finite, where xsimd gave inf
+  CHECK(y[w + 1] > 0.0f);  // subnormal, where xsimd gave 0
+  CHECK(std::isinf(y[w + 3]));
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    if (j >= w && j < w + 4) continue;
+    CAPTURE(j);
+    float alone = 0;
+    xgrad::detail::map_batches(&x[j], &alone, 1, exp_f);
+    CHECK(y[j] == alone);
+  }
+}
+
+TEST_CASE("float softmax keeps probabilities far below the row's maximum as subnormals") {
+  // A logit 95 below the others: e^-95 = 5.5e-42, a float subnormal, was flushed to 0.
+  xgrad::Tape<float> tape;
+  const xgrad::Tensor<float> z = tape.constant(xgrad::Matrix<float>{{0.0f, -95.0f, 0.0f}});
+  const auto p = xgrad::softmax(z);
+  CHECK(p.value()(0, 1) == std::exp(-95.0f) / 2.0f);
+  CHECK(p.value()(0, 1) > 0.0f);
+  CHECK(p.value()(0, 0) == 0.5f);
 }
