@@ -28,6 +28,13 @@ void parallel_buffer_kernel(BufferKernel kernel, const double* x, double* y, std
                [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
 }
 
+/// The float counterpart: kernel(x, y, n) over chunks of [0, n) on the thread pool.
+void parallel_float_buffer(void (*kernel)(const float*, float*, std::size_t), const float* x,
+                           float* y, std::size_t n) {
+  parallel_for(n, kParallelItems,
+               [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
+}
+
 /// Where edge(x) holds, y = exact(x) by the scalar libm: the arguments at which xsimd's
 /// batch function is wrong (see its callers). One pass without branches finds whether
 /// there are any.
@@ -41,31 +48,6 @@ void scalar_at_edges(const Matrix<T>& x, Matrix<T>& y, Edge&& edge, Exact&& exac
   if (any == 0) return;
   for (std::size_t k = 0; k < x.size(); ++k)
     if (edge(in[k])) out[k] = exact(in[k]);
-}
-
-/// y = 1 / (1 + e^-x) for n floats, every element by the same xsimd batch function (the
-/// tail in one padded batch), so a value does not depend on its position. Returns whether
-/// any x < -87, found in the same pass, where the batch exp is about to overflow.
-bool sigmoid_float_batches(const float* x, float* y, std::size_t n) {
-  using Batch = xsimd::batch<float>;
-  constexpr std::size_t width = Batch::size;
-  const auto sigmoid = [](const Batch& v) { return Batch(1.0f) / (Batch(1.0f) + xsimd::exp(-v)); };
-  auto edge = Batch::batch_bool_type(false);
-  std::size_t k = 0;
-  for (; k + width <= n; k += width) {
-    const Batch v = Batch::load_unaligned(x + k);
-    edge = edge | (v < Batch(-87.0f));
-    sigmoid(v).store_unaligned(y + k);
-  }
-  if (k < n) {
-    alignas(64) std::array<float, width> tail{};
-    std::copy(x + k, x + n, tail.begin());
-    const Batch v = Batch::load_aligned(tail.data());
-    edge = edge | (v < Batch(-87.0f));
-    sigmoid(v).store_aligned(tail.data());
-    std::copy(tail.begin(), tail.begin() + (n - k), y + k);
-  }
-  return xsimd::any(edge);
 }
 
 struct NoEdges {
@@ -384,13 +366,9 @@ Tensor<T> exp(const Tensor<T>& a) {
       detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
-    // vector_exp's float batches take libm where xsimd's exp is wrong (vector_exp.hpp).
+    // libm where xsimd's float exp is wrong (vector_exp.hpp).
     return detail::unary_into(Op::Exp, a, [](const Matrix<float>& x, Matrix<float>& y) {
-      const float* in = x.data();
-      float* out = y.data();
-      parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
-        detail::vector_exp(in + b, out + b, e - b);
-      });
+      detail::parallel_float_buffer(&detail::exp_float_buffer, x.data(), y.data(), x.size());
     });
   }
 }
@@ -418,16 +396,9 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
       detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
     });
   } else {
+    // Its subnormal values below -87 kept (vector_exp.hpp).
     return detail::unary_into(Op::Sigmoid, a, [](const Matrix<float>& x, Matrix<float>& y) {
-      const float* in = x.data();
-      float* out = y.data();
-      parallel_for(x.size(), kParallelItems, [&](std::size_t b, std::size_t e) {
-        if (!detail::sigmoid_float_batches(in + b, out + b, e - b)) return;
-        // xsimd's exp(-a) overflows from a = -88.38, which gives y = 0 where the exact
-        // y is a subnormal down to a = -103.3: such lanes go through double.
-        for (std::size_t k = b; k < e; ++k)
-          if (in[k] < -87.0f) out[k] = float(1.0 / (1.0 + std::exp(-double(in[k]))));
-      });
+      detail::parallel_float_buffer(&detail::sigmoid_float_buffer, x.data(), y.data(), x.size());
     });
   }
 }

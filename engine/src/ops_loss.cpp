@@ -53,15 +53,15 @@ void backward_bce_with_logits(Tape<T>& t, std::uint32_t i) {
   const Matrix<T>& z = t.value_of(n.lhs);
   const Matrix<T>& y = t.value_of(n.rhs);
   const T k = t.grad_of(i)(0, 0) / static_cast<T>(z.size());
+  // sigmoid(z) by the sigmoid op's kernels (vector_exp.hpp), into the node's spare buffer.
+  Matrix<T>& s = t.node(i).saved;
+  reshape_reuse(s, z.shape(0), z.shape(1));
   if constexpr (std::is_same_v<T, double>) {
-    // sigmoid(z) with the fast exp of vector_exp.hpp, into the node's spare buffer.
-    Matrix<T>& s = t.node(i).saved;
-    reshape_reuse(s, z.shape(0), z.shape(1));
     float64_kernels().sigmoid(z.data(), s.data(), z.size());
-    accumulate(t, n.lhs, k * (s - y), i);
   } else {
-    accumulate(t, n.lhs, k * (T(1) / (T(1) + xt::exp(-z)) - y), i);
+    sigmoid_float_buffer(z.data(), s.data(), z.size());
   }
+  accumulate(t, n.lhs, k * (s - y), i);
   accumulate(t, n.rhs, -k * z, i);
 }
 // ---- softmax_cross_entropy: L = -1/n sum_rows sum_k y_k log p_k, p = softmax(z)

@@ -206,6 +206,63 @@ inline xsimd::batch<float, A> exp_float_batch(const xsimd::batch<float, A>& x) {
   return B::load_aligned(out);
 }
 
+/// y[i] = fast(x[i]) by float batches (the tail in one padded batch, as in map_batches),
+/// then y[i] = exact(x[i]) by the scalar libm where edge(x[i]): the arguments where
+/// xsimd's float functions are wrong. edge takes a batch or a float. The test rides along
+/// in the batch pass (a test per batch costs 10-15 % of a sigmoid), and the second pass
+/// runs only when a lane needs it, so x and y must be different buffers.
+template <class A = xsimd::default_arch, class Fast, class Edge, class Exact>
+inline void map_float_batches_exact_at(const float* x, float* y, std::size_t n, Fast&& fast,
+                                       Edge&& edge, Exact&& exact) {
+  using B = xsimd::batch<float, A>;
+  constexpr std::size_t w = B::size;
+  auto any_edge = typename B::batch_bool_type(false);
+  std::size_t i = 0;
+  for (; i + w <= n; i += w) {
+    const B v = B::load_unaligned(x + i);
+    any_edge = any_edge | edge(v);
+    fast(v).store_unaligned(y + i);
+  }
+  if (i < n) {
+    alignas(64) float tail[w] = {};  // 0 is no edge
+    for (std::size_t j = 0; i + j < n; ++j)
+      tail[j] = x[i + j];
+    const B v = B::load_aligned(tail);
+    any_edge = any_edge | edge(v);
+    fast(v).store_aligned(tail);
+    for (std::size_t j = 0; i + j < n; ++j)
+      y[i + j] = tail[j];
+  }
+  if (!xsimd::any(any_edge)) return;
+  for (std::size_t k = 0; k < n; ++k)
+    if (edge(x[k])) y[k] = exact(x[k]);
+}
+
+/// e^x for n floats (x and y different buffers): exp_float_batch's values.
+inline void exp_float_buffer(const float* x, float* y, std::size_t n) {
+  map_float_batches_exact_at(
+      x, y, n, [](const auto& v) { return xsimd::exp(v); },
+      [](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        return (v > V(88.0f)) | (v < V(-87.0f));
+      },
+      [](float v) { return std::exp(v); });
+}
+
+/// 1 / (1 + e^-x) for n floats (x and y different buffers). Below -87, where xsimd's
+/// exp(-x) overflows (from 88.38) and makes y = 0 while the exact y is a subnormal down
+/// to -103.3, the value is computed in double.
+inline void sigmoid_float_buffer(const float* x, float* y, std::size_t n) {
+  map_float_batches_exact_at(
+      x, y, n,
+      [](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        return V(1.0f) / (V(1.0f) + xsimd::exp(-v));
+      },
+      [](const auto& v) { return v < std::decay_t<decltype(v)>(-87.0f); },
+      [](float v) { return float(1.0 / (1.0 + std::exp(-double(v)))); });
+}
+
 /// y[i] = e^x[i] for i < n, vectorised in either precision: exp_batch for double (see the
 /// file comment) at the widest SIMD the CPU runs (simd_dispatch.hpp), exp_float_batch for
 /// float. x and y may be the same buffer.

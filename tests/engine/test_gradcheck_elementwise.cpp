@@ -124,6 +124,13 @@ TEST_CASE("float sigmoid keeps its subnormal values far below 0") {
     CHECK(first == doctest::Approx(1 / (1 + std::exp(-a))).epsilon(1e-6));
     check_equals_libm_in_every_position(a, sigmoid_f, first);
   }
+  // bce_with_logits' gradient, (sigmoid(z) - y) / N, uses the same values: at z = -95
+  // with y = 0 it is sigmoid(-95) / 2, a subnormal, not 0.
+  xgrad::Tape<float> tape;
+  const auto z = tape.variable(xgrad::Matrix<float>{{-95.0f, 3.0f}});
+  tape.backward(xgrad::bce_with_logits(z, tape.constant(xgrad::Matrix<float>{{0.0f, 1.0f}})));
+  CHECK(z.grad()(0, 0) == float(1.0 / (1.0 + std::exp(95.0))) / 2.0f);
+  CHECK(z.grad()(0, 0) > 0.0f);
 }
 
 TEST_CASE("relu passes a NaN on, as PyTorch does, and clamps everything below 0") {
