@@ -233,19 +233,22 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
                       "only; report 001's lambda/(2n) convention = its lambda / (2 n) here")
           ->check(CLI::IsMember({"none", "l1", "l2"}))
           ->capture_default_str();
-  app->add_option("--lambda", r.lambda,
-                  "regularisation strength (with no --penalty, a lambda > 0 means l2, as in the "
-                  "reports)")
-      ->check(kNotNegative)
-      ->capture_default_str();
+  CLI::Option* lambda =
+      app->add_option("--lambda", r.lambda,
+                      "regularisation strength (with no --penalty, a lambda > 0 means l2, as in "
+                      "the reports)")
+          ->check(kNotNegative)
+          ->capture_default_str();
   // A lambda must act: report 000's lambda is an L2 one, so that is the penalty unless
-  // --penalty names another (a sweep's points get it in point_recipe); `--penalty none`
-  // with a lambda > 0, or l1/l2 with none, is a contradiction.
-  app->parse_complete_callback([&r, penalty, grid_lambdas] {
+  // --penalty names another (a sweep's --lambdas points get it in point_recipe);
+  // `--penalty none` with a lambda > 0, or l1/l2 with none, is a contradiction. A sweep's
+  // --lambdas replace --lambda, so the two together are refused.
+  app->parse_complete_callback([&r, penalty, lambda, grid_lambdas] {
+    const bool grid = grid_lambdas && !grid_lambdas->empty();
+    if (grid && lambda->count() > 0)
+      throw CLI::ValidationError("--lambda and --lambdas: give one (--lambdas replaces --lambda)");
     double largest = r.lambda;
-    if (grid_lambdas)
-      for (double l : *grid_lambdas)
-        largest = std::max(largest, l);
+    if (grid) largest = *std::max_element(grid_lambdas->begin(), grid_lambdas->end());
     if (largest == 0) {
       if (r.penalty != "none")  // the other half of the contradiction
         throw CLI::ValidationError("--penalty " + r.penalty +
@@ -254,11 +257,11 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
     }
     if (penalty->count() > 0 && r.penalty == "none") {
       std::ostringstream what;
-      what << (grid_lambdas ? "--lambda/--lambdas " : "--lambda ") << largest
+      what << (grid ? "--lambdas " : "--lambda ") << largest
            << " has no effect with --penalty none";
       throw CLI::ValidationError(what.str());
     }
-    if (penalty->count() == 0 && !grid_lambdas) r.penalty = "l2";
+    if (penalty->count() == 0 && !grid) r.penalty = "l2";
   });
   app->add_option("--dropout", r.dropout, "dropout rate of hidden units while training")
       ->check(kIsNumber)
@@ -517,6 +520,9 @@ int run_evaluate(const EvalArgs& a) {
                              " outputs; an MNIST model has 784 and 10");
   const TrainTest data = load_data(a.data, say);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
+  if (std::isnan(e.loss))
+    throw std::runtime_error(a.model + ": the network's outputs are NaN; its parameters are " +
+                             "not finite or too large (a diverged training run?)");
   const std::string set = a.data.scored();
   say(a.model + ": " + set + " accuracy " + percent(e.accuracy) + ", " + set + " loss " +
       std::to_string(e.loss));
@@ -531,6 +537,10 @@ template <class T>
 void show_prediction(const xgrad::nn::Network<T>& net, const Images& im, const std::string& what,
                      int truth, Say& say) {
   const xgrad::Matrix<T> p = net.predict(to_matrix<T>(im), 1);
+  if (std::any_of(p.begin(), p.end(), [](T v) { return std::isnan(v); })) {
+    say(what + ": no prediction: the network's outputs are NaN (are its parameters finite?)");
+    return;
+  }
   std::size_t best = 0;
   for (std::size_t k = 1; k < 10; ++k)
     if (p(0, k) > p(0, best)) best = k;
@@ -727,7 +737,8 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "mnist: out of memory: the data and network asked for more memory than this "
-                 "machine gives (lower the --layers sizes, --batch or --workers)\n";
+                 "machine gives (smaller --layers, --batch, --workers or data limits, where the "
+                 "command has them)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "mnist: " << e.what() << "\n";

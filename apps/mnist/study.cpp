@@ -77,13 +77,13 @@ void Recipe::validate() const {
   parse_option("--activation", [&] { nn::Activation::parse(activation); });
   if (!init.empty()) parse_option("--init", [&] { nn::Initialiser::parse(init); });
   parse_option("--optimiser", [&] { nn::OptimiserSpec::parse(optimiser); });
-  require(learning_rate > 0 && std::isfinite(learning_rate), "--lr must be > 0");
+  require(learning_rate > 0 && std::isfinite(learning_rate), "--lr must be a finite number > 0");
   require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   if (!schedule.empty())
     parse_option("--schedule", [&] { nn::Schedule::parse(schedule).validate(); });
   require(penalty == "none" || penalty == "l1" || penalty == "l2",
           "--penalty must be none, l1 or l2, got '" + penalty + "'");
-  require(lambda >= 0 && std::isfinite(lambda), "--lambda must be >= 0");
+  require(lambda >= 0 && std::isfinite(lambda), "--lambda must be a finite number >= 0");
   require(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1)");
   require(input_dropout >= 0 && input_dropout < 1, "--input-dropout must be in [0, 1)");
   require(batch_size >= 1, "--batch must be >= 1");
@@ -126,6 +126,14 @@ Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
   double loss = 0;
   // [n, 10] probabilities: small even for 60,000 rows; predict batches internally.
   const Matrix<T> p = net.predict(x, 1024);
+  // Huge but finite weights can make NaN outputs: no class, so NaN loss and accuracy and
+  // no predictions. In training the trainer's non-finite check then stops the run.
+  if (std::any_of(p.begin(), p.end(), [](T v) { return std::isnan(v); })) {
+    e.loss = e.accuracy = std::numeric_limits<double>::quiet_NaN();
+    e.predicted.clear();
+    e.confidence.clear();
+    return e;
+  }
   const std::vector<std::size_t> predicted = nn::argmax_rows(p);  // first maximum wins
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t best = predicted[i];

@@ -63,6 +63,8 @@ struct Evaluation {
   std::array<std::array<std::size_t, 10>, 10> confusion{};  // [true][predicted]
 };
 
+/// Loss, accuracy and confusion of `net` on x; for NaN outputs (a diverged network) loss
+/// and accuracy are NaN and there are no predictions.
 template <class T>
 Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
                     const std::vector<std::uint8_t>& labels);

@@ -91,9 +91,11 @@ std::string SweepPoint::key() const {
 
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
   const std::size_t base_nodes = base.hidden.empty() ? 0 : base.hidden.front();
-  // A point is layers x nodes of one size (the CSV has one nodes column).
+  // A point is layers x nodes of one size (the CSV has one nodes column), so --layers
+  // must be of one size where a grid axis takes its count or size from it.
+  const bool uses_base = grid.layer_counts.empty() || grid.nodes.empty();
   for (std::size_t h : base.hidden)
-    if (h != base_nodes) {
+    if (uses_base && h != base_nodes) {
       std::string sizes;
       for (std::size_t s : base.hidden)
         sizes += (sizes.empty() ? "" : " ") + std::to_string(s);

@@ -194,8 +194,10 @@ Evaluation Trainer<T>::evaluate_checked(const Matrix<T>& x, const Matrix<T>& y) 
     ev.loss += static_cast<double>(penalty(eval_tape_, network_, cost_.regularisation).item());
   }
   eval_tape_.clear();
+  // A non-finite loss has no metric either (accuracy has no class for a NaN output): the
+  // caller's non-finite check then stops training, without an exception.
   ev.metric =
-      options_.metric == MetricKind::None
+      options_.metric == MetricKind::None || !std::isfinite(ev.loss)
           ? kNaN
           : evaluate_metric(options_.metric, network_.predict(x, options_.eval_batch_size), y);
   return ev;

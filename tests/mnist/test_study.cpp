@@ -440,6 +440,9 @@ TEST_CASE("sweep: unequal hidden sizes are refused, not trained as layers x the 
   SweepGrid grid;
   grid.nodes = {32};
   CHECK_THROWS_AS(grid_points(base, grid), std::invalid_argument);
+  // With both axes given, --layers is not used: nothing to refuse.
+  grid.layer_counts = {1, 2};
+  CHECK(grid_points(base, grid).size() == 2);
   base.hidden = {64, 64};
   const auto points = grid_points(base, SweepGrid{});
   REQUIRE(points.size() == 1);
@@ -558,6 +561,8 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"train --logistic --layers 64", "excludes"},
       {"train --penalty none --lambda 0.5", "--lambda 0.5 has no effect with --penalty none"},
       {"sweep --penalty none --lambdas 0 1e-3", "0.001 has no effect with --penalty none"},
+      {"sweep --lambda 1e-3 --lambdas 0", "--lambdas replaces --lambda"},
+      {"sweep --penalty none --lambda 1e-3", "--lambda 0.001 has no effect"},
       {"train --penalty l1", "--penalty l1 has no effect without a --lambda > 0"},
       {"sweep --penalty l2 --lambdas 0", "--penalty l2 has no effect"},
       // A named folder without the data is a usage error whichever option named it.
@@ -685,6 +690,15 @@ TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
   for (const auto& l : lines)
     logged = logged || l.find("training diverged") != std::string::npos;
   CHECK(logged);
+  // One full-batch step at lr 1e20 leaves huge but finite weights whose outputs are NaN:
+  // the epoch's evaluation meets them before the trainer's check, and must not end the
+  // sweep with an exception either.
+  base.batch_size = 64;
+  base.epochs = 2;
+  grid.learning_rates = {1e20};
+  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, dir + "/full.csv", 1, nullptr) == 1);
+  CHECK(slurp(dir + "/full.csv").find("1e+20,0,") != std::string::npos);
+  CHECK(slurp(dir + "/full.csv").find(",nan,nan,nan,") != std::string::npos);
 }
 
 TEST_CASE(

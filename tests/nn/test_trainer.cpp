@@ -600,6 +600,42 @@ TEST_CASE("classification with softmax cross-entropy reaches high accuracy") {
   CHECK(trainer.evaluate(x, y).metric == h.back().train_metric);
 }
 
+TEST_CASE("a NaN at the end of an epoch stops an accuracy-scored fit without an exception") {
+  // The epoch's evaluation meets the NaN outputs before the non-finite check: accuracy
+  // has no class for them, so the metric is NaN there, not an exception out of fit().
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> g(0.0, 1.0);
+  const std::size_t n = 40;
+  Matrix<float> x({n, 2});
+  std::vector<std::size_t> labels(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    labels[i] = i % 2;
+    const double c = labels[i] ? 1.5 : -1.5;
+    x(i, 0) = static_cast<float>(c + g(rng));
+    x(i, 1) = static_cast<float>(-c + g(rng));
+  }
+  const Matrix<float> y = one_hot<float>(labels, 2);
+  std::mt19937_64 init(31);
+  Network<float> net({2, 8, 2}, {Activation::relu(), Activation::softmax()},
+                     Initialiser::parse("he_normal"), init);
+  auto opt = make_optimiser<float>("adam:lr=0.02", net.parameters());
+  CostSpec cost;
+  cost.cost = CostKind::CrossEntropy;
+  TrainerOptions o = quiet(5, 20, 1);
+  o.metric = MetricKind::Accuracy;
+  o.evaluate_train = true;
+  Trainer<float> trainer(net, *opt, cost, o);
+  auto poison = std::make_shared<LambdaCallback<float>>();
+  poison->batch_end = [](TrainingState<float>& s) {  // the last step of epoch 2
+    if (s.epoch == 2 && s.batch + 1 == s.batches) s.parameters[0].value()(0, 0) = std::nanf("");
+  };
+  trainer.add_callback(poison);
+  const History& h = trainer.fit(x, y, x, y);  // validation data is scored too
+  CHECK(h.stop == StopReason::NonFinite);
+  CHECK(h.restored_epoch == 1);
+  CHECK(all_finite(net.parameters()));
+}
+
 TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data") {
   Network<double> net = small_net<double>(40);
   Network<double> other = small_net<double>(41);

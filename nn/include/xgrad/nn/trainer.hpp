@@ -98,7 +98,8 @@ class Trainer {
   const History& fit(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& x_val,
                      const Matrix<T>& y_val);
 
-  /// The objective and metric on a data set, without recording gradients.
+  /// The objective and metric on a data set, without recording gradients. The metric is
+  /// NaN where the objective is not finite (a diverged network has no accuracy).
   Evaluation evaluate(const Matrix<T>& x, const Matrix<T>& y);
 
   const History& history() const { return history_; }
