@@ -18,5 +18,7 @@ inline const CLI::Validator kNotNegative(
 /// Put before a CLI::Range: "abc" then reads "Failed parsing abc as a FLOAT", not
 /// "Value abc not in range". No name, so the help shows only the range.
 inline const CLI::TypeValidator<double> kIsNumber{""};
+/// The same for whole-number options: "2.5" reads "Failed parsing 2.5 as a INT".
+inline const CLI::TypeValidator<long long> kIsWhole{""};
 
 }  // namespace xgrad::apps

@@ -57,6 +57,7 @@ bool data_dir_from_env() {
 constexpr double kMaxCount = 1e9;
 
 using xgrad::apps::kIsNumber;
+using xgrad::apps::kIsWhole;
 using xgrad::apps::kNotNegative;
 
 struct DataOptions {
@@ -105,12 +106,12 @@ void add_data_options(CLI::App* app, DataOptions& d) {
       ->capture_default_str();
   app->add_option("--train-limit", d.train_limit,
                   "use only the first N training images (0 = all; for quick runs)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--test-limit", d.test_limit,
                   "use only the first N test images (with --validation: held-out images; 0 = all)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   app->add_option("--validation", d.validation,
@@ -119,7 +120,7 @@ void add_data_options(CLI::App* app, DataOptions& d) {
                   "without looking at the test set (0 = off). To evaluate a model trained "
                   "this way, give evaluate the same --validation and --split-seed: the "
                   "model file does not record them")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
 }
@@ -197,7 +198,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       app->add_option("--layers", r.hidden,
                       "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
           ->expected(1, 64)
-          ->check(kIsNumber)
+          ->check(kIsWhole)
           ->check(CLI::Range(1.0, 100000.0))
           ->default_str("512 512");
   app->add_flag_callback(
@@ -272,11 +273,11 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->check(CLI::Range(0.0, 0.95))
       ->capture_default_str();
   app->add_option("--batch,--batch-size", r.batch_size, "minibatch size")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app->add_option("--epochs", r.epochs, "passes over the training set")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app->add_option("--seed", r.seed, "seed of initialisation, shuffling and dropout")
@@ -287,7 +288,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->capture_default_str();
   app->add_option("--threads", threads,
                   "threads of this run (GEMMs and the engine's loops share one pool)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 }
@@ -637,7 +638,7 @@ int main(int argc, char** argv) {
       ->add_option(
           "--misclassified", train_args.misclassified,
           "how many misclassified test (or --validation) digits to write to misclassified.csv")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0.0, kMaxCount))
       ->capture_default_str();
   train_cmd->add_flag(
@@ -655,7 +656,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
   eval_cmd->add_option("--threads", eval_args.threads, "threads (GEMMs and the engine's loops)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 
@@ -668,11 +669,11 @@ int main(int argc, char** argv) {
   pred_cmd
       ->add_option("--index", pred_args.indices,
                    "test-set image index, or held-out image index with --validation (repeatable)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0.0, kMaxCount));
   pred_cmd->add_option("--image", pred_args.images, kImageHelp)->check(CLI::ExistingFile);
   pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
 
@@ -689,10 +690,10 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
                         "L2 strengths of the grid (l2 unless --penalty)");
   sweep_cmd->add_option("--layer-counts", sweep_args.grid.layer_counts, "numbers of hidden layers")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(0, 64));
   sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 100000));
   sweep_cmd
       ->add_option("--csv", sweep_args.csv,
@@ -703,7 +704,7 @@ int main(int argc, char** argv) {
   sweep_cmd
       ->add_option("--workers,--jobs", sweep_args.workers,
                    "parallel training runs (each with 1 BLAS thread when > 1)")
-      ->check(kIsNumber)
+      ->check(kIsWhole)
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
 

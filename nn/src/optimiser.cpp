@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 
@@ -231,8 +232,12 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
       try {
         x = std::stod(val, &used);
       } catch (const std::out_of_range&) {
-        throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
-                                    " is out of the range of a double");
+        // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
+        x = std::strtod(val.c_str(), nullptr);
+        used = val.size();
+        if (std::isinf(x))
+          throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
+                                      " is out of the range of a double");
       } catch (const std::exception&) {
         used = 0;
       }

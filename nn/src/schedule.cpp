@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -25,8 +26,12 @@ double number(const std::string& text, const std::string& item) {
   try {
     x = std::stod(s, &used);
   } catch (const std::out_of_range&) {
-    throw std::invalid_argument("schedule '" + text + "': '" + s +
-                                "' is out of the range of a double");
+    // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
+    x = std::strtod(s.c_str(), nullptr);
+    used = s.size();
+    if (std::isinf(x))
+      throw std::invalid_argument("schedule '" + text + "': '" + s +
+                                  "' is out of the range of a double");
   } catch (const std::exception&) {
     used = 0;
   }

@@ -114,7 +114,6 @@ TEST_CASE("float sigmoid keeps its subnormal values far below 0") {
   for (const float a : {-87.5f, -88.5f, -88.7f, -95.0f, -100.0f, -103.0f, -110.0f}) {
     const float want = float(1.0 / (1.0 + std::exp(-double(a))));
     check_equals_libm_in_every_position(a, sigmoid_f, want);
-    CHECK((a < -104.0f || want > 0.0f));
   }
   // In range, every position (the batches and the tail) gets the same bits.
   for (const float a : {-3.7f, 0.3f, 12.0f}) {

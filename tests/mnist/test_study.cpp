@@ -555,6 +555,8 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"train --dataset cifar", "--dataset"},
       // What is wrong, not a neighbouring complaint.
       {"train --epochs abc", "Failed parsing abc"},
+      {"train --epochs 2.5", "Failed parsing 2.5"},
+      {"train --lambda inf", "--lambda must be a finite number >= 0"},
       {"train --lambda -1", "--lambda: must not be negative, got -1"},
       {"train --layers", "--layers"},
       // Settings that contradict each other, or one that would be ignored without a word.

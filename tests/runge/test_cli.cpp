@@ -625,6 +625,7 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
   // seed is not refused with a 309-digit upper bound.
   CHECK(run_cli(dir, "train --epochs many", 60).err.find("Failed parsing many") !=
         std::string::npos);
+  CHECK(run_cli(dir, "train --layers 2.5", 60).err.find("Failed parsing 2.5") != std::string::npos);
   CHECK(run_cli(dir, "train --seed -1", 60).err.find("--seed: must not be negative, got -1") !=
         std::string::npos);
   CHECK(run_cli(dir, "--help").status == 0);

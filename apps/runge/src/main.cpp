@@ -180,7 +180,7 @@ struct DataOptions {
                     "Target: runge (1/(1+25x^2) on [-1,1]) or franke "
                     "(Franke's function on [0,1]^2)");
     app->add_option("--points", points, "Number of data points (report 000: 300, report 001: 18)")
-        ->check(xgrad::apps::kIsNumber)
+        ->check(xgrad::apps::kIsWhole)
         ->check(CLI::Range(2LL, kMaxPoints));
     app->add_option("--noise", noise, "Standard deviation sigma of the Gaussian noise on y");
     app->add_option("--data-seed", data_seed, "Seed of the inputs and the noise")
@@ -271,7 +271,7 @@ struct TrainOptions {
                     "scale --lr. Or one that sets its own starting rate (then leave out "
                     "--lr): step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
     app->add_option("--epochs", epochs, "Passes over the training data")
-        ->check(xgrad::apps::kIsNumber)
+        ->check(xgrad::apps::kIsWhole)
         ->check(CLI::Range(1LL, kMaxEpochs));
     app->add_option("--batch-size,--batch", batch_size, "Minibatch size, 0 = full batch" + list);
     app->add_flag("--divide-lr", divide_lr,
@@ -294,7 +294,7 @@ struct TrainOptions {
                       "passes run at once on the --threads threads (the same numbers at any "
                       "--threads; the last bits differ from 1 shard). Pays off for small "
                       "networks, whose products are too small to split: 2 with --threads 2")
-          ->check(xgrad::apps::kIsNumber)
+          ->check(xgrad::apps::kIsWhole)
           ->check(CLI::Range(1LL, kMaxJobs));
     }
   }
@@ -394,7 +394,7 @@ int main(int argc, char** argv) {
       "threads of a single run, GEMMs and loops (sweeps always use 1 per worker); a small "
       "network's products stay on one thread: train --shards spreads its rows instead";
   app.add_option("--threads", threads, threads_help)
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(1LL, kMaxJobs));
 
   // ---- train ----
@@ -411,7 +411,7 @@ int main(int argc, char** argv) {
   std::string curve_path = "runge_curve.csv", pred_path = "runge_predictions.csv";
   tdata.add(train);
   train->add_option("--layers", tlayers, "Number of hidden layers")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(1LL, kMaxLayers));
   train->add_option("--nodes", tnodes,
                     "Nodes per hidden layer: one number for every layer, "
@@ -419,10 +419,10 @@ int main(int argc, char** argv) {
   tmodel.add(train, false);
   ttrain.add(train, false);
   train->add_option("--threads", threads, threads_help)
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(1LL, kMaxJobs));
   train->add_option("--curve-every", curve_every, "Record train/test MSE every k epochs")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(1LL, kMaxEpochs));
   train->add_option("--curve", curve_path, "Learning-curve CSV (epoch,train_mse,test_mse)");
   train->add_option("--predictions", pred_path,
@@ -470,16 +470,16 @@ int main(int argc, char** argv) {
                  "CV over all points), bootstrap (resampled train part vs test "
                  "part)");
   sw->add_option("--folds", folds, "k of k-fold cross-validation")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(2LL, kMaxFolds));
   sw->add_option("--bootstraps", bootstraps, "Number of bootstrap resamples")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(1LL, kMaxBootstraps));
   sw->add_option("--resample-seed", resample_seed, "Seed of the folds and bootstrap draws")
       ->check(xgrad::apps::kNotNegative);
   sw->add_option("--jobs,--workers", jobs,
                  "Worker threads (0 = all cores); each worker's BLAS uses 1")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(0LL, kMaxJobs));
   sw->add_option("--out", sweep_out,
                  "Sweep CSV; an existing one of the same grid is resumed; one run at a time "
@@ -515,7 +515,7 @@ int main(int argc, char** argv) {
                "Write the CSVs only; otherwise the figures are drawn into OUT_DIR/figures by "
                "plots/make_figures.py when /usr/bin/python3 has matplotlib");
   ex->add_option("--jobs,--workers", ex_jobs, "Sweep worker threads (0 = all cores)")
-      ->check(xgrad::apps::kIsNumber)
+      ->check(xgrad::apps::kIsWhole)
       ->check(CLI::Range(0LL, kMaxJobs));
   ex->add_flag("--fresh", ex_fresh, "Recompute sweeps instead of resuming their CSVs");
 
