@@ -236,3 +236,20 @@ TEST_CASE("a chain of elementwise ops differentiates correctly as a whole") {
                      },
                      {random_matrix(3, 4, 11)});
 }
+
+TEST_CASE("float sigmoid keeps a subnormal result when the far-negative input is in the tail") {
+  // Only the last element is far below 0; every other is 0 (sigmoid 0.5). Lengths that
+  // leave 1, 5 or 1 element(s) in a partial SIMD batch at widths 4, 8 and 16.
+  const float a = -100.0f;
+  const float want = float(1.0 / (1.0 + std::exp(-double(a))));  // 3.7e-44, subnormal
+  REQUIRE(want > 0.0f);
+  for (const std::size_t n : {std::size_t{1}, std::size_t{5}, std::size_t{17}, std::size_t{33}}) {
+    CAPTURE(n);
+    xgrad::Matrix<float> v(std::array<std::size_t, 2>{1, n}, 0.0f);
+    v(0, n - 1) = a;
+    xgrad::Tape<float> tape;
+    const auto y = xgrad::sigmoid(tape.constant(v));
+    CHECK(y.value()(0, n - 1) == want);
+    if (n > 1) CHECK(y.value()(0, 0) == 0.5f);
+  }
+}

@@ -217,3 +217,57 @@ TEST_CASE("softmax rows sum to one and survive logits of 1000") {
   CHECK(p.value()(2, 0) == doctest::Approx(0.5));
   CHECK(p.value()(2, 3) == doctest::Approx(0.5));
 }
+
+TEST_CASE("softmax family is stable when the one huge logit is in the last column") {
+  xgrad::Tape<double> tape;
+  const Matrix<double> zv = {{0.0, 0.0, 1000.0}, {1000.0, 0.0, 0.0}};
+  const auto z = tape.variable(zv);
+  const auto p = xgrad::softmax(z);
+  const auto lp = xgrad::log_softmax(z);
+  // Row 0: z - max = (-1000, -1000, 0): log p = (-1000, -1000, 0), p = (0, 0, 1)
+  // (e^-1000 underflows to 0); row 1 is its mirror image.
+  CHECK(p.value()(0, 2) == 1.0);
+  CHECK(p.value()(0, 0) == 0.0);
+  CHECK(lp.value()(0, 2) == 0.0);
+  CHECK(lp.value()(0, 0) == -1000.0);
+  CHECK(lp.value()(0, 1) == -1000.0);
+  CHECK(p.value()(1, 0) == 1.0);
+  const Matrix<double> labels = {{0.0, 0.0, 1.0}, {0.0, 1.0, 0.0}};
+  const auto loss = xgrad::softmax_cross_entropy(z, tape.constant(labels));
+  // Row losses 0 and 1000: mean 500. dz = (p - y) / 2.
+  CHECK(loss.item() == 500.0);
+  tape.backward(loss);
+  CHECK(z.grad()(0, 2) == 0.0);
+  CHECK(z.grad()(0, 0) == 0.0);
+  CHECK(z.grad()(1, 0) == 0.5);
+  CHECK(z.grad()(1, 1) == -0.5);
+}
+
+namespace {
+/// rows x cols of distinct values (an alternating ramp along each row).
+Matrix<double> ramp(std::size_t rows, std::size_t cols) {
+  Matrix<double> m({rows, cols});
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j)
+      m(i, j) = 0.25 * double(i + 1) + 0.01 * double(j) * (j % 2 ? -1.0 : 1.0);
+  return m;
+}
+}  // namespace
+
+TEST_CASE("sum and mean over rows are right for more than 64 columns") {
+  Tape tape;
+  const std::size_t rows = 3, cols = 70;
+  const Matrix<double> v = ramp(rows, cols);
+  const auto x = tape.constant(v);
+  const auto s = xgrad::sum(x, xgrad::Axis::Rows);
+  const auto m = xgrad::mean(x, xgrad::Axis::Rows);
+  REQUIRE(s.cols() == cols);
+  for (std::size_t j = 0; j < cols; ++j) {
+    double want = 0;  // the column sum by a plain loop
+    for (std::size_t i = 0; i < rows; ++i)
+      want += v(i, j);
+    CAPTURE(j);
+    CHECK(s.value()(0, j) == doctest::Approx(want).epsilon(1e-14));
+    CHECK(m.value()(0, j) == doctest::Approx(want / 3.0).epsilon(1e-14));
+  }
+}

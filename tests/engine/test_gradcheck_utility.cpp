@@ -5,6 +5,8 @@
 // A wrong analytic gradient is built from correct ops by hiding a dependency from the
 // tape: tape.constant(x.value()) has the value of x but no gradient path, so the
 // tape differentiates x * c as if c were fixed while the finite differences see x^2.
+#include <cmath>
+
 #include "engine_test_util.hpp"
 
 using namespace xgrad_test;
@@ -173,4 +175,33 @@ TEST_CASE("gradcheck on parameters fails when a parameter's dependency is hidden
   CHECK(r.input == 1);  // w's gradient is right, v's is half of the truth
   CHECK(r.numeric == doctest::Approx(2 * r.analytic).epsilon(1e-6));
   CHECK(r.message().rfind("gradcheck FAILED at input 1 (", 0) == 0);
+}
+
+TEST_CASE("gradcheck's relative tolerance is relative to the numeric gradient") {
+  // y = 1.9 x - 0.9 c with c a constant copy of x: the tape's gradient is 1.9 G, while
+  // the finite difference (c follows x in every evaluation) sees y = x, i.e. G. The error
+  // 0.9 |G| exceeds rtol |numeric| = 0.5 |G| but not rtol |analytic| = 0.95 |G|.
+  const auto f = [](xgrad::Tape<double>& tape, const std::vector<xgrad::Tensor<double>>& x) {
+    return 1.9 * x[0] - 0.9 * tape.constant(x[0].value());
+  };
+  xgrad::GradcheckOptions o;
+  o.atol = 0;
+  o.rtol = 0.5;
+  const Matrix<double> input = {{0.3, -1.2}, {2.0, 0.7}};
+  const xgrad::GradcheckResult r = xgrad::gradcheck(f, {input}, o);
+  CHECK_FALSE(r.passed);
+  // allowed = atol + rtol |numeric| + a rounding term ~1e-10 here.
+  CHECK(r.allowed == doctest::Approx(0.5 * std::abs(r.numeric)).epsilon(1e-6));
+  CHECK(r.analytic == doctest::Approx(1.9 * r.numeric).epsilon(1e-6));
+}
+
+TEST_CASE("gradcheck's step grows with |x|, so large inputs pass a correct gradient") {
+  // y = 3 (x - 1e8) near x = 1e8: a step of 1e-6 is only ~67 ulps of x there, so x + h
+  // rounds and the difference is off by ~0.2 %; h = 1e-6 * |x| = 100 is exact.
+  const auto f = [](xgrad::Tape<double>& tape, const std::vector<xgrad::Tensor<double>>& x) {
+    return 3.0 * (x[0] - tape.constant(Matrix<double>{{1e8, 1e8}}));
+  };
+  const xgrad::GradcheckResult r = xgrad::gradcheck(f, {Matrix<double>{{1e8 + 0.5, 1e8 - 0.25}}});
+  CHECK_MESSAGE(r.passed, r.message());
+  CHECK(r.elements_checked == 2);
 }

@@ -316,3 +316,42 @@ TEST_CASE_TEMPLATE(
     double) {
   check_same_at_one_and_two_threads<T>();
 }
+
+TEST_CASE("parallel_for's chunk edges are the even split rounded to the nearest 16") {
+  // n = 56 in two parts: the even edge 28 is 12 from 16 and 4 from 32, so 32.
+  CHECK(xgrad::detail::chunk_edge(56, 1, 2, 16) == 32);
+  CHECK(xgrad::detail::chunk_edge(56, 0, 2, 16) == 0);
+  CHECK(xgrad::detail::chunk_edge(56, 2, 2, 16) == 56);
+  // 4 parts of 120: 30 -> 32, 60 -> 64, 90 -> 96 (rounding down: 16, 48, 80).
+  CHECK(xgrad::detail::chunk_edge(120, 1, 4, 16) == 32);
+  CHECK(xgrad::detail::chunk_edge(120, 2, 4, 16) == 64);
+  CHECK(xgrad::detail::chunk_edge(120, 3, 4, 16) == 96);
+  // And parallel_for hands out exactly those chunks at two threads.
+  const int before = xgrad::threads();
+  xgrad::set_threads(2);
+  xgrad::detail::set_contention_guard(false);
+  std::vector<std::size_t> starts(2, 999), ends(2, 999);
+  xgrad::parallel_for(std::size_t{56}, std::size_t{28}, [&](std::size_t b, std::size_t e) {
+    const std::size_t slot = b == 0 ? 0 : 1;
+    starts[slot] = b;
+    ends[slot] = e;
+  });
+  xgrad::set_threads(before);
+  xgrad::detail::set_contention_guard(true);
+  if (xgrad::detail::one_thread_pool()) {
+    CHECK(starts[0] == 0);
+    CHECK(ends[0] == 32);
+    CHECK(starts[1] == 32);
+    CHECK(ends[1] == 56);
+  }
+}
+
+TEST_CASE("set_threads also sets OpenBLAS's count, for code calling BLAS itself") {
+  const int before = xgrad::threads();
+  xgrad::set_threads(3);
+  CHECK(openblas_get_num_threads() == 3);
+  xgrad::set_threads(1);
+  CHECK(openblas_get_num_threads() == 1);
+  xgrad::set_threads(before);
+  CHECK(openblas_get_num_threads() == before);
+}

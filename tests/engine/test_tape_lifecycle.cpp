@@ -4,6 +4,8 @@
 // stops growing the tape after its first step.
 #include <vector>
 
+#include <memory>
+
 #include "engine_test_util.hpp"
 
 using namespace xgrad_test;
@@ -367,4 +369,43 @@ TEST_CASE("a parameter given another shape between recording and backward is ref
   w.zero_grad();
   tape.backward(xgrad::sum(xgrad::square(tape.parameter(w))));
   CHECK(w.grad() == Matrix<double>{{2.0, 4.0, 6.0}});
+}
+
+TEST_CASE("a parameter whose value was replaced by another shape gets a gradient of that shape") {
+  xgrad::Parameter<double> p(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}, "p");
+  p.value() = Matrix<double>{{1.0}, {-2.0}, {0.5}};  // a new 3x1 value; grad() is still 2x2
+  xgrad::Tape<double> tape;
+  const auto x = tape.parameter(p);
+  const auto loss = xgrad::sum(xgrad::square(x));
+  CHECK_NOTHROW(tape.backward(loss));
+  // d/dp sum(p^2) = 2 p.
+  REQUIRE(p.grad().shape(0) == 3);
+  REQUIRE(p.grad().shape(1) == 1);
+  CHECK(p.grad() == Matrix<double>{{2.0}, {-4.0}, {1.0}});
+}
+
+TEST_CASE("clear() releases the parameters, so a dropped network is freed") {
+  xgrad::Tape<double> tape;
+  std::weak_ptr<xgrad::Parameter<double>::Data> storage;
+  {
+    xgrad::Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "w");
+    const auto y = xgrad::sum(tape.parameter(p) * 2.0);
+    tape.backward(y);
+    storage = tape.node(0).param;  // the tape's own handle on p's storage
+    REQUIRE_FALSE(storage.expired());
+  }
+  // p is gone; only the tape can still hold its storage, until clear().
+  tape.clear();
+  CHECK(storage.expired());
+}
+
+TEST_CASE("a seeded backward from a parameter's own tensor adds to its gradient") {
+  xgrad::Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "w");
+  const Matrix<double> seed = {{0.5, -1.5}};
+  xgrad::Tape<double> tape;
+  tape.backward(tape.parameter(p), seed);
+  tape.clear();
+  tape.backward(tape.parameter(p), seed);
+  // Parameters accumulate until zero_grad(): two walks give twice the seed.
+  CHECK(p.grad() == Matrix<double>{{1.0, -3.0}});
 }
