@@ -7,7 +7,6 @@
 #include <limits>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
