@@ -54,7 +54,7 @@ bool data_dir_from_env() {
 
 // Upper bound of the count options (images, rows written): far above any real use,
 // low enough that a negative number wrapped to a huge one cannot slip through.
-constexpr double kMaxCount = 1e9;
+constexpr long long kMaxCount = 1'000'000'000;
 
 using xgrad::apps::kIsNumber;
 using xgrad::apps::kIsWhole;
@@ -107,12 +107,12 @@ void add_data_options(CLI::App* app, DataOptions& d) {
   app->add_option("--train-limit", d.train_limit,
                   "use only the first N training images (0 = all; for quick runs)")
       ->check(kIsWhole)
-      ->check(CLI::Range(0.0, kMaxCount))
+      ->check(CLI::Range(0LL, kMaxCount))
       ->capture_default_str();
   app->add_option("--test-limit", d.test_limit,
                   "use only the first N test images (with --validation: held-out images; 0 = all)")
       ->check(kIsWhole)
-      ->check(CLI::Range(0.0, kMaxCount))
+      ->check(CLI::Range(0LL, kMaxCount))
       ->capture_default_str();
   app->add_option("--validation", d.validation,
                   "hold out N training images (drawn with --split-seed) and score on them "
@@ -121,7 +121,7 @@ void add_data_options(CLI::App* app, DataOptions& d) {
                   "this way, give evaluate the same --validation and --split-seed: the "
                   "model file does not record them")
       ->check(kIsWhole)
-      ->check(CLI::Range(0.0, kMaxCount))
+      ->check(CLI::Range(0LL, kMaxCount))
       ->capture_default_str();
 }
 
@@ -191,9 +191,10 @@ TrainTest load_data(const DataOptions& d, Say& say) {
   return t;
 }
 
-/// grid_lambdas: a sweep's --lambdas, checked against --penalty with --lambda.
+/// sweep: a sweep's grid, whose --lambdas are checked against --penalty and --lambda, and
+/// whose axes may leave --layers unused.
 void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threads,
-                        const std::vector<double>* grid_lambdas = nullptr) {
+                        const SweepGrid* sweep = nullptr) {
   CLI::Option* layers =
       app->add_option("--layers", r.hidden,
                       "hidden layer sizes, e.g. --layers 256 or --layers 100 100 100")
@@ -244,7 +245,11 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   // --penalty names another (a sweep's --lambdas points get it in point_recipe);
   // `--penalty none` with a lambda > 0, or l1/l2 with none, is a contradiction. A sweep's
   // --lambdas replace --lambda, so the two together are refused.
-  app->parse_complete_callback([&r, penalty, lambda, grid_lambdas] {
+  app->parse_complete_callback([&r, penalty, lambda, layers, sweep] {
+    if (sweep && layers->count() > 0 && !sweep->layer_counts.empty() && !sweep->nodes.empty())
+      throw CLI::ValidationError(
+          "--layers is not used when --layer-counts and --node-counts are both given");
+    const std::vector<double>* grid_lambdas = sweep ? &sweep->lambdas : nullptr;
     const bool grid = grid_lambdas && !grid_lambdas->empty();
     if (grid && lambda->count() > 0)
       throw CLI::ValidationError("--lambda and --lambdas: give one (--lambdas replaces --lambda)");
@@ -476,6 +481,8 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   for (const auto& r : history)
     train_seconds += r.seconds_train;
   const Evaluation e = evaluate(net, x_test, data.test.labels);
+  if (std::isnan(e.loss))  // train() stops on NaN outputs whenever it evaluates
+    throw std::runtime_error("the trained network's outputs are NaN; lower the learning rate");
   say(set + " accuracy " + percent(e.accuracy) + " (" +
       std::to_string(std::lround(e.accuracy * double(data.test.size()))) + "/" +
       std::to_string(data.test.size()) + "), " + set + " loss " + std::to_string(e.loss));
@@ -538,10 +545,9 @@ template <class T>
 void show_prediction(const xgrad::nn::Network<T>& net, const Images& im, const std::string& what,
                      int truth, Say& say) {
   const xgrad::Matrix<T> p = net.predict(to_matrix<T>(im), 1);
-  if (std::any_of(p.begin(), p.end(), [](T v) { return std::isnan(v); })) {
-    say(what + ": no prediction: the network's outputs are NaN (are its parameters finite?)");
-    return;
-  }
+  if (std::any_of(p.begin(), p.end(), [](T v) { return std::isnan(v); }))
+    throw std::runtime_error(what + ": no prediction: the network's outputs are NaN (are its " +
+                             "parameters finite?)");
   std::size_t best = 0;
   for (std::size_t k = 1; k < 10; ++k)
     if (p(0, k) > p(0, best)) best = k;
@@ -639,7 +645,7 @@ int main(int argc, char** argv) {
           "--misclassified", train_args.misclassified,
           "how many misclassified test (or --validation) digits to write to misclassified.csv")
       ->check(kIsWhole)
-      ->check(CLI::Range(0.0, kMaxCount))
+      ->check(CLI::Range(0LL, kMaxCount))
       ->capture_default_str();
   train_cmd->add_flag(
       "--quiet", train_args.quiet,
@@ -670,7 +676,7 @@ int main(int argc, char** argv) {
       ->add_option("--index", pred_args.indices,
                    "test-set image index, or held-out image index with --validation (repeatable)")
       ->check(kIsWhole)
-      ->check(CLI::Range(0.0, kMaxCount));
+      ->check(CLI::Range(0LL, kMaxCount));
   pred_cmd->add_option("--image", pred_args.images, kImageHelp)->check(CLI::ExistingFile);
   pred_cmd->add_option("--threads", pred_args.threads, "threads (GEMMs and the engine's loops)")
       ->check(kIsWhole)
@@ -685,11 +691,13 @@ int main(int argc, char** argv) {
       "sweep", "grid search (lr x lambda, layers x nodes), one CSV row per point, resumable");
   add_data_options(sweep_cmd, sweep_args.train.data);
   add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
-                     sweep_args.train.threads, &sweep_args.grid.lambdas);
+                     sweep_args.train.threads, &sweep_args.grid);
   sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates, "learning rates of the grid");
   sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
-                        "L2 strengths of the grid (l2 unless --penalty)");
-  sweep_cmd->add_option("--layer-counts", sweep_args.grid.layer_counts, "numbers of hidden layers")
+                        "L2 strengths of the grid (l2 unless --penalty); replace --lambda");
+  sweep_cmd
+      ->add_option("--layer-counts", sweep_args.grid.layer_counts,
+                   "numbers of hidden layers (with --node-counts: replace --layers)")
       ->check(kIsWhole)
       ->check(CLI::Range(0, 64));
   sweep_cmd->add_option("--node-counts", sweep_args.grid.nodes, "nodes per hidden layer")

@@ -127,7 +127,7 @@ Evaluation evaluate(const nn::Network<T>& net, const Matrix<T>& x,
   // [n, 10] probabilities: small even for 60,000 rows; predict batches internally.
   const Matrix<T> p = net.predict(x, 1024);
   // Huge but finite weights can make NaN outputs: no class, so NaN loss and accuracy and
-  // no predictions. In training the trainer's non-finite check then stops the run.
+  // no predictions. train() then stops with TrainingDiverged.
   if (std::any_of(p.begin(), p.end(), [](T v) { return std::isnan(v); })) {
     e.loss = e.accuracy = std::numeric_limits<double>::quiet_NaN();
     e.predicted.clear();
@@ -211,6 +211,7 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   EpochRecord rec;
   double loss_sum = 0;
   std::size_t batch_now = 0;
+  std::size_t nan_outputs_epoch = 0;  // an epoch whose evaluation met NaN outputs
   clock::time_point t0, t1;
   auto study = std::make_shared<nn::LambdaCallback<T>>();
   study->epoch_begin = [&](nn::TrainingState<T>&) {
@@ -230,10 +231,12 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   study->epoch_end = [&](nn::TrainingState<T>& s) {
     rec.epoch = s.epoch;
     rec.batch_loss = loss_sum / double(s.batches);
+    bool nan_outputs = false;
     if (recipe.eval_train) {
       const Evaluation tr = evaluate(net, x_train, y_train);
       rec.train_loss = tr.loss;
       rec.train_accuracy = tr.accuracy;
+      nan_outputs = std::isnan(tr.loss);
     } else {
       rec.train_loss = rec.train_accuracy = std::numeric_limits<double>::quiet_NaN();
     }
@@ -241,6 +244,13 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
       const Evaluation te = evaluate(net, x_test, y_test);
       rec.test_loss = te.loss;
       rec.test_accuracy = te.accuracy;
+      nan_outputs = nan_outputs || std::isnan(te.loss);
+    }
+    // Finite but huge weights can give NaN outputs, which the trainer's checks (the
+    // batch losses, the parameters) do not see at the last epoch: stop here.
+    if (nan_outputs) {
+      nan_outputs_epoch = s.epoch;
+      s.request_stop(nn::StopReason::Callback, "NaN outputs");
     }
     rec.seconds_train = std::chrono::duration<double>(t1 - t0).count();
     rec.seconds_eval = std::chrono::duration<double>(clock::now() - t1).count();
@@ -250,6 +260,10 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
   nn::Trainer<T> trainer(net, opt, cost, run);
   trainer.add_callback(study);
   const nn::History& h = trainer.fit(x_train, y_onehot);
+  if (nan_outputs_epoch > 0)
+    throw TrainingDiverged("training diverged: the network's outputs are NaN after epoch " +
+                           std::to_string(nan_outputs_epoch) +
+                           " (its weights are finite but too large); lower the learning rate");
   if (h.stop == nn::StopReason::NonFinite) {
     // The trainer put back the parameters of the last completed epoch.
     const nn::EpochRecord& last = h.epochs.back();

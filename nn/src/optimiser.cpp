@@ -233,8 +233,9 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
         x = std::stod(val, &used);
       } catch (const std::out_of_range&) {
         // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
-        x = std::strtod(val.c_str(), nullptr);
-        used = val.size();
+        char* end = nullptr;
+        x = std::strtod(val.c_str(), &end);
+        used = static_cast<std::size_t>(end - val.c_str());  // trailing junk: not a number
         if (std::isinf(x))
           throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
                                       " is out of the range of a double");

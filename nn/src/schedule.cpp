@@ -27,8 +27,9 @@ double number(const std::string& text, const std::string& item) {
     x = std::stod(s, &used);
   } catch (const std::out_of_range&) {
     // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
-    x = std::strtod(s.c_str(), nullptr);
-    used = s.size();
+    char* end = nullptr;
+    x = std::strtod(s.c_str(), &end);
+    used = static_cast<std::size_t>(end - s.c_str());  // trailing junk: not a number
     if (std::isinf(x))
       throw std::invalid_argument("schedule '" + text + "': '" + s +
                                   "' is out of the range of a double");

@@ -564,6 +564,7 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"train --penalty none --lambda 0.5", "--lambda 0.5 has no effect with --penalty none"},
       {"sweep --penalty none --lambdas 0 1e-3", "0.001 has no effect with --penalty none"},
       {"sweep --lambda 1e-3 --lambdas 0", "--lambdas replaces --lambda"},
+      {"sweep --layers 8 16 --layer-counts 1 --node-counts 4", "--layers is not used"},
       {"sweep --penalty none --lambda 1e-3", "--lambda 0.001 has no effect"},
       {"train --penalty l1", "--penalty l1 has no effect without a --lambda > 0"},
       {"sweep --penalty l2 --lambdas 0", "--penalty l2 has no effect"},
@@ -693,14 +694,24 @@ TEST_CASE("sweep: a diverged point is a row of NaNs and the sweep goes on") {
     logged = logged || l.find("training diverged") != std::string::npos;
   CHECK(logged);
   // One full-batch step at lr 1e30 leaves huge but finite weights whose outputs are NaN:
-  // the epoch's evaluation meets them before the trainer's check, and must not end the
-  // sweep with an exception either.
+  // the epoch's evaluation meets them before the trainer's checks, which at the last
+  // epoch never see them. Both are a diverged point, not an exception nor a "done" row.
   base.batch_size = 64;
-  base.epochs = 2;
   grid.learning_rates = {1e30};
-  CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, dir + "/full.csv", 1, nullptr) == 1);
-  CHECK(slurp(dir + "/full.csv").find("1e+30,0,") != std::string::npos);
-  CHECK(slurp(dir + "/full.csv").find(",nan,nan,nan,") != std::string::npos);
+  for (const std::size_t epochs : {std::size_t{1}, std::size_t{2}}) {
+    CAPTURE(epochs);
+    base.epochs = epochs;
+    const std::string out = dir + "/full" + std::to_string(epochs) + ".csv";
+    lines.clear();
+    CHECK(run_sweep<float>(base, grid, x, y, x, y, kInfo, out, 1,
+                           [&](const std::string& l) { lines.push_back(l); }) == 1);
+    CHECK(slurp(out).find("1e+30,0,") != std::string::npos);
+    CHECK(slurp(out).find(",nan,nan,nan,") != std::string::npos);
+    bool diverged = false;
+    for (const auto& l : lines)
+      diverged = diverged || l.find("outputs are NaN after epoch 1") != std::string::npos;
+    CHECK(diverged);
+  }
 }
 
 TEST_CASE(

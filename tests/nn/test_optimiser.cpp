@@ -352,6 +352,9 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         "optimiser 'sgd:lr=1e400': value '1e400' of lr is out of the range of a double");
   // An underflow is a number (a subnormal, or 0 below that): the rate's own check decides.
   CHECK(make_optimiser<double>("sgd:lr=1e-310", {p})->learning_rate() == 1e-310);
+  CHECK(message_of([&] {
+          make_optimiser<double>("momentum:momentum=1e-999abc", {p});
+        }).find("is not a number") != std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("sgd:lr=1e-400", {p}); }).find("rate = 0 ") !=
         std::string::npos);
 }

@@ -85,6 +85,8 @@ TEST_CASE("schedule errors name the text and the value") {
   CHECK(message_of([] { Schedule::parse("constant:1e999"); }) ==
         "schedule 'constant:1e999': '1e999' is out of the range of a double");
   CHECK(Schedule::parse("constant:1e-310")(0, 0, 1) == 1e-310);  // a subnormal is a number
+  CHECK(message_of([] { Schedule::parse("step:0.1,1e-400x,1"); }).find("is not a number") !=
+        std::string::npos);
   CHECK(message_of([] { Schedule::parse("constant:-0.1"); }).find("eta0 = -0.1") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::parse("exponential:0.1,1.5"); }).find("gamma = 1.5") !=
