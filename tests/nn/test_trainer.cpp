@@ -570,67 +570,68 @@ TEST_CASE("gd steps on the whole training set, once per epoch") {
   CHECK(opt->steps() == 3);
 }
 
-TEST_CASE("classification with softmax cross-entropy reaches high accuracy") {
-  // Two Gaussian blobs in 2-D, labels one-hot.
-  std::mt19937_64 rng(30);
-  std::normal_distribution<double> g(0.0, 0.6);
-  const std::size_t n = 200;
-  Matrix<float> x({n, 2});
+namespace {
+/// Two Gaussian blobs in 2-D around (-c, c) and (c, -c), labels one-hot, and the 2-8-2
+/// softmax network that classifies them.
+struct Blobs {
+  Matrix<float> x, y;
+};
+Blobs two_blobs(std::size_t n, std::uint64_t seed, double spread, double c) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0.0, spread);
+  Blobs b{Matrix<float>({n, 2}), {}};
   std::vector<std::size_t> labels(n);
   for (std::size_t i = 0; i < n; ++i) {
     labels[i] = i % 2;
-    const double c = labels[i] ? 1.0 : -1.0;
-    x(i, 0) = static_cast<float>(c + g(rng));
-    x(i, 1) = static_cast<float>(-c + g(rng));
+    const double centre = labels[i] ? c : -c;
+    b.x(i, 0) = static_cast<float>(centre + g(rng));
+    b.x(i, 1) = static_cast<float>(-centre + g(rng));
   }
-  const Matrix<float> y = one_hot<float>(labels, 2);
+  b.y = one_hot<float>(labels, 2);
+  return b;
+}
+Network<float> blob_classifier() {
   std::mt19937_64 init(31);
-  Network<float> net({2, 8, 2}, {Activation::relu(), Activation::softmax()},
-                     Initialiser::parse("he_normal"), init);
-  auto opt = make_optimiser<float>("adam:lr=0.02", net.parameters());
+  return Network<float>({2, 8, 2}, {Activation::relu(), Activation::softmax()},
+                        Initialiser::parse("he_normal"), init);
+}
+CostSpec cross_entropy_cost() {
   CostSpec cost;
   cost.cost = CostKind::CrossEntropy;
+  return cost;
+}
+}  // namespace
+
+TEST_CASE("classification with softmax cross-entropy reaches high accuracy") {
+  const Blobs b = two_blobs(200, 30, 0.6, 1.0);
+  Network<float> net = blob_classifier();
+  auto opt = make_optimiser<float>("adam:lr=0.02", net.parameters());
   TrainerOptions o = quiet(20, 20, 32);
   o.metric = MetricKind::Accuracy;
   o.evaluate_train = true;
-  Trainer<float> trainer(net, *opt, cost, o);
-  const History& h = trainer.fit(x, y);
+  Trainer<float> trainer(net, *opt, cross_entropy_cost(), o);
+  const History& h = trainer.fit(b.x, b.y);
   CHECK(h.back().train_metric > 0.95);
   CHECK(h.back().train_loss < h.epochs.front().train_loss);
-  CHECK(trainer.evaluate(x, y).metric == h.back().train_metric);
+  CHECK(trainer.evaluate(b.x, b.y).metric == h.back().train_metric);
 }
 
 TEST_CASE("a NaN at the end of an epoch stops an accuracy-scored fit without an exception") {
   // The epoch's evaluation meets the NaN outputs before the non-finite check: accuracy
   // has no class for them, so the metric is NaN there, not an exception out of fit().
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> g(0.0, 1.0);
-  const std::size_t n = 40;
-  Matrix<float> x({n, 2});
-  std::vector<std::size_t> labels(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    labels[i] = i % 2;
-    const double c = labels[i] ? 1.5 : -1.5;
-    x(i, 0) = static_cast<float>(c + g(rng));
-    x(i, 1) = static_cast<float>(-c + g(rng));
-  }
-  const Matrix<float> y = one_hot<float>(labels, 2);
-  std::mt19937_64 init(31);
-  Network<float> net({2, 8, 2}, {Activation::relu(), Activation::softmax()},
-                     Initialiser::parse("he_normal"), init);
+  const Blobs b = two_blobs(40, 3, 1.0, 1.5);
+  Network<float> net = blob_classifier();
   auto opt = make_optimiser<float>("adam:lr=0.02", net.parameters());
-  CostSpec cost;
-  cost.cost = CostKind::CrossEntropy;
   TrainerOptions o = quiet(5, 20, 1);
   o.metric = MetricKind::Accuracy;
   o.evaluate_train = true;
-  Trainer<float> trainer(net, *opt, cost, o);
+  Trainer<float> trainer(net, *opt, cross_entropy_cost(), o);
   auto poison = std::make_shared<LambdaCallback<float>>();
   poison->batch_end = [](TrainingState<float>& s) {  // the last step of epoch 2
     if (s.epoch == 2 && s.batch + 1 == s.batches) s.parameters[0].value()(0, 0) = std::nanf("");
   };
   trainer.add_callback(poison);
-  const History& h = trainer.fit(x, y, x, y);  // validation data is scored too
+  const History& h = trainer.fit(b.x, b.y, b.x, b.y);  // validation data is scored too
   CHECK(h.stop == StopReason::NonFinite);
   CHECK(h.restored_epoch == 1);
   CHECK(all_finite(net.parameters()));
