@@ -64,6 +64,7 @@ bool relu_like(const nn::Activation& a) {
 }
 
 std::string format_g(double v) {
+  if (std::isnan(v)) return "NaN";  // not the stream's "-nan" for a NaN with its sign bit set
   std::ostringstream s;
   s << v;
   return s.str();
@@ -273,10 +274,13 @@ nn::Network<T> train(const Recipe& recipe, const Matrix<T>& x_train,
           h.message.rfind(prefix, 0) == 0 ? h.message.substr(prefix.size()) : h.message;
       throw TrainingDiverged("training diverged: " + what + "; lower the learning rate");
     }
-    throw TrainingDiverged("training diverged: loss " + format_g(last.train_loss) + " at epoch " +
-                           std::to_string(last.epoch) + ", batch " + std::to_string(batch_now) +
-                           "; lower the learning rate (the parameters of epoch " +
-                           std::to_string(last.epoch - 1) + " are kept)");
+    throw TrainingDiverged(
+        "training diverged: loss " + format_g(last.train_loss) + " at epoch " +
+        std::to_string(last.epoch) + ", batch " + std::to_string(batch_now) +
+        "; lower the learning rate (" +
+        (last.epoch > 1 ? "the parameters of epoch " + std::to_string(last.epoch - 1) + " are kept"
+                        : std::string("the initial parameters are kept")) +
+        ")");
   }
   return net;
 }
