@@ -533,6 +533,8 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
       {"baseline --noise -1", "--noise"},
       {"baseline --method svm", "--method"},
       {"baseline --test-fraction 1", "--test-fraction"},
+      {"baseline --degree 12,12", "--degree: 12 is listed twice"},
+      {"baseline --method ols,ridge,ols", "--method: ols is listed twice"},
       {"experiment nonsense", "name"},
       // Values that would be dropped or ignored without a word.
       {"train --batch-size 10,20", "--batch-size"},
@@ -630,6 +632,14 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
         std::string::npos);
   CHECK(run_cli(dir, "--help").status == 0);
   CHECK(run_cli(dir, "sweep --help").status == 0);
+}
+
+TEST_CASE("cli: an --out-dir that cannot be a folder is refused naming the option") {
+  const ScratchDir dir("outdir");
+  std::ofstream(dir / "afile") << "not a folder\n";
+  const Run r = run_cli(dir, "experiment cv --quick --out-dir afile/x", 60);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("--out-dir: cannot create the folder 'afile/x'") != std::string::npos);
 }
 
 TEST_CASE("cli: a refused baseline leaves the CSV of an earlier run as it was") {

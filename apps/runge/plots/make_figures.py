@@ -28,6 +28,14 @@ def read(path):
         return list(csv.DictReader(f))
 
 
+def epochs_of(rows):
+    """The epochs the rows were trained for, as a title shows it ("20" or "20-3000")."""
+    vals = sorted({int(float(r["epochs"])) for r in rows if r.get("epochs")})
+    if not vals:
+        return "?"
+    return str(vals[0]) if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
+
+
 def fnum(s):
     try:
         return float(s)
@@ -46,7 +54,9 @@ class Figures:
         path = os.path.join(self.results, name)
         if not os.path.exists(path):
             if not self.quiet_missing:
-                print(f"skip: {path} missing (run the experiment first)")
+                how = ("BENCH_OUT=" + path + " apps/runge/bench/run_bench.sh BUILD_DIR"
+                       if name == "bench.csv" else "the experiment that writes it")
+                print(f"skip: {path} missing (run {how})")
             return None
         return read(path)
 
@@ -85,7 +95,7 @@ def fig1(figs):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("learning rate $\\eta$")
-        ax.set_title(f"{layers} hidden layer(s) of 50 sigmoid nodes, 3000 epochs")
+        ax.set_title(f"{layers} hidden layer(s) of 50 sigmoid nodes, {epochs_of(sgd + gd)} epochs")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("test MSE")
     axes[1].legend(fontsize=8)
@@ -180,7 +190,7 @@ def fig4(figs):
             ax.set_xlabel("log10 learning rate", fontsize=8)
             ax.set_ylabel("nodes per layer", fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.8, label="log10 test MSE")
-    fig.suptitle("Adam SGD, 3000 epochs (report 000 Fig. 4)")
+    fig.suptitle(f"Adam SGD, {epochs_of(rows)} epochs (report 000 Fig. 4)")
     figs.save(fig, "runge-fig4-architecture.png")
 
 
@@ -309,8 +319,8 @@ def fig_franke(figs):
     im = heat(ax, rows, "lr", "lambda", vmin=min(vals), vmax=max(vals))
     ax.set_xlabel("log10 learning rate")
     ax.set_ylabel("L2 $\\lambda$")
-    ax.set_title("Franke, 1x128 ReLU, SGD batch 10, 100 epochs\n(bootstrap mean test MSE, "
-                 "report 003 Fig. 6)")
+    ax.set_title(f"Franke, 1x128 ReLU, SGD batch 10, {epochs_of(rows)} epochs\n"
+                 "(bootstrap mean test MSE, report 003 Fig. 6)")
     fig.colorbar(im, ax=ax, label="log10 test MSE")
     figs.save(fig, "runge-franke.png")
 
@@ -382,6 +392,10 @@ def main():
     p.add_argument("--only-present", action="store_true",
                    help="draw the figures whose CSVs are there, without a line for each missing one")
     a = p.parse_args()
+    if not os.path.isdir(a.results):
+        print(f"make_figures: --results {a.results} is not a folder (run `runge experiment "
+              "NAME --out-dir DIR` first, then pass that DIR)", file=sys.stderr)
+        return 2
     os.makedirs(a.out, exist_ok=True)
     figs = Figures(a.results, a.out, a.only_present)
     for f in (fig1, fig2, fig3, fig4, fig5, fig6, fig_cv, fig_sparse, fig_franke, fig_bench):

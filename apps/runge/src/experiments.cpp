@@ -67,7 +67,11 @@ const std::vector<ExperimentInfo>& experiments() {
 double run_experiment(const std::string& name, const ExperimentOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   experiment::Context c{options, std::filesystem::path(options.out_dir)};
-  std::filesystem::create_directories(c.dir);
+  std::error_code ec;
+  std::filesystem::create_directories(c.dir, ec);
+  if (ec || !std::filesystem::is_directory(c.dir))
+    throw std::invalid_argument("--out-dir: cannot create the folder '" + options.out_dir + "'" +
+                                (ec ? " (" + ec.message() + ")" : std::string()));
   if (name == "learning-rate")
     experiment::learning_rate(c);
   else if (name == "curves")

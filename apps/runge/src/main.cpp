@@ -269,7 +269,9 @@ struct TrainOptions {
                     "Learning-rate schedule: constant; inverse_time (report 000: eta t1/(t+t1), "
                     "t1 = 30 batches); epoch_decay (report 003: eta/(e m + 1)); these three "
                     "scale --lr. Or one that sets its own starting rate (then leave out "
-                    "--lr): step:ETA0,DROP,EVERY, exponential:ETA0,GAMMA, inverse_time:T0,T1");
+                    "--lr): step:ETA0,DROP,EVERY (eta0 drop^floor(e/every)), "
+                    "exponential:ETA0,GAMMA (eta0 gamma^e), inverse_time:T0,T1 (t0/(t+t1), "
+                    "so it starts at t0/t1; t = step)");
     app->add_option("--epochs", epochs, "Passes over the training data")
         ->check(xgrad::apps::kIsWhole)
         ->check(CLI::Range(1LL, kMaxEpochs));
@@ -568,7 +570,8 @@ int main(int argc, char** argv) {
           out << p.epoch << ',' << p.train_mse << ',' << p.test_mse << '\n';
       }
       if (model.diverged) {
-        std::printf("diverged: %s\n", model.diverged_reason.c_str());
+        std::printf("diverged: %s\nwrote %s (up to the divergence); no predictions\n",
+                    model.diverged_reason.c_str(), curve_path.c_str());
         return 3;
       }
       write_predictions(pred_path, data, model, parse_function(tdata.function));
@@ -588,6 +591,13 @@ int main(int argc, char** argv) {
         if (d < 1) throw std::invalid_argument("--degree must be at least 1");
       for (double l : ls)
         if (!(l >= 0)) throw std::invalid_argument("--lambda must be >= 0");
+      refuse_repeats(ms, "--method", [](LinearMethod m) { return linear_method_name(m); });
+      refuse_repeats(ds, "--degree", [](std::size_t d) { return std::to_string(d); });
+      refuse_repeats(ls, "--lambda", [](double l) {
+        std::ostringstream t;
+        t << l;
+        return t.str();
+      });
       const SweepData data = bdata.load();
       std::ofstream out(base_out);
       if (!out) throw std::runtime_error("--out: cannot write " + base_out);

@@ -60,19 +60,6 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
-/// Refuses a value listed twice on one axis (as the CSV prints it): the grid would hold
-/// the same point twice.
-template <class V, class Show>
-void refuse_repeats(const std::vector<V>& values, const char* option, Show show) {
-  std::vector<std::string> seen;
-  for (const V& v : values) {
-    const std::string text = show(v);
-    if (std::find(seen.begin(), seen.end(), text) != seen.end())
-      throw std::invalid_argument(std::string(option) + ": " + text + " is listed twice");
-    seen.push_back(text);
-  }
-}
-
 /// A CSV field without commas: a schedule such as step:0.1,0.5,10 is written step:0.1;0.5;10.
 std::string csv_field(std::string text) {
   std::replace(text.begin(), text.end(), ',', ';');

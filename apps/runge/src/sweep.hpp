@@ -14,7 +14,9 @@
 // other settings is refused, never overwritten.
 #pragma once
 
+#include <algorithm>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,19 @@
 #include "train.hpp"
 
 namespace runge {
+
+/// Refuses a value listed twice in one list option (as the CSV prints it): a grid or a
+/// baseline would hold the same point twice.
+template <class V, class Show>
+void refuse_repeats(const std::vector<V>& values, const char* option, Show show) {
+  std::vector<std::string> seen;
+  for (const V& v : values) {
+    const std::string text = show(v);
+    if (std::find(seen.begin(), seen.end(), text) != seen.end())
+      throw std::invalid_argument(std::string(option) + ": " + text + " is listed twice");
+    seen.push_back(text);
+  }
+}
 
 /// Sets the BLAS thread count for its lifetime and restores the previous count when it
 /// goes out of scope, also when an exception unwinds through it (sweeps and the
