@@ -634,6 +634,16 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
   CHECK(run_cli(dir, "sweep --help").status == 0);
 }
 
+TEST_CASE("cli: a batch size or shard count past the training rows is noted, not hidden") {
+  const ScratchDir dir("past_rows");
+  const Run r = run_cli(dir, "train --points 50 --epochs 2 --batch-size 1000 --shards 300", 60);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("note: --batch-size 1000 is more than the 40 training rows: full batch") !=
+        std::string::npos);
+  CHECK(r.out.find("note: --shards 300 is more than the 40 training rows: 40 shards") !=
+        std::string::npos);
+}
+
 TEST_CASE("cli: an --out-dir that cannot be a folder is refused naming the option") {
   const ScratchDir dir("outdir");
   std::ofstream(dir / "afile") << "not a folder\n";

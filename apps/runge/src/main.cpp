@@ -554,6 +554,14 @@ int main(int argc, char** argv) {
       // Before training: a bad output path should not cost a whole run.
       check_writable(curve_path, "--curve");
       check_writable(pred_path, "--predictions");
+      // Sizes past the training rows are not errors (the trainer caps them), but say so.
+      const std::size_t rows = data.split.train.size();
+      if (t.batch_size > rows)
+        std::printf("note: --batch-size %zu is more than the %zu training rows: full batch\n",
+                    t.batch_size, rows);
+      if (t.shards > rows)
+        std::printf("note: --shards %zu is more than the %zu training rows: %zu shards\n", t.shards,
+                    rows, rows);
       std::printf(
           "runge train: %s, %zu train / %zu test points, hidden %s %s, %s lr %g (%s), "
           "%zu epochs, batch %zu, threads %d, shards %zu\n",
