@@ -634,6 +634,27 @@ TEST_CASE("cli: parse errors exit 2 like the app's own checks, and --help exits 
   CHECK(run_cli(dir, "sweep --help").status == 0);
 }
 
+TEST_CASE("cli: an unknown activation's message offers only what a regression network takes") {
+  const ScratchDir dir("activation_list");
+  const Run r = run_cli(dir, "train --activation foo", 60);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("leaky_relu[:alpha], elu[:alpha]") != std::string::npos);
+  CHECK(r.err.find("softmax") == std::string::npos);
+}
+
+TEST_CASE("cli: a refused sweep prints no header line announcing the run") {
+  const ScratchDir dir("sweep_refused");
+  for (const char* args : {"sweep --lr 0.1,0.1 --epochs 2", "sweep --penalty none --lambda 0.1",
+                           "sweep --nodes 10,0"}) {
+    CAPTURE(args);
+    const Run r = run_cli(dir, args, 60);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("runge sweep:") == std::string::npos);
+  }
+  CHECK(run_cli(dir, "sweep --lr 0.1 --epochs 2 --jobs 1 --points 40", 60)
+            .out.find("runge sweep: 1 point, holdout, 1 worker ") != std::string::npos);
+}
+
 TEST_CASE("cli: a batch size or shard count past the training rows is noted, not hidden") {
   const ScratchDir dir("past_rows");
   const Run r = run_cli(dir, "train --points 50 --epochs 2 --batch-size 1000 --shards 300", 60);

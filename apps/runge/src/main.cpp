@@ -660,8 +660,10 @@ int main(int argc, char** argv) {
       const std::size_t workers =
           std::min<std::size_t>(jobs ? jobs : std::max(1u, std::thread::hardware_concurrency()),
                                 std::max<std::size_t>(1, s.axes.size()));
-      std::printf("runge sweep: %zu points, %s, %zu workers (BLAS 1 thread each) -> %s\n",
-                  s.axes.size(), evaluation_name(s.evaluation), workers, sweep_out.c_str());
+      checked_grid(data, s);  // a refused grid says so before the header line
+      std::printf("runge sweep: %zu point%s, %s, %zu worker%s (BLAS 1 thread each) -> %s\n",
+                  s.axes.size(), s.axes.size() == 1 ? "" : "s", evaluation_name(s.evaluation),
+                  workers, workers == 1 ? "" : "s", sweep_out.c_str());
       const SweepStats st =
           run_sweep(data, s, sweep_out, 0, [](const std::string& l) { std::puts(l.c_str()); });
       std::printf("done: %zu points, %zu run, %zu reused from the CSV, %zu diverged, %.2f s\n",

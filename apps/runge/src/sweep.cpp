@@ -372,9 +372,7 @@ void remove_sweep_file(const std::string& path) {
   std::filesystem::remove(path);
 }
 
-SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,
-                     std::size_t stop_after, const std::function<void(const std::string&)>& log) {
-  const auto t0 = std::chrono::steady_clock::now();
+std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec) {
   spec.model.validate();
   spec.train.validate();
   const std::vector<GridPoint> grid = expand(spec.axes);
@@ -402,6 +400,13 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
                                 "at most " +
                                 std::to_string(data.full.size() / 2) + " folds");
   }
+  return grid;
+}
+
+SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::string& csv_path,
+                     std::size_t stop_after, const std::function<void(const std::string&)>& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<GridPoint> grid = checked_grid(data, spec);
 
   // From reading the rows (or deleting them, --fresh) to the last rewrite, no other run
   // may write the file.

@@ -141,6 +141,10 @@ struct SweepStats {
   double seconds = 0;
 };
 
+/// Throws std::invalid_argument naming the option when a setting of the grid is
+/// impossible (run_sweep checks the same first). Returns the grid's points.
+std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec);
+
 /// Runs every grid point missing from `csv_path` and leaves the full, ordered CSV there.
 /// Throws, before running anything, when `csv_path` exists but is not a sweep CSV of this
 /// version, or holds rows that are not points of this grid (naming the settings that

@@ -20,7 +20,14 @@ xgrad::nn::Activation parse_activation(const std::string& text, const char* opti
   try {
     return xgrad::nn::Activation::parse(text);
   } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string(option) + ": " + e.what());
+    // nn's list of names ends with softmax, which a regression network refuses
+    // (ModelSpec::validate): not offered here.
+    std::string what = e.what();
+    const std::string softmax = ", softmax";
+    if (what.size() >= softmax.size() &&
+        what.compare(what.size() - softmax.size(), softmax.size(), softmax) == 0)
+      what.erase(what.size() - softmax.size());
+    throw std::invalid_argument(std::string(option) + ": " + what);
   }
 }
 
