@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include <xtensor/xadapt.hpp>
@@ -20,45 +19,17 @@ namespace xgrad {
 namespace detail {
 namespace {
 
-/// kernel(x, y, n) over chunks of [0, n) on the thread pool; chunk edges on 16 doubles
+/// kernel(x, y, n) over chunks of [0, n) on the thread pool; chunk edges on 16 elements
 /// keep the SIMD batches (and the one padded tail batch) where a serial pass has them.
-void parallel_buffer_kernel(BufferKernel kernel, const double* x, double* y, std::size_t n) {
+template <class T>
+void parallel_buffer(void (*kernel)(const T*, T*, std::size_t), const T* x, T* y, std::size_t n) {
   parallel_for(n, kParallelItems,
                [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
 }
 
-/// The float counterpart: kernel(x, y, n) over chunks of [0, n) on the thread pool.
-void parallel_float_buffer(void (*kernel)(const float*, float*, std::size_t), const float* x,
-                           float* y, std::size_t n) {
-  parallel_for(n, kParallelItems,
-               [&](std::size_t b, std::size_t e) { kernel(x + b, y + b, e - b); });
-}
-
-/// Where edge(x) holds, y = exact(x) by the scalar libm: the arguments at which xsimd's
-/// batch function is wrong (see its callers). One pass without branches finds whether
-/// there are any.
-template <class T, class Edge, class Exact>
-void scalar_at_edges(const Matrix<T>& x, Matrix<T>& y, Edge&& edge, Exact&& exact) {
-  const T* in = x.data();
-  T* out = y.data();
-  unsigned any = 0;  // unsigned and |: the loop vectorises (a bool with || did not)
-  for (std::size_t k = 0; k < x.size(); ++k)
-    any |= unsigned(edge(in[k]));
-  if (any == 0) return;
-  for (std::size_t k = 0; k < x.size(); ++k)
-    if (edge(in[k])) out[k] = exact(in[k]);
-}
-
-struct NoEdges {
-  template <class T>
-  void operator()(const Matrix<T>&, Matrix<T>&) const {}
-};
-
-/// y = forward(a) elementwise (on the thread pool for large a), then edges(a, y) patches
-/// what the batch function gets wrong.
-template <class T, class Forward, class Edges = NoEdges>
-Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0),
-                Edges&& edges = {}) {
+/// y = forward(a) elementwise (on the thread pool for large a).
+template <class T, class Forward>
+Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T beta = T(0)) {
   Tape<T>& tape = tape_of(a, op_name(op));
   const std::uint32_t ia = tape.index_of(a, op_name(op));
   const std::size_t rows = tape.value_of(ia).shape(0), cols = tape.value_of(ia).shape(1);
@@ -81,7 +52,6 @@ Tensor<T> unary(Op op, const Tensor<T>& a, Forward&& forward, T alpha = T(0), T 
       xt::noalias(chunk_out) = forward(xt::adapt(src + b, e - b, xt::no_ownership(), shape));
     });
   }
-  edges(in, n.value);
   return finish(tape, i);
 }
 
@@ -362,25 +332,21 @@ Tensor<T> exp(const Tensor<T>& a) {
     // kernel is chosen before the node is recorded: a bad XGRAD_SIMD leaves no node.
     const detail::BufferKernel kernel = detail::float64_kernels().exp;
     return detail::unary_into(Op::Exp, a, [kernel](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
+      detail::parallel_buffer(kernel, x.data(), y.data(), x.size());
     });
   } else {
     // libm where xsimd's float exp is wrong (vector_exp.hpp).
     return detail::unary_into(Op::Exp, a, [](const Matrix<float>& x, Matrix<float>& y) {
-      detail::parallel_float_buffer(&detail::exp_float_buffer, x.data(), y.data(), x.size());
+      detail::parallel_buffer(&detail::exp_float_buffer, x.data(), y.data(), x.size());
     });
   }
 }
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
-  // xsimd's double log is wrong for subnormal a: log(1e-310) gave -746.5, not -713.8.
-  return unary(
-      Op::Log, a, [](const auto& x) { return xt::log(x); }, T(0), T(0),
-      [](const Matrix<T>& x, Matrix<T>& y) {
-        detail::scalar_at_edges(
-            x, y, [](T v) { return (v > T(0)) & (v < std::numeric_limits<T>::min()); },
-            [](T v) { return std::log(v); });
-      });
+  // libm where xsimd's log is wrong (vector_exp.hpp, log_buffer).
+  return detail::unary_into(Op::Log, a, [](const Matrix<T>& x, Matrix<T>& y) {
+    detail::parallel_buffer(&detail::log_buffer<T>, x.data(), y.data(), x.size());
+  });
 }
 template <class T>
 Tensor<T> abs(const Tensor<T>& a) {
@@ -392,12 +358,12 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
     // Same formula, with the fast exp of vector_exp.hpp (a << 0: e^-a = inf, y = 0).
     const detail::BufferKernel kernel = detail::float64_kernels().sigmoid;  // as in exp
     return detail::unary_into(Op::Sigmoid, a, [kernel](const Matrix<double>& x, Matrix<double>& y) {
-      detail::parallel_buffer_kernel(kernel, x.data(), y.data(), x.size());
+      detail::parallel_buffer(kernel, x.data(), y.data(), x.size());
     });
   } else {
     // Its subnormal values below -87 kept (vector_exp.hpp).
     return detail::unary_into(Op::Sigmoid, a, [](const Matrix<float>& x, Matrix<float>& y) {
-      detail::parallel_float_buffer(&detail::sigmoid_float_buffer, x.data(), y.data(), x.size());
+      detail::parallel_buffer(&detail::sigmoid_float_buffer, x.data(), y.data(), x.size());
     });
   }
 }

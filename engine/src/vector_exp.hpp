@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
@@ -189,32 +190,42 @@ inline void map_batches(const T* x, T* y, std::size_t n, F&& f) {
   }
 }
 
-/// e^x for a float batch: xsimd::exp (fast for float), except in lanes above 88 or below
-/// -87, where it overflows early (from 88.38; libm from 88.72) or flushes to 0 (below
-/// -87.68, where libm has subnormals down to -103.97): those lanes take std::exp. The
-/// other lanes are the batch's, so a value never depends on its neighbours.
+/// Where xsimd's float exp is wrong: above 88 it overflows early (from 88.38; libm from
+/// 88.72), below -87 it flushes to 0 (from -87.68, where libm has subnormals down to
+/// -103.97). Takes a batch or a float.
+struct FloatExpEdge {
+  template <class V>
+  auto operator()(const V& v) const {
+    return (v > V(88.0f)) | (v < V(-87.0f));
+  }
+};
+
+/// e^x for a float batch: xsimd::exp, with std::exp in FloatExpEdge's lanes. The other
+/// lanes are the batch's, so a value never depends on its neighbours. For x and y that
+/// may be the same buffer (vector_exp); out of place, exp_float_buffer is faster.
 template <class A>
 inline xsimd::batch<float, A> exp_float_batch(const xsimd::batch<float, A>& x) {
   using B = xsimd::batch<float, A>;
   const B fast = xsimd::exp(x);
-  if (!xsimd::any((x > B(88.0f)) | (x < B(-87.0f)))) return fast;
+  if (!xsimd::any(FloatExpEdge{}(x))) return fast;
   alignas(64) float in[B::size], out[B::size];
   x.store_aligned(in);
   fast.store_aligned(out);
   for (std::size_t j = 0; j < B::size; ++j)
-    if (in[j] > 88.0f || in[j] < -87.0f) out[j] = std::exp(in[j]);
+    if (FloatExpEdge{}(in[j])) out[j] = std::exp(in[j]);
   return B::load_aligned(out);
 }
 
-/// y[i] = fast(x[i]) by float batches (the tail in one padded batch, as in map_batches),
-/// then y[i] = exact(x[i]) by the scalar libm where edge(x[i]): the arguments where
-/// xsimd's float functions are wrong. edge takes a batch or a float. The test rides along
-/// in the batch pass (a test per batch costs 10-15 % of a sigmoid), and the second pass
-/// runs only when a lane needs it, so x and y must be different buffers.
-template <class A = xsimd::default_arch, class Fast, class Edge, class Exact>
-inline void map_float_batches_exact_at(const float* x, float* y, std::size_t n, Fast&& fast,
-                                       Edge&& edge, Exact&& exact) {
-  using B = xsimd::batch<float, A>;
+/// y[i] = fast(x[i]) by batches (the tail in one padded batch of zeros, as in
+/// map_batches), then y[i] = exact(x[i]) by the scalar libm where edge(x[i]): the
+/// arguments where xsimd's batch function is wrong. edge takes a batch or a scalar and is
+/// false at 0. The test rides along in the batch pass (a test and branch per batch cost
+/// 10-15 % of a float sigmoid), and the second pass runs only when a lane needs it, so
+/// x and y must be different buffers.
+template <class A = xsimd::default_arch, class T, class Fast, class Edge, class Exact>
+inline void map_batches_exact_at(const T* x, T* y, std::size_t n, Fast&& fast, Edge&& edge,
+                                 Exact&& exact) {
+  using B = xsimd::batch<T, A>;
   constexpr std::size_t w = B::size;
   auto any_edge = typename B::batch_bool_type(false);
   std::size_t i = 0;
@@ -224,7 +235,7 @@ inline void map_float_batches_exact_at(const float* x, float* y, std::size_t n, 
     fast(v).store_unaligned(y + i);
   }
   if (i < n) {
-    alignas(64) float tail[w] = {};  // 0 is no edge
+    alignas(64) T tail[w] = {};
     for (std::size_t j = 0; i + j < n; ++j)
       tail[j] = x[i + j];
     const B v = B::load_aligned(tail);
@@ -240,12 +251,8 @@ inline void map_float_batches_exact_at(const float* x, float* y, std::size_t n, 
 
 /// e^x for n floats (x and y different buffers): exp_float_batch's values.
 inline void exp_float_buffer(const float* x, float* y, std::size_t n) {
-  map_float_batches_exact_at(
-      x, y, n, [](const auto& v) { return xsimd::exp(v); },
-      [](const auto& v) {
-        using V = std::decay_t<decltype(v)>;
-        return (v > V(88.0f)) | (v < V(-87.0f));
-      },
+  map_batches_exact_at(
+      x, y, n, [](const auto& v) { return xsimd::exp(v); }, FloatExpEdge{},
       [](float v) { return std::exp(v); });
 }
 
@@ -253,7 +260,7 @@ inline void exp_float_buffer(const float* x, float* y, std::size_t n) {
 /// exp(-x) overflows (from 88.38) and makes y = 0 while the exact y is a subnormal down
 /// to -103.3, the value is computed in double.
 inline void sigmoid_float_buffer(const float* x, float* y, std::size_t n) {
-  map_float_batches_exact_at(
+  map_batches_exact_at(
       x, y, n,
       [](const auto& v) {
         using V = std::decay_t<decltype(v)>;
@@ -261,6 +268,19 @@ inline void sigmoid_float_buffer(const float* x, float* y, std::size_t n) {
       },
       [](const auto& v) { return v < std::decay_t<decltype(v)>(-87.0f); },
       [](float v) { return float(1.0 / (1.0 + std::exp(-double(v)))); });
+}
+
+/// log x for n values (x and y different buffers): xsimd's log, except for subnormal x,
+/// where it is wrong (log(1e-310) gave -746.5, not -713.8): std::log there.
+template <class T>
+inline void log_buffer(const T* x, T* y, std::size_t n) {
+  map_batches_exact_at(
+      x, y, n, [](const auto& v) { return xsimd::log(v); },
+      [](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        return (v > V(0)) & (v < V(std::numeric_limits<T>::min()));
+      },
+      [](T v) { return std::log(v); });
 }
 
 /// y[i] = e^x[i] for i < n, vectorised in either precision: exp_batch for double (see the
