@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 
 #include <xsimd/xsimd.hpp>
 
+#include "number_text.hpp"
 #include "xgrad/parallel.hpp"
 
 namespace xgrad::nn {
@@ -227,25 +227,15 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
       }
       const std::string key = lower(trim(item.substr(0, eq)));
       const std::string val = trim(item.substr(eq + 1));
-      double x = 0;
-      std::size_t used = 0;
-      try {
-        x = std::stod(val, &used);
-      } catch (const std::out_of_range&) {
-        // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
-        char* end = nullptr;
-        x = std::strtod(val.c_str(), &end);
-        used = static_cast<std::size_t>(end - val.c_str());  // trailing junk: not a number
-        if (std::isinf(x))
-          throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
-                                      " is out of the range of a double");
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (val.empty() || used != val.size()) {
+      const detail::NumberText number = detail::read_number(val);
+      if (number.overflow)
+        throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
+                                    " is out of the range of a double");
+      if (!number.whole) {
         throw std::invalid_argument("optimiser '" + text + "': value '" + val + "' of " + key +
                                     " is not a number");
       }
+      const double x = number.value;
       // A setting the optimiser never reads would train another model than the text says
       // ("sgd:momentum=0.9" is plain SGD): refused.
       const char* applies = applicable_keys(spec.kind);

@@ -3,10 +3,11 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include "number_text.hpp"
 
 namespace xgrad::nn {
 
@@ -21,25 +22,13 @@ std::string trim(const std::string& s) {
 
 double number(const std::string& text, const std::string& item) {
   const std::string s = trim(item);
-  std::size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(s, &used);
-  } catch (const std::out_of_range&) {
-    // stod also refuses an underflow (1e-310 is a subnormal, a number all the same).
-    char* end = nullptr;
-    x = std::strtod(s.c_str(), &end);
-    used = static_cast<std::size_t>(end - s.c_str());  // trailing junk: not a number
-    if (std::isinf(x))
-      throw std::invalid_argument("schedule '" + text + "': '" + s +
-                                  "' is out of the range of a double");
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size()) {
+  const detail::NumberText number = detail::read_number(s);
+  if (number.overflow)
+    throw std::invalid_argument("schedule '" + text + "': '" + s +
+                                "' is out of the range of a double");
+  if (!number.whole)
     throw std::invalid_argument("schedule '" + text + "': '" + s + "' is not a number");
-  }
-  return x;
+  return number.value;
 }
 
 void positive(const char* what, double x) {
