@@ -50,6 +50,9 @@ constexpr std::array<Entry<T>, static_cast<std::size_t>(Op::Count)> kTable{{
     {Op::BceWithLogitsLoss, "bce_with_logits", &backward_bce_with_logits<T>},
     {Op::SoftmaxCrossEntropy, "softmax_cross_entropy", &backward_softmax_cross_entropy<T>},
     {Op::Linear, "linear", &backward_linear<T>},
+    {Op::Sin, "sin", &backward_sin<T>},
+    {Op::Cos, "cos", &backward_cos<T>},
+    {Op::Custom, "custom", &backward_custom<T>},
 }};
 
 // The table must list every op in enum order: a missed or swapped row fails to compile.

@@ -46,6 +46,9 @@ XGRAD_DECLARE_BACKWARD(mse_loss)
 XGRAD_DECLARE_BACKWARD(bce_with_logits)
 XGRAD_DECLARE_BACKWARD(softmax_cross_entropy)
 XGRAD_DECLARE_BACKWARD(linear)
+XGRAD_DECLARE_BACKWARD(sin)
+XGRAD_DECLARE_BACKWARD(cos)
+XGRAD_DECLARE_BACKWARD(custom)
 #undef XGRAD_DECLARE_BACKWARD
 
 /// Explicit float and double instantiation of one backward rule.

@@ -249,6 +249,21 @@ void backward_elu(Tape<T>& t, std::uint32_t i) {
   accumulate(t, n.lhs, xt::where(t.value_of(n.lhs) > T(0), g, g * (t.value_of(i) + n.alpha)), i);
 }
 
+// ---- sin: y = sin a;  da = g cos a
+template <class T>
+void backward_sin(Tape<T>& t, std::uint32_t i) {
+  const T* a = t.value_of(t.node(i).lhs).data();
+  const T* g = t.grad_of(i).data();
+  accumulate_unary(t, t.node(i).lhs, i, [=](std::size_t k) { return g[k] * std::cos(a[k]); });
+}
+// ---- cos: y = cos a;  da = -g sin a
+template <class T>
+void backward_cos(Tape<T>& t, std::uint32_t i) {
+  const T* a = t.value_of(t.node(i).lhs).data();
+  const T* g = t.grad_of(i).data();
+  accumulate_unary(t, t.node(i).lhs, i, [=](std::size_t k) { return -g[k] * std::sin(a[k]); });
+}
+
 XGRAD_INSTANTIATE_BACKWARD(add)
 XGRAD_INSTANTIATE_BACKWARD(sub)
 XGRAD_INSTANTIATE_BACKWARD(mul)
@@ -260,6 +275,8 @@ XGRAD_INSTANTIATE_BACKWARD(pow)
 XGRAD_INSTANTIATE_BACKWARD(square)
 XGRAD_INSTANTIATE_BACKWARD(sqrt)
 XGRAD_INSTANTIATE_BACKWARD(exp)
+XGRAD_INSTANTIATE_BACKWARD(sin)
+XGRAD_INSTANTIATE_BACKWARD(cos)
 XGRAD_INSTANTIATE_BACKWARD(log)
 XGRAD_INSTANTIATE_BACKWARD(abs)
 XGRAD_INSTANTIATE_BACKWARD(sigmoid)
@@ -389,6 +406,18 @@ Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha) {
       alpha);
 }
 
+// std::sin and std::cos element by element: libm's values at any argument (xsimd's
+// vector sin loses accuracy for large ones), at no cost that matters for the feature
+// maps they are used in (Fourier features, periodic inputs).
+template <class T>
+Tensor<T> sin(const Tensor<T>& a) {
+  return detail::unary_map(Op::Sin, a, [](T v) { return std::sin(v); });
+}
+template <class T>
+Tensor<T> cos(const Tensor<T>& a) {
+  return detail::unary_map(Op::Cos, a, [](T v) { return std::cos(v); });
+}
+
 #define XGRAD_INSTANTIATE_ELEMENTWISE(T)                             \
   template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);        \
   template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);        \
@@ -407,7 +436,9 @@ Tensor<T> elu(const Tensor<T>& a, Scalar<T> alpha) {
   template Tensor<T> tanh(const Tensor<T>&);                         \
   template Tensor<T> relu(const Tensor<T>&);                         \
   template Tensor<T> leaky_relu(const Tensor<T>&, Scalar<T>);        \
-  template Tensor<T> elu(const Tensor<T>&, Scalar<T>);
+  template Tensor<T> elu(const Tensor<T>&, Scalar<T>);               \
+  template Tensor<T> sin(const Tensor<T>&);                          \
+  template Tensor<T> cos(const Tensor<T>&);
 XGRAD_INSTANTIATE_ELEMENTWISE(float)
 XGRAD_INSTANTIATE_ELEMENTWISE(double)
 

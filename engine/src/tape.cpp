@@ -7,6 +7,7 @@
 
 #include <xtensor/xnoalias.hpp>
 
+#include "custom_record.hpp"
 #include "op_support.hpp"
 #include "op_table.hpp"
 #include "xgrad/parallel.hpp"
@@ -80,7 +81,7 @@ const Matrix<T>& Tensor<T>::grad() const {
   detail::Node<T>& n = t.node(i);
   if (!n.requires_grad) {
     throw std::logic_error(std::string("xgrad::Tensor::grad: tensor #") + std::to_string(i) + " (" +
-                           op_name(n.op) + ") does not require a gradient");
+                           detail::node_name(n) + ") does not require a gradient");
   }
   if (!n.grad_in_parameter() && !n.grad_ready) {
     // No backward() has reached this node since it was recorded (it came after the
@@ -172,6 +173,7 @@ std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::
   n.beta = T(0);
   n.axis = -1;
   n.param.reset();
+  n.custom.reset();
   n.column_runs.clear();  // keeps its capacity: no allocation in later steps
   detail::reshape_reuse(n.value, rows, cols);
   return static_cast<std::uint32_t>(used_++);
@@ -275,7 +277,10 @@ std::size_t first_non_finite(const Matrix<T>& m) {
 template <class T>
 void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
   const detail::Node<T>& n = tape.node(i);
-  for (const std::uint32_t parent : {n.lhs, n.rhs, n.third}) {
+  // A custom op keeps all its inputs in its record; built-in ops have up to three.
+  const std::vector<std::uint32_t> parents =
+      n.custom ? n.custom->inputs : std::vector<std::uint32_t>{n.lhs, n.rhs, n.third};
+  for (const std::uint32_t parent : parents) {
     if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
     // A tape-owned gradient no rule has written yet holds no values of this pass.
     if (!tape.node(parent).grad_in_parameter() && !tape.node(parent).grad_touched) continue;
@@ -283,10 +288,10 @@ void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
     const std::size_t k = first_non_finite(g);
     if (k == g.size()) continue;
     std::ostringstream msg;
-    msg << op_name(n.op) << " (tensor #" << i << ") backward produced "
+    msg << detail::node_name(n) << " (tensor #" << i << ") backward produced "
         << (std::isnan(g.data()[k]) ? "NaN" : "Inf") << " in the gradient of its input tensor #"
-        << parent << " (" << op_name(tape.node(parent).op) << ", " << shape_string(g) << ") at ("
-        << k / g.shape(1) << ", " << k % g.shape(1) << ")";
+        << parent << " (" << detail::node_name(tape.node(parent)) << ", " << shape_string(g)
+        << ") at (" << k / g.shape(1) << ", " << k % g.shape(1) << ")";
     throw std::domain_error(msg.str());
   }
 }
@@ -325,7 +330,7 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   }
   if (!nodes_[r].requires_grad) {
     throw std::invalid_argument(
-        std::string("backward: root (") + op_name(nodes_[r].op) +
+        "backward: root (" + detail::node_name(nodes_[r]) +
         ") does not depend on anything that requires a gradient (only constants, or "
         "recorded under a NoGradGuard)");
   }
@@ -402,8 +407,11 @@ void Tape<T>::add_parameter_grads() {
 template <class T>
 void Tape<T>::clear() {
   // Parameters are released so the tape does not keep a dropped network alive.
-  for (std::size_t i = 0; i < used_; ++i)
+  // So are custom ops' rules, with whatever their closures captured.
+  for (std::size_t i = 0; i < used_; ++i) {
     nodes_[i].param.reset();
+    nodes_[i].custom.reset();
+  }
   used_ = 0;
   ++generation_;
   released_ = false;
@@ -419,7 +427,7 @@ void Tape<T>::check_node_finite(std::uint32_t i, bool gradient) const {
     if (!std::isfinite(p[k])) {
       const std::size_t cols = m.shape(1);
       std::ostringstream msg;
-      msg << op_name(n.op) << " (tensor #" << i << ", " << shape_string(m) << ") produced "
+      msg << detail::node_name(n) << " (tensor #" << i << ", " << shape_string(m) << ") produced "
           << (std::isnan(p[k]) ? "NaN" : "Inf") << " in its " << (gradient ? "gradient" : "output")
           << " at (" << k / cols << ", " << k % cols << ")";
       throw std::domain_error(msg.str());

@@ -69,6 +69,11 @@ template <class T>
 Tensor<T> log(const Tensor<T>& a);
 template <class T>
 Tensor<T> abs(const Tensor<T>& a);
+/// libm's sine and cosine element by element (periodic inputs, Fourier features).
+template <class T>
+Tensor<T> sin(const Tensor<T>& a);
+template <class T>
+Tensor<T> cos(const Tensor<T>& a);
 
 // ---- reductions ----
 template <class T>

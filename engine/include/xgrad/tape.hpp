@@ -62,6 +62,9 @@ enum class Op : std::uint8_t {
   BceWithLogitsLoss,    // mean(max(z,0) - z y + log(1 + e^-|z|))
   SoftmaxCrossEntropy,  // -1/n sum(y . log_softmax(z))
   Linear,               // a W + b, b a 1xN row: a dense layer's z in one node
+  Sin,
+  Cos,
+  Custom,  // a user's forward and backward (xgrad/custom_op.hpp)
   Count
 };
 
@@ -145,6 +148,10 @@ class Tensor {
 namespace detail {
 inline constexpr std::uint32_t kNoParent = 0xffffffffu;
 
+/// A custom op's inputs and backward rule (defined in engine/src/ops_custom.cpp).
+template <class T>
+struct CustomRecord;
+
 /// One recorded op. Buffers are reused across clear() so that a training loop stops
 /// allocating after its first step.
 template <class T>
@@ -173,6 +180,7 @@ struct Node {
   xt::xtensor<T, 1> scratch;
   std::shared_ptr<typename Parameter<T>::Data> param;
   std::size_t param_rows = 0, param_cols = 0;  // its shape when recorded (backward checks)
+  std::shared_ptr<CustomRecord<T>> custom;     // Op::Custom only
 
   /// True when backward adds this node's gradient into a Parameter's own grad().
   bool grad_in_parameter() const { return param && !grad_on_tape; }

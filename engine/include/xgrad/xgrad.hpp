@@ -1,6 +1,8 @@
-// Everything a model needs from the engine: tape, ops, gradcheck, thread setting.
+// Everything a model needs from the engine: tape, ops, custom ops, gradcheck, thread
+// setting.
 #pragma once
 
+#include "xgrad/custom_op.hpp"
 #include "xgrad/gradcheck.hpp"
 #include "xgrad/ops.hpp"
 #include "xgrad/tape.hpp"
