@@ -4,11 +4,11 @@
 // which does not go through malloc, so hooking malloc alone misses every xtensor buffer.
 //
 // Include this header in exactly one .cpp file of an executable: it defines the
-// extern "C" functions. Under AddressSanitizer, which owns the allocator, it defines
-// nothing and XGRAD_COUNT_ALLOCATIONS stays undefined.
+// extern "C" functions. Under AddressSanitizer or ThreadSanitizer, which own the
+// allocator, it defines nothing and XGRAD_COUNT_ALLOCATIONS stays undefined.
 #pragma once
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define XGRAD_COUNT_ALLOCATIONS 1
 
 #include <atomic>

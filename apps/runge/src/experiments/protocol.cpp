@@ -62,10 +62,13 @@ SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,
   SweepSpec s = spec;
   s.jobs = c.opt.jobs;
   s.fresh = c.opt.fresh;
-  c.log("sweep " + file + ": " + std::to_string(s.axes.size()) + " points");
+  const std::size_t points = s.axes.size();
+  c.log("sweep " + file + ": " + std::to_string(points) + (points == 1 ? " point" : " points"));
   const SweepStats st = run_sweep(data, s, c.path(file), 0, c.opt.log);
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.2f s", st.seconds);
   c.log("sweep " + file + ": " + std::to_string(st.run) + " run, " + std::to_string(st.reused) +
-        " reused, " + std::to_string(st.diverged) + " diverged, " + num(st.seconds) + " s");
+        " reused, " + std::to_string(st.diverged) + " diverged, " + seconds);
   return st;
 }
 
