@@ -16,13 +16,30 @@ std::string prefix(const std::string& name) {
   return "custom op '" + name + "': ";
 }
 
+/// The inputs as a rule sees them; an input wants a gradient when it requires one and
+/// the op is being recorded for backward (`recording`).
 template <class T>
-CustomInputs<T> values_of(Tape<T>& tape, const std::vector<std::uint32_t>& inputs) {
+CustomInputs<T> inputs_of(Tape<T>& tape, const std::string& name,
+                          const std::vector<std::uint32_t>& inputs, bool recording) {
   std::vector<const Matrix<T>*> values;
+  std::vector<bool> needs_grad;
   values.reserve(inputs.size());
-  for (const std::uint32_t k : inputs)
+  needs_grad.reserve(inputs.size());
+  for (const std::uint32_t k : inputs) {
     values.push_back(&tape.value_of(k));
-  return CustomInputs<T>(std::move(values));
+    needs_grad.push_back(recording && tape.node(k).requires_grad);
+  }
+  return CustomInputs<T>(name, std::move(values), std::move(needs_grad));
+}
+
+/// Matrix<T>(): the rule's way of saying "no gradient for this input".
+template <class T>
+bool is_empty_default(const Matrix<T>& m) {
+  return m.shape(0) == 0 && m.shape(1) == 0;
+}
+
+std::string count_of(std::size_t n, const char* noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
 }
 
 }  // namespace
@@ -32,23 +49,23 @@ CustomInputs<T> values_of(Tape<T>& tape, const std::vector<std::uint32_t>& input
 template <class T>
 void backward_custom(Tape<T>& t, std::uint32_t i) {
   const CustomRecord<T>& record = *t.node(i).custom;
-  const CustomInputs<T> inputs = values_of(t, record.inputs);
+  const CustomInputs<T> inputs = inputs_of(t, record.name, record.inputs, true);
   const std::vector<Matrix<T>> grads = record.backward(inputs, t.value_of(i), t.grad_of(i));
   if (grads.size() != record.inputs.size()) {
     throw std::invalid_argument(prefix(record.name) + "backward returned " +
-                                std::to_string(grads.size()) + " gradients for " +
-                                std::to_string(record.inputs.size()) + " inputs");
+                                count_of(grads.size(), "gradient") + " for " +
+                                count_of(record.inputs.size(), "input"));
   }
   // Every shape first, so that a wrong one leaves the inputs' gradients untouched.
   for (std::size_t k = 0; k < grads.size(); ++k) {
-    if (grads[k].size() != 0 && grads[k].shape() != inputs[k].shape()) {
+    if (!is_empty_default(grads[k]) && grads[k].shape() != inputs[k].shape()) {
       throw std::invalid_argument(prefix(record.name) + "backward returned a gradient of " +
                                   shape_string(grads[k]) + " for input " + std::to_string(k) +
                                   ", which is " + shape_string(inputs[k]));
     }
   }
   for (std::size_t k = 0; k < grads.size(); ++k) {
-    if (grads[k].size() != 0) accumulate(t, record.inputs[k], grads[k], i);
+    if (!is_empty_default(grads[k])) accumulate(t, record.inputs[k], grads[k], i);
   }
 }
 XGRAD_INSTANTIATE_BACKWARD(custom)
@@ -58,10 +75,16 @@ XGRAD_INSTANTIATE_BACKWARD(custom)
 template <class T>
 const Matrix<T>& CustomInputs<T>::operator[](std::size_t i) const {
   if (i >= values_.size()) {
-    throw std::out_of_range("custom op: input " + std::to_string(i) + " asked for, but it has " +
-                            std::to_string(values_.size()));
+    throw std::out_of_range(detail::prefix(op_name_) + "input " + std::to_string(i) +
+                            " asked for, but it has " + detail::count_of(values_.size(), "input"));
   }
   return *values_[i];
+}
+
+template <class T>
+bool CustomInputs<T>::needs_grad(std::size_t i) const {
+  (void)(*this)[i];  // the same refusal of a wrong index
+  return needs_grad_[i];
 }
 
 template <class T>
@@ -86,13 +109,14 @@ Tensor<T> custom(const CustomOp<T>& op, const std::vector<Tensor<T>>& inputs) {
     needs_grad = needs_grad || tape.node(indices.back()).requires_grad;
   }
   needs_grad = needs_grad && tape.grad_enabled();
+  tape.check_recordable(context.c_str());  // before the forward's work, not after it
   if (needs_grad && !op.backward) {
     throw std::invalid_argument(context +
                                 ": has no backward function, but an input requires a gradient "
                                 "(record it under NoGradGuard, or give it one)");
   }
   // The forward runs before anything is recorded: if it throws, the tape is unchanged.
-  Matrix<T> y = op.forward(detail::values_of(tape, indices));
+  Matrix<T> y = op.forward(detail::inputs_of(tape, op.name, indices, needs_grad));
   const std::uint32_t i =
       tape.record(Op::Custom, detail::kNoParent, detail::kNoParent, y.shape(0), y.shape(1));
   detail::Node<T>& n = tape.node(i);

@@ -144,17 +144,22 @@ Matrix<T>& Tape<T>::grad_of(std::uint32_t i) {
 }
 
 template <class T>
-std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
-                              std::size_t cols, std::uint32_t third) {
+void Tape<T>::check_recordable(const char* op) const {
   if (released_ && grad_enabled_) {
     // A new differentiable forward after a released backward means the caller forgot
     // tape.clear() (the tape would grow every step), so say what to do. Under NoGradGuard
     // recording stays allowed: evaluating the step's outputs after backward (accuracy,
     // probabilities) keeps nothing for a backward pass and clear() still resets it.
-    throw std::logic_error(std::string(op_name(op)) +
+    throw std::logic_error(std::string(op) +
                            ": the tape's graph was released by backward(); call "
                            "tape.clear() before recording the next step");
   }
+}
+
+template <class T>
+std::uint32_t Tape<T>::record(Op op, std::uint32_t lhs, std::uint32_t rhs, std::size_t rows,
+                              std::size_t cols, std::uint32_t third) {
+  check_recordable(op_name(op));
   if (used_ == nodes_.size()) nodes_.emplace_back();
   detail::Node<T>& n = nodes_[used_];
   const bool parent_needs = (lhs != detail::kNoParent && nodes_[lhs].requires_grad) ||
@@ -323,6 +328,12 @@ void Tape<T>::backward(const Tensor<T>& root, const Matrix<T>& seed, BackwardOpt
 
 template <class T>
 void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptions options) {
+  if (walk_failed_) {
+    throw std::logic_error(
+        "backward: an earlier backward() on this graph threw part-way, so parameters' grad() "
+        "may hold part of its gradient; zero_grad() them, tape.clear() and record the step "
+        "again");
+  }
   if (released_) {
     throw std::logic_error(
         "backward: the graph was already released by an earlier backward(); pass "
@@ -384,11 +395,20 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
   } else {
     root_grad(0, 0) += T(1);
   }
-  for (std::uint32_t i = r + 1; i-- > 0;) {
-    const detail::Node<T>& n = nodes_[i];
-    if (!n.requires_grad || !n.grad_touched || n.lhs == detail::kNoParent) continue;
-    detail::backward_rule<T>(n.op)(*this, i);
-    if (check_finite_) check_backward_finite(*this, i);
+  try {
+    for (std::uint32_t i = r + 1; i-- > 0;) {
+      const detail::Node<T>& n = nodes_[i];
+      if (!n.requires_grad || !n.grad_touched || n.lhs == detail::kNoParent) continue;
+      detail::backward_rule<T>(n.op)(*this, i);
+      if (check_finite_) check_backward_finite(*this, i);
+    }
+  } catch (...) {
+    // A rule threw (the finite check, a custom op's rule). The rules that ran before it
+    // have already added into parameters' grad(): a second walk would add those twice,
+    // so this graph is done with, and only clear() makes the tape usable again.
+    walk_failed_ = true;
+    released_ = true;
+    throw;
   }
   released_ = !options.keep_graph;
 }
@@ -415,6 +435,7 @@ void Tape<T>::clear() {
   used_ = 0;
   ++generation_;
   released_ = false;
+  walk_failed_ = false;
 }
 
 template <class T>

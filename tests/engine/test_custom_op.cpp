@@ -220,7 +220,8 @@ TEST_CASE("a custom forward that throws, or reads a missing input, records nothi
   const Tensor a = tape.variable(full(2, 2, 1.0));
   const std::size_t before = tape.size();
   CHECK_THROWS_WITH_AS(xgrad::custom(scale_columns_op(), {a}),
-                       "custom op: input 1 asked for, but it has 1", std::out_of_range);
+                       "custom op 'scale_columns': input 1 asked for, but it has 1 input",
+                       std::out_of_range);
   CHECK(tape.size() == before);
 }
 
@@ -229,7 +230,7 @@ TEST_CASE("a custom rule's wrong count or shape of gradients is refused before i
   const Tensor a = tape.variable(full(2, 3, 1.0)), b = tape.variable(full(2, 3, 1.0));
   const Tensor count = xgrad::custom(fixed_rule_op("one_for_two", Grads{full(2, 3, 1.0)}), {a, b});
   CHECK_THROWS_WITH_AS(tape.backward(count, full(2, 3, 1.0), xgrad::BackwardOptions{true}),
-                       "custom op 'one_for_two': backward returned 1 gradients for 2 inputs",
+                       "custom op 'one_for_two': backward returned 1 gradient for 2 inputs",
                        std::invalid_argument);
   Tape tape2;
   const Tensor c = tape2.variable(full(2, 3, 1.0)), d = tape2.variable(full(2, 3, 1.0));
@@ -241,6 +242,88 @@ TEST_CASE("a custom rule's wrong count or shape of gradients is refused before i
                        std::invalid_argument);
   // Input 0's correct gradient was not added either: it still reads as zeros.
   CHECK(max_abs_diff(c.grad(), full(2, 3, 0.0)) == 0.0);
+  // Only Matrix<T>() (0x0) means "no gradient": a 0x3 one, as an empty slice gives, is
+  // refused like any other wrong shape instead of dropping the gradient silently.
+  Tape tape3;
+  const Tensor e = tape3.variable(full(2, 3, 1.0));
+  const Tensor slice = xgrad::custom(fixed_rule_op("empty_slice", Grads{full(0, 3, 0.0)}), {e});
+  CHECK_THROWS_WITH_AS(tape3.backward(slice, full(2, 3, 1.0)),
+                       "custom op 'empty_slice': backward returned a gradient of 0x3 for input 0, "
+                       "which is 2x3",
+                       std::invalid_argument);
+}
+
+TEST_CASE("after a rule throws part-way, the graph refuses a second walk until clear()") {
+  // pp * 3 is walked before the custom op and adds 3 into p.grad(); then the rule throws.
+  // A second walk would add the 3 again, so it is refused; clear() starts afresh.
+  xgrad::Parameter<double> p(full(1, 1, 1.0), "p");
+  const CustomOp<double> bad = fixed_rule_op("bad_shape", Grads{full(2, 2, 1.0)});
+  Tape tape;
+  const Tensor pp = tape.parameter(p);
+  const Tensor first = xgrad::sum(xgrad::custom(bad, {pp}));  // recorded first, walked last
+  const Tensor loss = first + xgrad::sum(pp * 3.0);
+  CHECK_THROWS_AS(tape.backward(loss), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(tape.backward(loss),
+                       "backward: an earlier backward() on this graph threw part-way, so "
+                       "parameters' grad() may hold part of its gradient; zero_grad() them, "
+                       "tape.clear() and record the step again",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(xgrad::custom(softplus_op(), {pp}), doctest::Contains("tape.clear()"),
+                       std::logic_error);
+  CHECK(p.grad()(0, 0) == 3.0);  // the part that ran, as the message says
+  p.zero_grad();
+  tape.clear();
+  const Tensor again = tape.parameter(p);
+  tape.backward(xgrad::sum(again * 3.0));
+  CHECK(p.grad()(0, 0) == 3.0);
+}
+
+TEST_CASE("a custom op after a released backward is refused by its name, before its forward runs") {
+  int forward_calls = 0;
+  CustomOp<double> counted = softplus_op();
+  counted.forward = [&](const CustomInputs<double>& in) {
+    ++forward_calls;
+    return softplus_op().forward(in);
+  };
+  Tape tape;
+  const Tensor x = tape.variable(full(1, 1, 0.0));
+  tape.backward(xgrad::sum(x * 2.0));
+  CHECK_THROWS_WITH_AS(xgrad::custom(counted, {x}),
+                       "custom op 'softplus': the tape's graph was released by backward(); call "
+                       "tape.clear() before recording the next step",
+                       std::logic_error);
+  CHECK(forward_calls == 0);
+}
+
+TEST_CASE("a custom rule is told which inputs want a gradient") {
+  std::vector<bool> seen_forward, seen_backward;
+  CustomOp<double> op;
+  op.name = "spy";
+  op.forward = [&](const CustomInputs<double>& in) {
+    for (std::size_t k = 0; k < in.size(); ++k)
+      seen_forward.push_back(in.needs_grad(k));
+    return Matrix<double>(in[0] * in[1]);
+  };
+  op.backward = [&](const CustomInputs<double>& in, const Matrix<double>&,
+                    const Matrix<double>& dy) {
+    for (std::size_t k = 0; k < in.size(); ++k)
+      seen_backward.push_back(in.needs_grad(k));
+    return Grads{Matrix<double>(dy * in[1]), Matrix<double>()};  // the constant needs none
+  };
+  Tape tape;
+  const Tensor v = tape.variable(full(1, 2, 2.0)), c = tape.constant(full(1, 2, 5.0));
+  tape.backward(xgrad::sum(xgrad::custom(op, {v, c})));
+  CHECK(seen_forward == std::vector<bool>{true, false});
+  CHECK(seen_backward == std::vector<bool>{true, false});
+  CHECK(max_abs_diff(v.grad(), full(1, 2, 5.0)) == 0.0);
+  // Under NoGradGuard nothing wants one.
+  seen_forward.clear();
+  xgrad::NoGradGuard<double> no_grad(tape);
+  xgrad::custom(op, {v, c});
+  CHECK(seen_forward == std::vector<bool>{false, false});
+  CHECK_THROWS_WITH_AS(CustomInputs<double>("spy", {}, {}).needs_grad(0),
+                       "custom op 'spy': input 0 asked for, but it has 0 inputs",
+                       std::out_of_range);
 }
 
 TEST_CASE("the finite check names a custom op by its own name") {

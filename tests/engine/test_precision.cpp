@@ -49,6 +49,8 @@ const Case kCases[] = {
     {"transpose", {{3, 4}}, Domain::AwayFromZero},
     {"sigmoid", {{3, 4}}, Domain::AwayFromZero},
     {"tanh", {{3, 4}}, Domain::AwayFromZero},
+    {"sin", {{3, 4}}, Domain::AwayFromZero},
+    {"cos", {{3, 4}}, Domain::AwayFromZero},
     {"relu", {{3, 4}}, Domain::AwayFromZero},
     {"leaky_relu", {{3, 4}}, Domain::AwayFromZero},
     {"elu", {{3, 4}}, Domain::AwayFromZero},
@@ -83,6 +85,8 @@ xgrad::Tensor<T> apply_op(const std::string& op, const std::vector<xgrad::Tensor
   if (op == "transpose") return xgrad::transpose(x[0]);
   if (op == "sigmoid") return xgrad::sigmoid(x[0]);
   if (op == "tanh") return xgrad::tanh(x[0]);
+  if (op == "sin") return xgrad::sin(x[0]);
+  if (op == "cos") return xgrad::cos(x[0]);
   if (op == "relu") return xgrad::relu(x[0]);
   if (op == "leaky_relu") return xgrad::leaky_relu(x[0], T(0.2));
   if (op == "elu") return xgrad::elu(x[0], T(0.8));

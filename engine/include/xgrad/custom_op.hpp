@@ -16,13 +16,20 @@ namespace xgrad {
 template <class T>
 class CustomInputs {
  public:
-  explicit CustomInputs(std::vector<const Matrix<T>*> values) : values_(std::move(values)) {}
+  CustomInputs(const std::string& op_name, std::vector<const Matrix<T>*> values,
+               std::vector<bool> needs_grad)
+      : op_name_(op_name), values_(std::move(values)), needs_grad_(std::move(needs_grad)) {}
   std::size_t size() const { return values_.size(); }
-  /// Input i's value; std::out_of_range naming i and the count for a wrong index.
+  /// Input i's value; std::out_of_range naming the op, i and the count for a wrong index.
   const Matrix<T>& operator[](std::size_t i) const;
+  /// Whether input i wants a gradient (PyTorch's ctx.needs_input_grad): a rule may return
+  /// an empty matrix for one that does not (a loss's targets) instead of computing it.
+  bool needs_grad(std::size_t i) const;
 
  private:
+  const std::string& op_name_;
   std::vector<const Matrix<T>*> values_;
+  std::vector<bool> needs_grad_;
 };
 
 template <class T>
@@ -32,7 +39,8 @@ struct CustomOp {
   /// y from the inputs' values, of any 2-D shape.
   std::function<Matrix<T>(const CustomInputs<T>& inputs)> forward;
   /// dL/d(input i) for every input, given the inputs, y and dL/dy (y's shape). Each must
-  /// have its input's shape, or be empty (Matrix<T>()) for an input that gets nothing.
+  /// have its input's shape, or be empty (Matrix<T>(), 0x0) for an input that gets
+  /// nothing; any other shape, 0xN too, is refused.
   /// It runs during backward() and reads the inputs' values as they are then (a
   /// parameter's value as it is at backward(), as for the built-in ops).
   std::function<std::vector<Matrix<T>>(const CustomInputs<T>& inputs, const Matrix<T>& y,

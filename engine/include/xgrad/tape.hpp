@@ -261,6 +261,9 @@ class Tape {
   const detail::Node<T>& node(std::uint32_t i) const { return nodes_[i]; }
   Matrix<T>& value_of(std::uint32_t i);
   Matrix<T>& grad_of(std::uint32_t i);
+  /// Throws std::logic_error, naming `op`, when a differentiable op may not be recorded
+  /// now: the graph was released by backward() and tape.clear() has not run since.
+  void check_recordable(const char* op) const;
   /// Index of a live handle on this tape; throws for a cleared or foreign handle.
   std::uint32_t index_of(const Tensor<T>& t, const char* op) const;
   Tensor<T> handle(std::uint32_t i) { return Tensor<T>(this, i, generation_); }
@@ -280,7 +283,8 @@ class Tape {
   bool grad_enabled_ = true;
   bool check_finite_ = false;
   bool parameter_grads_on_tape_ = false;
-  bool released_ = false;  // backward() ran without keep_graph
+  bool released_ = false;     // backward() ran without keep_graph, or threw part-way
+  bool walk_failed_ = false;  // a backward() threw part-way (see run_backward)
 };
 
 /// RAII scope in which ops record no backward information (inference, evaluation,
