@@ -92,7 +92,10 @@ Tensor<T> binary(Op op, const Tensor<T>& a, const Tensor<T>& b, Forward&& forwar
   const std::uint32_t ib = tape.index_of(b, op_name(op));
   const Matrix<T>& va = tape.value_of(ia);
   const Matrix<T>& vb = tape.value_of(ib);
-  const auto [rows, cols] = broadcast_shape(op, va, vb);
+  // Plain variables: the loop below captures them, which C++17 allows for a structured
+  // binding only as a GCC extension (clang refuses).
+  const std::pair<std::size_t, std::size_t> shape = broadcast_shape(op, va, vb);
+  const std::size_t rows = shape.first, cols = shape.second;
   const std::uint32_t i = tape.record(op, ia, ib, rows, cols);
   Matrix<T>& y = tape.node(i).value;
   const bool a_full = va.shape(0) == rows && va.shape(1) == cols;

@@ -84,7 +84,10 @@ TEST_CASE("every op takes tensors with no rows or no columns") {
   };
   const std::pair<std::size_t, std::size_t> shapes[] = {{0, 3}, {3, 0}, {0, 0}};
   for (const EmptyCase& c : cases) {
-    for (const auto& [rows, cols] : shapes) {
+    for (const auto& shape : shapes) {
+      // Plain variables, not a structured binding: INFO captures them in a lambda, which
+      // C++17 allows for bindings only as a GCC extension (clang refuses).
+      const std::size_t rows = shape.first, cols = shape.second;
       INFO(c.name << " on " << rows << "x" << cols);
       Tape tape;
       const Tensor a = tape.variable(Matrix<double>(xt::zeros<double>({rows, cols})));
@@ -128,7 +131,7 @@ TEST_CASE("linear with no inputs gives the bias on every row, and db counts the 
 
 TEST_CASE("mean refuses to divide by zero elements, but gives an empty result") {
   // Over no elements the mean is 0/0: refused by name, as the losses do, not NaN.
-  for (const auto& [rows, cols, axis, refused] :
+  for (const auto& test :
        {std::tuple<std::size_t, std::size_t, xgrad::Axis, bool>{0, 3, xgrad::Axis::Rows, true},
         {3, 0, xgrad::Axis::Cols, true},
         {0, 3, xgrad::Axis::All, true},
@@ -136,7 +139,10 @@ TEST_CASE("mean refuses to divide by zero elements, but gives an empty result") 
         {3, 0, xgrad::Axis::Rows, false},  // 1x0: nothing to divide
         {0, 3, xgrad::Axis::Cols, false},  // 0x1
         {0, 0, xgrad::Axis::Rows, false}}) {
-    INFO(rows << "x" << cols << " along axis " << static_cast<int>(axis));
+    const auto [rows, cols, axis, refused] = test;
+    const std::string case_name = std::to_string(rows) + "x" + std::to_string(cols) +
+                                  " along axis " + std::to_string(static_cast<int>(axis));
+    INFO(case_name);  // INFO's lambda may not capture the bindings themselves in C++17
     Tape tape;
     const Tensor a = tape.variable(Matrix<double>(xt::zeros<double>({rows, cols})));
     if (refused) {
