@@ -467,8 +467,9 @@ TEST_CASE("CLI: bad options are refused with a message naming the option") {
       {"train --batch-size -5", "--batch"},
       {"sweep --jobs 0", "--workers"},
   };
-  for (const auto& [args, expected] : cases) {
-    CAPTURE(args);
+  for (const auto& test : cases) {
+    const auto& [args, expected] = test;
+    CAPTURE(test.first);  // not the binding: clang refuses a lambda capture of one in C++17
     const auto [status, output] = run(args);
     CHECK(status != 0);
     CHECK(output.find(expected) != std::string::npos);
@@ -572,8 +573,9 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       {"train --dataset mnist --data /nonexistent/mnist", "download_mnist.sh"},
       {"train --dataset fashion-mnist --fashion-dir /nonexistent/f", "--fashion-dir"},
   };
-  for (const auto& [args, expected] : usage) {
-    CAPTURE(args);
+  for (const auto& test : usage) {
+    const auto& [args, expected] = test;
+    CAPTURE(test.first);  // not the binding: clang refuses a lambda capture of one in C++17
     const auto [status, output] = run(args);
     CHECK(status == 2);
     CHECK(output.find(expected) != std::string::npos);
@@ -593,8 +595,9 @@ TEST_CASE("CLI: the recipe is checked before the data is loaded, naming the opti
       {"sweep --activation foo", "--activation: unknown activation"},
       {"sweep --lrs 0", "--lr"},
   };
-  for (const auto& [args, expected] : cases) {
-    CAPTURE(args);
+  for (const auto& test : cases) {
+    const auto& [args, expected] = test;
+    CAPTURE(test.first);  // not the binding: clang refuses a lambda capture of one in C++17
     const auto [status, output] =
         run(std::string(args) + " --dataset mnist --data /nonexistent/mnist");
     CHECK(status == 2);

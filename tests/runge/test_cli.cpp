@@ -338,7 +338,9 @@ TEST_CASE("sweep: a kill at any step leaves every known row, and resuming from t
   const ScratchDir dir("kill_snapshots");
   const auto [data, s, path] = grown_sweep(dir, "k.csv");
   std::vector<std::string> snapshots;
-  runge::run_sweep(data, s, path, 0, [&](const std::string&) { snapshots.push_back(slurp(path)); });
+  runge::run_sweep(data, s, path, 0, [&snapshots, &file = path](const std::string&) {
+    snapshots.push_back(slurp(file));
+  });
   REQUIRE(snapshots.size() == 2);
   const auto whole = (dir / "whole.csv").string();
   runge::run_sweep(data, s, whole);

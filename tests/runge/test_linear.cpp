@@ -263,8 +263,9 @@ TEST_CASE("Lasso with more columns than rows reaches the minimum, with at most n
                                                                    {1e-4, 0.00012517437722316943},
                                                                    {1e-6, 1.2521427182787052e-06},
                                                                    {1e-8, 1.2521467077391756e-08}};
-  for (const auto& [lambda, sklearn_objective] : lambda_objective) {
-    CAPTURE(lambda);
+  for (const auto& test : lambda_objective) {
+    const auto& [lambda, sklearn_objective] = test;
+    CAPTURE(test.first);  // not the binding: clang refuses a lambda capture of one in C++17
     const auto fit = runge::lasso_cd(X, y, lambda);
     CHECK(fit.converged);
     CHECK(runge::lasso_kkt_violation(X, y, fit.coef, lambda) <= kkt_bound(X, y, lambda));
