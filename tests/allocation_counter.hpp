@@ -8,7 +8,14 @@
 // allocator, it defines nothing and XGRAD_COUNT_ALLOCATIONS stays undefined.
 #pragma once
 
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// GCC names the sanitizers by macro; clang (some versions only) by __has_feature.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define XGRAD_SANITIZER_OWNS_MALLOC 1
+#endif
+#endif
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(XGRAD_SANITIZER_OWNS_MALLOC)
 #define XGRAD_COUNT_ALLOCATIONS 1
 
 #include <atomic>
