@@ -73,6 +73,17 @@ XGRAD_INSTANTIATE_BACKWARD(custom)
 }  // namespace detail
 
 template <class T>
+CustomInputs<T>::CustomInputs(std::string op_name, std::vector<const Matrix<T>*> values,
+                              std::vector<bool> needs_grad)
+    : op_name_(std::move(op_name)), values_(std::move(values)), needs_grad_(std::move(needs_grad)) {
+  if (values_.size() != needs_grad_.size()) {
+    throw std::invalid_argument(detail::prefix(op_name_) +
+                                detail::count_of(values_.size(), "input") + " but needs_grad for " +
+                                std::to_string(needs_grad_.size()));
+  }
+}
+
+template <class T>
 const Matrix<T>& CustomInputs<T>::operator[](std::size_t i) const {
   if (i >= values_.size()) {
     throw std::out_of_range(detail::prefix(op_name_) + "input " + std::to_string(i) +

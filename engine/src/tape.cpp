@@ -282,10 +282,13 @@ std::size_t first_non_finite(const Matrix<T>& m) {
 template <class T>
 void check_backward_finite(Tape<T>& tape, std::uint32_t i) {
   const detail::Node<T>& n = tape.node(i);
-  // A custom op keeps all its inputs in its record; built-in ops have up to three.
-  const std::vector<std::uint32_t> parents =
-      n.custom ? n.custom->inputs : std::vector<std::uint32_t>{n.lhs, n.rhs, n.third};
-  for (const std::uint32_t parent : parents) {
+  // A custom op keeps all its inputs in its record; built-in ops have up to three. (No
+  // vector of them here: the check runs per node and must not allocate.)
+  const std::uint32_t builtin[] = {n.lhs, n.rhs, n.third};
+  const std::uint32_t* first = n.custom ? n.custom->inputs.data() : builtin;
+  const std::size_t count = n.custom ? n.custom->inputs.size() : 3;
+  for (std::size_t p = 0; p < count; ++p) {
+    const std::uint32_t parent = first[p];
     if (parent == detail::kNoParent || !tape.node(parent).requires_grad) continue;
     // A tape-owned gradient no rule has written yet holds no values of this pass.
     if (!tape.node(parent).grad_in_parameter() && !tape.node(parent).grad_touched) continue;
@@ -415,6 +418,11 @@ void Tape<T>::run_backward(std::uint32_t r, const Matrix<T>* seed, BackwardOptio
 
 template <class T>
 void Tape<T>::add_parameter_grads() {
+  if (walk_failed_) {
+    throw std::logic_error(
+        "add_parameter_grads: the last backward() threw part-way, so the tape holds only part "
+        "of its gradients; tape.clear() and record the step again");
+  }
   for (std::size_t i = 0; i < used_; ++i) {
     detail::Node<T>& n = nodes_[i];
     // Untouched: the last backward did not reach it (or ran before it was recorded).

@@ -3,6 +3,7 @@
 // or elsewhere, follow a parameter into grad(), and a wrong rule is refused by name
 // before it writes anything.
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -175,7 +176,7 @@ TEST_CASE("an empty gradient from a custom rule leaves that input without one") 
   CHECK(max_abs_diff(b.grad(), full(2, 2, 0.0)) == 0.0);
 }
 
-TEST_CASE("a custom op on constants only, or under NoGradGuard, records no rule and needs none") {
+TEST_CASE("a custom op on constants only, or under NoGradGuard, needs no backward rule") {
   CustomOp<double> forward_only = softplus_op();
   forward_only.backward = nullptr;
   Tape tape;
@@ -232,6 +233,7 @@ TEST_CASE("a custom rule's wrong count or shape of gradients is refused before i
   CHECK_THROWS_WITH_AS(tape.backward(count, full(2, 3, 1.0), xgrad::BackwardOptions{true}),
                        "custom op 'one_for_two': backward returned 1 gradient for 2 inputs",
                        std::invalid_argument);
+  CHECK(max_abs_diff(a.grad(), full(2, 3, 0.0)) == 0.0);  // the one it did return: not added
   Tape tape2;
   const Tensor c = tape2.variable(full(2, 3, 1.0)), d = tape2.variable(full(2, 3, 1.0));
   const Tensor shape =
@@ -271,6 +273,10 @@ TEST_CASE("after a rule throws part-way, the graph refuses a second walk until c
   CHECK_THROWS_WITH_AS(xgrad::custom(softplus_op(), {pp}), doctest::Contains("tape.clear()"),
                        std::logic_error);
   CHECK(p.grad()(0, 0) == 3.0);  // the part that ran, as the message says
+  CHECK_THROWS_WITH_AS(tape.add_parameter_grads(),
+                       "add_parameter_grads: the last backward() threw part-way, so the tape "
+                       "holds only part of its gradients; tape.clear() and record the step again",
+                       std::logic_error);
   p.zero_grad();
   tape.clear();
   const Tensor again = tape.parameter(p);
@@ -323,6 +329,19 @@ TEST_CASE("a custom rule is told which inputs want a gradient") {
   CHECK(seen_forward == std::vector<bool>{false, false});
   CHECK_THROWS_WITH_AS(CustomInputs<double>("spy", {}, {}).needs_grad(0),
                        "custom op 'spy': input 0 asked for, but it has 0 inputs",
+                       std::out_of_range);
+  const Matrix<double> m = full(1, 1, 1.0);
+  CHECK_THROWS_WITH_AS(CustomInputs<double>("spy", {&m}, {}),
+                       "custom op 'spy': 1 input but needs_grad for 0", std::invalid_argument);
+  // It keeps its own copy of the name: a copy may outlive the op's.
+  std::optional<CustomInputs<double>> kept;
+  {
+    const std::string name = "a name longer than the small-string buffer";
+    kept.emplace(name, std::vector<const Matrix<double>*>{&m}, std::vector<bool>{false});
+  }
+  CHECK_THROWS_WITH_AS((*kept)[1],
+                       "custom op 'a name longer than the small-string buffer': input 1 asked for, "
+                       "but it has 1 input",
                        std::out_of_range);
 }
 

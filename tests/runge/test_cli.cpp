@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -714,6 +715,13 @@ TEST_CASE("cli: a --quick experiment writes to ./runge-results-quick, never over
   CHECK_FALSE(fs::exists(dir / "runge-results"));
   CHECK_FALSE(fs::exists(dir / "apps"));
   CHECK(r.out.find("runge-results-quick") != std::string::npos);
+  // The log counts in words and gives seconds to two decimals.
+  CAPTURE(r.out);
+  CHECK(r.out.find("sweep franke_grid.csv: 1 point\n") != std::string::npos);
+  const std::size_t summary = r.out.find("sweep franke_grid.csv: 1 run, 0 reused, 0 diverged, ");
+  REQUIRE(summary != std::string::npos);
+  const std::string seconds = r.out.substr(summary, r.out.find('\n', summary) - summary);
+  CHECK(std::regex_search(seconds, std::regex(R"(, [0-9]+\.[0-9]{2} s$)")));
 }
 
 TEST_CASE("sweep: the BLAS thread guard restores the previous count, also on exceptions") {

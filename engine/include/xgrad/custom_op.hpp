@@ -16,9 +16,9 @@ namespace xgrad {
 template <class T>
 class CustomInputs {
  public:
-  CustomInputs(const std::string& op_name, std::vector<const Matrix<T>*> values,
-               std::vector<bool> needs_grad)
-      : op_name_(op_name), values_(std::move(values)), needs_grad_(std::move(needs_grad)) {}
+  /// std::invalid_argument if values and needs_grad differ in length.
+  CustomInputs(std::string op_name, std::vector<const Matrix<T>*> values,
+               std::vector<bool> needs_grad);
   std::size_t size() const { return values_.size(); }
   /// Input i's value; std::out_of_range naming the op, i and the count for a wrong index.
   const Matrix<T>& operator[](std::size_t i) const;
@@ -27,7 +27,7 @@ class CustomInputs {
   bool needs_grad(std::size_t i) const;
 
  private:
-  const std::string& op_name_;
+  std::string op_name_;  // a copy: a CustomInputs may outlive the op it was made for
   std::vector<const Matrix<T>*> values_;
   std::vector<bool> needs_grad_;
 };
