@@ -18,11 +18,16 @@ struct CustomRecord {
   decltype(CustomOp<T>::backward) backward;
 };
 
-/// "custom op 'name'" for a custom node, the table's op name for any other: the name
+/// How every message names a custom op: "custom op 'name'".
+inline std::string custom_op_label(const std::string& name) {
+  return "custom op '" + name + "'";
+}
+
+/// The custom op's label for a custom node, the table's op name for any other: the name
 /// error messages give a node.
 template <class T>
 std::string node_name(const Node<T>& n) {
-  if (n.custom) return "custom op '" + n.custom->name + "'";
+  if (n.custom) return custom_op_label(n.custom->name);
   return op_name(n.op);
 }
 

@@ -13,7 +13,7 @@ namespace detail {
 namespace {
 
 std::string prefix(const std::string& name) {
-  return "custom op '" + name + "': ";
+  return custom_op_label(name) + ": ";
 }
 
 /// The inputs as a rule sees them; an input wants a gradient when it requires one and
@@ -45,7 +45,7 @@ std::string count_of(std::size_t n, const char* noun) {
 }  // namespace
 
 // ---- custom: y = forward(inputs);  d input_k += backward(inputs, y, g)[k]
-//      (an empty returned matrix adds nothing)
+//      (a returned Matrix<T>(), 0x0, adds nothing)
 template <class T>
 void backward_custom(Tape<T>& t, std::uint32_t i) {
   const CustomRecord<T>& record = *t.node(i).custom;
@@ -100,7 +100,7 @@ bool CustomInputs<T>::needs_grad(std::size_t i) const {
 
 template <class T>
 Tensor<T> custom(const CustomOp<T>& op, const std::vector<Tensor<T>>& inputs) {
-  const std::string context = "custom op '" + op.name + "'";
+  const std::string context = detail::custom_op_label(op.name);
   if (inputs.empty()) {
     throw std::invalid_argument(context + ": needs at least one input tensor (its tape is theirs)");
   }
