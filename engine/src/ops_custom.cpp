@@ -110,13 +110,13 @@ Tensor<T> custom(const CustomOp<T>& op, const std::vector<Tensor<T>>& inputs) {
   indices.reserve(inputs.size());
   bool needs_grad = false;
   for (const Tensor<T>& input : inputs) {
-    // index_of refuses an empty, cleared or other tape's handle, naming the op.
+    const std::string where = context + ": input " + std::to_string(indices.size());
     if (!input.defined() || &input.tape() != &tape) {
-      throw std::invalid_argument(context + ": input " + std::to_string(indices.size()) +
-                                  (input.defined() ? " is on another tape than input 0"
-                                                   : " belongs to no tape (empty handle)"));
+      throw std::invalid_argument(where + (input.defined() ? " is on another tape than input 0"
+                                                           : " belongs to no tape (empty handle)"));
     }
-    indices.push_back(tape.index_of(input, context.c_str()));
+    // index_of refuses a handle from before the last clear(), naming the op and position.
+    indices.push_back(tape.index_of(input, where.c_str()));
     needs_grad = needs_grad || tape.node(indices.back()).requires_grad;
   }
   needs_grad = needs_grad && tape.grad_enabled();

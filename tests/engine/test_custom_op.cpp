@@ -211,9 +211,14 @@ TEST_CASE("a custom op is refused by name for missing inputs, functions and fore
                        "custom op 'scale_columns': input 1 belongs to no tape (empty handle)",
                        std::invalid_argument);
   CHECK_THROWS_AS(xgrad::custom(softplus_op(), {Tensor()}), std::invalid_argument);
-  // A handle from before clear() is refused as for any op.
+  // A handle from before clear() is refused as for any op, naming its position.
   tape.clear();
   CHECK_THROWS_AS(xgrad::custom(softplus_op(), {a}), std::logic_error);
+  const Tensor fresh = tape.variable(full(2, 2, 1.0));
+  CHECK_THROWS_WITH_AS(xgrad::custom(scale_columns_op(), {fresh, a}),
+                       doctest::Contains("custom op 'scale_columns': input 1: tensor #0 is from a "
+                                         "cleared tape"),
+                       std::logic_error);
 }
 
 TEST_CASE("a custom forward that throws, or reads a missing input, records nothing") {
