@@ -127,19 +127,18 @@ bool check_monitor(Monitor monitor, const TrainingState<T>& s, const char* who) 
     throw std::invalid_argument(std::string(who) + " on " + monitor_name(monitor) +
                                 ", but fit() got no validation data");
   }
+  if (monitor == Monitor::TrainMetric && !s.evaluates_train) {
+    throw std::invalid_argument(std::string(who) +
+                                " on train_metric needs TrainerOptions::evaluate_train");
+  }
   return is_metric && metric_higher_is_better(s.history.metric);
 }
 
 /// The monitored value at an epoch's end; NaN for a diverged epoch (the trainer's
-/// non-finite check handles those). A train metric the trainer does not evaluate is NaN
-/// every epoch: refused, naming `who`, instead of never acting.
-double epoch_value(Monitor monitor, const EpochRecord& r, const char* who) {
-  const double v = monitored(monitor, r);
-  if (std::isnan(v) && monitor == Monitor::TrainMetric) {
-    throw std::invalid_argument(std::string(who) +
-                                " on train_metric needs TrainerOptions::evaluate_train");
-  }
-  return v;
+/// non-finite check handles those). check_monitor has refused, at the start, a value the
+/// run never computes.
+double epoch_value(Monitor monitor, const EpochRecord& r) {
+  return monitored(monitor, r);
 }
 
 /// The best value before any epoch: the worst possible one.
@@ -165,7 +164,7 @@ void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
 
 template <class T>
 void EarlyStopping<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = epoch_value(monitor_, s.history.back(), "early stopping");
+  const double v = epoch_value(monitor_, s.history.back());
   if (std::isnan(v)) return;
   if (improves(v, best_, min_delta_, higher_is_better_)) {
     best_ = v;
@@ -250,7 +249,7 @@ void ReduceLrOnPlateau<T>::on_batch_begin(TrainingState<T>& s) {
 
 template <class T>
 void ReduceLrOnPlateau<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = epoch_value(monitor_, s.history.back(), "reduce on plateau");
+  const double v = epoch_value(monitor_, s.history.back());
   if (std::isnan(v)) return;
   if (cooling_ > 0) {  // every epoch of the cooldown counts, improving or not
     --cooling_;

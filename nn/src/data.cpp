@@ -133,11 +133,29 @@ DataSplit<T> train_test_split(const Matrix<T>& x, const Matrix<T>& y, double tes
   return {take_rows(x, s.train), take_rows(y, s.train), take_rows(x, s.test), take_rows(y, s.test)};
 }
 
-// ---------------------------------------------------------------- StandardScaler
+// ---------------------------------------------------------------- scalers
+namespace {
+/// A NaN would make a column's statistics NaN (or be skipped by min/max): refused.
+template <class T>
+void check_finite_for_fit(const Matrix<T>& x, const char* who) {
+  for (std::size_t r = 0; r < x.shape(0); ++r) {
+    for (std::size_t c = 0; c < x.shape(1); ++c) {
+      if (!std::isfinite(x(r, c))) {
+        std::ostringstream msg;
+        msg << who << ": x holds " << x(r, c) << " at row " << r << ", column " << c
+            << "; a scaler is fitted on finite data only";
+        throw std::invalid_argument(msg.str());
+      }
+    }
+  }
+}
+}  // namespace
+
 template <class T>
 StandardScaler<T>& StandardScaler<T>::fit(const Matrix<T>& x) {
   const std::size_t n = x.shape(0), k = x.shape(1);
   if (n == 0) throw std::invalid_argument("StandardScaler::fit: no rows");
+  check_finite_for_fit(x, "StandardScaler::fit");
   std::vector<double> mean(k, 0.0), var(k, 0.0);
   for (std::size_t r = 0; r < n; ++r) {
     for (std::size_t c = 0; c < k; ++c)
@@ -154,8 +172,14 @@ StandardScaler<T>& StandardScaler<T>::fit(const Matrix<T>& x) {
   }
   std::vector<double> scale(k);
   for (std::size_t c = 0; c < k; ++c) {
-    const double sd = std::sqrt(var[c] / static_cast<double>(n));
-    scale[c] = sd > 0.0 ? sd : 1.0;
+    const double v = var[c] / static_cast<double>(n);
+    // The mean of n equal doubles is not always exact, which leaves a variance of about
+    // (n·eps·|mean|)² for a constant column (0.1 ten times: sd 1.4e-17). Below that
+    // bound the column counts as constant (scikit-learn's rule), else it would be blown
+    // up to ±1 and unseen values to ~1e16.
+    const double eps = std::numeric_limits<double>::epsilon();
+    const double rounding = static_cast<double>(n) * eps * mean[c];
+    scale[c] = v > static_cast<double>(n) * eps * v + rounding * rounding ? std::sqrt(v) : 1.0;
   }
   mean_ = std::move(mean);
   scale_ = std::move(scale);
@@ -210,6 +234,7 @@ template <class T>
 MinMaxScaler<T>& MinMaxScaler<T>::fit(const Matrix<T>& x) {
   const std::size_t n = x.shape(0), k = x.shape(1);
   if (n == 0) throw std::invalid_argument("MinMaxScaler::fit: no rows");
+  check_finite_for_fit(x, "MinMaxScaler::fit");
   std::vector<double> mn(k), mx(k);
   for (std::size_t c = 0; c < k; ++c)
     mn[c] = mx[c] = static_cast<double>(x(0, c));
@@ -289,7 +314,9 @@ Matrix<T> one_hot(const Matrix<T>& labels, std::size_t classes) {
   std::vector<std::size_t> v(labels.shape(0));
   for (std::size_t i = 0; i < v.size(); ++i) {
     const double x = static_cast<double>(labels(i, 0));
-    if (!(x >= 0.0) || x != std::floor(x)) {
+    // Below 2^53 every integer is exact and the cast defined; one_hot<T>(v, classes) then
+    // refuses a label >= classes by its value.
+    if (!(x >= 0.0) || x != std::floor(x) || x >= 0x1p53) {
       std::ostringstream msg;
       msg << "one_hot: row " << i << " holds " << x << ", not a non-negative integer label";
       throw std::invalid_argument(msg.str());

@@ -107,7 +107,8 @@ std::vector<std::size_t> labels_of(const Matrix<T>& m, bool binary_threshold) {
       if (std::isnan(v)) throw std::invalid_argument(nan_row_message("labels_of", m, r));
       out[r] = v >= 0.5 ? 1 : 0;
     } else {
-      if (!(v >= 0) || v != std::floor(v)) {
+      // Beyond 2^53 the cast to size_t is undefined (1e30 became class 0): refused too.
+      if (!(v >= 0) || v != std::floor(v) || v >= 0x1p53) {
         std::ostringstream msg;
         msg << "labels_of: row " << r << " holds " << v << ", not a class label";
         throw std::invalid_argument(msg.str());

@@ -3,6 +3,8 @@
 #include "xgrad/nn/network.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -33,6 +35,14 @@ void check_layer(const Dense<T>& layer, std::size_t index) {
   if (k < ActivationKind::Identity || k > ActivationKind::Softmax) {
     throw std::invalid_argument(where + ": unknown activation kind " +
                                 std::to_string(static_cast<int>(k)));
+  }
+  // The file format (and Activation::parse) take no other: refused here, not at load.
+  const double alpha = layer.activation.alpha;
+  if (!std::isfinite(alpha) || alpha < 0) {
+    std::ostringstream msg;
+    msg << where << ": " << layer.activation.name() << " has activation parameter " << alpha
+        << "; it must be finite and >= 0 (0 = the kind's default)";
+    throw std::invalid_argument(msg.str());
   }
 }
 
@@ -184,9 +194,10 @@ void Network<T>::copy_values_from(const Network& other) {
                                 std::to_string(other.layers_.size()) + " layers, this network " +
                                 std::to_string(layers_.size()));
   }
+  // Every shape first, then the copies: a refused call changes nothing.
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Dense<T>& src = other.layers_[l];
-    Dense<T>& dst = layers_[l];
+    const Dense<T>& dst = layers_[l];
     if (src.W.value().shape() != dst.W.value().shape() ||
         src.b.value().shape() != dst.b.value().shape()) {
       throw std::invalid_argument("Network::copy_values_from: layer " + std::to_string(l + 1) +
@@ -195,6 +206,10 @@ void Network<T>::copy_values_from(const Network& other) {
                                   shape_string(dst.W.value()) + ", b " +
                                   shape_string(dst.b.value()) + " here");
     }
+  }
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Dense<T>& src = other.layers_[l];
+    Dense<T>& dst = layers_[l];
     if (src.W.same_as(dst.W)) continue;  // same storage: nothing to copy
     // Element copies into the existing buffers: handles held by an optimiser stay valid.
     std::copy(src.W.value().begin(), src.W.value().end(), dst.W.value().begin());

@@ -184,6 +184,22 @@ ModelFileInfo parse(const char* who, const std::string& path, const std::vector<
       << actual << "): the file is corrupted";
     fail(who, path, s.str());
   }
+  // The zero bytes are part of the format: anything else there is not a file we wrote.
+  const auto nonzero_at = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t k = begin; k < end; ++k) {
+      if (f[k] != 0) {
+        fail(who, path,
+             "byte " + std::to_string(k) + " is " + std::to_string(f[k]) +
+                 " where the format has a zero");
+      }
+    }
+  };
+  nonzero_at(13, 16);
+  nonzero_at(20, 24);
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    const std::size_t e0 = kHeaderBytes + kLayerBytes * l;
+    nonzero_at(e0 + 1, e0 + 8);
+  }
   for (std::uint32_t l = 0; l < layers; ++l) {
     const std::uint8_t* e = f.data() + kHeaderBytes + kLayerBytes * l;
     const std::uint8_t kind = e[0];
@@ -194,8 +210,10 @@ ModelFileInfo parse(const char* who, const std::string& path, const std::vector<
     }
     const double alpha = get_scalar<double>(e + 8);
     if (!std::isfinite(alpha) || alpha < 0) {
-      fail(who, path,
-           "layer " + std::to_string(l + 1) + " has activation parameter " + std::to_string(alpha));
+      std::ostringstream s;
+      s << "layer " << (l + 1) << " has activation parameter " << alpha
+        << " (must be finite and >= 0)";
+      fail(who, path, s.str());
     }
     const auto in = static_cast<std::size_t>(get_uint(e + 16, 8));
     const auto out = static_cast<std::size_t>(get_uint(e + 24, 8));
@@ -227,6 +245,16 @@ void save_network(const Network<T>& net, const std::string& path) {
   put_uint(out, 0, 3);
   put_uint(out, net.layers().size(), 4);
   put_uint(out, 0, 4);
+  for (std::size_t l = 0; l < net.layers().size(); ++l) {
+    // Network refuses these when a layer is added; layers() can still be edited after.
+    const double alpha = net.layers()[l].activation.alpha;
+    if (!std::isfinite(alpha) || alpha < 0) {
+      std::ostringstream s;
+      s << "save_network: " << path << ": layer " << (l + 1) << " has activation parameter "
+        << alpha << ", which no model file can hold (must be finite and >= 0)";
+      throw std::invalid_argument(s.str());
+    }
+  }
   for (const Dense<T>& layer : net.layers()) {
     put_uint(out, static_cast<std::uint8_t>(layer.activation.kind), 1);
     put_uint(out, 0, 7);

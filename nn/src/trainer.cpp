@@ -79,6 +79,20 @@ void check_data(const Network<T>& net, const Matrix<T>& x, const Matrix<T>& y, C
   check_targets(y, cost, what);
 }
 
+/// The metric of the targets against themselves (a prediction of their shape) refuses
+/// what the metric would refuse after the first epoch, with the parameters already moved:
+/// r2 on one row, accuracy on targets that are not labels.
+template <class T>
+void check_metric_data(MetricKind metric, const Matrix<T>& y, const char* what) {
+  try {
+    (void)evaluate_metric(metric, y, y);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(what) + ": TrainerOptions::metric " +
+                                metric_name(metric) + " cannot be computed on these targets (" +
+                                e.what() + ")");
+  }
+}
+
 }  // namespace
 
 void TrainerOptions::validate() const {
@@ -219,6 +233,8 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
                                const Matrix<T>* y_val) {
   check_data(network_, x, y, cost_.cost, "fit");
   if (x_val) check_data(network_, *x_val, *y_val, cost_.cost, "fit (validation data)");
+  if (options_.evaluate_train) check_metric_data(options_.metric, y, "fit");
+  if (x_val) check_metric_data(options_.metric, *y_val, "fit (validation data)");
   const std::size_t n = x.shape(0);
   const bool full_batch = optimiser_.full_batch() || options_.batch_size == 0;
   BatchSampler sampler(n, full_batch ? 0 : options_.batch_size, options_.shuffle && !full_batch,
@@ -250,6 +266,7 @@ const History& Trainer<T>::run(const Matrix<T>& x, const Matrix<T>& y, const Mat
   state.batches = m;
   state.rows = n;
   state.has_validation = x_val != nullptr;
+  state.evaluates_train = options_.evaluate_train;
 
   // The last parameters known to be finite with a finite loss: restored on divergence.
   ParameterSnapshot<T> last_good;

@@ -28,7 +28,10 @@ struct ScriptedRun {
   History history;
   TrainingState<double> state{net, params, *opt, history};
 
-  explicit ScriptedRun(MetricKind metric = MetricKind::None) { history.metric = metric; }
+  explicit ScriptedRun(MetricKind metric = MetricKind::None) {
+    history.metric = metric;
+    state.evaluates_train = metric != MetricKind::None;  // the train metric is scripted
+  }
 
   /// Appends an epoch whose train loss (or, for a metric run, train metric) is v and
   /// returns whether the callback asked to stop.
@@ -301,20 +304,16 @@ TEST_CASE("reduce on plateau: bad settings and monitors the run lacks are refuse
   ReduceLrOnPlateau<double> on_metric(Monitor::TrainMetric);
   CHECK(message_of([&] { on_metric.on_train_begin(run.state); }) ==
         "reduce on plateau on train_metric, but the trainer computes no metric");
-  // A train metric the trainer does not evaluate (NaN every epoch) is refused, not
-  // silently never cut.
+  // A train metric the trainer does not evaluate (NaN every epoch) is refused before the
+  // first epoch, not silently never cut, nor after an epoch of training.
   ScriptedRun metric_run(MetricKind::R2);
+  metric_run.state.evaluates_train = false;
   ReduceLrOnPlateau<double> on_train_metric(Monitor::TrainMetric);
-  on_train_metric.on_train_begin(metric_run.state);
-  CHECK(message_of([&] {
-          metric_run.epoch(on_train_metric, std::numeric_limits<double>::quiet_NaN());
-        }) == "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
-  ScriptedRun stop_run(MetricKind::R2);
+  CHECK(message_of([&] { on_train_metric.on_train_begin(metric_run.state); }) ==
+        "reduce on plateau on train_metric needs TrainerOptions::evaluate_train");
   EarlyStopping<double> stop_on_train_metric(Monitor::TrainMetric);
-  stop_on_train_metric.on_train_begin(stop_run.state);
-  CHECK(message_of([&] {
-          stop_run.epoch(stop_on_train_metric, std::numeric_limits<double>::quiet_NaN());
-        }) == "early stopping on train_metric needs TrainerOptions::evaluate_train");
+  CHECK(message_of([&] { stop_on_train_metric.on_train_begin(metric_run.state); }) ==
+        "early stopping on train_metric needs TrainerOptions::evaluate_train");
 }
 
 TEST_CASE("early stopping keeps another callback's note in the epoch's event") {

@@ -139,6 +139,39 @@ TEST_CASE("standard scaler is fitted on training data only and handles constant 
         }).find("3 columns") != std::string::npos);
 }
 
+TEST_CASE("a constant column whose mean rounds is still constant: scale 1, values near 0") {
+  // The mean of ten 0.1s is not 0.1 in double: the deviations leave sd 1.4e-17, which a
+  // plain sd > 0 test took for a real spread (training values ±1, 0.2 became 7e15).
+  Matrix<double> x({10, 1});
+  x.fill(0.1);
+  StandardScaler<double> s;
+  const Matrix<double> z = s.fit_transform(x);
+  CHECK(s.scale()[0] == 1.0);
+  for (const double v : z)
+    CHECK(std::abs(v) < 1e-15);
+  CHECK(s.transform(Matrix<double>{{0.2}})(0, 0) == doctest::Approx(0.1));
+  // A real spread far below the mean's size is kept (scikit-learn's rule, not a fixed
+  // tolerance): 1 ± 1e-9.
+  StandardScaler<double> fine;
+  fine.fit(Matrix<double>{{1.0 - 1e-9}, {1.0 + 1e-9}});
+  CHECK(fine.scale()[0] == doctest::Approx(1e-9).epsilon(1e-6));
+}
+
+TEST_CASE("scalers refuse NaN and inf in the data they are fitted on, naming the cell") {
+  const double nan = std::nan("");
+  StandardScaler<double> s;
+  CHECK(message_of([&] {
+          s.fit(Matrix<double>{{1.0, 2.0}, {3.0, nan}});
+        }) ==
+        "StandardScaler::fit: x holds nan at row 1, column 1; a scaler is fitted on finite "
+        "data only");
+  CHECK_FALSE(s.fitted());
+  MinMaxScaler<float> m;
+  CHECK(message_of([&] {
+          m.fit(Matrix<float>{{1.f}, {INFINITY}});
+        }).find("MinMaxScaler::fit: x holds inf at row 1, column 0") != std::string::npos);
+}
+
 TEST_CASE("min-max scaler maps the training range onto the target range") {
   const Matrix<float> train{{0.f, 2.f, 1.f}, {10.f, 2.f, 3.f}};
   MinMaxScaler<float> s(-1.0, 1.0);
@@ -174,6 +207,10 @@ TEST_CASE("one-hot puts a one in each label's column") {
   CHECK(message_of([] {
           one_hot<float>(std::vector<std::size_t>{0, 4}, 3);
         }).find("label 4 of row 1") != std::string::npos);
+  // A value no size_t holds (the cast was undefined and gave class 0) is refused too.
+  CHECK(message_of([] {
+          one_hot<double>(Matrix<double>{{0.0}, {1e30}}, 3);
+        }) == "one_hot: row 1 holds 1e+30, not a non-negative integer label");
 }
 
 TEST_CASE("batch sampler reshuffles one index list in place and covers every row") {

@@ -67,6 +67,10 @@ TEST_CASE("accuracy from argmax against one-hot, labels and binary probabilities
   CHECK(message_of([&] {
           accuracy(prob, std::vector<std::size_t>{1, 1, 2, 0});
         }).find("label 2 at row 2") != std::string::npos);
+  // A label too large for size_t once cast to class 0 and counted as right.
+  CHECK(message_of([&] {
+          accuracy(Matrix<double>{{0.9, 0.1}, {0.9, 0.1}}, Matrix<double>{{1e30}, {0x1p64}});
+        }) == "labels_of: row 0 holds 1e+30, not a class label");
 }
 
 TEST_CASE("a NaN prediction has no class: accuracy and the confusion matrix refuse it") {

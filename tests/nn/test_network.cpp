@@ -250,6 +250,35 @@ TEST_CASE("network: clone is deep and copy_values_from keeps the storage") {
                        std::invalid_argument);
 }
 
+TEST_CASE("network: a refused copy_values_from changes nothing, also when a later layer differs") {
+  std::mt19937_64 rng(3);
+  const std::vector<Activation> acts = {Activation::tanh(), Activation::identity()};
+  Network<double> net({2, 3, 4}, acts, Initialiser{}, rng);
+  Network<double> other({2, 3, 5}, acts, Initialiser{}, rng);  // layer 1 fits, layer 2 not
+  const Matrix<double> before = net.layers()[0].W.value();
+  CHECK_THROWS_WITH_AS(net.copy_values_from(other),
+                       "Network::copy_values_from: layer 2 is W 3x5, b 1x5 in the source but W "
+                       "3x4, b 1x4 here",
+                       std::invalid_argument);
+  CHECK(net.layers()[0].W.value() == before);
+}
+
+TEST_CASE("network: an activation parameter no model file can hold is refused when added") {
+  std::mt19937_64 rng(1);
+  CHECK_THROWS_WITH_AS(
+      Network<double>({1, 2, 1}, {Activation::leaky_relu(-0.1), Activation::identity()},
+                      Initialiser{}, rng),
+      "Network::add: layer 1: leaky_relu(-0.1) has activation parameter -0.1; it "
+      "must be finite and >= 0 (0 = the kind's default)",
+      std::invalid_argument);
+  Network<double> net;
+  CHECK_THROWS_WITH_AS(
+      net.add({Parameter<double>(xt::zeros<double>({3, 4})),
+               Parameter<double>(xt::zeros<double>({1, 4})), Activation::elu(std::nan(""))}),
+      doctest::Contains("has activation parameter nan"), std::invalid_argument);
+  CHECK(net.layers().empty());
+}
+
 TEST_CASE("network: same seed gives the same parameters, another seed others") {
   const std::vector<std::size_t> sizes = {3, 16, 4};
   const std::vector<Activation> acts = {Activation::relu(), Activation::softmax()};

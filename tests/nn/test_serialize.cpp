@@ -228,7 +228,12 @@ TEST_CASE("serialize: inconsistent architecture with a valid checksum") {
   write_bytes(path, encode({{7, 0.0, 1, 1, {1, 2}}}));
   CHECK(load_error(path) == "load_network: " + path + ": layer 1 has unknown activation code 7");
   write_bytes(path, encode({{4, -0.5, 1, 1, {1, 2}}}));
-  CHECK(contains(load_error(path), ": layer 1 has activation parameter -0.5"));
+  CHECK(load_error(path) ==
+        "load_network: " + path +
+            ": layer 1 has activation parameter -0.5 (must be finite and >= 0)");
+  // Layer by layer, as docs/nn.md lists: layer 1's activation before layer 2's chaining.
+  write_bytes(path, encode({{9, 0.0, 1, 2, {1, 2, 3, 4}}, {0, 0.0, 3, 1, {1, 2, 3, 4}}}));
+  CHECK(load_error(path) == "load_network: " + path + ": layer 1 has unknown activation code 9");
   write_bytes(path, encode({{1, 0.0, 0, 1, {2}}}));
   CHECK(contains(load_error(path), "layer 1 has 0 inputs and 1 outputs"));
   write_bytes(path, encode({}));
@@ -239,6 +244,39 @@ TEST_CASE("serialize: inconsistent architecture with a valid checksum") {
   CHECK(net.layers()[0].activation.effective_alpha() == 0.3);
   CHECK(net.predict(Matrix<double>{{1.0}})(0, 0) == 3 * 1.5 + 4 * (0.3 * -1.75) - 1);
   std::remove(path.c_str());
+}
+
+TEST_CASE("serialize: a nonzero byte where the format has zeros is refused, checksum or not") {
+  const std::string path = temp_path("reserved");
+  const Bytes good = encode({{4, 0.3, 1, 2, {1, -2, 0.5, 0.25}}, {0, 0.0, 2, 1, {3, 4, -1}}});
+  // Header bytes 13-15 and 20-23, and bytes 1-7 of each 32-byte layer entry (at 24, 56).
+  for (const std::size_t at : {13, 15, 20, 23, 25, 31, 57, 63}) {
+    CAPTURE(at);
+    Bytes b(good.begin(), good.end() - 4);
+    b[at] = 7;
+    le(b, crc32_bitwise(b), 4);
+    write_bytes(path, b);
+    CHECK(load_error(path) == "load_network: " + path + ": byte " + std::to_string(at) +
+                                  " is 7 where the format has a zero");
+  }
+  write_bytes(path, good);
+  CHECK(load_network<double>(path).layers().size() == 2);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("serialize: save refuses an activation parameter that load would refuse") {
+  // Network::add refuses it; layers() is writable after, so save checks again rather
+  // than write a file nothing can read.
+  Network<double> net = sample_network(2);
+  net.layers()[3].activation.alpha = -0.2;
+  const std::string path = temp_path("negative_alpha");
+  CHECK_THROWS_WITH_AS(save_network(net, path),
+                       ("save_network: " + path +
+                        ": layer 4 has activation parameter -0.2, which no model file can hold "
+                        "(must be finite and >= 0)")
+                           .c_str(),
+                       std::invalid_argument);
+  CHECK_FALSE(std::filesystem::exists(path));
 }
 
 TEST_CASE("serialize: a layer table whose sizes add up past 2^64 is refused as truncated") {

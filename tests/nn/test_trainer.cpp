@@ -800,6 +800,42 @@ TEST_CASE("the progress line reports epoch, loss, samples per second and time le
   CHECK(silent.str().empty());
 }
 
+TEST_CASE("a metric or monitor the data cannot give is refused before the first step") {
+  // Each was refused only after a whole epoch, with the parameters and the optimiser
+  // already moved and an empty history.
+  Matrix<double> x, y;
+  regression_data<double>(16, 3, x, y);
+  Network<double> net = small_net<double>(42);
+  const auto before = values_of(net);
+  auto opt = make_optimiser<double>("adam", net.parameters());
+  TrainerOptions o = quiet(2, 4, 0);
+  o.metric = MetricKind::R2;
+  Trainer<double> r2_trainer(net, *opt, mse_cost(), o);
+  const Matrix<double> one_x{{0.5}}, one_y{{0.2}};
+  CHECK(message_of([&] { r2_trainer.fit(x, y, one_x, one_y); }) ==
+        "fit (validation data): TrainerOptions::metric r2 cannot be computed on these targets "
+        "(r2: needs at least 2 rows and 1 column, got 1x1)");
+  o.evaluate_train = true;
+  Trainer<double> r2_on_train(net, *opt, mse_cost(), o);
+  CHECK(message_of([&] { r2_on_train.fit(one_x, one_y); }).find("fit: TrainerOptions::metric r2") ==
+        0);
+  // Accuracy needs class labels; regression targets are not.
+  o.metric = MetricKind::Accuracy;
+  o.evaluate_train = false;
+  Trainer<double> acc_trainer(net, *opt, mse_cost(), o);
+  CHECK(message_of([&] { acc_trainer.fit(x, y, x, y); })
+            .find("fit (validation data): TrainerOptions::metric accuracy cannot be computed on "
+                  "these targets (labels_of: row 0 holds") == 0);
+  // Early stopping on a train metric the run does not evaluate.
+  o.metric = MetricKind::R2;
+  Trainer<double> stopping(net, *opt, mse_cost(), o);
+  stopping.add_callback(std::make_shared<EarlyStopping<double>>(Monitor::TrainMetric, 2));
+  CHECK(message_of([&] { stopping.fit(x, y, x, y); }) ==
+        "early stopping on train_metric needs TrainerOptions::evaluate_train");
+  CHECK(same_values(values_of(net), before));
+  CHECK(stopping.history().epochs.empty());
+}
+
 TEST_CASE("early stopping on R2 treats higher as better") {
   // On fixed validation data R² = 1 − MSE / var(y), so the best R² epoch is the best
   // validation-loss epoch: both monitors must pick the same one.

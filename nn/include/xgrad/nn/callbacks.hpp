@@ -60,6 +60,7 @@ struct TrainingState {
   double seconds = 0;        // since fit() began
   double train_seconds = 0;  // since fit() began, evaluation excluded
   bool has_validation = false;
+  bool evaluates_train = false;  // TrainerOptions::evaluate_train: train_metric exists
   bool stop_requested = false;
   StopReason stop = StopReason::Completed;
   std::string stop_message;
