@@ -73,6 +73,56 @@ Matrix<T>& grad_for_add(Tape<T>& tape, std::uint32_t target) {
 /// Bias rows up to this wide are summed column block by column block in registers.
 inline constexpr std::size_t kRegisterSumMaxColumns = 64;
 
+/// Gradient g (gr x gc, a Matrix<float> or an expression) summed down to an r x c
+/// broadcast operand's shape and added into out (assigned when fresh), in double: a
+/// float accumulator stops growing at 2^24 (the gradient of a 1x1 operand of 2^25 ones
+/// came out 16777216) and drifts by ~n eps on the way (1000x1000 times a 1x1: 1.4e-4
+/// relative, PyTorch's pairwise float sum 3e-8). Each sum is rounded to float once.
+template <class E>
+void sum_to_shape_in_double(const E& g, std::size_t r, std::size_t c, bool fresh, float* out) {
+  const std::size_t gr = g.shape()[0], gc = g.shape()[1];
+  auto at = [&](std::size_t i, std::size_t j) -> double {
+    if constexpr (std::is_same_v<std::decay_t<E>, Matrix<float>>) {
+      return g.data()[i * gc + j];
+    } else {
+      return g(i, j);
+    }
+  };
+  auto put = [&](std::size_t k, double sum) {
+    out[k] = static_cast<float>(fresh ? sum : out[k] + sum);
+  };
+  if (r == 1 && c == gc) {
+    // Column sums (a bias row), a block of columns at a time over all rows, each row's
+    // part contiguous; a block's double sums stay on the stack.
+    constexpr std::size_t kBlock = 256;
+    double sum[kBlock];
+    for (std::size_t j0 = 0; j0 < gc; j0 += kBlock) {
+      const std::size_t width = std::min(kBlock, gc - j0);
+      std::fill(sum, sum + width, 0.0);
+      for (std::size_t i = 0; i < gr; ++i) {
+        for (std::size_t j = 0; j < width; ++j)
+          sum[j] += at(i, j0 + j);
+      }
+      for (std::size_t j = 0; j < width; ++j)
+        put(j0 + j, sum[j]);
+    }
+  } else if (c == 1 && r == gr) {
+    for (std::size_t i = 0; i < gr; ++i) {  // row sums (a column operand)
+      double sum = 0;
+      for (std::size_t j = 0; j < gc; ++j)
+        sum += at(i, j);
+      put(i, sum);
+    }
+  } else {  // r == c == 1: everything
+    double sum = 0;
+    for (std::size_t i = 0; i < gr; ++i) {
+      for (std::size_t j = 0; j < gc; ++j)
+        sum += at(i, j);
+    }
+    put(0, sum);
+  }
+}
+
 /// Adds gradient `g` (an expression of the op's output shape) into the gradient of
 /// node `target`, summing over the axes along which `target` was broadcast.
 /// Every gradient goes through here, so its shape is checked in one place.
@@ -103,7 +153,9 @@ void accumulate(Tape<T>& tape, std::uint32_t target, const E& g, std::uint32_t f
     }
   } else if ((r == 1 || r == gr) && (c == 1 || c == gc)) {
     // Broadcast operand: sum the incoming gradient down to its shape.
-    if constexpr (std::is_same_v<std::decay_t<E>, Matrix<T>>) {
+    if constexpr (std::is_same_v<T, float>) {
+      sum_to_shape_in_double(g, r, c, fresh, dst.data());
+    } else if constexpr (std::is_same_v<std::decay_t<E>, Matrix<T>>) {
       const T* src = g.data();
       T* out = dst.data();
       if (r == 1 && c == gc && gc <= kRegisterSumMaxColumns) {

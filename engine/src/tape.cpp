@@ -200,15 +200,18 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
                             std::to_string(end) + ") outside an index list of " +
                             std::to_string(rows.size()));
   }
-  const std::size_t cols = data.shape(1);
-  const std::uint32_t i =
-      record(Op::Constant, detail::kNoParent, detail::kNoParent, end - begin, cols);
-  for (std::size_t r = begin; r < end; ++r) {  // all checks before the parallel copy
+  // All checks before anything is recorded (a refused call leaves the tape as it was)
+  // and before the parallel copy.
+  for (std::size_t r = begin; r < end; ++r) {
     if (rows[r] >= data.shape(0)) {
       throw std::out_of_range("gather_rows: row index " + std::to_string(rows[r]) +
                               " outside data with " + std::to_string(data.shape(0)) + " rows");
     }
   }
+  check_recordable("gather_rows");
+  const std::size_t cols = data.shape(1);
+  const std::uint32_t i =
+      record(Op::Constant, detail::kNoParent, detail::kNoParent, end - begin, cols);
   T* out = nodes_[i].value.data();
   const T* in = data.data();
   const std::size_t* picked = rows.data() + begin;
@@ -230,6 +233,7 @@ Tensor<T> Tape<T>::gather_rows(const Matrix<T>& data, const std::vector<std::siz
 
 template <class T>
 Tensor<T> Tape<T>::variable(const Matrix<T>& value) {
+  check_recordable("variable");  // named as itself, not as the constant it starts as
   Tensor<T> t = constant(value);
   detail::Node<T>& n = nodes_[t.index_];
   n.op = Op::Variable;

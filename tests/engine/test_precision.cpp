@@ -6,6 +6,7 @@
 // few roundings each op makes plus sums of up to 12 terms, while a float32 path that
 // silently dropped to lower precision (e.g. half-precision or an approximate exp) or
 // mixed up an operand would miss it by orders of magnitude.
+#include <array>
 #include <string>
 
 #include "engine_test_util.hpp"
@@ -151,4 +152,53 @@ TEST_CASE("float32 values and gradients match float64 within 1e-5 relative") {
       if (part == 0 && std::string(c.op) == "exp") CHECK(worst > 0);
     }
   }
+}
+
+TEST_CASE("float32 gradients of broadcast operands add up in double") {
+  // The incoming gradient holds one 2^24 and ones elsewhere: in float, 2^24 + 1 rounds
+  // back to 2^24, so a float accumulator loses the ones (the gradient of a 1x1 operand of
+  // 2^25 ones stopped at 16777216). Expected: the double sum, rounded to float once.
+  const double big = 16777216.0;  // 2^24
+  using F = xgrad::Tensor<float>;
+  auto upstream = [&](std::size_t rows, std::size_t cols) {
+    Matrix<float> g(std::array<std::size_t, 2>{rows, cols}, 1.0f);
+    for (std::size_t j = 0; j < cols; ++j)
+      g(0, j) = float(big);  // every column's sum: 2^24 + rows - 1
+    return g;
+  };
+  const std::size_t n = 1001;
+  const float column_sum = float(big + double(n - 1));
+  // A 1x1 operand through add (a plain matrix gradient) and mul (an expression).
+  for (const char* op : {"add", "mul"}) {
+    CAPTURE(op);
+    xgrad::Tape<float> tape;
+    const F x = tape.constant(Matrix<float>(std::array<std::size_t, 2>{n, 1}, 1.0f));
+    const F s = tape.variable(Matrix<float>{{1.0f}});
+    const F y = std::string(op) == "add" ? x + s : x * s;
+    tape.backward(y, upstream(n, 1));
+    CHECK(s.grad()(0, 0) == column_sum);
+  }
+  // Bias rows narrower and wider than the register-held column sums (64), through linear.
+  for (const std::size_t width : {9, 70}) {
+    CAPTURE(width);
+    xgrad::Tape<float> tape;
+    const F a = tape.constant(Matrix<float>(std::array<std::size_t, 2>{n, 1}, 0.0f));
+    const F W = tape.variable(Matrix<float>(std::array<std::size_t, 2>{1, width}, 1.0f));
+    const F b = tape.variable(Matrix<float>(std::array<std::size_t, 2>{1, width}, 0.0f));
+    tape.backward(xgrad::linear(a, W, b), upstream(n, width));
+    for (const float v : b.grad())
+      CHECK(v == column_sum);
+  }
+  // A column operand (row sums) of a 2 x n product, added to the gradient sum(c) gave it
+  // first (the walk reaches the later record first).
+  xgrad::Tape<float> tape;
+  const F x = tape.constant(Matrix<float>(std::array<std::size_t, 2>{2, n}, 1.0f));
+  const F c = tape.variable(Matrix<float>(std::array<std::size_t, 2>{2, 1}, 1.0f));
+  const F y = x * c;
+  const F also = xgrad::sum(c);
+  Matrix<float> g(std::array<std::size_t, 2>{2, n}, 1.0f);
+  g(0, 0) = g(1, 0) = float(big);
+  tape.backward(xgrad::sum(y * tape.constant(g)) + also);
+  CHECK(c.grad()(0, 0) == float(1.0 + big + double(n - 1)));
+  CHECK(c.grad()(1, 0) == float(1.0 + big + double(n - 1)));
 }

@@ -2,6 +2,9 @@
 // graph can be walked twice, a released one cannot, parameters accumulate until
 // zero_grad, clear() invalidates handles but keeps every buffer, and a training loop
 // stops growing the tape after its first step.
+#include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <memory>
@@ -98,6 +101,21 @@ TEST_CASE("without keep_graph the graph is released and a second backward throws
                        "exp: the tape's graph was released by backward(); call tape.clear() "
                        "before recording the next step",
                        std::logic_error);
+  // Leaves too, each named as itself (variable() was reported as "constant").
+  const std::vector<std::size_t> rows = {0, 1};
+  for (const auto& leaf : std::vector<std::pair<std::string, std::function<void()>>>{
+           {"constant", [&] { tape.constant(random_matrix(2, 2, 1)); }},
+           {"variable", [&] { tape.variable(random_matrix(2, 2, 1)); }},
+           {"parameter", [&] { tape.parameter(xgrad::Parameter<double>(random_matrix(2, 2, 1))); }},
+           {"gather_rows", [&] { tape.gather_rows(random_matrix(2, 2, 1), rows, 0, 2); }}}) {
+    const std::string& name = leaf.first;  // not a structured binding: clang's CAPTURE
+    CAPTURE(name);
+    CHECK_THROWS_WITH_AS(leaf.second(),
+                         (name + ": the tape's graph was released by backward(); call "
+                                 "tape.clear() before recording the next step")
+                             .c_str(),
+                         std::logic_error);
+  }
   {
     // Evaluating the step's outputs after backward records values only: allowed.
     xgrad::NoGradGuard<double> no_grad(tape);
@@ -313,6 +331,8 @@ TEST_CASE("gather_rows copies the selected rows in order") {
   const std::vector<std::size_t> bad = {1, 6};
   CHECK_THROWS_WITH_AS(tape.gather_rows(data, bad, 0, 2),
                        "gather_rows: row index 6 outside data with 6 rows", std::out_of_range);
+  // Refused calls record nothing (a bad index once left a node of garbage behind).
+  CHECK(tape.size() == 1);
 }
 
 TEST_CASE("a tape's own values can be recorded again while the tape grows") {
