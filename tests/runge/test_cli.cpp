@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xgrad/threads.hpp>
@@ -389,6 +390,13 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
       {"--activation relu,RELU", "--activation: relu is listed twice"},
       {"--penalty none --lambda 0.1", "--lambda: penalty none ignores lambda"},
       {"--optimiser gd --batch-size 10", "--batch-size: gd always steps on the full batch"},
+      // Points that would repeat another under a different label: l1 at lambda 0 is
+      // penalty none, a batch above the 32 training points is the full batch (0).
+      {"--penalty none,l1 --lambda 0,0.1", "--lambda 0 with --penalty l1 or l2 is no penalty"},
+      {"--batch-size 0,1000",
+       "--batch-size 1000 is above the 32 training points, so every step would take the full "
+       "batch"},
+      {"--eval kfold --folds 4 --batch-size 31", "--batch-size 31 is above the 30 training"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -428,9 +436,69 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
   CHECK(grown.out.find("1 run, 1 reused") != std::string::npos);
   CHECK(fs::is_symlink(dir / "link.csv"));
   CHECK(line_count(dir / "real" / "t.csv") == 1 + 2);
+  // --fresh through the link starts the file it names over (it deleted the link).
+  REQUIRE(run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --lr 0.5 --out link.csv --fresh")
+              .status == 0);
+  CHECK(fs::is_symlink(dir / "link.csv"));
+  CHECK(line_count(dir / "real" / "t.csv") == 1 + 1);
+  CHECK(slurp(dir / "real" / "t.csv").find(",0.5,5,holdout,") != std::string::npos);
+  // A named pipe (or a device) under the CSV's name is refused, not replaced by a
+  // regular file (as root, --out /dev/null did that) and not read from (which would wait).
+  REQUIRE(::mkfifo((dir / "pipe").c_str(), 0644) == 0);
+  const Run pipe = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --out pipe", 60);
+  CHECK(pipe.status == 2);
+  CHECK(pipe.err.find("--out: pipe exists and is not a regular file") != std::string::npos);
+  CHECK(fs::is_fifo(dir / "pipe"));
   // k-fold uses every point: a split that would leave one test point does not matter.
   CHECK(run_cli(dir, "sweep --points 7 --eval kfold --folds 3 --epochs 5 --nodes 3 --out kf.csv")
             .status == 0);
+}
+
+TEST_CASE("cli: a row whose results a sweep would not write is refused on resume, by line") {
+  const ScratchDir dir("cli_bad_results");
+  const std::string args = "sweep --points 40 --epochs 5 --nodes 3 --lr 0.01,0.1 --out r.csv";
+  REQUIRE(run_cli(dir, args).status == 0);
+  const std::string good = slurp(dir / "r.csv");
+  // The second row's mse (the field after its status) edited by hand.
+  std::string edited = good;
+  const auto row2 = edited.find('\n', edited.find('\n') + 1) + 1;
+  const auto status_at = edited.find(",ok,", row2);
+  REQUIRE(status_at != std::string::npos);
+  const auto mse_end = edited.find(',', status_at + 4);
+  edited.replace(status_at + 4, mse_end - (status_at + 4), "abc");
+  { std::ofstream(dir / "r.csv", std::ios::trunc) << edited; }
+  const Run r = run_cli(dir, args);
+  CHECK(r.status != 0);
+  CHECK(r.err.find("--out: r.csv line 3: mse is \"abc\", not a number; pass --fresh") !=
+        std::string::npos);
+  CHECK(slurp(dir / "r.csv") == edited);  // refused before the file is touched
+  edited.replace(status_at + 1, 2, "fine");
+  { std::ofstream(dir / "r.csv", std::ios::trunc) << edited; }
+  CHECK(run_cli(dir, args).err.find("r.csv line 3: status is \"fine\", neither ok nor diverged") !=
+        std::string::npos);
+}
+
+TEST_CASE("cli: an experiment interrupted before its table, or a grid cut short, is not used") {
+  const ScratchDir dir("cli_cut_experiments");
+  fs::create_directories(dir / "res");
+  // What an interrupted learning-rate run left before: table1.csv without rows.
+  {
+    std::ofstream(dir / "res" / "table1.csv")
+        << "mode,optimiser,layers,best_lr,best_mse,log10_lr\n";
+  }
+  const Run curves = run_cli(dir, "experiment curves --quick --no-figures --out-dir res");
+  CHECK(curves.status == 0);
+  CHECK(curves.out.find("curves: table1.csv missing or incomplete, running learning-rate first") !=
+        std::string::npos);
+  CHECK(line_count(dir / "res" / "table1.csv") == 9);
+  CHECK(line_count(dir / "res" / "fig2_curves.csv") > 1);
+  // A Fig. 4 grid of 0 of its 3 quick points: its winner is not taken.
+  { std::ofstream(dir / "res" / "fig4.csv") << runge::csv_header() << '\n'; }
+  const Run reg = run_cli(dir, "experiment regularisation --quick --no-figures --out-dir res");
+  CHECK(reg.status == 0);
+  CHECK(reg.out.find("regularisation: fig4.csv holds 0 of the 3 points of the architecture grid") !=
+        std::string::npos);
+  CHECK(reg.out.find("regularisation: architecture 1 x 40 sigmoid") != std::string::npos);
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {

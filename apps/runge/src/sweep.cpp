@@ -60,6 +60,18 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
+/// A result field as a number: "nan", or a whole number as fmt writes it. Anything else (a
+/// hand edit, another tool's output) is refused, naming where, instead of being reused.
+double result_number(const std::string& text, const std::string& column, const std::string& where) {
+  if (text == "nan") return kNaN;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) {
+    throw std::runtime_error(where + ": " + column + " is \"" + text + "\", not a number");
+  }
+  return v;
+}
+
 /// A CSV field without commas: a schedule such as step:0.1,0.5,10 is written step:0.1;0.5;10.
 std::string csv_field(std::string text) {
   std::replace(text.begin(), text.end(), ',', ';');
@@ -121,6 +133,13 @@ void GridAxes::validate() const {
     throw std::invalid_argument(
         "--lambda: penalty none ignores lambda; give --lambda 0, or "
         "--penalty l1 or l2");
+  // l1 or l2 at lambda 0 is the network without a penalty under another label (train
+  // refuses it too).
+  if (any_penalty && std::find(lambda.begin(), lambda.end(), 0.0) != lambda.end())
+    throw std::invalid_argument(
+        "--lambda 0 with --penalty l1 or l2 is no penalty (the point would repeat penalty "
+        "none under another label); give lambdas > 0, and --penalty none for the "
+        "unpenalised network");
 }
 
 std::vector<GridPoint> expand(const GridAxes& a) {
@@ -314,6 +333,20 @@ std::string csv_row(const PointResult& r, const SweepSpec& spec, const DataSetti
   return s.str();
 }
 
+namespace {
+/// Refuses a row whose status or results a sweep would not have written.
+void check_result_fields(const std::vector<std::string>& fields, const std::string& where) {
+  const std::vector<std::string> names = split_commas(csv_header());
+  const std::size_t status = status_column();
+  if (fields[status] != "ok" && fields[status] != "diverged") {
+    throw std::runtime_error(where + ": status is \"" + fields[status] +
+                             "\", neither ok nor diverged");
+  }
+  for (std::size_t c = status + 1; c < names.size(); ++c)
+    (void)result_number(fields[c], names[c], where);
+}
+}  // namespace
+
 std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   std::ifstream in(csv_path);
   if (!in) throw std::runtime_error("cannot read sweep CSV " + csv_path);
@@ -331,45 +364,57 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
                     c_mse = column_index("mse"), c_mse_std = column_index("mse_std"),
                     c_r2 = column_index("r2"), c_r2_std = column_index("r2_std"),
                     c_train = column_index("train_mse");
+  const std::vector<std::string> names = split_commas(csv_header());
   std::vector<PointResult> out;
+  std::size_t line_number = 1;
   while (std::getline(in, line)) {
+    ++line_number;
     const auto f = split_commas(line);
     if (f.size() != columns) continue;
+    const std::string where = csv_path + " line " + std::to_string(line_number);
+    check_result_fields(f, where);
     PointResult r;
-    r.point.index = std::stoul(f[c_point]);
-    r.point.optimiser = f[c_opt];
-    r.point.activation = f[c_act];
-    r.point.penalty = f[c_pen];
-    r.point.layers = std::stoul(f[c_layers]);
-    r.point.nodes = std::stoul(f[c_nodes]);
-    r.point.batch_size = std::stoul(f[c_batch]);
-    r.point.lambda = std::stod(f[c_lambda]);
-    r.point.lr = std::stod(f[c_lr]);
+    try {
+      r.point.index = std::stoul(f[c_point]);
+      r.point.optimiser = f[c_opt];
+      r.point.activation = f[c_act];
+      r.point.penalty = f[c_pen];
+      r.point.layers = std::stoul(f[c_layers]);
+      r.point.nodes = std::stoul(f[c_nodes]);
+      r.point.batch_size = std::stoul(f[c_batch]);
+      r.point.lambda = std::stod(f[c_lambda]);
+      r.point.lr = std::stod(f[c_lr]);
+    } catch (const std::logic_error&) {  // std::stoul / stod: invalid_argument, out_of_range
+      throw std::runtime_error(where + ": a grid setting is not a number (" + line.substr(0, 60) +
+                               "...)");
+    }
     r.status = f[c_status];
-    auto num = [](const std::string& t) { return t == "nan" ? kNaN : std::stod(t); };
-    r.mse = num(f[c_mse]);
-    r.mse_std = num(f[c_mse_std]);
-    r.r2 = num(f[c_r2]);
-    r.r2_std = num(f[c_r2_std]);
-    r.train_mse = num(f[c_train]);
+    r.mse = result_number(f[c_mse], names[c_mse], where);
+    r.mse_std = result_number(f[c_mse_std], names[c_mse_std], where);
+    r.r2 = result_number(f[c_r2], names[c_r2], where);
+    r.r2_std = result_number(f[c_r2_std], names[c_r2_std], where);
+    r.train_mse = result_number(f[c_train], names[c_train], where);
     out.push_back(r);
   }
   return out;
 }
 
 void remove_sweep_file(const std::string& path) {
+  // Through a symbolic link the file it names goes, not the link: the sweep then writes
+  // through the link, as it does without --fresh.
+  const std::string file = xgrad::apps::resolved_path(path);
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return;
+  if (!std::filesystem::exists(file, ec)) return;
   const auto is_sweep_csv = [&] {
-    if (!std::filesystem::is_regular_file(path, ec)) return false;  // a folder, a device ...
-    std::ifstream in(path);
+    if (!std::filesystem::is_regular_file(file, ec)) return false;  // a folder, a device ...
+    std::ifstream in(file);
     if (!in) return false;  // unreadable: not known to be a sweep CSV
     std::string line;
     return !std::getline(in, line) || line.rfind("point,function,", 0) == 0;  // empty, or ours
   };
   if (!is_sweep_csv())
     throw std::invalid_argument("--fresh: " + path + " is not a sweep CSV; refusing to delete it");
-  std::filesystem::remove(path);
+  std::filesystem::remove(file);
 }
 
 std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec) {
@@ -392,6 +437,21 @@ std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec
     t.validate();
   }
 
+  // A batch above every training part is the full batch, as 0 is: the same network under
+  // another label. The largest part: all points but the smallest fold, or the training
+  // split (bootstrap draws as many rows as it has).
+  const std::size_t most_rows = spec.evaluation == Evaluation::KFold && spec.folds > 0
+                                    ? data.full.size() - data.full.size() / spec.folds
+                                    : data.split.train.size();
+  for (const std::size_t b : spec.axes.batch_size) {
+    if (b > most_rows) {
+      throw std::invalid_argument("--batch-size " + std::to_string(b) + " is above the " +
+                                  std::to_string(most_rows) +
+                                  " training points, so every step would take the full batch, "
+                                  "as --batch-size 0 does; give at most " +
+                                  std::to_string(most_rows) + ", or 0");
+    }
+  }
   if (spec.evaluation == Evaluation::KFold && spec.folds > data.full.size() / 2) {
     // A fold of one point has no R^2 (its variance is 0): the row would say nan.
     throw std::invalid_argument("--folds " + std::to_string(spec.folds) + " with " +
@@ -408,6 +468,17 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<GridPoint> grid = checked_grid(data, spec);
 
+  // The CSV is replaced by a rename: a device or a folder under its name would become a
+  // regular file (run as root, `--out /dev/null` replaced /dev/null).
+  {
+    std::error_code ec;
+    const auto st = std::filesystem::status(xgrad::apps::resolved_path(csv_path), ec);
+    if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+      throw std::invalid_argument("--out: " + csv_path +
+                                  " exists and is not a regular file (a sweep CSV is "
+                                  "rewritten by replacing it); choose a file");
+    }
+  }
   // From reading the rows (or deleting them, --fresh) to the last rewrite, no other run
   // may write the file.
   const xgrad::apps::FileLock lock(csv_path, spec.fresh ? "--fresh" : "--out");
@@ -438,7 +509,9 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
       const std::size_t status = status_column();
       std::size_t foreign = 0;
       std::vector<std::string> first_foreign;
+      std::size_t line_number = 1;
       while (std::getline(in, line)) {
+        ++line_number;
         if (in.eof()) break;  // a last line without '\n' was cut by the interruption
         const auto f = split_commas(line);
         if (f.size() != columns) {  // a whole line, so not an interruption's cut: refused
@@ -453,6 +526,12 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
           continue;
         }
         if (!rows[it->second]) {
+          try {
+            check_result_fields(f, "--out: " + csv_path + " line " + std::to_string(line_number));
+          } catch (const std::runtime_error& e) {
+            throw std::runtime_error(std::string(e.what()) +
+                                     "; pass --fresh to recompute it, or write elsewhere");
+          }
           rows[it->second] = with_index(f, it->second);
           ++stats.reused;
           if (f[status] != "ok") ++stats.diverged;

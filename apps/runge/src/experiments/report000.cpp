@@ -16,7 +16,9 @@ namespace runge::experiment {
 void learning_rate(const Context& c) {
   const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   const auto lrs = c.opt.quick ? std::vector<double>{1e-2, 1e-1} : logspace(-3.0, 2.5, 0.5);
-  auto table = open_csv(c, "table1.csv", "mode,optimiser,layers,best_lr,best_mse,log10_lr");
+  // Written once both sweeps are done: an interrupted run leaves no table1.csv, which
+  // `curves` would otherwise read as a table without rows.
+  std::ostringstream table;
   for (const std::string mode : {"sgd", "gd"}) {
     SweepSpec s;
     s.train = mode == "sgd" ? report000_sgd(c.epochs(3000)) : report000_gd(c.epochs(3000));
@@ -40,6 +42,7 @@ void learning_rate(const Context& c) {
               << '\n';
       }
   }
+  open_csv(c, "table1.csv", "mode,optimiser,layers,best_lr,best_mse,log10_lr") << table.str();
   // The OLS degree-12 line of Fig. 1 on the same split.
   auto base = open_csv(c, "baselines_report000.csv", "method,degree,lambda,test_mse,test_r2");
   for (int p : {12}) {
@@ -52,17 +55,24 @@ void learning_rate(const Context& c) {
 
 namespace {
 
+// Table I: {sgd, gd} x {rmsprop, adam} x {1, 2} layers.
+constexpr std::size_t kTable1Rows = 8;
+
 struct TableRow {
   std::string mode, optimiser;
   std::size_t layers = 1;
   double lr = 0;
 };
-std::vector<TableRow> read_table1(const Context& c) {
+/// Table I's rows with a learning rate; `complete` says whether the file holds all of
+/// them (nan rows too: a setting where every rate diverged).
+std::vector<TableRow> read_table1(const Context& c, bool& complete) {
   std::ifstream in(c.path("table1.csv"));
   std::vector<TableRow> out;
   std::string line;
   std::getline(in, line);
+  std::size_t lines = 0;
   while (std::getline(in, line)) {
+    ++lines;
     std::stringstream ss(line);
     std::string f[6];
     for (auto& x : f)
@@ -70,6 +80,7 @@ std::vector<TableRow> read_table1(const Context& c) {
     if (f[3] == "nan") continue;
     out.push_back({f[0], f[1], std::stoul(f[2]), std::stod(f[3])});
   }
+  complete = lines == kTable1Rows;
   return out;
 }
 
@@ -77,13 +88,17 @@ std::vector<TableRow> read_table1(const Context& c) {
 
 // ---- 2. learning curves at the best rates (Fig. 2) and the fit (Fig. 3) ----
 void curves(const Context& c) {
-  if (!fs::exists(c.path("table1.csv"))) {
-    c.log("curves: table1.csv missing, running learning-rate first");
+  bool complete = false;
+  std::vector<TableRow> table;
+  if (fs::exists(c.path("table1.csv"))) table = read_table1(c, complete);
+  if (!complete) {
+    c.log("curves: table1.csv missing or incomplete, running learning-rate first");
     learning_rate(c);
+    table = read_table1(c, complete);
   }
   const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   auto out = open_csv(c, "fig2_curves.csv", "mode,optimiser,layers,lr,epoch,train_mse,test_mse");
-  for (const auto& row : read_table1(c)) {
+  for (const auto& row : table) {
     TrainSpec t = row.mode == "sgd" ? report000_sgd(c.epochs(3000)) : report000_gd(c.epochs(3000));
     t.optimiser = row.optimiser;
     t.learning_rate = row.lr;
@@ -121,8 +136,8 @@ void curves(const Context& c) {
 }
 
 // ---- 3. architecture grid (Fig. 4) ----
-void architecture(const Context& c) {
-  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
+namespace {
+SweepSpec architecture_spec(const Context& c) {
   SweepSpec s;
   s.train = report000_sgd(c.epochs(3000));
   s.model = report000_model(1, 50, "sigmoid");
@@ -133,6 +148,13 @@ void architecture(const Context& c) {
       c.opt.quick ? std::vector<std::size_t>{5} : std::vector<std::size_t>{10, 20, 30, 40, 50};
   s.axes.batch_size = {48};
   s.axes.lr = c.opt.quick ? std::vector<double>{1e-2} : logspace(-3.0, 1.0, 0.5);
+  return s;
+}
+}  // namespace
+
+void architecture(const Context& c) {
+  const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
+  const SweepSpec s = architecture_spec(c);
   const auto t0 = std::chrono::steady_clock::now();
   const SweepStats st = sweep(c, data, s, "fig4.csv");
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -151,12 +173,19 @@ void architecture(const Context& c) {
 // ---- 4. regularisation (Figs. 5 and 6) ----
 void regularisation(const Context& c) {
   const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
-  // The unregularised winner of Fig. 4 when it exists, else report 000's (1 x 40 sigmoid).
+  // The unregularised winner of a whole Fig. 4 grid when there is one, else report 000's
+  // (1 x 40 sigmoid). A grid cut short would pick among the points it reached.
   std::size_t layers = 1, nodes = 40;
   std::string act = "sigmoid";
   if (fs::exists(c.path("fig4.csv"))) {
     const auto rows = read_sweep_csv(c.path("fig4.csv"));
-    if (const PointResult* b = best_of(rows)) {
+    const std::size_t whole = expand(architecture_spec(c).axes).size();
+    if (rows.size() < whole) {
+      c.log("regularisation: fig4.csv holds " + std::to_string(rows.size()) + " of the " +
+            std::to_string(whole) +
+            " points of the architecture grid, so its winner is not used (finish it with "
+            "`runge experiment architecture`)");
+    } else if (const PointResult* b = best_of(rows)) {
       layers = b->point.layers;
       nodes = b->point.nodes;
       act = b->point.activation;
