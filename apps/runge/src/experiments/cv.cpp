@@ -5,7 +5,6 @@
 #include <cmath>
 #include <functional>
 #include <map>
-#include <thread>
 
 #include "linear.hpp"
 
@@ -31,7 +30,7 @@ CvModel our_best(const Context& c) {
 }
 
 void cv(const Context& c) {
-  const BlasThreadsGuard blas_threads(1);  // the fold threads own the cores
+  const BlasThreadsGuard blas_threads(1);  // one thread throughout, as the fold workers
   const DataSpec dspec = report000_data();
   const std::size_t k = 5;
   std::vector<CvModel> nets;
@@ -83,19 +82,13 @@ void cv(const Context& c) {
     auto run_model = [&](const std::string& name,
                          const std::function<Matrix(const Dataset&, const Dataset&)>& predict) {
       std::vector<double> ms, rs;
-      // The folds are independent: one thread each (BLAS single-threaded, see sweep.hpp),
-      // the results gathered in fold order so that the CSV does not depend on timing.
+      // The folds are independent tasks on --jobs workers, the results gathered in fold
+      // order so that the CSV does not depend on timing.
       std::vector<Dataset> trs(k), tes(k);
       std::vector<Matrix> preds(k);
-      {
-        std::vector<std::thread> pool;
-        for (std::size_t f = 0; f < k; ++f) {
-          fold_data(f, trs[f], tes[f]);
-          pool.emplace_back([&, f] { preds[f] = predict(trs[f], tes[f]); });
-        }
-        for (auto& t : pool)
-          t.join();
-      }
+      for (std::size_t f = 0; f < k; ++f)
+        fold_data(f, trs[f], tes[f]);
+      run_tasks(c, k, [&](std::size_t f) { preds[f] = predict(trs[f], tes[f]); });
       for (std::size_t f = 0; f < k; ++f) {
         const Dataset& te = tes[f];
         const Matrix& p = preds[f];

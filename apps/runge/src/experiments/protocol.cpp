@@ -1,9 +1,15 @@
 // The shared parts of the named experiments (protocol.hpp).
 #include "experiments/protocol.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 namespace runge::experiment {
 
@@ -55,6 +61,31 @@ TrainSpec report000_gd(std::size_t epochs) {
   t.schedule = "constant";
   t.seed = 1;
   return t;
+}
+
+void run_tasks(const Context& c, std::size_t tasks, const std::function<void(std::size_t)>& run) {
+  const BlasThreadsGuard blas_threads(1);  // the workers own the cores
+  const std::size_t workers = std::min<std::size_t>(
+      tasks, c.opt.jobs ? c.opt.jobs : std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  std::vector<std::thread> pool;
+  for (std::size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      for (std::size_t i; (i = next++) < tasks;) {
+        try {
+          run(i);
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+    });
+  }
+  for (auto& t : pool)
+    t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -49,6 +50,12 @@ ModelSpec report000_model(std::size_t layers, std::size_t nodes, const std::stri
 /// number of batches and decayed as t1/(t + t1), t1 = 30 m (§III.A.1).
 TrainSpec report000_sgd(std::size_t epochs);
 TrainSpec report000_gd(std::size_t epochs);
+
+/// run(0) ... run(tasks - 1) on the experiment's --jobs worker threads (0 = all cores),
+/// BLAS single-threaded. Each task must write only its own results, so that they do not
+/// depend on the number of workers or on timing. The first exception a task throws is
+/// rethrown here once every worker is done (from a thread it would end the process).
+void run_tasks(const Context& c, std::size_t tasks, const std::function<void(std::size_t)>& run);
 
 /// Runs (or resumes) a sweep into OUT_DIR/file with the experiment's jobs, logging counts.
 SweepStats sweep(const Context& c, const SweepData& data, const SweepSpec& spec,

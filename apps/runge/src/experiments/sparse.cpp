@@ -3,10 +3,7 @@
 #include "experiments/protocol.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <mutex>
-#include <thread>
 
 #include "linear.hpp"
 
@@ -58,31 +55,7 @@ AvgResult average_within_one_se(const Context& c, const Dataset& known, const Ma
     }
     fresh[i] = train_network(known, nullptr, m, t).predict(fresh_x);
   };
-  {
-    // One task per (candidate, seed); each writes only its own slots, so the result does
-    // not depend on the number of workers or on timing.
-    const BlasThreadsGuard blas_threads(1);
-    const std::size_t workers = std::min<std::size_t>(
-        tasks, c.opt.jobs ? c.opt.jobs : std::max(1u, std::thread::hardware_concurrency()));
-    std::atomic<std::size_t> next{0};
-    std::vector<std::thread> pool;
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    for (std::size_t w = 0; w < workers; ++w)
-      pool.emplace_back([&] {
-        for (std::size_t i; (i = next++) < tasks;) {
-          try {
-            run(i);
-          } catch (...) {
-            const std::lock_guard<std::mutex> lock(error_mutex);
-            if (!error) error = std::current_exception();
-          }
-        }
-      });
-    for (auto& t : pool)
-      t.join();
-    if (error) std::rethrow_exception(error);
-  }
+  run_tasks(c, tasks, run);  // one task per (candidate, seed), each into its own slots
   AvgResult out;
   for (std::size_t k = 0; k < cands.size(); ++k) {
     Matrix o = xt::zeros<double>({n, std::size_t(1)});
