@@ -20,7 +20,9 @@ inline NumberText read_number(const std::string& text) {
   char* end = nullptr;
   errno = 0;
   n.value = std::strtod(text.c_str(), &end);
-  n.whole = !text.empty() && end == text.c_str() + text.size();
+  // strtod also reads hexadecimal ("0x10" is 16): a setting is written in decimal.
+  const bool hexadecimal = text.find_first_of("xX") != std::string::npos;
+  n.whole = !text.empty() && end == text.c_str() + text.size() && !hexadecimal;
   n.overflow = n.whole && errno == ERANGE && std::isinf(n.value);
   return n;
 }

@@ -220,6 +220,7 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
   if (colon != std::string::npos) {
     std::stringstream rest(text.substr(colon + 1));
     std::string item;
+    std::vector<std::string> seen;  // canonical keys: "lr=0.1,eta=0.2" names one twice
     while (std::getline(rest, item, ',')) {
       const auto eq = item.find('=');
       if (eq == std::string::npos) {
@@ -245,6 +246,11 @@ OptimiserSpec OptimiserSpec::parse(const std::string& text, const OptimiserOptio
                                                                            : key;
       const bool known = canonical == "lr" || canonical == "momentum" || canonical == "rho" ||
                          canonical == "beta1" || canonical == "beta2" || canonical == "eps";
+      if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) {
+        throw std::invalid_argument("optimiser '" + text + "': " + canonical +
+                                    " is given twice (which one was meant?)");
+      }
+      seen.push_back(canonical);
       if (known && !key_applies(applies, canonical)) {
         throw std::invalid_argument("optimiser '" + text + "': " + key + " does not apply to " +
                                     optimiser_name(spec.kind) + ", which takes " + applies +

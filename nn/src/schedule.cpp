@@ -166,10 +166,13 @@ Schedule Schedule::parse(const std::string& text) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::vector<std::string> args;
   if (colon != std::string::npos) {
-    std::stringstream rest(t.substr(colon + 1));
+    const std::string values = t.substr(colon + 1);
+    std::stringstream rest(values);
     std::string item;
     while (std::getline(rest, item, ','))
       args.push_back(item);
+    // getline drops a last empty item: "step:0.1,0.5,10," would pass as three values.
+    if (!values.empty() && values.back() == ',') args.emplace_back();
   }
   auto want = [&](std::size_t n, const char* form) {
     if (args.size() != n) {
@@ -177,8 +180,11 @@ Schedule Schedule::parse(const std::string& text) {
                                   std::to_string(args.size()) + " value(s)");
     }
   };
+  // A bare number is a constant rate; a signed one too, so that "-0.01" is refused as not
+  // positive rather than as an unknown kind.
   if (colon == std::string::npos && !name.empty() &&
-      (std::isdigit(static_cast<unsigned char>(name[0])) || name[0] == '.')) {
+      (std::isdigit(static_cast<unsigned char>(name[0])) || name[0] == '.' || name[0] == '-' ||
+       name[0] == '+')) {
     return constant(number(text, name));
   }
   if (name == "constant") {

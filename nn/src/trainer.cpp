@@ -112,6 +112,10 @@ Trainer<T>::Trainer(Network<T>& network, Optimiser<T>& optimiser, const CostSpec
       options_(options),
       parameters_(network.parameters()) {
   options_.validate();
+  // A cost that does not fit the output layer (cross-entropy on a sigmoid) is named here,
+  // not at fit(), where the targets' checks would speak first.
+  if (!network_.layers().empty()) check_cost_fits(cost_.cost, network_.layers().back().activation);
+  check_regularisation(cost_.regularisation);
   const auto& theirs = optimiser_.parameters();
   bool same = theirs.size() == parameters_.size();
   for (std::size_t i = 0; same && i < theirs.size(); ++i)

@@ -357,6 +357,12 @@ TEST_CASE("optimiser factory rejects bad names and values naming them") {
         }).find("is not a number") != std::string::npos);
   CHECK(message_of([&] { make_optimiser<double>("sgd:lr=1e-400", {p}); }).find("rate = 0 ") !=
         std::string::npos);
+  // A key given twice (under any spelling) is refused, not the last one taken.
+  CHECK(message_of([&] { make_optimiser<double>("adam:lr=0.1,eta=0.2", {p}); }) ==
+        "optimiser 'adam:lr=0.1,eta=0.2': lr is given twice (which one was meant?)");
+  // Settings are decimal: strtod's hexadecimal ("0x10" = 16) is not a number here.
+  CHECK(message_of([&] { make_optimiser<double>("adam:lr=0x10", {p}); }) ==
+        "optimiser 'adam:lr=0x10': value '0x10' of lr is not a number");
 }
 
 TEST_CASE("a setting the optimiser does not read is refused, not ignored") {

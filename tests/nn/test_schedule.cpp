@@ -106,4 +106,12 @@ TEST_CASE("schedule errors name the text and the value") {
   CHECK(message_of([] { Schedule::parse("inverse_time:0,10"); }).find("t0 = 0") !=
         std::string::npos);
   CHECK(message_of([] { Schedule::constant(0.1)(0, 0, 0); }).find("0 steps") != std::string::npos);
+  // A trailing comma is an empty fourth value, not ignored; a negative bare rate is a rate
+  // that is not positive, not an unknown kind; hexadecimal is not a number here.
+  CHECK(message_of([] { Schedule::parse("step:0.1,0.5,10,"); }) ==
+        "schedule 'step:0.1,0.5,10,': expected step:ETA0,DROP,EVERY, got 4 value(s)");
+  CHECK(message_of([] { Schedule::parse("-0.01"); }).find("eta0 = -0.01 must be positive") !=
+        std::string::npos);
+  CHECK(message_of([] { Schedule::parse("constant:0x1"); }) ==
+        "schedule 'constant:0x1': '0x1' is not a number");
 }

@@ -645,6 +645,12 @@ TEST_CASE("trainer rejects an optimiser of other parameters and mismatched data"
           Trainer<double>(net, *opt, mse_cost(), quiet(1, 4, 0));
         }).find("not the network's") != std::string::npos);
   auto mine = make_optimiser<double>("sgd", net.parameters());
+  // A cost that does not fit the output layer is refused when the trainer is made.
+  CostSpec ce;
+  ce.cost = CostKind::CrossEntropy;
+  CHECK(message_of([&] { Trainer<double>(net, *mine, ce, quiet(1, 4, 0)); }) ==
+        "cost cross_entropy needs a softmax output layer, the network's output activation is "
+        "identity");
   Trainer<double> trainer(net, *mine, mse_cost(), quiet(1, 4, 0));
   CHECK(message_of([&] {
           trainer.fit(Matrix<double>({5, 2}), Matrix<double>({5, 1}));
