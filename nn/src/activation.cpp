@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "number_text.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xgrad::nn {
@@ -57,14 +58,9 @@ const char* kAccepted =
     "identity (or linear), sigmoid, tanh, relu, leaky_relu[:alpha], elu[:alpha], softmax";
 
 double parse_alpha(const std::string& text, const std::string& number) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(number, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != number.size() || !std::isfinite(value) || value <= 0) {
+  const detail::NumberText read = detail::read_number(number);  // decimal only
+  const double value = read.value;
+  if (!read.whole || !std::isfinite(value) || value <= 0) {
     throw std::invalid_argument("activation \"" + text + "\": alpha \"" + number +
                                 "\" is not a positive number");
   }

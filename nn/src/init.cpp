@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cmath>
 #include <stdexcept>
+
+#include "number_text.hpp"
 #include "wording.hpp"
 
 namespace xgrad::nn {
@@ -41,14 +43,9 @@ Initialiser Initialiser::parse(const std::string& weights) {
   } else if (t.rfind("normal:", 0) == 0) {
     init.weights = WeightInit::Normal;
     const std::string number = t.substr(7);
-    std::size_t used = 0;
-    try {
-      init.weight_sigma = std::stod(number, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != number.size() || !(init.weight_sigma > 0) ||
-        !std::isfinite(init.weight_sigma)) {
+    const detail::NumberText read = detail::read_number(number);  // decimal only
+    init.weight_sigma = read.value;
+    if (!read.whole || !(init.weight_sigma > 0) || !std::isfinite(init.weight_sigma)) {
       throw std::invalid_argument("initialiser \"" + weights + "\": sigma \"" + number +
                                   "\" is not a positive number");
     }

@@ -37,7 +37,7 @@ void check_layer(const Dense<T>& layer, std::size_t index) {
                                 std::to_string(static_cast<int>(k)));
   }
   // The file format (and Activation::parse) take no other: refused here, not at load.
-  const double alpha = layer.activation.alpha;
+  const double alpha = layer.activation.effective_alpha();  // what a model file holds
   if (!std::isfinite(alpha) || alpha < 0) {
     std::ostringstream msg;
     msg << where << ": " << layer.activation.name() << " has activation parameter " << alpha

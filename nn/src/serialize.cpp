@@ -247,7 +247,7 @@ void save_network(const Network<T>& net, const std::string& path) {
   put_uint(out, 0, 4);
   for (std::size_t l = 0; l < net.layers().size(); ++l) {
     // Network refuses these when a layer is added; layers() can still be edited after.
-    const double alpha = net.layers()[l].activation.alpha;
+    const double alpha = net.layers()[l].activation.effective_alpha();  // what is written
     if (!std::isfinite(alpha) || alpha < 0) {
       std::ostringstream s;
       s << "save_network: " << path << ": layer " << (l + 1) << " has activation parameter "

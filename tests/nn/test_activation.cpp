@@ -62,6 +62,10 @@ TEST_CASE("activation: parse errors name the text") {
   CHECK_THROWS_WITH_AS(Activation::parse("elu:-1"),
                        "activation \"elu:-1\": alpha \"-1\" is not a positive number",
                        std::invalid_argument);
+  // Decimal only: std::stod read "0x10" as a slope of 16.
+  CHECK_THROWS_WITH_AS(Activation::parse("leaky_relu:0x10"),
+                       "activation \"leaky_relu:0x10\": alpha \"0x10\" is not a positive number",
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(Activation::parse("elu:"), "activation \"elu:\": nothing after ':'",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(Activation::parse("elu(0.5"), "activation \"elu(0.5\": missing ')'",

@@ -120,6 +120,10 @@ TEST_CASE("init: parse accepts the names and rejects others by name") {
   CHECK_THROWS_WITH_AS(Initialiser::parse("normal:-2"),
                        "initialiser \"normal:-2\": sigma \"-2\" is not a positive number",
                        std::invalid_argument);
+  // Decimal only: std::stod read "0x1" as 1.
+  CHECK_THROWS_WITH_AS(Initialiser::parse("normal:0x1"),
+                       "initialiser \"normal:0x1\": sigma \"0x1\" is not a positive number",
+                       std::invalid_argument);
   std::mt19937_64 rng(1);
   CHECK_THROWS_WITH_AS(init_weights<double>(Initialiser{}, 0, 3, rng),
                        "init_weights: layer of 0 inputs and 3 outputs has no weights",

@@ -277,6 +277,12 @@ TEST_CASE("network: an activation parameter no model file can hold is refused wh
                Parameter<double>(xt::zeros<double>({1, 4})), Activation::elu(std::nan(""))}),
       doctest::Contains("has activation parameter nan"), std::invalid_argument);
   CHECK(net.layers().empty());
+  // What counts is the parameter the file holds: a kind without one writes 0 whatever
+  // its alpha field says.
+  Network<double> relu;
+  relu.add({Parameter<double>(xt::zeros<double>({3, 4})),
+            Parameter<double>(xt::zeros<double>({1, 4})), Activation{ActivationKind::Relu, -1.0}});
+  CHECK(relu.layers().size() == 1);
 }
 
 TEST_CASE("network: same seed gives the same parameters, another seed others") {

@@ -394,9 +394,10 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
       // penalty none, a batch above the 32 training points is the full batch (0).
       {"--penalty none,l1 --lambda 0,0.1", "--lambda 0 with --penalty l1 or l2 is no penalty"},
       {"--batch-size 0,1000",
-       "--batch-size 1000 is above the 32 training points, so every step would take the full "
-       "batch"},
-      {"--eval kfold --folds 4 --batch-size 31", "--batch-size 31 is above the 30 training"},
+       "--batch-size 1000 is not below the 32 training points, so every step would take the "
+       "full batch, as --batch-size 0 does; give at most 31, or 0"},
+      {"--batch-size 0,32", "--batch-size 32 is not below the 32 training points"},
+      {"--eval kfold --folds 4 --batch-size 30", "--batch-size 30 is not below the 30 training"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -472,6 +473,26 @@ TEST_CASE("cli: a row whose results a sweep would not write is refused on resume
   CHECK(r.err.find("--out: r.csv line 3: mse is \"abc\", not a number; pass --fresh") !=
         std::string::npos);
   CHECK(slurp(dir / "r.csv") == edited);  // refused before the file is touched
+  // What strtod would read but a sweep never writes, and scores that do not fit the status.
+  const std::string mse = good.substr(status_at + 4, mse_end - (status_at + 4));
+  for (const auto& edit : std::vector<std::pair<std::string, std::string>>{
+           {"0x10", "mse is \"0x10\", not a number"},
+           {" 7", "mse is \" 7\", not a number"},
+           {"-inf", "mse is \"-inf\", not a number"},
+           {"nan", "mse nan is not what a ok point holds"},
+           {"-0.5", "mse -0.5 is not what a ok point holds"}}) {
+    CAPTURE(edit.first);
+    std::string bad = good;
+    bad.replace(status_at + 4, mse.size(), edit.first);
+    { std::ofstream(dir / "r.csv", std::ios::trunc) << bad; }
+    CHECK(run_cli(dir, args).err.find("r.csv line 3: " + edit.second) != std::string::npos);
+  }
+  std::string diverged = good;
+  diverged.replace(status_at + 1, 2, "diverged");
+  { std::ofstream(dir / "r.csv", std::ios::trunc) << diverged; }
+  CHECK(run_cli(dir, args).err.find("r.csv line 3: mse " + mse +
+                                    " is not what a diverged point "
+                                    "holds") != std::string::npos);
   edited.replace(status_at + 1, 2, "fine");
   { std::ofstream(dir / "r.csv", std::ios::trunc) << edited; }
   CHECK(run_cli(dir, args).err.find("r.csv line 3: status is \"fine\", neither ok nor diverged") !=
@@ -499,6 +520,15 @@ TEST_CASE("cli: an experiment interrupted before its table, or a grid cut short,
   CHECK(reg.out.find("regularisation: fig4.csv holds 0 of the 3 points of the architecture grid") !=
         std::string::npos);
   CHECK(reg.out.find("regularisation: architecture 1 x 40 sigmoid") != std::string::npos);
+  // A whole grid whose last line an interruption cut (no newline): read as its whole rows,
+  // as a resume reads it, not refused for the cut field.
+  REQUIRE(run_cli(dir, "experiment architecture --quick --no-figures --out-dir res").status == 0);
+  std::string fig4 = slurp(dir / "res" / "fig4.csv");
+  fig4.resize(fig4.size() - 8);
+  { std::ofstream(dir / "res" / "fig4.csv", std::ios::trunc) << fig4; }
+  const Run cut = run_cli(dir, "experiment regularisation --quick --no-figures --out-dir res");
+  CHECK(cut.status == 0);
+  CHECK(cut.out.find("regularisation: fig4.csv holds 2 of the 3 points") != std::string::npos);
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {
@@ -619,6 +649,7 @@ TEST_CASE("cli: bad input is refused with a message naming the option") {
       {"sweep --nodes 50,", "--nodes"},
       {"sweep --activation sigmoid,", "--activation"},
       {"train --lr 1e400", "--lr"},
+      {"train --lr 0x1", "--lr: '0x1' is not a number"},
       {"train --data-seed -1", "--data-seed"},
       {"sweep --resample-seed -1", "--resample-seed"},
       {"sweep --eval kfold --points 40 --folds 30", "--folds"},

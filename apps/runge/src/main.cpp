@@ -57,7 +57,8 @@ double parse_double(const std::string& text, const std::string& option) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != text.size())
+  // std::stod also reads hexadecimal ("0x1" is 1): an option value is written in decimal.
+  if (used == 0 || used != text.size() || text.find_first_of("xX") != std::string::npos)
     throw std::invalid_argument(option + ": '" + text + "' is not a number");
   return v;
 }

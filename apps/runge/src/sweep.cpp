@@ -60,13 +60,16 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
-/// A result field as a number: "nan", or a whole number as fmt writes it. Anything else (a
-/// hand edit, another tool's output) is refused, naming where, instead of being reused.
+/// A result field as a number: "nan", or a decimal number as fmt writes it (strtod alone
+/// would also take hexadecimal, "inf" and leading spaces). Anything else (a hand edit,
+/// another tool's output) is refused, naming where, instead of being reused.
 double result_number(const std::string& text, const std::string& column, const std::string& where) {
   if (text == "nan") return kNaN;
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size()) {
+  const bool decimal =
+      !text.empty() && text.find_first_not_of("0123456789+-.eE") == std::string::npos;
+  if (!decimal || end != text.c_str() + text.size()) {
     throw std::runtime_error(where + ": " + column + " is \"" + text + "\", not a number");
   }
   return v;
@@ -342,8 +345,19 @@ void check_result_fields(const std::vector<std::string>& fields, const std::stri
     throw std::runtime_error(where + ": status is \"" + fields[status] +
                              "\", neither ok nor diverged");
   }
-  for (std::size_t c = status + 1; c < names.size(); ++c)
-    (void)result_number(fields[c], names[c], where);
+  // ok: every score finite and the MSEs >= 0 (log10_mse is -inf for an exact fit, the one
+  // non-number fmt writes there); diverged: every score nan, as the sweep writes them.
+  const bool ok = fields[status] == "ok";
+  for (std::size_t c = status + 1; c < names.size(); ++c) {
+    if (ok && names[c] == "log10_mse" && fields[c] == "-inf") continue;
+    const double v = result_number(fields[c], names[c], where);
+    const bool is_mse = names[c] == "mse" || names[c] == "mse_std" || names[c] == "train_mse";
+    const bool fits = ok ? std::isfinite(v) && (!is_mse || v >= 0) : std::isnan(v);
+    if (!fits) {
+      throw std::runtime_error(where + ": " + names[c] + " " + fields[c] + " is not what a " +
+                               fields[status] + " point holds");
+    }
+  }
 }
 }  // namespace
 
@@ -369,6 +383,7 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
   std::size_t line_number = 1;
   while (std::getline(in, line)) {
     ++line_number;
+    if (in.eof()) break;  // a last line without '\n' was cut by an interruption (as resume)
     const auto f = split_commas(line);
     if (f.size() != columns) continue;
     const std::string where = csv_path + " line " + std::to_string(line_number);
@@ -437,19 +452,19 @@ std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec
     t.validate();
   }
 
-  // A batch above every training part is the full batch, as 0 is: the same network under
-  // another label. The largest part: all points but the smallest fold, or the training
+  // A batch of at least every training part is the full batch, as 0 is: the same network
+  // under another label. The largest part: all points but the smallest fold, or the training
   // split (bootstrap draws as many rows as it has).
   const std::size_t most_rows = spec.evaluation == Evaluation::KFold && spec.folds > 0
                                     ? data.full.size() - data.full.size() / spec.folds
                                     : data.split.train.size();
   for (const std::size_t b : spec.axes.batch_size) {
-    if (b > most_rows) {
-      throw std::invalid_argument("--batch-size " + std::to_string(b) + " is above the " +
+    if (b != 0 && b >= most_rows) {  // train_network: a batch of all rows is the full batch
+      throw std::invalid_argument("--batch-size " + std::to_string(b) + " is not below the " +
                                   std::to_string(most_rows) +
                                   " training points, so every step would take the full batch, "
                                   "as --batch-size 0 does; give at most " +
-                                  std::to_string(most_rows) + ", or 0");
+                                  std::to_string(most_rows - 1) + ", or 0");
     }
   }
   if (spec.evaluation == Evaluation::KFold && spec.folds > data.full.size() / 2) {
