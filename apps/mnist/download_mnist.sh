@@ -4,17 +4,22 @@
 #   apps/mnist/download_mnist.sh [DIR]
 #
 # Sources, in order: a local copy ($XGRAD_MNIST_DIR, then ../shared/data/mnist next to
-# the repository), then public mirrors. A file is kept only when its md5 matches the
-# published one, so a broken mirror or a truncated download can never be used.
-# Exits non-zero with a message when no source works (e.g. no network).
+# the repository), then public mirrors ($XGRAD_MNIST_MIRRORS, one URL per line, replaces
+# the built-in list; set it empty for no download). A file is kept only when its md5
+# matches the published one, so a broken mirror, a truncated download or a failed copy
+# can never be used. Exits non-zero with a message when no source works (e.g. no network).
 set -u
+set -f  # no globbing: paths and URLs are used as given
 
 DIR=${1:-data/mnist}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-MIRRORS="https://ossci-datasets.s3.amazonaws.com/mnist
+PUBLIC_MIRRORS="https://ossci-datasets.s3.amazonaws.com/mnist
 https://storage.googleapis.com/cvdf-datasets/mnist
 http://yann.lecun.com/exdb/mnist"
+MIRRORS=${XGRAD_MNIST_MIRRORS-$PUBLIC_MIRRORS}
+NEWLINE='
+'
 
 FILES="train-images-idx3-ubyte.gz:f68b3c2dcbeaaa9fbdd348bbdeb94873
 train-labels-idx1-ubyte.gz:d53e105ee54ea40749a09fcbcd1e9432
@@ -34,6 +39,20 @@ fetch() {  # url dest
   fi
 }
 
+# Copies $name from the folder $1 to $dest when it is there with the right md5; the
+# copy's md5 is checked too. Returns 0 when $dest now holds the file.
+copy_from() {
+  [ -n "$1" ] && [ -f "$1/$name" ] && [ "$(md5_of "$1/$name")" = "$sum" ] || return 1
+  if cp "$1/$name" "$dest.part" && [ "$(md5_of "$dest.part")" = "$sum" ] &&
+    mv "$dest.part" "$dest"; then
+    echo "$dest: copied from $1, md5 ok"
+    return 0
+  fi
+  echo "download_mnist.sh: copying $1/$name to $dest failed" >&2
+  rm -f "$dest.part"
+  return 1
+}
+
 mkdir -p "$DIR" || { echo "download_mnist.sh: cannot create $DIR" >&2; exit 1; }
 failed=0
 for entry in $FILES; do
@@ -45,26 +64,30 @@ for entry in $FILES; do
     continue
   fi
   ok=0
-  for local_dir in ${XGRAD_MNIST_DIR:-} "$REPO/../shared/data/mnist"; do
-    if [ -f "$local_dir/$name" ] && [ "$(md5_of "$local_dir/$name")" = "$sum" ]; then
-      cp "$local_dir/$name" "$dest.part" && mv "$dest.part" "$dest" && ok=1
-      echo "$dest: copied from $local_dir, md5 ok"
-      break
-    fi
-  done
+  if copy_from "${XGRAD_MNIST_DIR:-}" || copy_from "$REPO/../shared/data/mnist"; then
+    ok=1
+  fi
   if [ $ok = 0 ]; then
+    saved_ifs=$IFS
+    IFS=$NEWLINE  # one mirror per line
     for mirror in $MIRRORS; do
+      IFS=$saved_ifs
       if fetch "$mirror/$name" "$dest.part"; then
         if [ "$(md5_of "$dest.part")" = "$sum" ]; then
-          mv "$dest.part" "$dest" && ok=1
-          echo "$dest: downloaded from $mirror, md5 ok"
-          break
+          if mv "$dest.part" "$dest"; then
+            ok=1
+            echo "$dest: downloaded from $mirror, md5 ok"
+            break
+          fi
+          echo "download_mnist.sh: moving $dest.part to $dest failed" >&2
+        else
+          echo "$mirror/$name: md5 mismatch, trying the next mirror" >&2
         fi
-        echo "$mirror/$name: md5 mismatch, trying the next mirror" >&2
       else
         echo "$mirror/$name: download failed" >&2
       fi
     done
+    IFS=$saved_ifs
     rm -f "$dest.part"
   fi
   if [ $ok = 0 ]; then
