@@ -19,6 +19,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -128,33 +129,54 @@ def misclassified(results, out, run, name, count=40):
     print("wrote", path)
 
 
-def sweep(results, out, csv_name, name, xkey, ykey, xlabel, ylabel, logx, logy):
-    path = os.path.join(results, csv_name)
-    if not os.path.exists(path):
-        print(f"skip {name}: no {path}")
-        return
-    rows = read_csv(path)
+DIVERGED_COLOUR = "#b0b0b0"  # mid grey: apart from every viridis colour, dark text readable
+
+
+def draw_sweep(rows, xkey, ykey, xlabel, ylabel, logx, logy):
+    """The heatmap of a sweep's rows (test accuracy per grid point) as a new figure.
+    A diverged point (accuracy NaN) is a grey cell labelled "diverged" in black, and the
+    legend says so; the colour bar spans the points that trained."""
     xs = sorted({float(r[xkey]) for r in rows})
     ys = sorted({float(r[ykey]) for r in rows})
     grid = np.full((len(ys), len(xs)), np.nan)
     for r in rows:
         grid[ys.index(float(r[ykey])), xs.index(float(r[xkey]))] = 100 * float(r["test_accuracy"])
     fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
-    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
-    lo, hi = np.nanmin(grid), np.nanmax(grid)  # viridis is dark below the middle
+    trained = grid[~np.isnan(grid)]
+    lo, hi = (trained.min(), trained.max()) if trained.size else (0.0, 100.0)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad(DIVERGED_COLOUR)  # NaN cells: grey, not transparent (white on white)
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, origin="lower", aspect="auto",
+                   vmin=lo, vmax=hi if hi > lo else lo + 1)
     for i in range(len(ys)):
         for j in range(len(xs)):
             v = grid[i, j]
-            ax.text(j, i, "diverged" if math.isnan(v) else f"{v:.1f}", ha="center", va="center",
-                    fontsize=8, color="white" if math.isnan(v) or v < lo + 0.5 * (hi - lo) else "black")
+            if math.isnan(v):
+                ax.text(j, i, "diverged", ha="center", va="center", fontsize=8, color="black")
+            else:  # viridis is dark below the middle
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                        color="white" if v < lo + 0.5 * (hi - lo) else "black")
     fmt = (lambda v: f"1e{math.log10(v):.1f}" if v > 0 else "0")
     ax.set_xticks(range(len(xs)), [fmt(v) if logx else f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [fmt(v) if logy else f"{v:g}" for v in ys])
     r0 = rows[0]
     ax.set(xlabel=xlabel, ylabel=ylabel,
            title=f"test accuracy (%), {r0['activation']}, {r0['optimiser']}, {r0['epochs']} epochs")
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax)  # the range of the points that trained
+    if np.isnan(grid).any():
+        ax.legend(handles=[matplotlib.patches.Patch(facecolor=DIVERGED_COLOUR, edgecolor="black",
+                                                    label="diverged (NaN loss)")],
+                  loc="upper left", bbox_to_anchor=(1.0, -0.03), fontsize=8, frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def sweep(results, out, csv_name, name, xkey, ykey, xlabel, ylabel, logx, logy):
+    path = os.path.join(results, csv_name)
+    if not os.path.exists(path):
+        print(f"skip {name}: no {path}")
+        return
+    fig = draw_sweep(read_csv(path), xkey, ykey, xlabel, ylabel, logx, logy)
     path = os.path.join(out, name)
     fig.savefig(path, dpi=110)
     plt.close(fig)
