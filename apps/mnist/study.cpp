@@ -5,6 +5,7 @@
 #endif
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -349,14 +350,18 @@ static void to_mnist_polarity(Images& im, bool* inverted) {
 Images read_pgm(const std::string& path, bool* inverted) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open image");
-  std::string magic;
-  in >> magic;
+  // Two bytes and the whitespace after them: a file that is no PGM (a device like
+  // /dev/zero, a large binary) is never read further.
+  char head[2] = {};
+  in.read(head, 2);
+  const std::string magic(head, std::size_t(in.gcount()));
+  const bool separated = std::isspace(in.peek()) != 0;
 #ifdef XGRAD_MNIST_HAVE_PNG
   constexpr const char* kExpected = "a PNG or a PGM image (P2 or P5)";
 #else
   constexpr const char* kExpected = "a PGM image (P2 or P5; this build reads no PNG)";
 #endif
-  if (magic != "P5" && magic != "P2")
+  if ((magic != "P5" && magic != "P2") || !separated)
     throw std::runtime_error(path + ": not " + kExpected +
                              "; convert other formats with e.g. "
                              "`convert in.jpg -resize 28x28 -colorspace Gray out.pgm`");
@@ -385,11 +390,21 @@ Images read_pgm(const std::string& path, bool* inverted) {
     in.get();  // the single whitespace after maxval
     if (!in.read(reinterpret_cast<char*>(im.pixels.data()), 784))
       throw std::runtime_error(path + ": truncated PGM pixel data");
+    // Values above maxval are not pixels of this image (they would wrap around in the
+    // scaling below); P2 refuses them too.
+    for (std::size_t i = 0; i < im.pixels.size(); ++i)
+      if (im.pixels[i] > maxval)
+        throw std::runtime_error(path + ": pixel " + std::to_string(i) + " is " +
+                                 std::to_string(int(im.pixels[i])) + ", above the maxval " +
+                                 std::to_string(maxval));
   } else {
     for (auto& p : im.pixels) {
       long v = -1;
-      if (!(in >> v) || v < 0 || v > maxval)
-        throw std::runtime_error(path + ": bad or missing PGM pixel value");
+      if (!(in >> v) || v < 0) throw std::runtime_error(path + ": bad or missing PGM pixel value");
+      if (v > maxval)
+        throw std::runtime_error(path + ": pixel " + std::to_string(&p - im.pixels.data()) +
+                                 " is " + std::to_string(v) + ", above the maxval " +
+                                 std::to_string(maxval));
       p = static_cast<std::uint8_t>(v);
     }
   }

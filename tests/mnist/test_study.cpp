@@ -2,8 +2,11 @@
 // model file's errors, PGM input, sweeps (parallel = serial, resumable) and the CLI.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -16,6 +19,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "file_lock.hpp"
 #include "idx.hpp"
@@ -909,4 +913,97 @@ TEST_CASE("sweep: a row cut by an interruption is dropped, and the resume append
     CHECK(xgrad::apps::split_commas(line).size() == 24);
   CHECK(rows == 3);  // header and two whole rows
   CHECK(run_sweep<float>(base, two, x, y, x, y, kInfo, csv, 1, nullptr) == 0);
+}
+
+namespace {
+
+/// A 784-8-10 softmax model (one epoch on synthetic digits) saved as dir/model.xgm, with
+/// a run.txt next to it naming `data_set` as `mnist train` writes it, unless empty.
+std::string write_model(const std::string& dir, const std::string& data_set) {
+  fs::create_directories(dir);
+  const auto digits = synthetic_digits(32);
+  const auto net =
+      train<float>(sweep_recipe(), digits.first, digits.second, digits.first, digits.second, {});
+  save_model(net, dir + "/model.xgm");
+  if (!data_set.empty())
+    std::ofstream(dir + "/run.txt") << "data set: " << data_set << "\nrecipe: (test)\n";
+  return dir + "/model.xgm";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("PGM input: P5 values above maxval are refused as P2's are, naming value and maxval") {
+  const std::string dir = temp_dir("pgm_maxval");
+  {
+    std::ofstream f(dir + "/p5.pgm", std::ios::binary);
+    f << "P5\n28 28\n100\n";
+    for (int i = 0; i < 784; ++i)
+      f.put(char(i == 5 ? 200 : 50));  // 200 used to wrap to 510 % 256 = 254
+  }
+  CHECK_THROWS_WITH_AS(read_pgm(dir + "/p5.pgm"),
+                       doctest::Contains("p5.pgm: pixel 5 is 200, above the maxval 100"),
+                       std::runtime_error);
+  {
+    std::ofstream f(dir + "/p2.pgm");
+    f << "P2 28 28 100\n";
+    for (int i = 0; i < 784; ++i)
+      f << (i == 7 ? 101 : 0) << " ";
+  }
+  CHECK_THROWS_WITH_AS(read_pgm(dir + "/p2.pgm"),
+                       doctest::Contains("p2.pgm: pixel 7 is 101, above the maxval 100"),
+                       std::runtime_error);
+  // The magic is two bytes followed by whitespace, however long the file.
+  std::ofstream(dir + "/long.pgm") << "P5" << std::string(100000, 'x');
+  CHECK_THROWS_WITH_AS(read_pgm(dir + "/long.pgm"), doctest::Contains("long.pgm: not a"),
+                       std::runtime_error);
+}
+
+TEST_CASE("PGM input: the magic is two bytes, never the whole of a file without whitespace") {
+  // `in >> magic` read a file without whitespace to its end into one string (/dev/zero:
+  // until memory ran out). Here a pipe offers "P5" and 1 MiB more without whitespace:
+  // the reader must refuse it after its first buffer, so the writer meets a closed pipe.
+  const std::string fifo = temp_dir("pgm_fifo") + "/image";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  const auto saved_handler = std::signal(SIGPIPE, SIG_IGN);  // EPIPE instead
+  constexpr std::size_t kOffered = std::size_t(1) << 20;
+  std::size_t written = 0;
+  std::thread writer([&fifo, &written] {
+    const int fd = open(fifo.c_str(), O_WRONLY);  // waits for the reader
+    const std::string first = "P5" + std::string(4094, 'x'), more(4096, 'x');
+    while (fd >= 0 && written < kOffered) {
+      const std::string& chunk = written ? more : first;
+      const ssize_t n = write(fd, chunk.data(), chunk.size());
+      if (n <= 0) break;  // the reader closed the pipe
+      written += std::size_t(n);
+    }
+    if (fd >= 0) close(fd);
+  });
+  CHECK_THROWS_WITH_AS(read_pgm(fifo), doctest::Contains("image: not a"), std::runtime_error);
+  writer.join();
+  std::signal(SIGPIPE, saved_handler);
+  CHECK(written < kOffered);
+}
+
+TEST_CASE("CLI: predict --image /dev/zero is refused at once, not read into memory") {
+  // The report's case end to end. The old reader grew a string until an allocation
+  // failed (2 GiB without a limit), which the stream swallowed, and then refused the file
+  // too: the pipe test above is the one that tells the two apart. The 1 GiB address-space
+  // limit keeps a regression from taking the machine's memory (none under ASan, which
+  // reserves far more).
+  const std::string dir = temp_dir("cli_dev_zero");
+  const std::string model = write_model(dir, "");
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string limit = "";
+#else
+  const std::string limit = "ulimit -v 1048576;";
+#endif
+  const auto [status, output] =
+      run("predict --model " + model + " --image /dev/zero", "2>&1", limit + " timeout 60");
+  CHECK(status == 1);
+  CHECK(contains(output, "/dev/zero: not a"));
+  CHECK_FALSE(contains(output, "out of memory"));
 }
