@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -216,19 +217,64 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   app->add_option(
          "--optimiser,--optimizer", r.optimiser,
          "gd, sgd, momentum, adagrad, rmsprop, adam, with options: "
-         "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'")
+         "'rmsprop:rho=0.9', 'momentum:momentum=0.9', 'adam:beta1=0.9,beta2=0.999,eps=1e-8'; "
+         "an lr= here is the learning rate (then give no --lr, --lrs or --schedule)")
       ->capture_default_str();
-  app->add_option("--lr", r.learning_rate, "initial learning rate (decays by --lr-decay per epoch)")
-      ->capture_default_str();
-  app->add_option("--lr-decay", r.lr_decay,
-                  "learning rate = --lr x DECAY^epoch; 1 keeps it constant")
-      ->check(kIsNumber)
-      ->check(CLI::Range(1e-6, 1.0))
-      ->capture_default_str();
+  const CLI::Option* lr = app->add_option("--lr", r.learning_rate,
+                                          "initial learning rate (decays by --lr-decay per epoch)")
+                              ->capture_default_str();
+  const CLI::Option* lr_decay =
+      app->add_option("--lr-decay", r.lr_decay,
+                      "learning rate = --lr x DECAY^epoch; 1 keeps it constant")
+          ->check(kIsNumber)
+          ->check(CLI::Range(1e-6, 1.0))
+          ->capture_default_str();
   app->add_option("--schedule", r.schedule,
-                  "learning-rate schedule, replaces --lr and --lr-decay: constant:ETA, "
-                  "exponential:ETA,GAMMA (per epoch), step:ETA,DROP,EVERY, epoch_decay:ETA, "
-                  "inverse_time:T0,T1");
+                  "learning-rate schedule, replaces --lr and --lr-decay (give neither): "
+                  "constant:ETA, exponential:ETA,GAMMA (per epoch), step:ETA,DROP,EVERY, "
+                  "epoch_decay:ETA, inverse_time:T0,T1");
+  // The learning rate has one source: --lr (with --lr-decay), a sweep's --lrs, the
+  // optimiser text's lr=, or --schedule. Two of them given are a contradiction, refused
+  // naming both; the one given becomes r.learning_rate, so that the recipe line,
+  // run.txt and the sweep CSV print the rate that trains. (A text nn refuses is left to
+  // Recipe::validate, which names its option.)
+  auto one_learning_rate = [&r, lr, lr_decay, sweep] {
+    const bool grid = sweep && !sweep->learning_rates.empty();
+    std::optional<double> optimiser_lr;
+    try {
+      optimiser_lr = optimiser_learning_rate(r.optimiser);
+    } catch (const std::invalid_argument&) {
+    }
+    const std::string optimiser = "--optimiser '" + r.optimiser + "'";
+    const std::string schedule = "--schedule '" + r.schedule + "'";
+    if (optimiser_lr) {
+      if (lr->count() > 0)
+        throw CLI::ValidationError(optimiser + " and --lr both set the learning rate: give one");
+      if (grid)
+        throw CLI::ValidationError(optimiser +
+                                   " sets the learning rate and --lrs sweeps it: give one");
+      if (!r.schedule.empty())
+        throw CLI::ValidationError(optimiser + " sets lr= and " + schedule +
+                                   " replaces it: give one");
+      r.learning_rate = *optimiser_lr;
+    }
+    if (!r.schedule.empty()) {
+      for (const CLI::Option* given : {lr, lr_decay})
+        if (given->count() > 0)
+          throw CLI::ValidationError(schedule + " and " + given->get_name() +
+                                     ": give one (--schedule replaces --lr and --lr-decay)");
+      if (grid)
+        throw CLI::ValidationError(schedule +
+                                   " and --lrs: give one (--schedule replaces the learning "
+                                   "rates of the grid)");
+      try {
+        r.learning_rate = schedule_first_rate(r.schedule);
+      } catch (const std::invalid_argument&) {
+      }
+    }
+    if (grid && lr->count() > 0)
+      throw CLI::ValidationError("--lr and --lrs: give one (--lrs replaces --lr)");
+  };
   CLI::Option* penalty =
       app->add_option("--penalty", r.penalty,
                       "regularisation: none, l1 (lambda*sum|W|), l2 (lambda*sum W^2), weights "
@@ -245,10 +291,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   // --penalty names another (a sweep's --lambdas points get it in point_recipe);
   // `--penalty none` with a lambda > 0, or l1/l2 with none, is a contradiction. A sweep's
   // --lambdas replace --lambda, so the two together are refused.
-  app->parse_complete_callback([&r, penalty, lambda, layers, sweep] {
-    if (sweep && layers->count() > 0 && !sweep->layer_counts.empty() && !sweep->nodes.empty())
-      throw CLI::ValidationError(
-          "--layers is not used when --layer-counts and --node-counts are both given");
+  auto one_lambda = [&r, penalty, lambda, sweep] {
     const std::vector<double>* grid_lambdas = sweep ? &sweep->lambdas : nullptr;
     const bool grid = grid_lambdas && !grid_lambdas->empty();
     if (grid && lambda->count() > 0)
@@ -268,7 +311,7 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       throw CLI::ValidationError(what.str());
     }
     if (penalty->count() == 0 && !grid) r.penalty = "l2";
-  });
+  };
   app->add_option("--dropout", r.dropout, "dropout rate of hidden units while training")
       ->check(kIsNumber)
       ->check(CLI::Range(0.0, 0.95))
@@ -296,6 +339,14 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
       ->check(kIsWhole)
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  // CLI11 keeps one parse-complete callback per command: every check is called here.
+  app->parse_complete_callback([sweep, layers, one_learning_rate, one_lambda] {
+    if (sweep && layers->count() > 0 && !sweep->layer_counts.empty() && !sweep->nodes.empty())
+      throw CLI::ValidationError(
+          "--layers is not used when --layer-counts and --node-counts are both given");
+    one_learning_rate();
+    one_lambda();
+  });
 }
 
 void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
@@ -692,7 +743,8 @@ int main(int argc, char** argv) {
   add_data_options(sweep_cmd, sweep_args.train.data);
   add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
                      sweep_args.train.threads, &sweep_args.grid);
-  sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates, "learning rates of the grid");
+  sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates,
+                        "learning rates of the grid; replace --lr (and an --optimiser lr=)");
   sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
                         "L2 strengths of the grid (l2 unless --penalty); replace --lambda");
   sweep_cmd

@@ -73,6 +73,21 @@ std::string format_g(double v) {
 
 }  // namespace
 
+std::optional<double> optimiser_learning_rate(const std::string& optimiser) {
+  // Parsed over two different default rates: a rate the text sets is the same in both.
+  nn::OptimiserOptions one, two;
+  one.learning_rate = 1;
+  two.learning_rate = 2;
+  const double a = nn::OptimiserSpec::parse(optimiser, one).options.learning_rate;
+  const double b = nn::OptimiserSpec::parse(optimiser, two).options.learning_rate;
+  if (a != b) return std::nullopt;
+  return a;
+}
+
+double schedule_first_rate(const std::string& schedule) {
+  return nn::Schedule::parse(schedule)(0, 0, 1);
+}
+
 void Recipe::validate() const {
   for (std::size_t h : hidden)
     require(h >= 1 && h <= 100000, "--layers: sizes must be 1..100000");
@@ -83,6 +98,20 @@ void Recipe::validate() const {
   require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   if (!schedule.empty())
     parse_option("--schedule", [&] { nn::Schedule::parse(schedule).validate(); });
+  // One learning rate: the rate printed (recipe line, run.txt, a sweep's learning_rate
+  // column) must be the rate that trains.
+  const std::optional<double> optimiser_lr = optimiser_learning_rate(optimiser);
+  require(!(optimiser_lr && !schedule.empty()), "--optimiser '" + optimiser +
+                                                    "' sets lr= and --schedule '" + schedule +
+                                                    "' replaces it: give the rate in one of them");
+  require(!optimiser_lr || *optimiser_lr == learning_rate,
+          "--optimiser '" + optimiser + "' sets lr " + format_g(optimiser_lr.value_or(0)) +
+              " but --lr is " + format_g(learning_rate) + ": give the rate in one of them");
+  require(schedule.empty() || schedule_first_rate(schedule) == learning_rate,
+          "--schedule '" + schedule + "' starts at rate " +
+              (schedule.empty() ? std::string() : format_g(schedule_first_rate(schedule))) +
+              " but --lr is " + format_g(learning_rate) +
+              ": give the rate in one of them (--schedule replaces --lr and --lr-decay)");
   require(penalty == "none" || penalty == "l1" || penalty == "l2",
           "--penalty must be none, l1 or l2, got '" + penalty + "'");
   require(lambda >= 0 && std::isfinite(lambda), "--lambda must be a finite number >= 0");

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,11 +41,21 @@ struct Recipe {
   bool eval_train = true;  // full train-set loss/accuracy after every epoch
 
   /// Throws std::invalid_argument naming the first bad field (as a CLI option name,
-  /// "--activation: unknown activation ...").
+  /// "--activation: unknown activation ..."). The learning rate has one value: an
+  /// optimiser text's lr= and a schedule's first rate must equal learning_rate (so the
+  /// recipe line and the sweep CSV print the rate that trains), and an lr= together
+  /// with a schedule is refused (the schedule would replace it).
   void validate() const;
   /// One line: "784-512-10 relu, adam lr 0.001, batch 128, 10 epochs, ..."
   std::string describe(std::size_t inputs = 784) const;
 };
+
+/// The learning rate an optimiser text sets with lr= (or learning_rate=, eta=), or
+/// nullopt when it sets none. Throws std::invalid_argument for a text nn refuses.
+std::optional<double> optimiser_learning_rate(const std::string& optimiser);
+/// The rate of the first step of a schedule text (nn::Schedule syntax). Throws
+/// std::invalid_argument for a text nn refuses.
+double schedule_first_rate(const std::string& schedule);
 
 struct EpochRecord {
   std::size_t epoch = 0;  // 1-based

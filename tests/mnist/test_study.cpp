@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -917,6 +918,35 @@ TEST_CASE("sweep: a row cut by an interruption is dropped, and the resume append
 
 namespace {
 
+void put_be32(std::ofstream& f, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    f.put(char((v >> shift) & 0xff));
+}
+
+/// A data-set folder as load_dir reads it (raw IDX): n_train and n_test 28x28 images of
+/// deterministic pixels (0..254, so a misclassified.csv row is ~2.7 KB) and labels 0..9.
+/// For the CLI tests that need data but not real digits (passed as --fashion-dir).
+std::string write_idx_set(const std::string& dir, std::size_t n_train, std::size_t n_test) {
+  fs::create_directories(dir);
+  const auto write = [&dir](const std::string& stem, std::size_t n) {
+    std::ofstream images(dir + "/" + stem + "-images-idx3-ubyte", std::ios::binary);
+    put_be32(images, 0x00000803);
+    put_be32(images, std::uint32_t(n));
+    put_be32(images, 28);
+    put_be32(images, 28);
+    for (std::size_t i = 0; i < n * 784; ++i)
+      images.put(char((i * 37) % 255));
+    std::ofstream labels(dir + "/" + stem + "-labels-idx1-ubyte", std::ios::binary);
+    put_be32(labels, 0x00000801);
+    put_be32(labels, std::uint32_t(n));
+    for (std::size_t i = 0; i < n; ++i)
+      labels.put(char(i % 10));
+  };
+  write("train", n_train);
+  write("t10k", n_test);
+  return dir;
+}
+
 /// A 784-8-10 softmax model (one epoch on synthetic digits) saved as dir/model.xgm, with
 /// a run.txt next to it naming `data_set` as `mnist train` writes it, unless empty.
 std::string write_model(const std::string& dir, const std::string& data_set) {
@@ -935,6 +965,92 @@ bool contains(const std::string& text, const std::string& part) {
 }
 
 }  // namespace
+
+TEST_CASE("recipe: the learning rate has one value, which the recipe line prints") {
+  // An optimiser text's lr= used to train while the line said "lr 0.001".
+  Recipe r;
+  r.optimiser = "adam:lr=0.1";
+  CHECK_THROWS_WITH_AS(r.validate(),
+                       doctest::Contains("--optimiser 'adam:lr=0.1' sets lr 0.1 but --lr is 0.001"),
+                       std::invalid_argument);
+  r.learning_rate = 0.1;
+  CHECK_NOTHROW(r.validate());
+  CHECK(contains(r.describe(), "lr 0.1 x 0.9^epoch"));
+  CHECK(optimiser_learning_rate("adam:lr=0.1").value() == 0.1);
+  CHECK(optimiser_learning_rate("momentum:eta=0.5,momentum=0.9").value() == 0.5);
+  CHECK_FALSE(optimiser_learning_rate("adam:beta1=0.8").has_value());
+  // A schedule replaces --lr: its first rate is the recipe's.
+  r = Recipe{};
+  r.schedule = "constant:0.01";
+  CHECK_THROWS_WITH_AS(r.validate(),
+                       doctest::Contains("--schedule 'constant:0.01' starts at rate 0.01 but --lr "
+                                         "is 0.001"),
+                       std::invalid_argument);
+  r.learning_rate = 0.01;
+  CHECK_NOTHROW(r.validate());
+  CHECK(schedule_first_rate("exponential:0.05,0.5") == 0.05);
+  CHECK(schedule_first_rate("inverse_time:2,4") == 0.5);
+  // Both an lr= and a schedule: the schedule would replace the lr=.
+  r.optimiser = "adam:lr=0.01";
+  CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("sets lr= and --schedule"),
+                       std::invalid_argument);
+  // A sweep's grid rate under an optimiser lr= would train at the lr= under another label.
+  Recipe base;
+  base.optimiser = "adam:lr=0.01";
+  base.learning_rate = 0.01;
+  SweepGrid grid;
+  grid.learning_rates = {0.001, 0.01};
+  const auto points = grid_points(base, grid);
+  REQUIRE(points.size() == 2);
+  CHECK_THROWS_AS(point_recipe(base, points[0]).validate(), std::invalid_argument);
+  CHECK_NOTHROW(point_recipe(base, points[1]).validate());
+}
+
+TEST_CASE("CLI: two sources of the learning rate are refused naming both, before the data") {
+  const std::pair<const char*, const char*> cases[] = {
+      {"train --optimiser adam:lr=0.1 --lr 0.5", "--optimiser 'adam:lr=0.1' and --lr"},
+      {"train --optimiser adam:lr=0.1 --schedule constant:0.1",
+       "--optimiser 'adam:lr=0.1' sets lr= and --schedule 'constant:0.1'"},
+      {"train --schedule constant:0.01 --lr 0.5", "--schedule 'constant:0.01' and --lr:"},
+      {"train --schedule constant:0.01 --lr-decay 1", "--schedule 'constant:0.01' and --lr-decay"},
+      {"sweep --lrs 0.001 0.1 --optimiser adam:lr=0.01",
+       "--optimiser 'adam:lr=0.01' sets the learning rate and --lrs"},
+      {"sweep --lrs 0.001 0.1 --schedule constant:0.01", "--schedule 'constant:0.01' and --lrs"},
+      {"sweep --lr 0.5 --lrs 0.001 0.1", "--lr and --lrs: give one"},
+  };
+  for (const auto& test : cases) {
+    CAPTURE(test.first);
+    const auto [status, output] =
+        run(std::string(test.first) + " --dataset mnist --data /nonexistent/mnist");
+    CHECK(status == 2);
+    CHECK(contains(output, test.second));
+    CHECK_FALSE(contains(output, "/nonexistent/mnist"));  // data not touched
+  }
+}
+
+TEST_CASE("CLI: the rate of an optimiser's lr= or a schedule is the one printed and recorded") {
+  const std::string dir = temp_dir("cli_one_rate");
+  const std::string data =
+      "--dataset fashion-mnist --fashion-dir " + write_idx_set(dir + "/data", 64, 16);
+  const std::string tiny = " --layers 4 --epochs 1 --batch 16 ";
+  auto [status, out] =
+      run("train " + data + tiny + "--optimiser adam:lr=0.01 --quiet --out " + dir + "/t");
+  REQUIRE(status == 0);
+  CHECK(contains(out, "recipe: 784-4-10 relu, adam:lr=0.01 lr 0.01 x 0.9^epoch,"));
+  CHECK(contains(slurp(dir + "/t/run.txt"), "adam:lr=0.01 lr 0.01 x 0.9^epoch"));
+  CHECK(csv_rows(dir + "/t/history.csv").at(0).at("learning_rate") == "0.01");  // what trained
+  // A sweep's learning_rate column: the lr= and the schedule's rate, not --lr's default.
+  std::tie(status, out) =
+      run("sweep " + data + tiny + "--optimiser adam:lr=0.01 --csv " + dir + "/lr.csv");
+  REQUIRE(status == 0);
+  CHECK(csv_rows(dir + "/lr.csv").at(0).at("learning_rate") == "0.01");
+  std::tie(status, out) =
+      run("sweep " + data + tiny + "--schedule constant:0.02 --csv " + dir + "/schedule.csv");
+  REQUIRE(status == 0);
+  const auto rows = csv_rows(dir + "/schedule.csv");
+  CHECK(rows.at(0).at("learning_rate") == "0.02");
+  CHECK(rows.at(0).at("schedule") == "constant:0.02");
+}
 
 TEST_CASE("PGM input: P5 values above maxval are refused as P2's are, naming value and maxval") {
   const std::string dir = temp_dir("pgm_maxval");
