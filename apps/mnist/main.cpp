@@ -334,13 +334,22 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   app->add_option("--dtype", dtype, "float32 or float64")
       ->check(CLI::IsMember({"float32", "float64"}))
       ->capture_default_str();
-  app->add_option("--threads", threads,
-                  "threads of this run (GEMMs and the engine's loops share one pool)")
-      ->check(kIsWhole)
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
+  CLI::Option* threads_option =
+      app->add_option("--threads", threads,
+                      "threads of this run (GEMMs and the engine's loops share one pool)")
+          ->check(kIsWhole)
+          ->check(CLI::Range(1, 256))
+          ->capture_default_str();
+  // A sweep trains every point on one thread (sweep.hpp: its rows must not depend on
+  // the thread count; --workers runs points side by side): --threads would be ignored,
+  // so it is not in the sweep's help and refused by name.
+  if (sweep) threads_option->group("");
   // CLI11 keeps one parse-complete callback per command: every check is called here.
-  app->parse_complete_callback([sweep, layers, one_learning_rate, one_lambda] {
+  app->parse_complete_callback([sweep, layers, threads_option, one_learning_rate, one_lambda] {
+    if (sweep && threads_option->count() > 0)
+      throw CLI::ValidationError(
+          "--threads: a sweep trains every point on one thread, so that its rows do not "
+          "depend on the thread count; --workers N trains N points at once");
     if (sweep && layers->count() > 0 && !sweep->layer_counts.empty() && !sweep->nodes.empty())
       throw CLI::ValidationError(
           "--layers is not used when --layer-counts and --node-counts are both given");
@@ -568,15 +577,28 @@ struct EvalArgs {
   int threads = 1;
 };
 
+/// Refuses a network that is not an MNIST classifier: 784 inputs, 10 outputs, and a
+/// softmax last layer (its outputs are the class probabilities that evaluate scores and
+/// predict prints).
+template <class T>
+void require_mnist_model(const xgrad::nn::Network<T>& net, const std::string& path) {
+  if (net.inputs() != 784 || net.outputs() != 10)
+    throw std::runtime_error(path + ": network takes " + std::to_string(net.inputs()) +
+                             " inputs and gives " + std::to_string(net.outputs()) +
+                             " outputs; an MNIST model has 784 and 10");
+  const xgrad::nn::Activation& last = net.layers().back().activation;
+  if (last.kind != xgrad::nn::ActivationKind::Softmax)
+    throw std::runtime_error(path + ": the last layer is " + last.name() +
+                             ", not softmax, so its outputs are not class probabilities; an "
+                             "MNIST model (from `mnist train`) ends in softmax");
+}
+
 template <class T>
 int run_evaluate(const EvalArgs& a) {
   Say say;
   xgrad::set_threads(a.threads);
   const xgrad::nn::Network<T> net = load_model<T>(a.model);
-  if (net.inputs() != 784 || net.outputs() != 10)
-    throw std::runtime_error(a.model + ": network takes " + std::to_string(net.inputs()) +
-                             " inputs and gives " + std::to_string(net.outputs()) +
-                             " outputs; an MNIST model has 784 and 10");
+  require_mnist_model(net, a.model);
   const TrainTest data = load_data(a.data, say);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
   if (std::isnan(e.loss))
@@ -618,8 +640,7 @@ int run_predict(const EvalArgs& a) {
   say.name = "model";
   xgrad::set_threads(a.threads);
   const xgrad::nn::Network<T> net = load_model<T>(a.model);
-  if (net.inputs() != 784 || net.outputs() != 10)
-    throw std::runtime_error(a.model + ": not an MNIST model (784 inputs, 10 outputs)");
+  require_mnist_model(net, a.model);
   if (a.indices.empty() && a.images.empty())
     throw CLI::ValidationError("predict",
                                "give --index N (test-set images) or --image FILE.pgm|png");
@@ -661,7 +682,7 @@ int run_sweep_cmd(const SweepArgs& a) {
   a.train.recipe.validate();  // before the data, as `train` does
   for (const SweepPoint& p : grid_points(a.train.recipe, a.grid))
     point_recipe(a.train.recipe, p).validate();
-  xgrad::set_threads(a.train.threads);
+  check_sweep_csv_path(a.csv);  // so is a --csv that cannot hold the rows
   const TrainTest data = load_data(a.train.data, say);
   say("sweep base recipe: " + a.train.recipe.describe());
   const SweepDataInfo info{data.name, data.train.size(), data.test.size(), a.train.data.split_seed,
@@ -743,10 +764,14 @@ int main(int argc, char** argv) {
   add_data_options(sweep_cmd, sweep_args.train.data);
   add_recipe_options(sweep_cmd, sweep_args.train.recipe, sweep_args.train.dtype,
                      sweep_args.train.threads, &sweep_args.grid);
-  sweep_cmd->add_option("--lrs", sweep_args.grid.learning_rates,
-                        "learning rates of the grid; replace --lr (and an --optimiser lr=)");
-  sweep_cmd->add_option("--lambdas", sweep_args.grid.lambdas,
-                        "L2 strengths of the grid (l2 unless --penalty); replace --lambda");
+  sweep_cmd
+      ->add_option("--lrs", sweep_args.grid.learning_rates,
+                   "learning rates of the grid; replace --lr (and an --optimiser lr=)")
+      ->check(kNotNegative);
+  sweep_cmd
+      ->add_option("--lambdas", sweep_args.grid.lambdas,
+                   "L2 strengths of the grid (l2 unless --penalty); replace --lambda")
+      ->check(kNotNegative);
   sweep_cmd
       ->add_option("--layer-counts", sweep_args.grid.layer_counts,
                    "numbers of hidden layers (with --node-counts: replace --layers)")
@@ -763,7 +788,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sweep_cmd
       ->add_option("--workers,--jobs", sweep_args.workers,
-                   "parallel training runs (each with 1 BLAS thread when > 1)")
+                   "parallel training runs, each on one thread (every sweep point trains "
+                   "single-threaded, so the rows do not depend on --workers)")
       ->check(kIsWhole)
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -89,7 +90,26 @@ std::string SweepPoint::key() const {
          std::to_string(nodes);
 }
 
+void check_sweep_csv_path(const std::string& csv_path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(csv_path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    throw std::invalid_argument("--csv: " + csv_path + " exists and is not a regular file" +
+                                (std::filesystem::is_directory(st) ? " (a folder)" : "") +
+                                "; give the path of a sweep CSV");
+}
+
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
+  // A grid value is checked here under its own option's name (a point's recipe would
+  // name --lr or --lambda, which the command line may not have).
+  for (double lr : grid.learning_rates)
+    if (!(lr > 0 && std::isfinite(lr)))
+      throw std::invalid_argument("--lrs: " + fmt(lr) +
+                                  " is not a learning rate (each must be a finite number > 0)");
+  for (double lambda : grid.lambdas)
+    if (!(lambda >= 0 && std::isfinite(lambda)))
+      throw std::invalid_argument("--lambdas: " + fmt(lambda) +
+                                  " is not a strength (each must be a finite number >= 0)");
   const std::size_t base_nodes = base.hidden.empty() ? 0 : base.hidden.front();
   // A point is layers x nodes of one size (the CSV has one nodes column), so --layers
   // must be of one size where a grid axis takes its count or size from it.
@@ -137,6 +157,7 @@ std::size_t run_sweep(const Recipe& base, const SweepGrid& grid, const Matrix<T>
   const std::vector<SweepPoint> all = grid_points(base, grid);
   for (const SweepPoint& p : all)
     point_recipe(base, p).validate();  // fail before any work
+  check_sweep_csv_path(csv_path);      // before the lock file is made next to it
   // From reading the rows to the last append, no other run may write the file.
   const xgrad::apps::FileLock lock(csv_path, "--csv");
   std::set<std::string> done;

@@ -36,8 +36,12 @@ struct SweepDataInfo {
   std::string dtype;  // float32 | float64
 };
 
-/// Every combination, in row-major order (lr slowest, nodes fastest).
+/// Every combination, in row-major order (lr slowest, nodes fastest). A grid value out
+/// of range is a std::invalid_argument naming its option (--lrs, --lambdas).
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid);
+/// Refuses (std::invalid_argument naming --csv and the path) a CSV path that exists and
+/// is not a regular file, such as a folder: it could not hold the rows.
+void check_sweep_csv_path(const std::string& csv_path);
 /// The recipe of one point (hidden = layers x nodes; l2 penalty when lambda > 0 and the
 /// base has none).
 Recipe point_recipe(const Recipe& base, const SweepPoint& point);

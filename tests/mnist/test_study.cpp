@@ -18,6 +18,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -598,7 +599,7 @@ TEST_CASE("CLI: the recipe is checked before the data is loaded, naming the opti
       {"train --schedule exponential:abc", "--schedule: "},
       {"train --lr -1", "--lr"},
       {"sweep --activation foo", "--activation: unknown activation"},
-      {"sweep --lrs 0", "--lr"},
+      {"sweep --lrs 0", "--lrs: 0 is not a learning rate"},
   };
   for (const auto& test : cases) {
     const auto& [args, expected] = test;
@@ -1052,6 +1053,30 @@ TEST_CASE("CLI: the rate of an optimiser's lr= or a schedule is the one printed 
   CHECK(rows.at(0).at("schedule") == "constant:0.02");
 }
 
+TEST_CASE("CLI: evaluate and predict refuse a model whose outputs are not softmax probabilities") {
+  const std::string dir = temp_dir("cli_not_softmax");
+  std::mt19937_64 rng(1);
+  const xgrad::nn::Network<float> net(
+      {784, 4, 10}, {xgrad::nn::Activation::parse("relu"), xgrad::nn::Activation::parse("sigmoid")},
+      xgrad::nn::Initialiser::parse("glorot_uniform"), rng);
+  save_model(net, dir + "/sigmoid.xgm");
+  {
+    std::ofstream f(dir + "/digit.pgm", std::ios::binary);
+    f << "P5\n28 28\n255\n" << std::string(784, '\0');
+  }
+  const std::string cases[] = {
+      "evaluate --dataset mnist --data /nonexistent/mnist --model " + dir + "/sigmoid.xgm",
+      "predict --model " + dir + "/sigmoid.xgm --image " + dir + "/digit.pgm",
+  };
+  for (const std::string& args : cases) {
+    CAPTURE(args);
+    const auto [status, output] = run(args);
+    CHECK(status == 1);
+    CHECK(contains(output, "sigmoid.xgm: the last layer is sigmoid, not softmax"));
+    CHECK_FALSE(contains(output, "p ="));
+  }
+}
+
 TEST_CASE("PGM input: P5 values above maxval are refused as P2's are, naming value and maxval") {
   const std::string dir = temp_dir("pgm_maxval");
   {
@@ -1122,4 +1147,37 @@ TEST_CASE("CLI: predict --image /dev/zero is refused at once, not read into memo
   CHECK(status == 1);
   CHECK(contains(output, "/dev/zero: not a"));
   CHECK_FALSE(contains(output, "out of memory"));
+}
+
+TEST_CASE("CLI: sweep refuses --threads, and its grid values and --csv by their own names") {
+  const std::string dir = temp_dir("cli_sweep_names");
+  const std::pair<std::string, std::string> cases[] = {
+      // Every sweep point trains on one thread: a --threads would be ignored.
+      {"sweep --threads 2", "--threads: a sweep trains every point on one thread"},
+      {"sweep --lrs 0.001 0", "--lrs: 0 is not a learning rate"},
+      {"sweep --lrs -0.1", "--lrs: must not be negative, got -0.1"},
+      {"sweep --lambdas 0 -1", "--lambdas: must not be negative, got -1"},
+      {"sweep --lambdas inf", "--lambdas: inf is not a strength"},
+      {"sweep --csv " + dir, "--csv: " + dir + " exists and is not a regular file (a folder)"},
+  };
+  for (const auto& test : cases) {
+    CAPTURE(test.first);
+    const auto [status, output] = run(test.first + " --dataset mnist --data /nonexistent/mnist");
+    CHECK(status == 2);
+    CHECK(contains(output, test.second));
+    CHECK_FALSE(contains(output, "/nonexistent/mnist"));  // refused before the data
+  }
+  const auto [status, help] = run("sweep --help");
+  CHECK(status == 0);
+  CHECK_FALSE(contains(help, "--threads"));
+  // The library names them too.
+  const auto digits = synthetic_digits(16);
+  CHECK_THROWS_WITH_AS(run_sweep<float>(sweep_recipe(), SweepGrid{}, digits.first, digits.second,
+                                        digits.first, digits.second, kInfo, dir, 1, nullptr),
+                       doctest::Contains(doctest::String(("--csv: " + dir).c_str())),
+                       std::invalid_argument);
+  SweepGrid negative;
+  negative.lambdas = {-1};
+  CHECK_THROWS_WITH_AS(grid_points(sweep_recipe(), negative), doctest::Contains("--lambdas: -1"),
+                       std::invalid_argument);
 }
