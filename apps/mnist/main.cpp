@@ -358,9 +358,45 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   });
 }
 
+/// Makes the output folder `dir` and proves it writable by creating and removing a
+/// probe file, before any data is loaded: a folder that cannot take the results is a
+/// usage error naming `option` (exit 2), not a failure found after the training run.
+void prepare_out_dir(const std::string& dir, const std::string& option) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw std::invalid_argument(option + ": '" + dir + "' exists and is not a folder");
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec))
+    throw std::invalid_argument(option + ": cannot make the folder '" + dir + "'" +
+                                (ec ? " (" + ec.message() + ")" : std::string(" (not a folder)")));
+  const std::string probe =
+      (fs::path(dir) / (".mnist-write-probe." + std::to_string(getpid()))).string();
+  std::ofstream f(probe);
+  f << "probe\n";
+  f.close();
+  const bool written = !f.fail();
+  fs::remove(probe, ec);
+  if (!written)
+    throw std::invalid_argument(option + ": cannot write into the folder '" + dir + "'");
+}
+
+/// An output file opened for writing; throws naming it when it cannot be opened.
+std::ofstream open_out(const std::string& path) {
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error(path + ": cannot open for writing");
+  return f;
+}
+
+/// Closes an output file and throws naming it when any write to it, or the close, failed.
+void close_out(std::ofstream& f, const std::string& path) {
+  f.close();
+  if (f.fail()) throw std::runtime_error(path + ": cannot write (disk full?)");
+}
+
 void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   {
-    std::ofstream f(dir + "/confusion_counts.csv");
+    const std::string path = dir + "/confusion_counts.csv";
+    std::ofstream f = open_out(path);
     f << "true\\predicted";
     for (int k = 0; k < 10; ++k)
       f << "," << k;
@@ -371,10 +407,12 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
         f << "," << e.confusion[t][k];
       f << "\n";
     }
+    close_out(f, path);
   }
   const auto pct = row_percentages(e.confusion);
   {
-    std::ofstream f(dir + "/confusion_percent.csv");
+    const std::string path = dir + "/confusion_percent.csv";
+    std::ofstream f = open_out(path);
     f << "true\\predicted";
     for (int k = 0; k < 10; ++k)
       f << "," << k;
@@ -388,6 +426,7 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
       }
       f << "\n";
     }
+    close_out(f, path);
   }
   say("confusion matrix (rows: true digit, columns: predicted; counts):");
   std::ostringstream head;
@@ -403,7 +442,8 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
     say(row.str());
   }
   const auto pairs = most_confused(e.confusion, 5);
-  std::ofstream f(dir + "/confused_pairs.csv");
+  const std::string pairs_path = dir + "/confused_pairs.csv";
+  std::ofstream f = open_out(pairs_path);
   f << "true,predicted,count,percent_of_true\n";
   std::ostringstream line;
   line << "most confused (true->predicted, % of the true digit):";
@@ -414,6 +454,7 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
     line << buf;
     f << p.truth << "," << p.predicted << "," << p.count << "," << p.percent << "\n";
   }
+  close_out(f, pairs_path);
   say(line.str());
 }
 
@@ -421,7 +462,7 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
 // draws them with their true and predicted labels.
 void write_misclassified(const std::string& path, const LabelledSet& set, const Evaluation& e,
                          std::size_t limit) {
-  std::ofstream f(path);
+  std::ofstream f = open_out(path);
   f << "index,true,predicted,confidence,pixels\n";
   std::size_t written = 0;
   for (std::size_t i = 0; i < set.size() && written < limit; ++i) {
@@ -434,6 +475,7 @@ void write_misclassified(const std::string& path, const LabelledSet& set, const 
     f << "\n";
     ++written;
   }
+  close_out(f, path);
 }
 
 std::string percent(double a) {
@@ -473,7 +515,8 @@ struct TrainArgs {
 template <class T>
 int run_train(const TrainArgs& a, const std::string& command_line) {
   Say say;
-  a.recipe.validate();  // before the data: a bad option costs no loading time
+  a.recipe.validate();              // before the data: a bad option costs no loading time
+  prepare_out_dir(a.out, "--out");  // so is an --out that cannot take the results
   xgrad::set_threads(a.threads);
   TrainTest data = load_data(a.data, say);
   say("recipe: " + a.recipe.describe() + ", " + a.dtype + ", " + std::to_string(xgrad::threads()) +
@@ -486,8 +529,8 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   const xgrad::Matrix<T> x_train = to_matrix<T>(data.train.images);
   std::vector<std::uint8_t>().swap(data.train.images.pixels);
   const xgrad::Matrix<T> x_test = to_matrix<T>(data.test.images);
-  fs::create_directories(a.out);
-  std::ofstream hist(a.out + "/history.csv");
+  const std::string hist_path = a.out + "/history.csv";
+  std::ofstream hist = open_out(hist_path);
   const std::string set = a.data.scored();  // "test", or "validation" with --validation
   hist << "epoch,learning_rate,batch_loss,train_loss,train_accuracy," << set << "_loss," << set
        << "_accuracy,seconds_train,seconds_eval\n";
@@ -532,6 +575,7 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
          << r.train_accuracy << "," << r.test_loss << "," << r.test_accuracy << ","
          << r.seconds_train << "," << r.seconds_eval << "\n"
          << std::flush;
+    if (!hist) throw std::runtime_error(hist_path + ": cannot write (disk full?)");
   };
   std::vector<EpochRecord> history;
   const xgrad::nn::Network<T> net =
@@ -554,14 +598,17 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   say("peak resident memory " + std::to_string(usage.ru_maxrss / 1024) + " MiB");
+  close_out(hist, hist_path);
   write_confusion(a.out, e, say);
   write_misclassified(a.out + "/misclassified.csv", data.test, e, a.misclassified);
   save_model(net, a.out + "/model.xgm");
-  std::ofstream(a.out + "/run.txt")
-      << "data set: " << data.name << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
+  const std::string run_path = a.out + "/run.txt";
+  std::ofstream run = open_out(run_path);
+  run << "data set: " << data.name << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
       << "\nthreads: " << xgrad::threads() << "\ncommand: " << command_line << "\n"
       << set << "_accuracy: " << e.accuracy << "\ntrain_seconds: " << train_seconds
       << "\nwall_seconds: " << wall << "\n";
+  close_out(run, run_path);
   say("wrote " + a.out +
       "/{history.csv, confusion_counts.csv, confusion_percent.csv, "
       "confused_pairs.csv, misclassified.csv, model.xgm, run.txt}");
@@ -599,6 +646,10 @@ int run_evaluate(const EvalArgs& a) {
   xgrad::set_threads(a.threads);
   const xgrad::nn::Network<T> net = load_model<T>(a.model);
   require_mnist_model(net, a.model);
+  // The CSVs go next to the model unless --out says otherwise: checked before the data.
+  const std::string parent = fs::path(a.model).parent_path().string();
+  const std::string out = !a.out.empty() ? a.out : parent.empty() ? "." : parent;
+  prepare_out_dir(out, a.out.empty() ? "--out (default: the model's folder)" : "--out");
   const TrainTest data = load_data(a.data, say);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
   if (std::isnan(e.loss))
@@ -607,10 +658,8 @@ int run_evaluate(const EvalArgs& a) {
   const std::string set = a.data.scored();
   say(a.model + ": " + set + " accuracy " + percent(e.accuracy) + ", " + set + " loss " +
       std::to_string(e.loss));
-  const std::string out = a.out.empty() ? fs::path(a.model).parent_path().string() : a.out;
-  fs::create_directories(out.empty() ? "." : out);
-  write_confusion(out.empty() ? "." : out, e, say);
-  write_misclassified((out.empty() ? "." : out) + "/misclassified.csv", data.test, e, 100);
+  write_confusion(out, e, say);
+  write_misclassified(out + "/misclassified.csv", data.test, e, 100);
   return 0;
 }
 

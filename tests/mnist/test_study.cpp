@@ -1053,6 +1053,39 @@ TEST_CASE("CLI: the rate of an optimiser's lr= or a schedule is the one printed 
   CHECK(rows.at(0).at("schedule") == "constant:0.02");
 }
 
+TEST_CASE("CLI: an --out that cannot take the results is refused before the data is loaded") {
+  const std::string dir = temp_dir("cli_out");
+  std::ofstream(dir + "/file") << "a file, not a folder\n";
+  const std::string model = write_model(dir + "/m", "MNIST");
+  const std::string no_data = " --dataset mnist --data /nonexistent/mnist";
+  const std::string cases[] = {
+      "train" + no_data + " --out " + dir + "/file/sub",
+      "train" + no_data + " --out " + dir + "/file",
+      "evaluate" + no_data + " --model " + model + " --out " + dir + "/file/sub",
+  };
+  for (const std::string& args : cases) {
+    CAPTURE(args);
+    const auto [status, output] = run(args);
+    CHECK(status == 2);
+    CHECK(contains(output, "--out: "));
+    CHECK(contains(output, "'" + dir + "/file"));
+    CHECK_FALSE(contains(output, "/nonexistent/mnist"));  // before the data
+  }
+}
+
+TEST_CASE("CLI: a CSV that cannot be written is an error naming the file, not exit 0") {
+  // A file-size limit (SIGXFSZ ignored, so writes fail with EFBIG) below the size of
+  // misclassified.csv: evaluate used to exit 0 with the file cut short.
+  const std::string dir = temp_dir("cli_write_error");
+  const std::string fashion = write_idx_set(dir + "/data", 16, 40);
+  const std::string model = write_model(dir + "/m", "Fashion-MNIST");
+  const auto [status, output] = run("evaluate --dataset fashion-mnist --fashion-dir " + fashion +
+                                        " --model " + model + " --out " + dir + "/e",
+                                    "2>&1", "trap '' XFSZ; ulimit -f 16;");
+  CHECK(status == 1);
+  CHECK(contains(output, dir + "/e/misclassified.csv: cannot write"));
+}
+
 TEST_CASE("CLI: evaluate and predict refuse a model whose outputs are not softmax probabilities") {
   const std::string dir = temp_dir("cli_not_softmax");
   std::mt19937_64 rng(1);
