@@ -76,14 +76,25 @@ struct DataOptions {
   std::size_t train_limit = 0;
   std::size_t test_limit = 0;
   std::size_t validation = 0;  // held-out training images scored instead of the test set
+  // train and sweep: when the default folder lacks MNIST, `auto` announces it and uses
+  // Fashion-MNIST. evaluate and predict never switch: a model is scored on the data set
+  // it was trained on (model_data_set) or on the one --dataset names.
+  bool fallback = true;
+  // Why --dataset is what it is when the model's run.txt chose it (for messages).
+  std::string chosen_by;
   /// What the scored set is called in output ("test", or "validation" with --validation).
   std::string scored() const { return validation ? "validation" : "test"; }
 };
 
-void add_data_options(CLI::App* app, DataOptions& d) {
+/// `of_model`: the options of evaluate and predict, which score a saved model.
+void add_data_options(CLI::App* app, DataOptions& d, bool of_model = false) {
   app->add_option("--dataset", d.dataset,
-                  "mnist, fashion-mnist, or auto: MNIST from --data; when --data is not given "
-                  "and the default folder lacks MNIST, say so and use Fashion-MNIST")
+                  of_model ? "mnist, fashion-mnist, or auto: the data set the run.txt next to "
+                             "--model names, else MNIST from --data (never a switch to "
+                             "Fashion-MNIST on its own)"
+                           : "mnist, fashion-mnist, or auto: MNIST from --data; when --data is "
+                             "not given and the default folder lacks MNIST, say so and use "
+                             "Fashion-MNIST")
       ->check(CLI::IsMember({"auto", "mnist", "fashion-mnist"}))
       ->capture_default_str();
   d.dir_option = app->add_option("--data", d.dir,
@@ -143,11 +154,12 @@ TrainTest load_data(const DataOptions& d, Say& say) {
       "Install it with `apt install dataset-fashion-mnist` or pass --fashion-dir DIR.";
   // A folder without the data set is a usage error (exit 2), whichever option named it;
   // a damaged file inside is not (exit 1, from load_dir).
-  const auto require_in = [](const std::string& dir, const std::string& option,
-                             const std::string& name, const std::string& how) {
+  const auto require_in = [&d](const std::string& dir, const std::string& option,
+                               const std::string& name, const std::string& how) {
     if (find_file(dir, "train-images-idx3-ubyte").empty())
       throw std::invalid_argument(option + ": " + name + " is not in '" + dir +
-                                  "' (no train-images-idx3-ubyte[.gz]). " + how);
+                                  "' (no train-images-idx3-ubyte[.gz])" +
+                                  (d.chosen_by.empty() ? "" : ", and " + d.chosen_by) + ". " + how);
   };
   TrainTest t;
   if (d.dataset == "mnist") {
@@ -165,6 +177,16 @@ TrainTest load_data(const DataOptions& d, Say& say) {
                                                                                : "--data") +
         ": MNIST is not in '" + d.dir + "' (no train-images-idx3-ubyte[.gz]). " + mnist_how +
         " Or pass --dataset fashion-mnist for Fashion-MNIST.");
+  } else if (!d.fallback) {
+    // evaluate and predict: a model scored on another data set than its own gives a
+    // meaningless accuracy (and would overwrite its run's CSVs with it).
+    throw std::invalid_argument(
+        "--dataset: MNIST is not in '" + d.dir + "' (no train-images-idx3-ubyte[.gz]) and " +
+        (d.chosen_by.empty() ? std::string("nothing tells which data set the model was trained "
+                                           "on (no run.txt next to it)")
+                             : d.chosen_by) +
+        "; this command does not switch data sets on its own. " + mnist_how +
+        " For a Fashion-MNIST model pass --dataset fashion-mnist.");
   } else {
     // Not silent: the substitution is announced (on stderr too, so it shows when stdout
     // goes to a file), and every later line names the set.
@@ -640,17 +662,57 @@ void require_mnist_model(const xgrad::nn::Network<T>& net, const std::string& pa
                              "MNIST model (from `mnist train`) ends in softmax");
 }
 
+/// The data set named by the run.txt next to a model ("MNIST" or "Fashion-MNIST", from
+/// its "data set:" line), or "" when there is none.
+std::string model_data_set(const std::string& model, std::string* run_txt) {
+  *run_txt = (fs::path(model).parent_path() / "run.txt").string();
+  std::ifstream in(*run_txt);
+  const std::string key = "data set: ";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) != 0) continue;
+    const std::string name = line.substr(key.size());
+    if (name.rfind("Fashion-MNIST", 0) == 0) return "Fashion-MNIST";
+    if (name.rfind("MNIST", 0) == 0) return "MNIST";
+    return "";
+  }
+  return "";
+}
+
+/// The data options of evaluate and predict: no switch to Fashion-MNIST on their own,
+/// and with --dataset auto the data set the model's run.txt names.
+DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
+  d.fallback = false;
+  std::string run_txt;
+  const std::string trained_on = model_data_set(model, &run_txt);
+  if (trained_on.empty()) return d;
+  const std::string wanted = trained_on == "MNIST" ? "mnist" : "fashion-mnist";
+  if (d.dataset == "auto") {
+    if (wanted == "fashion-mnist" && d.dir_option && d.dir_option->count() > 0)
+      throw std::invalid_argument("--data names an MNIST folder, but " + run_txt +
+                                  " says the model was trained on Fashion-MNIST: give "
+                                  "--dataset mnist to score it on MNIST anyway");
+    d.dataset = wanted;
+    d.chosen_by = run_txt + " says the model was trained on " + trained_on;
+  } else if (d.dataset != wanted) {
+    say.name = d.dataset == "mnist" ? "MNIST" : "Fashion-MNIST";
+    say("note: " + run_txt + " says the model was trained on " + trained_on + "; scoring it on " +
+        say.name + " as --dataset says");
+  }
+  return d;
+}
+
 template <class T>
 int run_evaluate(const EvalArgs& a) {
   Say say;
   xgrad::set_threads(a.threads);
   const xgrad::nn::Network<T> net = load_model<T>(a.model);
   require_mnist_model(net, a.model);
+  const DataOptions data_options = data_for_model(a.data, a.model, say);
   // The CSVs go next to the model unless --out says otherwise: checked before the data.
   const std::string parent = fs::path(a.model).parent_path().string();
   const std::string out = !a.out.empty() ? a.out : parent.empty() ? "." : parent;
   prepare_out_dir(out, a.out.empty() ? "--out (default: the model's folder)" : "--out");
-  const TrainTest data = load_data(a.data, say);
+  const TrainTest data = load_data(data_options, say);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
   if (std::isnan(e.loss))
     throw std::runtime_error(a.model + ": the network's outputs are NaN; its parameters are " +
@@ -700,7 +762,7 @@ int run_predict(const EvalArgs& a) {
     show_prediction(net, im, path + (inverted ? " (dark on light: inverted)" : ""), -1, s);
   }
   if (!a.indices.empty()) {
-    const TrainTest data = load_data(a.data, say);
+    const TrainTest data = load_data(data_for_model(a.data, a.model, say), say);
     for (std::size_t i : a.indices) {
       if (i >= data.test.size())
         throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +
@@ -778,7 +840,7 @@ int main(int argc, char** argv) {
   EvalArgs eval_args;
   auto* eval_cmd =
       app.add_subcommand("evaluate", "test accuracy and confusion matrix of a saved model");
-  add_data_options(eval_cmd, eval_args.data);
+  add_data_options(eval_cmd, eval_args.data, true);
   eval_cmd->add_option("--model", eval_args.model, "model file from `mnist train`")
       ->capture_default_str();
   eval_cmd->add_option("--out", eval_args.out, "folder for the CSVs (default: the model's folder)");
@@ -790,7 +852,7 @@ int main(int argc, char** argv) {
   EvalArgs pred_args;
   auto* pred_cmd =
       app.add_subcommand("predict", "classify test images by index or 28x28 PGM/PNG files");
-  add_data_options(pred_cmd, pred_args.data);
+  add_data_options(pred_cmd, pred_args.data, true);
   pred_cmd->add_option("--model", pred_args.model, "model file from `mnist train`")
       ->capture_default_str();
   pred_cmd

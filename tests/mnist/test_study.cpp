@@ -1086,6 +1086,55 @@ TEST_CASE("CLI: a CSV that cannot be written is an error naming the file, not ex
   CHECK(contains(output, dir + "/e/misclassified.csv: cannot write"));
 }
 
+TEST_CASE("CLI: evaluate and predict score a model on its own data set, never switching") {
+  const std::string dir = temp_dir("cli_model_data");
+  const std::string fashion = " --fashion-dir " + write_idx_set(dir + "/fashion", 16, 20);
+  const std::string mnist_model = write_model(dir + "/mnist_run", "MNIST");
+  const std::string bare_model = write_model(dir + "/bare", "");
+  const std::string fashion_model = write_model(dir + "/fashion_run", "Fashion-MNIST pooled 80/20");
+  // No data/mnist under the working directory, no $XGRAD_MNIST_DIR: the case where train
+  // falls back to Fashion-MNIST.
+  const std::string here = "cd " + dir + " && env -u XGRAD_MNIST_DIR";
+  // A model trained on MNIST needs MNIST: refused, naming run.txt and the download script.
+  for (const std::string& command : {std::string("evaluate"), std::string("predict --index 0")}) {
+    CAPTURE(command);
+    const auto [status, output] = run(command + " --model " + mnist_model + fashion, "2>&1", here);
+    CHECK(status == 2);
+    CHECK(contains(output, "run.txt says the model was trained on MNIST"));
+    CHECK(contains(output, "download_mnist.sh"));
+    CHECK_FALSE(contains(output, "Training"));
+    CHECK_FALSE(contains(output, "accuracy"));
+  }
+  CHECK_FALSE(fs::exists(dir + "/mnist_run/confusion_counts.csv"));  // the run's CSVs are kept
+  // A model without run.txt: no guess either; --dataset is the way.
+  auto [status, output] = run("evaluate --model " + bare_model + fashion, "2>&1", here);
+  CHECK(status == 2);
+  CHECK(contains(output, "no run.txt"));
+  CHECK(contains(output, "--dataset fashion-mnist"));
+  CHECK_FALSE(fs::exists(dir + "/bare/confusion_counts.csv"));
+  // A Fashion-MNIST model is scored on Fashion-MNIST, in evaluate's words.
+  std::tie(status, output) = run("evaluate --model " + fashion_model + fashion, "2>&1", here);
+  CHECK(status == 0);
+  CHECK(contains(output, "[Fashion-MNIST] " + fashion_model + ": test accuracy"));
+  CHECK_FALSE(contains(output, "Training"));
+  CHECK(fs::exists(dir + "/fashion_run/confusion_counts.csv"));
+  std::tie(status, output) =
+      run("predict --index 3 --model " + fashion_model + fashion, "2>&1", here);
+  CHECK(status == 0);
+  CHECK(contains(output, "[Fashion-MNIST] test image 3: predicted"));
+  // ... and --data, which names an MNIST folder, contradicts its run.txt.
+  std::tie(status, output) =
+      run("evaluate --data " + dir + "/fashion --model " + fashion_model + fashion, "2>&1", here);
+  CHECK(status == 2);
+  CHECK(contains(output, "--data names an MNIST folder"));
+  // An explicit --dataset is followed, with a note of what run.txt says.
+  std::tie(status, output) =
+      run("evaluate --dataset fashion-mnist --out " + dir + "/e --model " + mnist_model + fashion,
+          "2>&1", here);
+  CHECK(status == 0);
+  CHECK(contains(output, "says the model was trained on MNIST; scoring it on Fashion-MNIST"));
+}
+
 TEST_CASE("CLI: evaluate and predict refuse a model whose outputs are not softmax probabilities") {
   const std::string dir = temp_dir("cli_not_softmax");
   std::mt19937_64 rng(1);
