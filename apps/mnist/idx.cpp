@@ -99,8 +99,9 @@ class GzipSource final : public Source {
     while (got < n && !done_) {
       if (ended_) {
         // Multi-member gzip (legal: `cat a.gz b.gz`) continues after a member ends;
-        // anything else after the end is garbage, which inflate reports below.
-        if (z_.avail_in == 0) {
+        // zero bytes after the last member are padding (tape and block devices add it;
+        // GNU gzip ignores it too); anything else is garbage, which inflate reports below.
+        if (std::all_of(z_.next_in, z_.next_in + z_.avail_in, [](Bytef b) { return b == 0; })) {
           done_ = true;
           break;
         }

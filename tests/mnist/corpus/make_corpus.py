@@ -62,6 +62,10 @@ cases = {
     "gzip_corrupt.idx.gz": (flip(gz(images), 20, 40), "corrupt gzip data"),
     "gzip_bad_crc.idx.gz": (zero_crc(gz(images)), "corrupt gzip data"),
     "gzip_garbage_after.idx.gz": (gz(images) + b"garbage!", "corrupt gzip data"),
+    # Zero bytes after the last member are padding (GNU gzip ignores them); zeros and
+    # then anything else are not.
+    "ok_images_zero_padded.idx.gz": (gz(images) + bytes(512), "OK"),
+    "gzip_zeros_then_garbage.idx.gz": (gz(images) + bytes(16) + b"garbage!", "corrupt gzip data"),
     "gzip_extra_data.idx.gz": (gz(images + b"\x01\x02"), "more decompressed data"),
     "gzip_only_magic.idx.gz": (b"\x1f\x8b", "gzip stream is truncated"),
     "gzip_of_text.idx.gz": (gz(b"not an idx file at all"), "not an IDX file"),
