@@ -133,8 +133,21 @@ std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {
   for (double lr : lrs)
     for (double lambda : lambdas)
       for (std::size_t c : counts)
-        for (std::size_t n : nodes)
+        // 0 hidden layers is softmax regression, which has no nodes: one point (nodes 0),
+        // not the same model once per node count.
+        for (std::size_t n : c == 0 ? std::vector<std::size_t>{0} : nodes)
           points.push_back({lr, lambda, c, n});
+  // A row is found again by its key, which writes numbers to 6 digits: two values that
+  // agree there would be two runs under one key (a resume could not tell them apart).
+  std::set<std::string> keys;
+  for (const SweepPoint& p : points) {
+    if (!keys.insert(p.key()).second) {
+      throw std::invalid_argument(
+          "sweep: two grid points share the CSV key " + p.key() +
+          " (learning rate, lambda, layers, nodes; numbers to 6 significant digits): give "
+          "--lrs and --lambdas values that differ within 6 digits");
+    }
+  }
   return points;
 }
 

@@ -1263,3 +1263,21 @@ TEST_CASE("CLI: sweep refuses --threads, and its grid values and --csv by their 
   CHECK_THROWS_WITH_AS(grid_points(sweep_recipe(), negative), doctest::Contains("--lambdas: -1"),
                        std::invalid_argument);
 }
+
+TEST_CASE("sweep: every grid point is one model under one key") {
+  // 0 hidden layers (softmax regression) has no nodes: one point, not one per node count.
+  SweepGrid grid;
+  grid.layer_counts = {0, 1};
+  grid.nodes = {8, 16};
+  const auto points = grid_points(sweep_recipe(), grid);
+  REQUIRE(points.size() == 1 + 2);
+  CHECK(points[0].layers == 0);
+  CHECK(points[0].nodes == 0);
+  CHECK(point_recipe(sweep_recipe(), points[0]).hidden.empty());
+  // Rates equal to the CSV's 6 digits would be two rows under one key.
+  SweepGrid close;
+  close.learning_rates = {0.001, 0.0010000001};
+  CHECK_THROWS_WITH_AS(grid_points(sweep_recipe(), close),
+                       doctest::Contains("two grid points share the CSV key 0.001,"),
+                       std::invalid_argument);
+}
