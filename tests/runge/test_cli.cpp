@@ -449,6 +449,7 @@ TEST_CASE("cli: a sweep refuses a repeated value and values no point can use") {
   const Run pipe = run_cli(dir, "sweep --points 40 --epochs 5 --nodes 3 --out pipe", 60);
   CHECK(pipe.status == 2);
   CHECK(pipe.err.find("--out: pipe exists and is not a regular file") != std::string::npos);
+  CHECK(pipe.out.find("runge sweep:") == std::string::npos);  // refused before the header
   CHECK(fs::is_fifo(dir / "pipe"));
   // k-fold uses every point: a split that would leave one test point does not matter.
   CHECK(run_cli(dir, "sweep --points 7 --eval kfold --folds 3 --epochs 5 --nodes 3 --out kf.csv")

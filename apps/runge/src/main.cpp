@@ -661,7 +661,8 @@ int main(int argc, char** argv) {
       const std::size_t workers =
           std::min<std::size_t>(jobs ? jobs : std::max(1u, std::thread::hardware_concurrency()),
                                 std::max<std::size_t>(1, s.axes.size()));
-      checked_grid(data, s);  // a refused grid says so before the header line
+      checked_grid(data, s);  // a refused grid or --out says so before the header line
+      check_sweep_out(sweep_out);
       std::printf("runge sweep: %zu point%s, %s, %zu worker%s (BLAS 1 thread each) -> %s\n",
                   s.axes.size(), s.axes.size() == 1 ? "" : "s", evaluation_name(s.evaluation),
                   workers, workers == 1 ? "" : "s", sweep_out.c_str());

@@ -432,6 +432,18 @@ void remove_sweep_file(const std::string& path) {
   std::filesystem::remove(file);
 }
 
+void check_sweep_out(const std::string& csv_path) {
+  // The CSV is replaced by a rename: a device or a folder under its name would become a
+  // regular file (run as root, `--out /dev/null` replaced /dev/null).
+  std::error_code ec;
+  const auto st = std::filesystem::status(xgrad::apps::resolved_path(csv_path), ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    throw std::invalid_argument("--out: " + csv_path +
+                                " exists and is not a regular file (a sweep CSV is "
+                                "rewritten by replacing it); choose a file");
+  }
+}
+
 std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec) {
   spec.model.validate();
   spec.train.validate();
@@ -483,17 +495,7 @@ SweepStats run_sweep(const SweepData& data, const SweepSpec& spec, const std::st
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<GridPoint> grid = checked_grid(data, spec);
 
-  // The CSV is replaced by a rename: a device or a folder under its name would become a
-  // regular file (run as root, `--out /dev/null` replaced /dev/null).
-  {
-    std::error_code ec;
-    const auto st = std::filesystem::status(xgrad::apps::resolved_path(csv_path), ec);
-    if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
-      throw std::invalid_argument("--out: " + csv_path +
-                                  " exists and is not a regular file (a sweep CSV is "
-                                  "rewritten by replacing it); choose a file");
-    }
-  }
+  check_sweep_out(csv_path);
   // From reading the rows (or deleting them, --fresh) to the last rewrite, no other run
   // may write the file.
   const xgrad::apps::FileLock lock(csv_path, spec.fresh ? "--fresh" : "--out");

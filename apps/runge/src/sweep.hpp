@@ -144,6 +144,10 @@ struct SweepStats {
 /// Throws std::invalid_argument naming the option when a setting of the grid is
 /// impossible (run_sweep checks the same first). Returns the grid's points.
 std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec);
+/// Throws std::invalid_argument naming --out when `csv_path` exists and is not a regular
+/// file (a folder, a device, a pipe): the CSV is rewritten by replacing it (run_sweep
+/// checks the same first).
+void check_sweep_out(const std::string& csv_path);
 
 /// Runs every grid point missing from `csv_path` and leaves the full, ordered CSV there.
 /// Throws, before running anything, when `csv_path` exists but is not a sweep CSV of this
