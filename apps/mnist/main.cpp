@@ -161,9 +161,12 @@ TrainTest load_data(const DataOptions& d, Say& say) {
                                   "' (no train-images-idx3-ubyte[.gz])" +
                                   (d.chosen_by.empty() ? "" : ", and " + d.chosen_by) + ". " + how);
   };
+  // The MNIST folder came from --data, or else from $XGRAD_MNIST_DIR, or is the default.
+  const std::string dir_source =
+      d.dir_from_env && !(d.dir_option && d.dir_option->count()) ? "$XGRAD_MNIST_DIR" : "--data";
   TrainTest t;
   if (d.dataset == "mnist") {
-    require_in(d.dir, "--data", "MNIST", mnist_how);
+    require_in(d.dir, dir_source, "MNIST", mnist_how);
     t = load_dir(d.dir, "MNIST", mnist_how);
   } else if (d.dataset == "fashion-mnist") {
     require_in(d.fashion_dir, "--fashion-dir", "Fashion-MNIST", fashion_how);
@@ -172,11 +175,9 @@ TrainTest load_data(const DataOptions& d, Say& say) {
     t = load_dir(d.dir, "MNIST", mnist_how);
   } else if (d.dir_explicit()) {
     // A folder the user named: a typo must not quietly train on the other data set.
-    throw std::invalid_argument(
-        std::string(d.dir_from_env && !(d.dir_option && d.dir_option->count()) ? "$XGRAD_MNIST_DIR"
-                                                                               : "--data") +
-        ": MNIST is not in '" + d.dir + "' (no train-images-idx3-ubyte[.gz]). " + mnist_how +
-        " Or pass --dataset fashion-mnist for Fashion-MNIST.");
+    throw std::invalid_argument(dir_source + ": MNIST is not in '" + d.dir +
+                                "' (no train-images-idx3-ubyte[.gz]). " + mnist_how +
+                                " Or pass --dataset fashion-mnist for Fashion-MNIST.");
   } else if (!d.fallback) {
     // evaluate and predict: a model scored on another data set than its own gives a
     // meaningless accuracy (and would overwrite its run's CSVs with it).
@@ -383,23 +384,39 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
 /// Makes the output folder `dir` and proves it writable by creating and removing a
 /// probe file, before any data is loaded: a folder that cannot take the results is a
 /// usage error naming `option` (exit 2), not a failure found after the training run.
-void prepare_out_dir(const std::string& dir, const std::string& option) {
+/// Before the data is loaded, and without making anything (a refused run leaves no empty
+/// folder): `dir` is a folder, or can be made inside the nearest folder above it that
+/// exists, and that folder takes a file.
+void check_out_dir(const std::string& dir, const std::string& option) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     throw std::invalid_argument(option + ": '" + dir + "' exists and is not a folder");
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir, ec))
-    throw std::invalid_argument(option + ": cannot make the folder '" + dir + "'" +
-                                (ec ? " (" + ec.message() + ")" : std::string(" (not a folder)")));
+  fs::path existing = fs::absolute(dir, ec);
+  while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw std::invalid_argument(option + ": cannot make the folder '" + dir + "': '" +
+                                existing.string() + "' is not a folder");
   const std::string probe =
-      (fs::path(dir) / (".mnist-write-probe." + std::to_string(getpid()))).string();
+      (existing / (".mnist-write-probe." + std::to_string(getpid()))).string();
   std::ofstream f(probe);
   f << "probe\n";
   f.close();
   const bool written = !f.fail();
   fs::remove(probe, ec);
   if (!written)
-    throw std::invalid_argument(option + ": cannot write into the folder '" + dir + "'");
+    throw std::invalid_argument(
+        option + ": cannot write into the folder '" + existing.string() + "'" +
+        (existing == fs::absolute(dir, ec) ? "" : " to make '" + dir + "'"));
+}
+
+/// Makes the folder check_out_dir accepted, once the data is loaded.
+void make_out_dir(const std::string& dir, const std::string& option) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec))
+    throw std::runtime_error(option + ": cannot make the folder '" + dir + "'" +
+                             (ec ? " (" + ec.message() + ")" : std::string()));
 }
 
 /// An output file opened for writing; throws naming it when it cannot be opened.
@@ -537,10 +554,11 @@ struct TrainArgs {
 template <class T>
 int run_train(const TrainArgs& a, const std::string& command_line) {
   Say say;
-  a.recipe.validate();              // before the data: a bad option costs no loading time
-  prepare_out_dir(a.out, "--out");  // so is an --out that cannot take the results
+  a.recipe.validate();            // before the data: a bad option costs no loading time
+  check_out_dir(a.out, "--out");  // so is an --out that cannot take the results
   xgrad::set_threads(a.threads);
   TrainTest data = load_data(a.data, say);
+  make_out_dir(a.out, "--out");
   say("recipe: " + a.recipe.describe() + ", " + a.dtype + ", " + std::to_string(xgrad::threads()) +
       " thread(s)");
   warn_if_cores_busy(a.threads, say);
@@ -690,7 +708,9 @@ DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
     if (wanted == "fashion-mnist" && d.dir_option && d.dir_option->count() > 0)
       throw std::invalid_argument("--data names an MNIST folder, but " + run_txt +
                                   " says the model was trained on Fashion-MNIST: give "
-                                  "--dataset mnist to score it on MNIST anyway");
+                                  "--dataset mnist to score it on MNIST anyway, or "
+                                  "--dataset fashion-mnist --fashion-dir DIR for a "
+                                  "Fashion-MNIST folder");
     d.dataset = wanted;
     d.chosen_by = run_txt + " says the model was trained on " + trained_on;
   } else if (d.dataset != wanted) {
@@ -711,8 +731,10 @@ int run_evaluate(const EvalArgs& a) {
   // The CSVs go next to the model unless --out says otherwise: checked before the data.
   const std::string parent = fs::path(a.model).parent_path().string();
   const std::string out = !a.out.empty() ? a.out : parent.empty() ? "." : parent;
-  prepare_out_dir(out, a.out.empty() ? "--out (default: the model's folder)" : "--out");
+  const std::string out_option = a.out.empty() ? "--out (default: the model's folder)" : "--out";
+  check_out_dir(out, out_option);
   const TrainTest data = load_data(data_options, say);
+  make_out_dir(out, out_option);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
   if (std::isnan(e.loss))
     throw std::runtime_error(a.model + ": the network's outputs are NaN; its parameters are " +

@@ -94,7 +94,11 @@ void Recipe::validate() const {
   parse_option("--activation", [&] { nn::Activation::parse(activation); });
   if (!init.empty()) parse_option("--init", [&] { nn::Initialiser::parse(init); });
   parse_option("--optimiser", [&] { nn::OptimiserSpec::parse(optimiser); });
-  require(learning_rate > 0 && std::isfinite(learning_rate), "--lr must be a finite number > 0");
+  // With a schedule the rate is its first one (which --lr may not have given).
+  require(learning_rate > 0 && std::isfinite(learning_rate),
+          schedule.empty() ? std::string("--lr must be a finite number > 0")
+                           : "--schedule '" + schedule + "' starts at rate " +
+                                 format_g(learning_rate) + ", not a finite rate > 0");
   require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   if (!schedule.empty())
     parse_option("--schedule", [&] { nn::Schedule::parse(schedule).validate(); });

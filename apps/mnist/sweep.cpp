@@ -97,6 +97,12 @@ void check_sweep_csv_path(const std::string& csv_path) {
     throw std::invalid_argument("--csv: " + csv_path + " exists and is not a regular file" +
                                 (std::filesystem::is_directory(st) ? " (a folder)" : "") +
                                 "; give the path of a sweep CSV");
+  // The CSV and its lock file are made next to it: the folder must be there (else the
+  // lock failed only after the data had loaded).
+  const std::filesystem::path folder = std::filesystem::absolute(csv_path, ec).parent_path();
+  if (!std::filesystem::is_directory(folder, ec))
+    throw std::invalid_argument("--csv: " + csv_path + ": the folder " + folder.string() +
+                                " does not exist");
 }
 
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {

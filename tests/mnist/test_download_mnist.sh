@@ -9,7 +9,7 @@
 # the four .gz files.
 set -u
 script=$1
-mnist=$2
+mnist=${2:-}  # empty when configured with -DXGRAD_MNIST_DIR= : skipped below
 files="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz
 t10k-labels-idx1-ubyte.gz"
 for f in $files; do

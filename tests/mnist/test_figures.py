@@ -91,4 +91,20 @@ fig = figures.draw_sweep(rows, "learning_rate", "lambda", "lr", "lambda", True, 
 check(fig.axes[0].get_legend() is None, "without a diverged point there is no legend")
 matplotlib.pyplot.close(fig)
 
+# A point with no row (a sweep cut short): "not run" on white, not "diverged".
+rows = [row(0.001, 0, 0.95), row(1, 0, math.nan), row(0.001, 1e-4, 0.93)]
+fig = figures.draw_sweep(rows, "learning_rate", "lambda", "lr", "lambda", True, False)
+ax = fig.axes[0]
+texts = [t.get_text() for t in ax.texts]
+check(texts.count("diverged") == 1 and texts.count("not run") == 1,
+      f"one cell diverged and one not run are labelled apart (labels {texts})")
+image = rendered(fig)
+missing = pixel(fig, image, ax, 1, 1 - 0.35)
+check(np.abs(missing - np.array([1.0, 1.0, 1.0])).max() < 0.05,
+      f"the cell not run is white (drawn {missing})")
+legend_texts = [t.get_text() for t in ax.get_legend().get_texts()]
+check(any("not run" in t for t in legend_texts) and any("diverged" in t for t in legend_texts),
+      f"the legend names both ({legend_texts})")
+matplotlib.pyplot.close(fig)
+
 sys.exit(1 if failures else 0)

@@ -991,6 +991,14 @@ TEST_CASE("recipe: the learning rate has one value, which the recipe line prints
   CHECK_NOTHROW(r.validate());
   CHECK(schedule_first_rate("exponential:0.05,0.5") == 0.05);
   CHECK(schedule_first_rate("inverse_time:2,4") == 0.5);
+  // A first rate that overflows is the schedule's fault, not --lr's (not given).
+  Recipe huge;
+  huge.schedule = "inverse_time:1e300,1e-10";
+  huge.learning_rate = schedule_first_rate(huge.schedule);
+  CHECK_THROWS_WITH_AS(huge.validate(),
+                       "--schedule 'inverse_time:1e300,1e-10' starts at rate inf, not a finite "
+                       "rate > 0",
+                       std::invalid_argument);
   // Both an lr= and a schedule: the schedule would replace the lr=.
   r.optimiser = "adam:lr=0.01";
   CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("sets lr= and --schedule"),
@@ -1071,6 +1079,21 @@ TEST_CASE("CLI: an --out that cannot take the results is refused before the data
     CHECK(contains(output, "'" + dir + "/file"));
     CHECK_FALSE(contains(output, "/nonexistent/mnist"));  // before the data
   }
+  // A run refused for its data leaves no folder behind: --out is checked first, made
+  // only once the data is loaded.
+  for (const std::string& command :
+       {"train" + no_data, "evaluate" + no_data + " --model " + model}) {
+    CAPTURE(command);
+    const auto [status, output] = run(command + " --out " + dir + "/new/deeper");
+    CHECK(status == 2);
+    CHECK(contains(output, "/nonexistent/mnist"));
+    CHECK_FALSE(fs::exists(dir + "/new"));
+  }
+  // A sweep's --csv in a folder that does not exist: refused before the data too.
+  const auto [status, output] = run("sweep" + no_data + " --csv " + dir + "/nowhere/s.csv");
+  CHECK(status == 2);
+  CHECK(contains(
+      output, "--csv: " + dir + "/nowhere/s.csv: the folder " + dir + "/nowhere does not exist"));
 }
 
 TEST_CASE("CLI: a CSV that cannot be written is an error naming the file, not exit 0") {
@@ -1127,6 +1150,12 @@ TEST_CASE("CLI: evaluate and predict score a model on its own data set, never sw
       run("evaluate --data " + dir + "/fashion --model " + fashion_model + fashion, "2>&1", here);
   CHECK(status == 2);
   CHECK(contains(output, "--data names an MNIST folder"));
+  CHECK(contains(output, "or --dataset fashion-mnist --fashion-dir DIR"));
+  // A missing MNIST folder is named by the option that gave it: $XGRAD_MNIST_DIR here.
+  std::tie(status, output) = run("evaluate --model " + mnist_model, "2>&1",
+                                 "cd " + dir + " && XGRAD_MNIST_DIR=" + dir + "/envdir");
+  CHECK(status == 2);
+  CHECK(contains(output, "$XGRAD_MNIST_DIR: MNIST is not in '" + dir + "/envdir'"));
   // An explicit --dataset is followed, with a note of what run.txt says.
   std::tie(status, output) =
       run("evaluate --dataset fashion-mnist --out " + dir + "/e --model " + mnist_model + fashion,

@@ -135,12 +135,16 @@ DIVERGED_COLOUR = "#b0b0b0"  # mid grey: apart from every viridis colour, dark t
 def draw_sweep(rows, xkey, ykey, xlabel, ylabel, logx, logy):
     """The heatmap of a sweep's rows (test accuracy per grid point) as a new figure.
     A diverged point (accuracy NaN) is a grey cell labelled "diverged" in black, and the
-    legend says so; the colour bar spans the points that trained."""
+    legend says so; a point the CSV has no row for (a sweep cut short or still running)
+    is a white cell labelled "not run"; the colour bar spans the points that trained."""
     xs = sorted({float(r[xkey]) for r in rows})
     ys = sorted({float(r[ykey]) for r in rows})
     grid = np.full((len(ys), len(xs)), np.nan)
+    present = np.zeros(grid.shape, dtype=bool)
     for r in rows:
-        grid[ys.index(float(r[ykey])), xs.index(float(r[xkey]))] = 100 * float(r["test_accuracy"])
+        i, j = ys.index(float(r[ykey])), xs.index(float(r[xkey]))
+        grid[i, j] = 100 * float(r["test_accuracy"])
+        present[i, j] = True
     fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
     trained = grid[~np.isnan(grid)]
     lo, hi = (trained.min(), trained.max()) if trained.size else (0.0, 100.0)
@@ -151,7 +155,11 @@ def draw_sweep(rows, xkey, ykey, xlabel, ylabel, logx, logy):
     for i in range(len(ys)):
         for j in range(len(xs)):
             v = grid[i, j]
-            if math.isnan(v):
+            if not present[i, j]:
+                ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1,
+                                                          facecolor="white", edgecolor="none"))
+                ax.text(j, i, "not run", ha="center", va="center", fontsize=8, color="dimgray")
+            elif math.isnan(v):
                 ax.text(j, i, "diverged", ha="center", va="center", fontsize=8, color="black")
             else:  # viridis is dark below the middle
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
@@ -163,10 +171,16 @@ def draw_sweep(rows, xkey, ykey, xlabel, ylabel, logx, logy):
     ax.set(xlabel=xlabel, ylabel=ylabel,
            title=f"test accuracy (%), {r0['activation']}, {r0['optimiser']}, {r0['epochs']} epochs")
     fig.colorbar(im, ax=ax)  # the range of the points that trained
-    if np.isnan(grid).any():
-        ax.legend(handles=[matplotlib.patches.Patch(facecolor=DIVERGED_COLOUR, edgecolor="black",
-                                                    label="diverged (NaN loss)")],
-                  loc="upper left", bbox_to_anchor=(1.0, -0.03), fontsize=8, frameon=False)
+    handles = []
+    if (np.isnan(grid) & present).any():
+        handles.append(matplotlib.patches.Patch(facecolor=DIVERGED_COLOUR, edgecolor="black",
+                                                label="diverged (NaN loss)"))
+    if not present.all():
+        handles.append(matplotlib.patches.Patch(facecolor="white", edgecolor="black",
+                                                label="not run (no row in the CSV)"))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, -0.03), fontsize=8,
+                  frameon=False)
     fig.tight_layout()
     return fig
 
