@@ -70,6 +70,9 @@ struct DataOptions {
   const CLI::Option* dir_option = nullptr;
   bool dir_explicit() const { return dir_from_env || (dir_option && dir_option->count() > 0); }
   std::string fashion_dir = kFashionDir;
+  const CLI::Option* fashion_option = nullptr;
+  // evaluate/predict: the run.txt whose "data folder:" line gave dir or fashion_dir.
+  std::string folder_from;
   std::string protocol = "standard";
   double test_fraction = 0.2;
   std::uint64_t split_seed = 42;
@@ -101,9 +104,10 @@ void add_data_options(CLI::App* app, DataOptions& d, bool of_model = false) {
                                  "folder with the four MNIST IDX files (raw or .gz); "
                                  "$XGRAD_MNIST_DIR overrides the default")
                      ->capture_default_str();
-  app->add_option("--fashion-dir", d.fashion_dir,
-                  "folder with Fashion-MNIST (Debian package dataset-fashion-mnist)")
-      ->capture_default_str();
+  d.fashion_option =
+      app->add_option("--fashion-dir", d.fashion_dir,
+                      "folder with Fashion-MNIST (Debian package dataset-fashion-mnist)")
+          ->capture_default_str();
   app->add_option("--protocol", d.protocol,
                   "standard: 60,000 train / 10,000 test; pooled: the reports' 70,000 pooled "
                   "and split by --test-fraction with --split-seed")
@@ -162,14 +166,17 @@ TrainTest load_data(const DataOptions& d, Say& say) {
                                   (d.chosen_by.empty() ? "" : ", and " + d.chosen_by) + ". " + how);
   };
   // The MNIST folder came from --data, or else from $XGRAD_MNIST_DIR, or is the default.
-  const std::string dir_source =
-      d.dir_from_env && !(d.dir_option && d.dir_option->count()) ? "$XGRAD_MNIST_DIR" : "--data";
+  const std::string dir_source = !d.folder_from.empty() ? d.folder_from
+                                 : d.dir_from_env && !(d.dir_option && d.dir_option->count())
+                                     ? "$XGRAD_MNIST_DIR"
+                                     : "--data";
   TrainTest t;
   if (d.dataset == "mnist") {
     require_in(d.dir, dir_source, "MNIST", mnist_how);
     t = load_dir(d.dir, "MNIST", mnist_how);
   } else if (d.dataset == "fashion-mnist") {
-    require_in(d.fashion_dir, "--fashion-dir", "Fashion-MNIST", fashion_how);
+    require_in(d.fashion_dir, d.folder_from.empty() ? "--fashion-dir" : d.folder_from,
+               "Fashion-MNIST", fashion_how);
     t = load_dir(d.fashion_dir, "Fashion-MNIST", fashion_how);
   } else if (!find_file(d.dir, "train-images-idx3-ubyte").empty()) {
     t = load_dir(d.dir, "MNIST", mnist_how);
@@ -644,7 +651,10 @@ int run_train(const TrainArgs& a, const std::string& command_line) {
   save_model(net, a.out + "/model.xgm");
   const std::string run_path = a.out + "/run.txt";
   std::ofstream run = open_out(run_path);
-  run << "data set: " << data.name << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
+  // The folder too: evaluate and predict read the same data from it by default.
+  const std::string folder = data.name.rfind("Fashion", 0) == 0 ? a.data.fashion_dir : a.data.dir;
+  run << "data set: " << data.name << "\ndata folder: " << fs::absolute(folder).string()
+      << "\nrecipe: " << a.recipe.describe() << "\ndtype: " << a.dtype
       << "\nthreads: " << xgrad::threads() << "\ncommand: " << command_line << "\n"
       << set << "_accuracy: " << e.accuracy << "\ntrain_seconds: " << train_seconds
       << "\nwall_seconds: " << wall << "\n";
@@ -682,17 +692,17 @@ void require_mnist_model(const xgrad::nn::Network<T>& net, const std::string& pa
 
 /// The data set named by the run.txt next to a model ("MNIST" or "Fashion-MNIST", from
 /// its "data set:" line), or "" when there is none.
-std::string model_data_set(const std::string& model, std::string* run_txt) {
+std::string model_data_set(const std::string& model, std::string* run_txt, std::string* folder) {
   *run_txt = (fs::path(model).parent_path() / "run.txt").string();
   std::ifstream in(*run_txt);
-  const std::string key = "data set: ";
+  const std::string key = "data set: ", folder_key = "data folder: ";
+  std::string name;
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(key, 0) != 0) continue;
-    const std::string name = line.substr(key.size());
-    if (name.rfind("Fashion-MNIST", 0) == 0) return "Fashion-MNIST";
-    if (name.rfind("MNIST", 0) == 0) return "MNIST";
-    return "";
+    if (line.rfind(key, 0) == 0) name = line.substr(key.size());
+    if (line.rfind(folder_key, 0) == 0) *folder = line.substr(folder_key.size());
   }
+  if (name.rfind("Fashion-MNIST", 0) == 0) return "Fashion-MNIST";
+  if (name.rfind("MNIST", 0) == 0) return "MNIST";
   return "";
 }
 
@@ -700,8 +710,8 @@ std::string model_data_set(const std::string& model, std::string* run_txt) {
 /// and with --dataset auto the data set the model's run.txt names.
 DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
   d.fallback = false;
-  std::string run_txt;
-  const std::string trained_on = model_data_set(model, &run_txt);
+  std::string run_txt, folder;
+  const std::string trained_on = model_data_set(model, &run_txt, &folder);
   if (trained_on.empty()) return d;
   const std::string wanted = trained_on == "MNIST" ? "mnist" : "fashion-mnist";
   if (d.dataset == "auto") {
@@ -713,6 +723,15 @@ DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
                                   "Fashion-MNIST folder");
     d.dataset = wanted;
     d.chosen_by = run_txt + " says the model was trained on " + trained_on;
+    // And on the folder it names, unless an option or $XGRAD_MNIST_DIR names one.
+    if (!folder.empty()) {
+      const bool mnist = wanted == "mnist";
+      if (mnist ? !d.dir_explicit() : !(d.fashion_option && d.fashion_option->count() > 0)) {
+        (mnist ? d.dir : d.fashion_dir) = folder;
+        d.folder_from = run_txt + "'s data folder";
+        d.chosen_by += " from " + folder;
+      }
+    }
   } else if (d.dataset != wanted) {
     say.name = d.dataset == "mnist" ? "MNIST" : "Fashion-MNIST";
     say("note: " + run_txt + " says the model was trained on " + trained_on + "; scoring it on " +

@@ -197,6 +197,9 @@ void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
   if (at != std::string::npos) event.erase(at);
   event +=
       (event.empty() ? "" : " ") + std::string("restored_epoch=") + std::to_string(best_epoch_);
+  // Said in the message too: "completed 400 epochs" alone hid that the network is now
+  // epoch 399's.
+  s.history.message += "; parameters restored to the best epoch, " + std::to_string(best_epoch_);
 }
 
 // ---------------------------------------------------------------- reduce on plateau

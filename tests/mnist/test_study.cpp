@@ -1162,6 +1162,38 @@ TEST_CASE("CLI: evaluate and predict score a model on its own data set, never sw
           "2>&1", here);
   CHECK(status == 0);
   CHECK(contains(output, "says the model was trained on MNIST; scoring it on Fashion-MNIST"));
+  // The folder a run trained on (run.txt's "data folder:") is where evaluate and predict
+  // look by default; --data or $XGRAD_MNIST_DIR still name another.
+  const std::string mnist_dir = write_idx_set(dir + "/elsewhere/mnist", 16, 20);
+  const std::string from_folder = write_model(dir + "/folder_run", "");
+  std::ofstream(dir + "/folder_run/run.txt")
+      << "data set: MNIST\ndata folder: " << mnist_dir << "\nrecipe: (test)\n";
+  std::tie(status, output) = run("evaluate --model " + from_folder, "2>&1", here);
+  CHECK(status == 0);
+  CHECK(contains(output, "[MNIST] " + from_folder + ": test accuracy"));
+  std::tie(status, output) =
+      run("evaluate --data " + dir + "/nowhere --model " + from_folder, "2>&1", here);
+  CHECK(status == 2);
+  CHECK(contains(output, "--data: MNIST is not in '" + dir + "/nowhere'"));
+  fs::remove_all(mnist_dir);  // moved away since: named as run.txt's folder
+  std::tie(status, output) = run("evaluate --model " + from_folder, "2>&1", here);
+  CHECK(status == 2);
+  CHECK(contains(output, "run.txt's data folder: MNIST is not in '" + mnist_dir + "'"));
+}
+
+TEST_CASE("CLI: train records its data folder in run.txt, and evaluate reads it from there") {
+  const std::string dir = temp_dir("cli_data_folder");
+  const std::string fashion = write_idx_set(dir + "/fashion data", 64, 32);
+  auto [status, output] = run("train --dataset fashion-mnist --fashion-dir '" + fashion +
+                              "' --layers 8 --epochs 1 --out " + dir + "/run");
+  REQUIRE(status == 0);
+  std::ifstream in(dir + "/run/run.txt");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(contains(text, "\ndata folder: " + fs::absolute(fashion).string() + "\n"));
+  std::tie(status, output) =
+      run("evaluate --model " + dir + "/run/model.xgm", "2>&1", "cd " + dir + " &&");
+  CHECK(status == 0);
+  CHECK(contains(output, "[Fashion-MNIST] " + dir + "/run/model.xgm: test accuracy"));
 }
 
 TEST_CASE("CLI: evaluate and predict refuse a model whose outputs are not softmax probabilities") {

@@ -106,6 +106,8 @@ TEST_CASE("early stopping stops after patience and restores the best epoch") {
   CHECK(h.epochs.size() == best + 3);
   CHECK(h.restored_epoch == static_cast<long>(best));
   CHECK(h.back().event == "early_stop restored_epoch=" + std::to_string(best));
+  CHECK(h.message.find("; parameters restored to the best epoch, " + std::to_string(best)) !=
+        std::string::npos);
   // The network now holds exactly the best epoch's parameters, and scores its loss.
   CHECK(same_values(values_of(net), per_epoch[best - 1]));
   CHECK_FALSE(same_values(values_of(net), per_epoch.back()));
@@ -840,6 +842,23 @@ TEST_CASE("a metric or monitor the data cannot give is refused before the first 
         "early stopping on train_metric needs TrainerOptions::evaluate_train");
   CHECK(same_values(values_of(net), before));
   CHECK(stopping.history().epochs.empty());
+}
+
+TEST_CASE("a run that completes with restore_best says in its message which epoch it holds") {
+  // "completed 20 epochs" alone hid that the network is an earlier epoch's.
+  Matrix<double> x, y;
+  regression_data<double>(64, 1, x, y);
+  const Matrix<double> y_val = -y;  // gets worse as the network fits y
+  Network<double> net = small_net<double>(2);
+  auto opt = make_optimiser<double>("adam:lr=0.01", net.parameters());
+  Trainer<double> trainer(net, *opt, mse_cost(), quiet(20, 8, 3));
+  auto stopper = std::make_shared<EarlyStopping<double>>(Monitor::ValLoss, 1000);
+  trainer.add_callback(stopper);
+  const History& h = trainer.fit(x, y, x, y_val);
+  REQUIRE(h.stop == StopReason::Completed);
+  REQUIRE(stopper->best_epoch() < 20);
+  CHECK(h.message == "completed 20 epochs; parameters restored to the best epoch, " +
+                         std::to_string(stopper->best_epoch()));
 }
 
 TEST_CASE("early stopping on R2 treats higher as better") {
