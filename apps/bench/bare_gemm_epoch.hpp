@@ -3,7 +3,7 @@
 // through cblas_sgemm with transpose flags on preallocated buffers. No activation, no
 // optimiser, no gather: whatever a trainer spends above this is its overhead.
 // Shared by apps/bench/nn_epoch_bench and apps/mnist's mnist_gemm_epoch. Include it only
-// where no xtensor-blas header is (<cblas.h> clashes with them, DESIGN.md §3).
+// where no xtensor-blas header is (<cblas.h> clashes with them, ../shared/DESIGN.md §3).
 #pragma once
 
 #include <cblas.h>

@@ -14,7 +14,7 @@
 // Every figure is the median of several repeats. Usage: engine_bench [--quick]
 //
 // <cblas.h> is included here directly (the engine's BLAS wrapper is internal); that is
-// safe because this file does not include xtensor-blas (DESIGN.md §6).
+// safe because this file does not include xtensor-blas (../shared/DESIGN.md §6).
 #include <cblas.h>
 
 #include <algorithm>

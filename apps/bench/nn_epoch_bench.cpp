@@ -16,7 +16,7 @@
 // Usage: nn_epoch_bench [--epochs N] [--threads 1,2]
 //
 // <cblas.h> comes in through bare_gemm_epoch.hpp for (a); safe because nothing here includes
-// xtensor-blas (DESIGN.md §6).
+// xtensor-blas (../shared/DESIGN.md §6).
 #include "bare_gemm_epoch.hpp"
 
 #include <algorithm>

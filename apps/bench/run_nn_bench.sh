@@ -3,10 +3,10 @@
 # threads) and the same epoch in PyTorch at one thread, then prints the ratio.
 # Goal (issue 3): the xgrad tape epoch at least 1.8x faster than PyTorch at one thread.
 #
-# Usage: apps/bench/run_nn_bench.sh [BUILD_DIR]   (default: build)
+# Usage: apps/bench/run_nn_bench.sh [BUILD_DIR]   (default: build/release)
 # PyTorch runs under Debian's /usr/bin/python3 (python3-torch); set PYTHON to override.
 set -eu
-build=${1:-build}
+build=${1:-build/release}  # README's build folder
 here=$(cd "$(dirname "$0")" && pwd)
 bench="$build/apps/bench/nn_epoch_bench"
 python=${PYTHON:-/usr/bin/python3}

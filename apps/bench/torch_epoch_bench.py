@@ -26,7 +26,7 @@ def main():
     args = parser.parse_args()
     if args.epochs < 3:
         parser.error("--epochs must be >= 3")
-    # One owner of the threads (DESIGN.md §6): Debian's torch computes through the system
+    # One owner of the threads (../shared/DESIGN.md §6): Debian's torch computes through the system
     # OpenBLAS, whose own pool must get the same count as torch's, before torch loads it;
     # torch at 1 thread over OpenBLAS at 2 spin-waits and runs several times slower.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -6,7 +6,7 @@
 # activations (report 000 Table III), sweeps (the three grids of docs/results-mnist.md;
 # resumable).
 set -eu
-BUILD=${1:-build}
+BUILD=${1:-build/release}  # README's build folder
 DATA=${2:-data/mnist}
 shift 2 2>/dev/null || true
 NAMES=${*:-"best r000 r001 r003 logistic000 logistic003 fashion activations sweeps"}

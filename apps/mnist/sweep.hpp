@@ -1,5 +1,5 @@
 // Grid sweeps (report 000 Figs. 7-8): learning rate x lambda and layers x nodes, one
-// CSV row per point, resumable, in parallel. Parallelism has one owner (DESIGN.md §6):
+// CSV row per point, resumable, in parallel. Parallelism has one owner (../shared/DESIGN.md §6):
 // BLAS runs single-threaded during every sweep (serial too) and the workers own the cores.
 // Every point trains from its own seed with deterministic single-threaded kernels, so
 // results do not depend on the number of workers or on the order points finish.

@@ -4,7 +4,7 @@
 // GEMMs, so that the tape is checked against an independent derivation.
 //
 // <cblas.h> is included directly; this file must therefore never include xtensor-blas
-// headers (they redefine CBLAS_ORDER, DESIGN.md §6).
+// headers (they redefine CBLAS_ORDER, ../shared/DESIGN.md §6).
 #include "xgrad/nn/reference_backprop.hpp"
 
 #include <cblas.h>

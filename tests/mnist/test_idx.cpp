@@ -112,7 +112,7 @@ TEST_CASE("real MNIST: shapes, label counts and pixel mean") {
     ++test_counts[l];
   CHECK(test_counts[0] == 980);
   CHECK(test_counts[9] == 1009);
-  // Sum in 64 bits: the uint8 sum overflows int (DESIGN.md §6).
+  // Sum in 64 bits: the uint8 sum overflows int (../shared/DESIGN.md §6).
   const double mean =
       double(std::accumulate(d.train.images.pixels.begin(), d.train.images.pixels.end(), 0ull)) /
       double(d.train.images.pixels.size());

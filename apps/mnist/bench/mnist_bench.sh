@@ -5,7 +5,7 @@
 # over EPOCHS epochs, and peak resident memory of each whole run.
 #   apps/mnist/bench/mnist_bench.sh [BUILD_DIR] [MNIST_DIR] [EPOCHS]
 set -u
-BUILD=${1:-build}
+BUILD=${1:-build/release}  # README's build folder
 DATA=${2:-data/mnist}
 EPOCHS=${3:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -48,7 +48,7 @@ def main():
         except ImportError:
             print("peer=torch skipped: python3-torch is not installed")
             return
-        # One owner of parallelism (DESIGN.md §6): PyTorch's own pool at 2 threads plus
+        # One owner of parallelism (../shared/DESIGN.md §6): PyTorch's own pool at 2 threads plus
         # OpenBLAS at 2 spin against each other (3x slower here). PyTorch's best setting
         # on this machine is 1 intra-op thread with OpenBLAS owning the cores
         # (OPENBLAS_NUM_THREADS=threads, set by mnist_bench.sh).

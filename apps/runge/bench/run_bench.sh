@@ -19,7 +19,7 @@
 # BUILD_DIR/runge-libtorch when find_package(Torch) succeeds (libtorch-dev).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-build="${1:-$here/../../../build-runge}"
+build="${1:-$here/../../../build/release}"  # README's build folder
 epochs="${2:-3000}"
 repeats="${REPEATS:-5}"
 case "$repeats" in ''|*[!0-9]*|0) echo "run_bench.sh: REPEATS must be a positive integer, not '$repeats'" >&2; exit 2;; esac

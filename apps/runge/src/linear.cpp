@@ -1,5 +1,5 @@
 // LAPACK through xtensor-blas lives in this translation unit only: xtensor-blas's
-// headers and OpenBLAS's <cblas.h> cannot share one (DESIGN.md §3).
+// headers and OpenBLAS's <cblas.h> cannot share one (../shared/DESIGN.md §3).
 #include "linear.hpp"
 
 #include <algorithm>

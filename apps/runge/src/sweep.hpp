@@ -2,7 +2,7 @@
 // nodes, activation, optimiser and batch size, evaluated by a hold-out split, k-fold
 // cross-validation or bootstrap, run in parallel on std::threads.
 //
-// Threads rule (DESIGN.md §6): the sweep's workers own the cores, so BLAS is set to one
+// Threads rule (../shared/DESIGN.md §6): the sweep's workers own the cores, so BLAS is set to one
 // thread before any worker starts; a run's numbers then depend only on its grid point
 // and seed, and a parallel sweep writes byte for byte the CSV of a serial one.
 //

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "runge_libtorch: --epochs must be at least 1\n");
     return 2;
   }
-  // One thread, like every peer (DESIGN.md §6): intra-op and inter-op pools both; the
+  // One thread, like every peer (../shared/DESIGN.md §6): intra-op and inter-op pools both; the
   // inter-op setting must come before any parallel work.
   at::set_num_interop_threads(1);
   at::set_num_threads(1);

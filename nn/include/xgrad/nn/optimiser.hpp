@@ -4,7 +4,7 @@
 // storage with the network) and one state buffer per parameter and moment, allocated
 // once in the constructor. step() updates value() in place from grad() with one fused
 // loop over the raw buffers per parameter: no allocation and no xtensor temporaries
-// per step (DESIGN.md §6: an unfused Adam was 9% of an MNIST epoch).
+// per step (../shared/DESIGN.md §6: an unfused Adam was 9% of an MNIST epoch).
 //
 // The rules, with g = ∂C/∂θ and η the learning rate (docs/nn-training.md):
 //   gd, sgd   θ ← θ − η g                       (report 002 §2.2.c, Algorithm 3)
