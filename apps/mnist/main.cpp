@@ -85,6 +85,8 @@ struct DataOptions {
   bool fallback = true;
   // Why --dataset is what it is when the model's run.txt chose it (for messages).
   std::string chosen_by;
+  // evaluate/predict: run.txt's "data set:" line, what the model was trained on.
+  std::string trained_on;
   /// What the scored set is called in output ("test", or "validation" with --validation).
   std::string scored() const { return validation ? "validation" : "test"; }
 };
@@ -388,16 +390,16 @@ void add_recipe_options(CLI::App* app, Recipe& r, std::string& dtype, int& threa
   });
 }
 
-/// Makes the output folder `dir` and proves it writable by creating and removing a
-/// probe file, before any data is loaded: a folder that cannot take the results is a
-/// usage error naming `option` (exit 2), not a failure found after the training run.
 /// Before the data is loaded, and without making anything (a refused run leaves no empty
 /// folder): `dir` is a folder, or can be made inside the nearest folder above it that
-/// exists, and that folder takes a file.
+/// exists, and that folder takes a probe file. One that cannot take the results is a
+/// usage error naming `option` (exit 2), not a failure found after the training run.
 void check_out_dir(const std::string& dir, const std::string& option) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     throw std::invalid_argument(option + ": '" + dir + "' exists and is not a folder");
+  if (fs::is_symlink(fs::symlink_status(dir, ec)) && !fs::exists(dir, ec))
+    throw std::invalid_argument(option + ": '" + dir + "' is a symbolic link to nothing");
   fs::path existing = fs::absolute(dir, ec);
   while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.parent_path())
     existing = existing.parent_path();
@@ -439,9 +441,15 @@ void close_out(std::ofstream& f, const std::string& path) {
   if (f.fail()) throw std::runtime_error(path + ": cannot write (disk full?)");
 }
 
-void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
+/// The CSVs of an evaluation, named with `suffix` appended (evaluate writes them as
+/// .tmp files, then renames them all).
+constexpr const char* kConfusionFiles[] = {"confusion_counts.csv", "confusion_percent.csv",
+                                           "confused_pairs.csv"};
+
+void write_confusion(const std::string& dir, const Evaluation& e, Say& say,
+                     const std::string& suffix = "") {
   {
-    const std::string path = dir + "/confusion_counts.csv";
+    const std::string path = dir + "/confusion_counts.csv" + suffix;
     std::ofstream f = open_out(path);
     f << "true\\predicted";
     for (int k = 0; k < 10; ++k)
@@ -457,7 +465,7 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
   }
   const auto pct = row_percentages(e.confusion);
   {
-    const std::string path = dir + "/confusion_percent.csv";
+    const std::string path = dir + "/confusion_percent.csv" + suffix;
     std::ofstream f = open_out(path);
     f << "true\\predicted";
     for (int k = 0; k < 10; ++k)
@@ -488,7 +496,7 @@ void write_confusion(const std::string& dir, const Evaluation& e, Say& say) {
     say(row.str());
   }
   const auto pairs = most_confused(e.confusion, 5);
-  const std::string pairs_path = dir + "/confused_pairs.csv";
+  const std::string pairs_path = dir + "/confused_pairs.csv" + suffix;
   std::ofstream f = open_out(pairs_path);
   f << "true,predicted,count,percent_of_true\n";
   std::ostringstream line;
@@ -690,28 +698,36 @@ void require_mnist_model(const xgrad::nn::Network<T>& net, const std::string& pa
                              "MNIST model (from `mnist train`) ends in softmax");
 }
 
-/// The data set named by the run.txt next to a model ("MNIST" or "Fashion-MNIST", from
-/// its "data set:" line), or "" when there is none.
-std::string model_data_set(const std::string& model, std::string* run_txt, std::string* folder) {
-  *run_txt = (fs::path(model).parent_path() / "run.txt").string();
-  std::ifstream in(*run_txt);
+/// What the run.txt next to a model says of the data it was trained on.
+struct ModelData {
+  std::string run_txt;  // its path
+  std::string set;      // "MNIST" or "Fashion-MNIST"; "" without a run.txt that says
+  std::string name;     // the whole "data set:" line: "MNIST pooled 80/20", ...
+  std::string folder;   // its "data folder:" line; "" in run.txt files from before it
+};
+
+ModelData model_data(const std::string& model) {
+  ModelData m;
+  m.run_txt = (fs::path(model).parent_path() / "run.txt").string();
+  std::ifstream in(m.run_txt);
   const std::string key = "data set: ", folder_key = "data folder: ";
-  std::string name;
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(key, 0) == 0) name = line.substr(key.size());
-    if (line.rfind(folder_key, 0) == 0) *folder = line.substr(folder_key.size());
+    if (line.rfind(key, 0) == 0) m.name = line.substr(key.size());
+    if (line.rfind(folder_key, 0) == 0) m.folder = line.substr(folder_key.size());
   }
-  if (name.rfind("Fashion-MNIST", 0) == 0) return "Fashion-MNIST";
-  if (name.rfind("MNIST", 0) == 0) return "MNIST";
-  return "";
+  m.set = m.name.rfind("Fashion-MNIST", 0) == 0 ? "Fashion-MNIST"
+          : m.name.rfind("MNIST", 0) == 0       ? "MNIST"
+                                                : "";
+  return m;
 }
 
 /// The data options of evaluate and predict: no switch to Fashion-MNIST on their own,
 /// and with --dataset auto the data set the model's run.txt names.
 DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
   d.fallback = false;
-  std::string run_txt, folder;
-  const std::string trained_on = model_data_set(model, &run_txt, &folder);
+  const ModelData m = model_data(model);
+  const std::string& run_txt = m.run_txt;
+  const std::string& trained_on = m.set;
   if (trained_on.empty()) return d;
   const std::string wanted = trained_on == "MNIST" ? "mnist" : "fashion-mnist";
   if (d.dataset == "auto") {
@@ -723,21 +739,33 @@ DataOptions data_for_model(DataOptions d, const std::string& model, Say& say) {
                                   "Fashion-MNIST folder");
     d.dataset = wanted;
     d.chosen_by = run_txt + " says the model was trained on " + trained_on;
-    // And on the folder it names, unless an option or $XGRAD_MNIST_DIR names one.
-    if (!folder.empty()) {
-      const bool mnist = wanted == "mnist";
-      if (mnist ? !d.dir_explicit() : !(d.fashion_option && d.fashion_option->count() > 0)) {
-        (mnist ? d.dir : d.fashion_dir) = folder;
-        d.folder_from = run_txt + "'s data folder";
-        d.chosen_by += " from " + folder;
-      }
-    }
   } else if (d.dataset != wanted) {
     say.name = d.dataset == "mnist" ? "MNIST" : "Fashion-MNIST";
     say("note: " + run_txt + " says the model was trained on " + trained_on + "; scoring it on " +
         say.name + " as --dataset says");
+    return d;
   }
+  // The data set run.txt names: from the folder it names too, unless an option or
+  // $XGRAD_MNIST_DIR names another.
+  const bool mnist = wanted == "mnist";
+  if (!m.folder.empty() &&
+      (mnist ? !d.dir_explicit() : !(d.fashion_option && d.fashion_option->count() > 0))) {
+    (mnist ? d.dir : d.fashion_dir) = m.folder;
+    d.folder_from = run_txt + "'s data folder";
+    d.chosen_by = run_txt + " says the model was trained on " + trained_on + " from " + m.folder;
+  }
+  d.trained_on = m.name;
   return d;
+}
+
+/// A note when the data about to be scored is split otherwise than the model's training
+/// run split it (pooled, or validation): a pooled model scored on the standard test set
+/// has seen most of it.
+void note_other_split(const DataOptions& d, const TrainTest& data, Say& say) {
+  if (d.trained_on.empty() || d.trained_on == data.name) return;
+  say("note: the model was trained on '" + d.trained_on + "' (its run.txt) and is scored on '" +
+      data.name + "'; give the options of its training run (--protocol, --split-seed, " +
+      "--validation) to score it on the images it was scored on there");
 }
 
 template <class T>
@@ -753,6 +781,7 @@ int run_evaluate(const EvalArgs& a) {
   const std::string out_option = a.out.empty() ? "--out (default: the model's folder)" : "--out";
   check_out_dir(out, out_option);
   const TrainTest data = load_data(data_options, say);
+  note_other_split(data_options, data, say);
   make_out_dir(out, out_option);
   const Evaluation e = evaluate(net, to_matrix<T>(data.test.images), data.test.labels);
   if (std::isnan(e.loss))
@@ -761,8 +790,21 @@ int run_evaluate(const EvalArgs& a) {
   const std::string set = a.data.scored();
   say(a.model + ": " + set + " accuracy " + percent(e.accuracy) + ", " + set + " loss " +
       std::to_string(e.loss));
-  write_confusion(out, e, say);
-  write_misclassified(out + "/misclassified.csv", data.test, e, 100);
+  // Each file is written as .tmp, and all are renamed once every write succeeded: a
+  // failed write leaves the folder's files (by default the training run's) as they were.
+  std::vector<std::string> files(std::begin(kConfusionFiles), std::end(kConfusionFiles));
+  files.push_back("misclassified.csv");
+  try {
+    write_confusion(out, e, say, ".tmp");
+    write_misclassified(out + "/misclassified.csv.tmp", data.test, e, 100);
+  } catch (...) {
+    std::error_code ignored;
+    for (const std::string& f : files)
+      fs::remove(out + "/" + f + ".tmp", ignored);
+    throw;
+  }
+  for (const std::string& f : files)
+    fs::rename(out + "/" + f + ".tmp", out + "/" + f);
   return 0;
 }
 
@@ -803,7 +845,9 @@ int run_predict(const EvalArgs& a) {
     show_prediction(net, im, path + (inverted ? " (dark on light: inverted)" : ""), -1, s);
   }
   if (!a.indices.empty()) {
-    const TrainTest data = load_data(data_for_model(a.data, a.model, say), say);
+    const DataOptions data_options = data_for_model(a.data, a.model, say);
+    const TrainTest data = load_data(data_options, say);
+    note_other_split(data_options, data, say);
     for (std::size_t i : a.indices) {
       if (i >= data.test.size())
         throw CLI::ValidationError("--index", std::to_string(i) + " is past the " +

@@ -94,14 +94,16 @@ void Recipe::validate() const {
   parse_option("--activation", [&] { nn::Activation::parse(activation); });
   if (!init.empty()) parse_option("--init", [&] { nn::Initialiser::parse(init); });
   parse_option("--optimiser", [&] { nn::OptimiserSpec::parse(optimiser); });
-  // With a schedule the rate is its first one (which --lr may not have given).
-  require(learning_rate > 0 && std::isfinite(learning_rate),
-          schedule.empty() ? std::string("--lr must be a finite number > 0")
-                           : "--schedule '" + schedule + "' starts at rate " +
-                                 format_g(learning_rate) + ", not a finite rate > 0");
-  require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
-  if (!schedule.empty())
+  if (!schedule.empty()) {
     parse_option("--schedule", [&] { nn::Schedule::parse(schedule).validate(); });
+    // Its first rate is the run's (which --lr may not have given).
+    const double first = schedule_first_rate(schedule);
+    require(first > 0 && std::isfinite(first), "--schedule '" + schedule + "' starts at rate " +
+                                                   format_g(first) + ", not a finite rate > 0");
+  }
+  require(learning_rate > 0 && std::isfinite(learning_rate),
+          "--lr " + format_g(learning_rate) + " must be a finite number > 0");
+  require(lr_decay > 0 && lr_decay <= 1, "--lr-decay " + format_g(lr_decay) + " must be in (0, 1]");
   // One learning rate: the rate printed (recipe line, run.txt, a sweep's learning_rate
   // column) must be the rate that trains.
   const std::optional<double> optimiser_lr = optimiser_learning_rate(optimiser);
@@ -118,7 +120,8 @@ void Recipe::validate() const {
               ": give the rate in one of them (--schedule replaces --lr and --lr-decay)");
   require(penalty == "none" || penalty == "l1" || penalty == "l2",
           "--penalty must be none, l1 or l2, got '" + penalty + "'");
-  require(lambda >= 0 && std::isfinite(lambda), "--lambda must be a finite number >= 0");
+  require(lambda >= 0 && std::isfinite(lambda),
+          "--lambda " + format_g(lambda) + " must be a finite number >= 0");
   require(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1)");
   require(input_dropout >= 0 && input_dropout < 1, "--input-dropout must be in [0, 1)");
   require(batch_size >= 1, "--batch must be >= 1");

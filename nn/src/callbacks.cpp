@@ -134,13 +134,6 @@ bool check_monitor(Monitor monitor, const TrainingState<T>& s, const char* who) 
   return is_metric && metric_higher_is_better(s.history.metric);
 }
 
-/// The monitored value at an epoch's end; NaN for a diverged epoch (the trainer's
-/// non-finite check handles those). check_monitor has refused, at the start, a value the
-/// run never computes.
-double epoch_value(Monitor monitor, const EpochRecord& r) {
-  return monitored(monitor, r);
-}
-
 /// The best value before any epoch: the worst possible one.
 double worst_value(bool higher_is_better) {
   return higher_is_better ? -std::numeric_limits<double>::infinity()
@@ -164,7 +157,7 @@ void EarlyStopping<T>::on_train_begin(TrainingState<T>& s) {
 
 template <class T>
 void EarlyStopping<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = epoch_value(monitor_, s.history.back());
+  const double v = monitored(monitor_, s.history.back());
   if (std::isnan(v)) return;
   if (improves(v, best_, min_delta_, higher_is_better_)) {
     best_ = v;
@@ -198,8 +191,11 @@ void EarlyStopping<T>::on_train_end(TrainingState<T>& s) {
   event +=
       (event.empty() ? "" : " ") + std::string("restored_epoch=") + std::to_string(best_epoch_);
   // Said in the message too: "completed 400 epochs" alone hid that the network is now
-  // epoch 399's.
-  s.history.message += "; parameters restored to the best epoch, " + std::to_string(best_epoch_);
+  // epoch 399's. A diverged run's own restore clause gives way to this final one.
+  std::string& message = s.history.message;
+  const auto clause = message.find("; parameters restored to ");
+  if (clause != std::string::npos) message.erase(clause);
+  message += "; parameters restored to the best epoch, " + std::to_string(best_epoch_);
 }
 
 // ---------------------------------------------------------------- reduce on plateau
@@ -252,7 +248,7 @@ void ReduceLrOnPlateau<T>::on_batch_begin(TrainingState<T>& s) {
 
 template <class T>
 void ReduceLrOnPlateau<T>::on_epoch_end(TrainingState<T>& s) {
-  const double v = epoch_value(monitor_, s.history.back());
+  const double v = monitored(monitor_, s.history.back());
   if (std::isnan(v)) return;
   if (cooling_ > 0) {  // every epoch of the cooldown counts, improving or not
     --cooling_;

@@ -563,7 +563,7 @@ TEST_CASE("CLI: usage errors exit 2 (CLI11's own too), --help 0, count options r
       // What is wrong, not a neighbouring complaint.
       {"train --epochs abc", "Failed parsing abc"},
       {"train --epochs 2.5", "Failed parsing 2.5"},
-      {"train --lambda inf", "--lambda must be a finite number >= 0"},
+      {"train --lambda inf", "--lambda inf must be a finite number >= 0"},
       {"train --lambda -1", "--lambda: must not be negative, got -1"},
       {"train --layers", "--layers"},
       // Settings that contradict each other, or one that would be ignored without a word.
@@ -999,6 +999,12 @@ TEST_CASE("recipe: the learning rate has one value, which the recipe line prints
                        "--schedule 'inverse_time:1e300,1e-10' starts at rate inf, not a finite "
                        "rate > 0",
                        std::invalid_argument);
+  // The schedule's own first rate is named, whatever learning_rate holds (a library caller).
+  huge.learning_rate = 0;
+  CHECK_THROWS_WITH_AS(huge.validate(),
+                       "--schedule 'inverse_time:1e300,1e-10' starts at rate inf, not a finite "
+                       "rate > 0",
+                       std::invalid_argument);
   // Both an lr= and a schedule: the schedule would replace the lr=.
   r.optimiser = "adam:lr=0.01";
   CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("sets lr= and --schedule"),
@@ -1102,11 +1108,21 @@ TEST_CASE("CLI: a CSV that cannot be written is an error naming the file, not ex
   const std::string dir = temp_dir("cli_write_error");
   const std::string fashion = write_idx_set(dir + "/data", 16, 40);
   const std::string model = write_model(dir + "/m", "Fashion-MNIST");
+  // The files of an earlier evaluation stay as they were: all are written as .tmp and
+  // renamed only once every write succeeded (the confusion CSVs were replaced before).
+  fs::create_directories(dir + "/e");
+  std::ofstream(dir + "/e/confusion_counts.csv") << "earlier\n";
   const auto [status, output] = run("evaluate --dataset fashion-mnist --fashion-dir " + fashion +
                                         " --model " + model + " --out " + dir + "/e",
                                     "2>&1", "trap '' XFSZ; ulimit -f 16;");
   CHECK(status == 1);
-  CHECK(contains(output, dir + "/e/misclassified.csv: cannot write"));
+  CHECK(contains(output, dir + "/e/misclassified.csv.tmp: cannot write"));
+  std::ifstream earlier(dir + "/e/confusion_counts.csv");
+  std::string first;
+  std::getline(earlier, first);
+  CHECK(first == "earlier");
+  for (const auto& entry : fs::directory_iterator(dir + "/e"))
+    CHECK(entry.path().extension() != ".tmp");
 }
 
 TEST_CASE("CLI: evaluate and predict score a model on its own data set, never switching") {
@@ -1175,6 +1191,17 @@ TEST_CASE("CLI: evaluate and predict score a model on its own data set, never sw
       run("evaluate --data " + dir + "/nowhere --model " + from_folder, "2>&1", here);
   CHECK(status == 2);
   CHECK(contains(output, "--data: MNIST is not in '" + dir + "/nowhere'"));
+  // --dataset naming the same set takes run.txt's folder too (it looked in data/mnist).
+  std::tie(status, output) = run("evaluate --dataset mnist --model " + from_folder, "2>&1", here);
+  CHECK(status == 0);
+  // A model trained on a pooled split, scored on the standard test set: said.
+  std::ofstream(dir + "/folder_run/run.txt")
+      << "data set: MNIST pooled 80/20\ndata folder: " << mnist_dir << "\nrecipe: (test)\n";
+  std::tie(status, output) = run("evaluate --model " + from_folder, "2>&1", here);
+  CHECK(status == 0);
+  CHECK(contains(output,
+                 "note: the model was trained on 'MNIST pooled 80/20' (its run.txt) and "
+                 "is scored on 'MNIST'"));
   fs::remove_all(mnist_dir);  // moved away since: named as run.txt's folder
   std::tie(status, output) = run("evaluate --model " + from_folder, "2>&1", here);
   CHECK(status == 2);

@@ -140,6 +140,19 @@ TEST_CASE("a NaN mid-training stops with a message and keeps the last good param
   CHECK(h.message.find("epoch 3, step 3 of 5") != std::string::npos);
   CHECK(h.message.find("restored to the end of epoch 2") != std::string::npos);
   CHECK(same_values(values_of(net), end_of_epoch_2));
+  // With early stopping's restore_best the final restore replaces the divergence's, in the
+  // message as in the event: one "restored" clause, the one that holds.
+  Network<double> again = small_net<double>(5);
+  auto opt2 = make_optimiser<double>("sgd:lr=0.05", again.parameters());
+  Trainer<double> stopped(again, *opt2, mse_cost(), quiet(10, 8, 6));
+  auto stopper = std::make_shared<EarlyStopping<double>>(Monitor::TrainLoss, 100);
+  stopped.add_callback(poison).add_callback(stopper);
+  const History& h2 = stopped.fit(x, y);
+  REQUIRE(h2.stop == StopReason::NonFinite);
+  CHECK(h2.back().event == "non_finite restored_epoch=" + std::to_string(stopper->best_epoch()));
+  CHECK(h2.message.find("parameters restored to the end of epoch") == std::string::npos);
+  CHECK(h2.message.find("; parameters restored to the best epoch, " +
+                        std::to_string(stopper->best_epoch())) != std::string::npos);
   CHECK(std::isfinite(trainer.evaluate(x, y).loss));
 }
 

@@ -216,13 +216,16 @@ PointResult evaluate_point(const GridPoint& p, const SweepData& data, const Swee
     if (diverged) return;
     const TrainedModel m = train_network(tr, nullptr, model, train);
     const Scores s = score(m, te);
-    if (std::isnan(s.mse)) {
+    const double train_mse = score(m, tr).mse;
+    // Any score that is not a number (an overflow to inf too) is a diverged point: a row
+    // marked ok holds finite scores only, the rule resume checks (check_result_fields).
+    if (!std::isfinite(s.mse) || !std::isfinite(s.r2) || !std::isfinite(train_mse)) {
       diverged = true;
       return;
     }
     mses.push_back(s.mse);
     r2s.push_back(s.r2);
-    train_mses.push_back(score(m, tr).mse);
+    train_mses.push_back(train_mse);
   };
   switch (spec.evaluation) {
     case Evaluation::Holdout:

@@ -79,6 +79,7 @@ void run_tasks(const Context& c, std::size_t tasks, const std::function<void(std
         } catch (...) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!error) error = std::current_exception();
+          next = tasks;  // the others finish their task and take no more
         }
       }
     });
