@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "file_lock.hpp"
+#include "output_file.hpp"
 #include "split_commas.hpp"
 #include "xgrad/threads.hpp"
 
@@ -91,18 +92,7 @@ std::string SweepPoint::key() const {
 }
 
 void check_sweep_csv_path(const std::string& csv_path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(csv_path, ec);
-  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
-    throw std::invalid_argument("--csv: " + csv_path + " exists and is not a regular file" +
-                                (std::filesystem::is_directory(st) ? " (a folder)" : "") +
-                                "; give the path of a sweep CSV");
-  // The CSV and its lock file are made next to it: the folder must be there (else the
-  // lock failed only after the data had loaded).
-  const std::filesystem::path folder = std::filesystem::absolute(csv_path, ec).parent_path();
-  if (!std::filesystem::is_directory(folder, ec))
-    throw std::invalid_argument("--csv: " + csv_path + ": the folder " + folder.string() +
-                                " does not exist");
+  xgrad::apps::check_output_file(csv_path, "--csv");
 }
 
 std::vector<SweepPoint> grid_points(const Recipe& base, const SweepGrid& grid) {

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "class_label.hpp"
+
 namespace xgrad::nn {
 
 std::size_t uniform_index(std::mt19937_64& rng, std::size_t n) {
@@ -314,9 +316,8 @@ Matrix<T> one_hot(const Matrix<T>& labels, std::size_t classes) {
   std::vector<std::size_t> v(labels.shape(0));
   for (std::size_t i = 0; i < v.size(); ++i) {
     const double x = static_cast<double>(labels(i, 0));
-    // Below 2^53 every integer is exact and the cast defined; one_hot<T>(v, classes) then
-    // refuses a label >= classes by its value.
-    if (!(x >= 0.0) || x != std::floor(x) || x >= 0x1p53) {
+    // one_hot<T>(v, classes) then refuses a label >= classes by its value.
+    if (!detail::is_class_label(x)) {
       std::ostringstream msg;
       msg << "one_hot: row " << i << " holds " << x << ", not a non-negative integer label";
       throw std::invalid_argument(msg.str());

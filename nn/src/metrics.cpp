@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "class_label.hpp"
+
 namespace xgrad::nn {
 
 namespace {
@@ -107,8 +109,7 @@ std::vector<std::size_t> labels_of(const Matrix<T>& m, bool binary_threshold) {
       if (std::isnan(v)) throw std::invalid_argument(nan_row_message("labels_of", m, r));
       out[r] = v >= 0.5 ? 1 : 0;
     } else {
-      // Beyond 2^53 the cast to size_t is undefined (1e30 became class 0): refused too.
-      if (!(v >= 0) || v != std::floor(v) || v >= 0x1p53) {
+      if (!detail::is_class_label(v)) {
         std::ostringstream msg;
         msg << "labels_of: row " << r << " holds " << v << ", not a class label";
         throw std::invalid_argument(msg.str());

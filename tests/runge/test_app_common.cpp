@@ -1,5 +1,6 @@
 // apps/common, what both studies share: FileLock, one writer per results file (both
-// studies' sweeps hold one), and split_commas, the fields of a CSV line.
+// studies' sweeps hold one), check_output_file, and split_commas, the fields of a CSV
+// line.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "file_lock.hpp"
+#include "output_file.hpp"
 #include "scratch_dir.hpp"
 #include "split_commas.hpp"
 
@@ -95,6 +97,30 @@ TEST_CASE("a folder where the lock file cannot be made is an error naming the lo
                        doctest::Contains("--csv: cannot create the lock file "
                                          "/nonexistent-folder/r.csv.lock"),
                        std::runtime_error);
+}
+
+TEST_CASE("an output file must be a regular file, or none yet, in a folder that exists") {
+  const ScratchDir dir("output_file");
+  using xgrad::apps::check_output_file;
+  CHECK_NOTHROW(check_output_file((dir / "new.csv").string(), "--out"));
+  { std::ofstream(dir / "old.csv") << "x\n"; }
+  CHECK_NOTHROW(check_output_file((dir / "old.csv").string(), "--out"));
+  fs::create_directories(dir / "folder");
+  CHECK_THROWS_WITH_AS(
+      check_output_file((dir / "folder").string(), "--csv"),
+      doctest::Contains(doctest::String(
+          ("--csv: " + (dir / "folder").string() + " exists and is not a regular file (a folder)")
+              .c_str())),
+      std::invalid_argument);
+  const std::string missing = (dir / "nowhere" / "s.csv").string();
+  CHECK_THROWS_WITH_AS(
+      check_output_file(missing, "--out"),
+      ("--out: " + missing + ": the folder " + (dir / "nowhere").string() + " does not exist")
+          .c_str(),
+      std::invalid_argument);
+  // Through a link, the file it names counts.
+  fs::create_symlink("folder", dir / "link");
+  CHECK_THROWS_AS(check_output_file((dir / "link").string(), "--out"), std::invalid_argument);
 }
 
 TEST_CASE("split_commas gives every field of a line, empty ones included") {

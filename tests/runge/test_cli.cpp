@@ -530,6 +530,18 @@ TEST_CASE("cli: an experiment interrupted before its table, or a grid cut short,
   const Run cut = run_cli(dir, "experiment regularisation --quick --no-figures --out-dir res");
   CHECK(cut.status == 0);
   CHECK(cut.out.find("regularisation: fig4.csv holds 2 of the 3 points") != std::string::npos);
+  // A whole row of the wrong width is refused by line, as resume refuses it (it was
+  // skipped, and the grid counted one point short).
+  { std::ofstream(dir / "res" / "fig4.csv") << runge::csv_header() << "\n1,2,3\n"; }
+  const Run wide = run_cli(dir, "experiment regularisation --quick --no-figures --out-dir res");
+  CHECK(wide.status != 0);
+  CHECK(wide.err.find("fig4.csv line 2: a row of 3 fields instead of 37") != std::string::npos);
+  // A Table I row that is not one is named by file and line, not by "stoul".
+  { std::ofstream(dir / "res" / "table1.csv", std::ios::app) << "sgd,adam,two,0.1,0.2,-1\n"; }
+  const Run table = run_cli(dir, "experiment curves --quick --no-figures --out-dir res");
+  CHECK(table.status != 0);
+  CHECK(table.err.find("table1.csv line 10: 'sgd,adam,two,0.1,0.2,-1' is not a row of Table I") !=
+        std::string::npos);
 }
 
 TEST_CASE("cli: a sweep CSV names the data, model and training settings of every row") {

@@ -21,6 +21,7 @@
 #include <xgrad/threads.hpp>
 
 #include "file_lock.hpp"
+#include "output_file.hpp"
 
 namespace runge {
 
@@ -388,8 +389,11 @@ std::vector<PointResult> read_sweep_csv(const std::string& csv_path) {
     ++line_number;
     if (in.eof()) break;  // a last line without '\n' was cut by an interruption (as resume)
     const auto f = split_commas(line);
-    if (f.size() != columns) continue;
     const std::string where = csv_path + " line " + std::to_string(line_number);
+    if (f.size() != columns) {  // a whole line, so not an interruption's cut (as resume)
+      throw std::runtime_error(where + ": a row of " + std::to_string(f.size()) +
+                               " fields instead of " + std::to_string(columns));
+    }
     check_result_fields(f, where);
     PointResult r;
     try {
@@ -436,15 +440,7 @@ void remove_sweep_file(const std::string& path) {
 }
 
 void check_sweep_out(const std::string& csv_path) {
-  // The CSV is replaced by a rename: a device or a folder under its name would become a
-  // regular file (run as root, `--out /dev/null` replaced /dev/null).
-  std::error_code ec;
-  const auto st = std::filesystem::status(xgrad::apps::resolved_path(csv_path), ec);
-  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
-    throw std::invalid_argument("--out: " + csv_path +
-                                " exists and is not a regular file (a sweep CSV is "
-                                "rewritten by replacing it); choose a file");
-  }
+  xgrad::apps::check_output_file(csv_path, "--out");
 }
 
 std::vector<GridPoint> checked_grid(const SweepData& data, const SweepSpec& spec) {

@@ -13,26 +13,34 @@
 namespace runge::experiment {
 
 // ---- 1. learning rate (Fig. 1, Table I) ----
+namespace {
+// Table I's rows: mode x optimiser x hidden layers, in this order.
+const std::vector<std::string> kModes = {"sgd", "gd"};
+const std::vector<std::string> kOptimisers = {"rmsprop", "adam"};
+const std::vector<std::size_t> kLayers = {1, 2};
+const std::size_t kTable1Rows = kModes.size() * kOptimisers.size() * kLayers.size();
+}  // namespace
+
 void learning_rate(const Context& c) {
   const SweepData data = make_sweep_data(report000_data(), 0.2, kSplitSeed);
   const auto lrs = c.opt.quick ? std::vector<double>{1e-2, 1e-1} : logspace(-3.0, 2.5, 0.5);
   // Written once both sweeps are done: an interrupted run leaves no table1.csv, which
   // `curves` would otherwise read as a table without rows.
   std::ostringstream table;
-  for (const std::string mode : {"sgd", "gd"}) {
+  for (const std::string& mode : kModes) {
     SweepSpec s;
     s.train = mode == "sgd" ? report000_sgd(c.epochs(3000)) : report000_gd(c.epochs(3000));
     s.model = report000_model(1, 50, "sigmoid");
-    s.axes.optimiser = {"rmsprop", "adam"};
-    s.axes.layers = {1, 2};
+    s.axes.optimiser = kOptimisers;
+    s.axes.layers = kLayers;
     s.axes.nodes = {50};
     s.axes.batch_size = {s.train.batch_size};
     s.axes.lr = lrs;
     const std::string file = "fig1_" + mode + ".csv";
     sweep(c, data, s, file);
     const auto rows = read_sweep_csv(c.path(file));
-    for (const std::string o : {"rmsprop", "adam"})
-      for (std::size_t l : {1, 2}) {
+    for (const std::string& o : kOptimisers)
+      for (const std::size_t l : kLayers) {
         std::vector<PointResult> sel;
         for (const auto& r : rows)
           if (r.point.optimiser == o && r.point.layers == l) sel.push_back(r);
@@ -55,9 +63,6 @@ void learning_rate(const Context& c) {
 
 namespace {
 
-// Table I: {sgd, gd} x {rmsprop, adam} x {1, 2} layers.
-constexpr std::size_t kTable1Rows = 8;
-
 struct TableRow {
   std::string mode, optimiser;
   std::size_t layers = 1;
@@ -70,15 +75,22 @@ std::vector<TableRow> read_table1(const Context& c, bool& complete) {
   std::vector<TableRow> out;
   std::string line;
   std::getline(in, line);
-  std::size_t lines = 0;
+  std::size_t lines = 0, line_number = 1;  // rows, and the file's lines
   while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
     ++lines;
     std::stringstream ss(line);
     std::string f[6];
     for (auto& x : f)
       std::getline(ss, x, ',');
     if (f[3] == "nan") continue;
-    out.push_back({f[0], f[1], std::stoul(f[2]), std::stod(f[3])});
+    try {
+      out.push_back({f[0], f[1], std::stoul(f[2]), std::stod(f[3])});
+    } catch (const std::logic_error&) {  // stoul / stod: invalid_argument, out_of_range
+      throw std::runtime_error(c.path("table1.csv") + " line " + std::to_string(line_number) +
+                               ": '" + line + "' is not a row of Table I");
+    }
   }
   complete = lines == kTable1Rows;
   return out;
