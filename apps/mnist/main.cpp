@@ -81,7 +81,7 @@ struct DataOptions {
   std::size_t validation = 0;  // held-out training images scored instead of the test set
   // train and sweep: when the default folder lacks MNIST, `auto` announces it and uses
   // Fashion-MNIST. evaluate and predict never switch: a model is scored on the data set
-  // it was trained on (model_data_set) or on the one --dataset names.
+  // it was trained on (model_data: its run.txt) or on the one --dataset names.
   bool fallback = true;
   // Why --dataset is what it is when the model's run.txt chose it (for messages).
   std::string chosen_by;
