@@ -480,8 +480,8 @@ TEST_CASE("cli: a row whose results a sweep would not write is refused on resume
            {"0x10", "mse is \"0x10\", not a number"},
            {" 7", "mse is \" 7\", not a number"},
            {"-inf", "mse is \"-inf\", not a number"},
-           {"nan", "mse nan is not what a ok point holds"},
-           {"-0.5", "mse -0.5 is not what a ok point holds"}}) {
+           {"nan", "mse nan is not what an ok point holds"},
+           {"-0.5", "mse -0.5 is not what an ok point holds"}}) {
     CAPTURE(edit.first);
     std::string bad = good;
     bad.replace(status_at + 4, mse.size(), edit.first);

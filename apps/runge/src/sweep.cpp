@@ -358,8 +358,8 @@ void check_result_fields(const std::vector<std::string>& fields, const std::stri
     const bool is_mse = names[c] == "mse" || names[c] == "mse_std" || names[c] == "train_mse";
     const bool fits = ok ? std::isfinite(v) && (!is_mse || v >= 0) : std::isnan(v);
     if (!fits) {
-      throw std::runtime_error(where + ": " + names[c] + " " + fields[c] + " is not what a " +
-                               fields[status] + " point holds");
+      throw std::runtime_error(where + ": " + names[c] + " " + fields[c] + " is not what " +
+                               (ok ? "an ok" : "a diverged") + " point holds");
     }
   }
 }
