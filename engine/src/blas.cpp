@@ -367,7 +367,6 @@ void sum_rows(std::size_t rows, std::size_t cols, const T* m, T beta, T* out) {
   if (cols == 0) return;
   vec_mat<true>(rows, cols, T(1), static_cast<const T*>(nullptr), m, beta, out);
 }
-template void sum_rows<float>(std::size_t, std::size_t, const float*, float, float*);
 template void sum_rows<double>(std::size_t, std::size_t, const double*, double, double*);
 
 }  // namespace detail

@@ -23,7 +23,8 @@ void outer_plus_row(std::size_t m, std::size_t n, const T* a, const T* b, const 
 
 /// out[j] = sum_i M[i, j] + beta out[j] for j < cols, M rows x cols row-major: the
 /// product of a row of ones and M (a bias gradient), 4 SIMD batches of columns in
-/// registers over all rows. beta = 0 means out is not read.
+/// registers over all rows. beta = 0 means out is not read. float64 only: float sums
+/// go through double (op_support.hpp, sum_to_shape_in_double).
 template <class T>
 void sum_rows(std::size_t rows, std::size_t cols, const T* m, T beta, T* out);
 

@@ -70,7 +70,7 @@ Matrix<T>& grad_for_add(Tape<T>& tape, std::uint32_t target) {
   return g;
 }
 
-/// Bias rows up to this wide are summed column block by column block in registers.
+/// float64 bias rows up to this wide are summed column block by column block in registers.
 inline constexpr std::size_t kRegisterSumMaxColumns = 64;
 
 /// Gradient g (gr x gc, a Matrix<float> or an expression) summed down to an r x c
